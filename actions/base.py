@@ -1,0 +1,123 @@
+"""The one interface every action implements, and the values it exchanges with the engine.
+
+An action is a small class: a name, an argument model, its effect, and either ``run`` (read-only actions)
+or ``plan`` + ``apply`` (actions that change the world or notify people). The engine walks
+render → plan → gate → apply → record; a dry-run stops after ``plan`` and a drill swaps the world, so there
+is no second code path that could lie.
+
+Rules an action follows:
+- everything arrives through ``params`` and ``ctx``: no globals, so tests point it at local servers;
+- heavy libraries (dnspython, paramiko, httpx) are imported inside methods, never at module import, because
+  listing and validating runbooks imports every action module;
+- an unexpected world (SERVFAIL, timeout, 429, a refused host key) is a result with a status and a message;
+  raise ``ActionError`` only when the step cannot produce a meaningful result at all;
+- output is plain data (dicts, lists, str, int, float, bool, None): it becomes ``steps.<id>.output`` in
+  templates and is written to the audit log, and it is never rendered as a template.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from breakglass.engine.errors import ActionError
+
+
+class Effect(StrEnum):
+    """What running an action does to the world; decides dry-run behaviour and gating."""
+
+    READ = "read"  # diagnostics: run for real in a dry-run
+    WRITE = "write"  # changes the world: planned only in a dry-run, gated in a live run
+    NOTIFY = "notify"  # tells people: shown, not sent, in a dry-run
+
+
+class Params(BaseModel):
+    """Base of every action's argument model: unknown arguments are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a mutating action would change, computed from the current state of the world; changes nothing.
+
+    ``summary`` is one line for the operator ("A www.example.com 192.0.2.10 → 198.51.100.7"), ``changes``
+    the structured diff for reports and ``--json``, ``state`` whatever ``apply`` needs from the plan (for
+    example the RRset read before the change, so the output can carry it for a rollback).
+    """
+
+    summary: str
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    refused: str | None = None  # set when the plan itself is unsafe (e.g. over the blast-radius cap)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a step produced. ``ok`` False fails the step (subject to retries and ``on_failure``)."""
+
+    output: dict[str, Any]
+    ok: bool = True
+    message: str = ""
+    secrets: tuple[str, ...] = ()  # values to redact wherever this result is recorded or shown
+
+
+def _no_progress(_message: str) -> None:
+    return None
+
+
+@dataclass
+class ActionContext:
+    """Everything an action may use besides its arguments."""
+
+    run_id: str = "adhoc"
+    step_id: str = "adhoc"
+    mode: str = "live"  # live | dry-run | drill
+    timeout: float | None = None  # seconds this step may take, if the runbook set one
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    progress: Callable[[str], None] = _no_progress
+    operator: str = "unknown"
+    runbook_id: str = ""
+    prompter: Any = None  # engine.gates.Prompter for actions that talk to the operator (manual)
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self, default: float) -> float:
+        """Seconds left before the step's timeout, or ``default`` when the step has none."""
+        if self.timeout is None:
+            return default
+        return max(0.05, self.timeout - (time.monotonic() - self.started))
+
+
+class Action:
+    """Base class of every action. Subclasses set the class attributes and implement run or plan+apply."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    effect: ClassVar[Effect] = Effect.READ
+    Params: ClassVar[type[Params]] = Params
+    # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
+    secret_params: ClassVar[frozenset[str]] = frozenset()
+
+    def effect_for(self, params: Params) -> Effect:
+        """The effect of this invocation; e.g. ``ssh.run`` with ``read_only: true`` is a read."""
+        return self.effect
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        """Perform a read-only action."""
+        raise ActionError(f"{self.name} is a mutating action: it has a plan and an apply, not a run")
+
+    def plan(self, params: Params, ctx: ActionContext) -> Plan:
+        """Describe what ``apply`` would change. The default names the action and its arguments."""
+        shown = {k: v for k, v in params.model_dump(mode="json").items() if v is not None}
+        return Plan(summary=f"{self.name} {shown}")
+
+    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+        """Make the change the plan describes. Read-only actions never get here."""
+        return self.run(params, ctx)

@@ -1,0 +1,144 @@
+"""Where action names resolve to classes: the built-in table, then the ``breakglass.actions`` entry points.
+
+Built-ins are named here as ``module:Class`` strings so that resolving ``dns.lookup`` imports only
+``breakglass.actions.dns`` (which itself imports dnspython lazily). Entry points are scanned only when a name
+is not built in, or when every action is listed, because scanning installed distributions costs start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from breakglass.actions.base import Action
+from breakglass.engine.errors import BreakglassError
+
+ENTRY_POINT_GROUP = "breakglass.actions"
+
+BUILTIN: dict[str, str] = {
+    # core
+    "shell.run": "breakglass.actions.shell:ShellRun",
+    "manual": "breakglass.actions.manual:Manual",
+    "wait.sleep": "breakglass.actions.core:WaitSleep",
+    "assert": "breakglass.actions.core:Assert",
+    "log.note": "breakglass.actions.core:LogNote",
+    # DNS (issue 5)
+    "dns.lookup": "breakglass.actions.dns:DnsLookup",
+    "dns.authoritative": "breakglass.actions.dns:DnsAuthoritative",
+    "dns.propagation": "breakglass.actions.dns:DnsPropagation",
+    "dns.update": "breakglass.actions.dns_update:DnsUpdate",
+    # domains and registrars (issue 6)
+    "domain.status": "breakglass.actions.domain:DomainStatus",
+    "domain.expiry_audit": "breakglass.actions.domain:DomainExpiryAudit",
+    # mail (issue 7)
+    "mail.blacklist": "breakglass.actions.mail_blacklist:MailBlacklist",
+    "mail.auth_records": "breakglass.actions.mail_auth:MailAuthRecords",
+    "mail.spf_check": "breakglass.actions.mail_auth:MailSpfCheck",
+    "mail.smtp_probe": "breakglass.actions.smtp:SmtpProbe",
+    # hosts and web (issue 8)
+    "ssh.run": "breakglass.actions.ssh:SshRun",
+    "ssh.upload": "breakglass.actions.ssh:SshUpload",
+    "ssh.download": "breakglass.actions.ssh:SshDownload",
+    "http.probe": "breakglass.actions.http:HttpProbe",
+    "http.request": "breakglass.actions.http:HttpRequest",
+    "notify.webhook": "breakglass.actions.notify:NotifyWebhook",
+}
+
+
+class UnknownAction(BreakglassError):
+    """No action is registered under that name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.suggestion = next(iter(difflib.get_close_matches(name, known, n=1)), None)
+        hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
+        super().__init__(f"unknown action '{name}'{hint}")
+
+
+def _load(target: str) -> type[Action]:
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Action)):
+        raise BreakglassError(f"{target} is not a breakglass Action class")
+    return cls
+
+
+@dataclass
+class Registry:
+    """Resolves action names; caches classes; a duplicate name from an entry point is an error."""
+
+    builtin: dict[str, str] = field(default_factory=lambda: dict(BUILTIN))
+    _classes: dict[str, type[Action]] = field(default_factory=dict)
+    _plugins: dict[str, str] | None = None
+
+    def plugins(self) -> dict[str, str]:
+        if self._plugins is None:
+            from importlib.metadata import entry_points
+
+            found: dict[str, str] = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                if ep.name in self.builtin or ep.name in found:
+                    raise BreakglassError(
+                        f"action '{ep.name}' is registered twice (entry point {ep.value}); "
+                        "uninstall one of the packages that provide it"
+                    )
+                found[ep.name] = ep.value
+            self._plugins = found
+        return self._plugins
+
+    def names(self) -> list[str]:
+        return sorted({*self.builtin, *self.plugins()})
+
+    def register(self, cls: type[Action]) -> None:
+        """Add an action class directly (tests, embedding); a name already taken is an error."""
+        if cls.name in self.builtin or cls.name in self._classes:
+            raise BreakglassError(f"action '{cls.name}' is already registered")
+        self._classes[cls.name] = cls
+
+    def get(self, name: str) -> type[Action]:
+        if name in self._classes:
+            return self._classes[name]
+        target = self.builtin.get(name)
+        if target is None:
+            target = self.plugins().get(name)
+        if target is None:
+            raise UnknownAction(name, self.names())
+        cls = _load(target)
+        self._classes[name] = cls
+        return cls
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every action with its arguments and effect, for ``breakglass actions``."""
+        rows = []
+        for name in self.names():
+            cls = self.get(name)
+            schema = cls.Params.model_json_schema()
+            required = set(schema.get("required", []))
+            args = [
+                {
+                    "name": arg,
+                    "type": _type_label(spec),
+                    "required": arg in required,
+                    "description": spec.get("description", ""),
+                    "default": spec.get("default"),
+                }
+                for arg, spec in schema.get("properties", {}).items()
+            ]
+            rows.append(
+                {"name": name, "effect": str(cls.effect), "summary": cls.summary, "arguments": args}
+            )
+        return rows
+
+
+def _type_label(spec: dict[str, Any]) -> str:
+    if "type" in spec:
+        return str(spec["type"])
+    if "anyOf" in spec:
+        return " | ".join(_type_label(s) for s in spec["anyOf"])
+    if "enum" in spec:
+        return "|".join(map(str, spec["enum"]))
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    return "any"

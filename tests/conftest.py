@@ -1,0 +1,26 @@
+"""Shared pytest configuration. Server fixtures live in tests/lab/ and are imported by the tests that use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    """The real-world data in ../shared/fixtures; tests that need it skip when it is absent."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is absent")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture
+def bg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private BREAKGLASS_HOME so runs and audit logs never leak between tests."""
+    home = tmp_path / "bghome"
+    monkeypatch.setenv("BREAKGLASS_HOME", str(home))
+    return home
