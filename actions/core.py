@@ -1,0 +1,65 @@
+"""Small built-in actions: ``wait.sleep``, ``assert``, ``log.note``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Params
+
+
+class WaitSleepParams(Params):
+    seconds: float = Field(ge=0, le=86_400, description="How long to wait.")
+    reason: str = Field("", description="Why, for the operator and the report (e.g. 'let the TTL expire').")
+
+
+class WaitSleep(Action):
+    name = "wait.sleep"
+    summary = "Wait a number of seconds (e.g. for a TTL to expire); Ctrl-C stops the wait."
+    Params = WaitSleepParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, WaitSleepParams)
+        cancelled = ctx.cancel.wait(params.seconds)
+        return ActionResult({"slept": params.seconds, "cancelled": cancelled}, not cancelled,
+                            params.reason or f"waited {params.seconds:g}s")
+
+
+class AssertParams(Params):
+    that: Any = Field(description="A condition (template) or a list of them; every one must be true.")
+    message: str = Field("", description="What it means when the check fails.")
+
+
+def _true(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "off", "0", "none", "null")
+    return bool(value)
+
+
+class Assert(Action):
+    name = "assert"
+    summary = "A read-only check over templates: fails the step unless every condition holds."
+    Params = AssertParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, AssertParams)
+        conditions = params.that if isinstance(params.that, list) else [params.that]
+        results = [_true(c) for c in conditions]
+        failed = [i for i, ok in enumerate(results) if not ok]
+        message = params.message or f"condition {failed[0] + 1} of {len(results)} is false" if failed else ""
+        return ActionResult({"results": results, "holds": not failed}, not failed, message)
+
+
+class LogNoteParams(Params):
+    text: str = Field(description="The note, recorded in the audit log and the report.")
+
+
+class LogNote(Action):
+    name = "log.note"
+    summary = "Record a note in the audit log (for the post-incident report)."
+    Params = LogNoteParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, LogNoteParams)
+        return ActionResult({"note": params.text}, True, params.text)

@@ -1,0 +1,395 @@
+"""Read-only DNS actions: ``dns.lookup``, ``dns.authoritative`` and ``dns.propagation``.
+
+Every rcode is an outcome, not an exception: NXDOMAIN, SERVFAIL and NOERROR-without-data (NODATA) are
+distinct ``status`` values, and a server that does not answer is a finding (TIMEOUT/ERROR) in the output.
+Fan-out (every authoritative server, every resolver) runs concurrently on asyncio; the engine calls actions
+from a worker thread without a running loop, so ``asyncio.run`` here is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.dns_common import (
+    QueryOutcome,
+    RecordType,
+    ServerAddress,
+    parse_rdata,
+    parse_server,
+    query,
+    query_async,
+    resolve_host,
+    system_nameservers,
+)
+from breakglass.engine.errors import ActionError
+from pydantic import Field
+
+T = TypeVar("T")
+
+# Well-known anycast resolvers of four operators, two addresses each: a sensible default for real use.
+# Tests must always pass their own ``servers``.
+PUBLIC_RESOLVERS = [
+    "1.1.1.1",
+    "1.0.0.1",  # Cloudflare
+    "8.8.8.8",
+    "8.8.4.4",  # Google
+    "9.9.9.9",
+    "149.112.112.112",  # Quad9
+    "208.67.222.222",
+    "208.67.220.220",  # OpenDNS
+]
+
+
+class _QueryParams(Params):
+    timeout: float = Field(2.0, gt=0, description="Seconds to wait for each attempt before retrying.")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts after a timeout (UDP loses packets).")
+    tcp: bool = Field(
+        False, description="Always use TCP (UDP answers that come back truncated use TCP anyway)."
+    )
+
+
+class DnsLookupParams(_QueryParams):
+    name: str = Field(description="The name to look up, e.g. www.example.com.")
+    type: RecordType = Field("A", description="The record type to ask for.")
+    server: str | None = Field(
+        None,
+        description='Resolver or server to ask, "ip", "ip:port" or "[ipv6]:port"; none = system resolver.',
+    )
+
+
+class DnsAuthoritativeParams(_QueryParams):
+    zone: str = Field(description="The zone whose authoritative servers are compared, e.g. example.com.")
+    name: str | None = Field(None, description="The name to compare across servers; default: the zone apex.")
+    type: RecordType = Field("SOA", description="The record type to compare across servers.")
+    nameservers: list[str] | None = Field(
+        None, description='Servers to ask ("ip[:port]" or hostnames); default: the zone\'s NS set.'
+    )
+    parent: str | None = Field(
+        None,
+        description='Server ("ip[:port]") to ask for the NS set and its addresses; none = system resolver.',
+    )
+    port: int = Field(
+        53, gt=0, lt=65536, description="Port of the authoritative servers found via NS records."
+    )
+    concurrency: int = Field(16, ge=1, le=256, description="How many servers are asked at the same time.")
+
+
+class DnsPropagationParams(_QueryParams):
+    name: str = Field(description="The name whose new value should be visible everywhere.")
+    type: RecordType = Field("A", description="The record type to check.")
+    expected: str | list[str] = Field(
+        description="The value(s) every server should return, in zone-file form."
+    )
+    servers: list[str] = Field(
+        default_factory=lambda: list(PUBLIC_RESOLVERS),
+        description='Resolvers or servers to ask ("ip[:port]"); default: well-known public resolvers.',
+    )
+    match: Literal["exact", "contains"] = Field(
+        "exact", description="exact: the answer is exactly the expected set; contains: it includes all of it."
+    )
+    concurrency: int = Field(32, ge=1, le=256, description="How many servers are asked at the same time.")
+    retries: int = Field(1, ge=0, le=10, description="Extra attempts after a timeout (UDP loses packets).")
+
+
+def _deadline(ctx: ActionContext, worst_case: float) -> float:
+    return time.monotonic() + ctx.remaining(worst_case)
+
+
+async def _bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
+    """Run every job, at most ``concurrency`` at once, keeping their order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await job()
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
+def _parse_servers(texts: Sequence[str], default_port: int = 53) -> list[ServerAddress]:
+    try:
+        return [parse_server(text, default_port) for text in texts]
+    except ValueError as exc:
+        raise ActionError(f"{exc}; write servers as ip, ip:port or [ipv6]:port") from None
+
+
+# -- dns.lookup ---------------------------------------------------------------------------------------------
+
+
+class DnsLookup(Action):
+    name = "dns.lookup"
+    summary = "Look up one name and type at a resolver or server: answers, TTL, rcode, latency."
+    effect = Effect.READ
+    Params = DnsLookupParams
+
+    def run(self, params: DnsLookupParams, ctx: ActionContext) -> ActionResult:
+        servers = self._servers(params.server)
+        if not servers:
+            raise ActionError("no resolver to ask: /etc/resolv.conf names none; pass `server:`")
+        per_server = params.timeout * (params.retries + 1)
+        deadline = _deadline(ctx, per_server * len(servers))
+        outcomes = []
+        for server in servers:  # the system's resolvers in order, as a stub resolver tries them
+            outcomes.append(
+                query(
+                    server,
+                    params.name,
+                    params.type,
+                    timeout=params.timeout,
+                    retries=params.retries,
+                    tcp=params.tcp,
+                    deadline=deadline,
+                )
+            )
+            if outcomes[-1].responded:
+                break
+        outcome = outcomes[-1]
+        return ActionResult(output=outcome.to_dict(), ok=outcome.responded, message=_describe(outcome))
+
+    @staticmethod
+    def _servers(server: str | None) -> list[ServerAddress]:
+        if server is None:
+            return system_nameservers()
+        address = _parse_servers([server])[0]
+        return resolve_host(address)
+
+
+def _describe(outcome: QueryOutcome) -> str:
+    where = f"{outcome.name} {outcome.type} at {outcome.server}"
+    if not outcome.responded:
+        return f"{where}: {outcome.status} after {outcome.attempts} attempt(s) ({outcome.error})"
+    shown = ", ".join(outcome.answers[:5]) + (" …" if len(outcome.answers) > 5 else "")
+    detail = f" {shown} (ttl {outcome.ttl})" if outcome.answers else ""
+    return f"{where}: {outcome.status}{detail} in {outcome.latency_ms} ms"
+
+
+# -- dns.authoritative --------------------------------------------------------------------------------------
+
+
+def serial_newer(a: int, b: int) -> bool:
+    """Whether serial ``a`` is newer than ``b`` under sequence-space arithmetic (RFC 1982 section 3.2)."""
+    return (a < b and b - a > 2**31) or (a > b and a - b < 2**31)
+
+
+class DnsAuthoritative(Action):
+    name = "dns.authoritative"
+    summary = "Ask every authoritative server of a zone directly; report agreement, serial lag, lame servers."
+    effect = Effect.READ
+    Params = DnsAuthoritativeParams
+
+    def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
+        deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
+        source, targets = self._targets(params, deadline)
+        if not targets:
+            raise ActionError(
+                f"found no authoritative servers for {params.zone} via {source}; pass `nameservers:`"
+            )
+        name = params.name or params.zone
+        rows = asyncio.run(self._ask_all(params, name, targets, deadline))
+        output = {
+            "zone": params.zone,
+            "name": name,
+            "type": params.type,
+            "source": source,
+            "nameservers": rows,
+            **_agreement(rows),
+        }
+        return ActionResult(output=output, ok=bool(output["answering"]), message=_summarise(output))
+
+    def _targets(self, params: DnsAuthoritativeParams, deadline: float) -> tuple[str, list[tuple[str, str]]]:
+        """(where the list came from, [(label, "ip:port")]) for every server to ask."""
+        if params.nameservers:
+            return "nameservers", [
+                (text, str(addr))
+                for text, server in zip(
+                    params.nameservers, _parse_servers(params.nameservers, params.port), strict=True
+                )
+                for addr in resolve_host(server) or [server]  # an unresolvable name shows up as an ERROR row
+            ]
+        sources = _parse_servers([params.parent]) if params.parent else system_nameservers()
+        for source in sources:
+            found = _ns_addresses(source, params, deadline)
+            if found is not None:
+                return f"NS via {source}", found
+        return "NS lookup (no answer)", []
+
+    async def _ask_all(
+        self, params: DnsAuthoritativeParams, name: str, targets: list[tuple[str, str]], deadline: float
+    ) -> list[dict[str, Any]]:
+        def job(label: str, address: str) -> Callable[[], Awaitable[dict[str, Any]]]:
+            return lambda: _ask_one(params, name, label, address, deadline)
+
+        return await _bounded_gather([job(label, addr) for label, addr in targets], params.concurrency)
+
+
+def _ns_addresses(
+    source: ServerAddress, params: DnsAuthoritativeParams, deadline: float
+) -> list[tuple[str, str]] | None:
+    """The zone's NS names with their addresses (glue first, else asked at ``source``); None if no answer."""
+    import dns.rdatatype
+
+    opts: dict[str, Any] = {"timeout": params.timeout, "retries": params.retries, "deadline": deadline}
+    outcome = query(source, params.zone, "NS", **opts)
+    if outcome.message is None:
+        return None
+    reply = outcome.message
+    # A parent answers with a referral: the NS set is in the authority section (RFC 1034 4.3.2).
+    ns_names = [
+        str(rd.target)
+        for section in (reply.answer, reply.authority)
+        for rrset in section
+        if rrset.rdtype == dns.rdatatype.NS
+        for rd in rrset
+    ]
+    glue: dict[str, list[str]] = {}
+    for rrset in reply.additional:
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            glue.setdefault(str(rrset.name), []).extend(rd.address for rd in rrset)
+    found: list[tuple[str, str]] = []
+    for ns in dict.fromkeys(ns_names):
+        addresses = glue.get(ns) or [a for t in ("A", "AAAA") for a in query(source, ns, t, **opts).answers]
+        # An NS name without an address is kept as a row so it is reported, not silently dropped.
+        found.extend((ns, str(ServerAddress(a, params.port))) for a in addresses or [ns])
+    return found
+
+
+async def _ask_one(
+    params: DnsAuthoritativeParams, name: str, label: str, address: str, deadline: float
+) -> dict[str, Any]:
+    """Ask one server for the zone's SOA and for name/type, without recursion (we want its own data)."""
+    server = parse_server(address, params.port)
+    opts: dict[str, Any] = {
+        "timeout": params.timeout,
+        "retries": params.retries,
+        "tcp": params.tcp,
+        "recursion": False,
+        "deadline": deadline,
+    }
+    soa, answer = await asyncio.gather(
+        query_async(server, params.zone, "SOA", **opts), query_async(server, name, params.type, **opts)
+    )
+    serial = int(soa.rdatas()[0].serial) if soa.status == "NOERROR" and soa.authoritative else None
+    row = {
+        "nameserver": label,
+        **answer.to_dict(),
+        "server": address,
+        "serial": serial,
+        "finding": _finding(soa, answer),
+    }
+    row["answers"] = sorted(row["answers"])
+    return row
+
+
+def _finding(soa: QueryOutcome, answer: QueryOutcome) -> str:
+    """ok | not answering | lame (answers, but not authoritatively for the zone: RFC 1912 2.8)."""
+    if not soa.responded or not answer.responded:
+        return "not answering"
+    if soa.status != "NOERROR" or not soa.authoritative:
+        return "lame"
+    return "ok"
+
+
+def _agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [r for r in rows if r["finding"] == "ok"]
+    serials = sorted({r["serial"] for r in good})
+    latest = None
+    for serial in serials:
+        latest = serial if latest is None or serial_newer(serial, latest) else latest
+    sets: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for r in good:
+        sets.setdefault((r["status"], tuple(r["answers"])), []).append(r["server"])
+    return {
+        "consistent": len(good) == len(rows) and len(serials) == 1 and len(sets) == 1,
+        "answering": [r["server"] for r in rows if r["finding"] != "not answering"],
+        "not_answering": [r["server"] for r in rows if r["finding"] == "not answering"],
+        "lame": [r["server"] for r in rows if r["finding"] == "lame"],
+        "serials": serials,
+        "latest_serial": latest,
+        "lagging": [r["server"] for r in good if r["serial"] != latest],
+        "answer_sets": [{"status": s, "answers": list(a), "servers": who} for (s, a), who in sets.items()],
+    }
+
+
+def _summarise(out: dict[str, Any]) -> str:
+    total = len(out["nameservers"])
+    if out["consistent"]:
+        return f"{out['zone']}: all {total} servers agree (serial {out['latest_serial']})"
+    parts = [f"{out['zone']}: {total} servers, {len(out['answer_sets'])} distinct answer(s)"]
+    for key in ("lagging", "not_answering", "lame"):
+        if out[key]:
+            parts.append(f"{key.replace('_', ' ')}: {', '.join(out[key])}")
+    if len(out["serials"]) > 1:
+        parts.append(f"serials {out['serials']}")
+    return "; ".join(parts)
+
+
+# -- dns.propagation ----------------------------------------------------------------------------------------
+
+
+class DnsPropagation(Action):
+    name = "dns.propagation"
+    summary = "Ask many resolvers at once whether a name returns the expected value; report a percentage."
+    effect = Effect.READ
+    Params = DnsPropagationParams
+
+    def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
+        expected_texts = [params.expected] if isinstance(params.expected, str) else list(params.expected)
+        expected = self._expected(params.type, expected_texts)
+        servers = _parse_servers(params.servers)
+        rounds = -(-len(servers) // params.concurrency)
+        deadline = _deadline(ctx, params.timeout * (params.retries + 1) * rounds)
+        started = time.monotonic()
+        outcomes = asyncio.run(self._ask_all(params, servers, deadline))
+        rows = [{**o.to_dict(), "match": _matches(o, expected, params.match)} for o in outcomes]
+        matching = sum(r["match"] for r in rows)
+        percent = round(100.0 * matching / len(rows), 1) if rows else 0.0
+        output = {
+            "name": params.name,
+            "type": params.type,
+            "expected": expected_texts,
+            "match": params.match,
+            "servers": rows,
+            "matching": matching,
+            "total": len(rows),
+            "percent": percent,
+            "all_match": bool(rows) and matching == len(rows),
+            "not_answering": [r["server"] for r in rows if r["status"] in ("TIMEOUT", "ERROR")],
+            "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        shown = ", ".join(expected_texts)
+        message = f"{params.name} {params.type}: {matching}/{len(rows)} servers ({percent}%) return {shown}"
+        return ActionResult(output=output, ok=True, message=message)
+
+    @staticmethod
+    def _expected(rdtype: str, texts: list[str]) -> set[Any]:
+        try:
+            return {parse_rdata(rdtype, text) for text in texts}
+        except Exception as exc:  # dnspython raises several syntax errors; all mean the same to the author
+            raise ActionError(f"expected value {texts!r} is not a valid {rdtype} record: {exc}") from None
+
+    @staticmethod
+    async def _ask_all(
+        params: DnsPropagationParams, servers: list[ServerAddress], deadline: float
+    ) -> list[QueryOutcome]:
+        def job(server: ServerAddress) -> Callable[[], Awaitable[QueryOutcome]]:
+            return lambda: query_async(
+                server,
+                params.name,
+                params.type,
+                timeout=params.timeout,
+                retries=params.retries,
+                tcp=params.tcp,
+                deadline=deadline,
+            )
+
+        return await _bounded_gather([job(s) for s in servers], params.concurrency)
+
+
+def _matches(outcome: QueryOutcome, expected: set[Any], how: str) -> bool:
+    """Compare as rdata, not text, so 2001:db8::1 equals 2001:0db8:0::1 and name case does not matter."""
+    got = set(outcome.rdatas())
+    return got == expected if how == "exact" else expected <= got

@@ -1,0 +1,456 @@
+"""``domain.status`` and ``domain.expiry_audit``: what a registry says about a domain, in incident terms.
+
+The registry's RDAP answer (RFC 9083) is the authority for statuses and expiry; the registrar's answer, found
+through the registry's ``related`` link, is where ICANN's RDAP profile puts the abuse contact. WHOIS
+(RFC 3912) is a fallback for TLDs without RDAP, marked low-reliability. Every failure is a finding with a
+``status``; nothing here lets an httpx exception reach the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from breakglass.actions import epp_status, rdap, whois
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from pydantic import Field
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+AUTHORITATIVE = ("ok", "not_found")  # the registry answered; anything else means we do not know
+
+
+class _LookupParams(Params):
+    rdap_url: str | None = Field(
+        None,
+        description="RDAP base URL to ask instead of the bootstrap's "
+        "(e.g. https://rdap.verisign.com/com/v1/)",
+    )
+    bootstrap_url: str = Field(
+        rdap.IANA_DNS_BOOTSTRAP,
+        description="where refresh_bootstrap fetches the IANA DNS bootstrap file (RFC 9224)",
+    )
+    refresh_bootstrap: bool = Field(
+        False,
+        description="fetch the bootstrap file now and cache it under "
+        "$BREAKGLASS_HOME/cache; otherwise the cached or shipped copy is used",
+    )
+    whois_server: str | None = Field(
+        None,
+        description="WHOIS server (host or host:port) for the port-43 "
+        "fallback; default: breakglass's map for TLDs without RDAP",
+    )
+    whois_fallback: bool = Field(True, description="ask WHOIS when the TLD has no RDAP service")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds per HTTP request or WHOIS query")
+    retries: int = Field(2, ge=0, le=10, description="retries after a 5xx, a timeout or a 429")
+    backoff: float = Field(0.5, ge=0, le=60, description="first retry delay in seconds, doubled each retry")
+    max_retry_after: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="longest 429 Retry-After to wait for; a longer one is reported as rate_limited",
+    )
+    warn_days: int = Field(30, ge=0, description="expiry closer than this many days is a finding")
+    now: datetime | None = Field(None, description="the clock for days_until_expiry (default: now, UTC)")
+
+
+class DomainStatusParams(_LookupParams):
+    domain: str = Field(description="the registered domain to look up, e.g. example.com")
+    follow_referral: bool = Field(
+        True,
+        description="also ask the registrar's RDAP server named by the "
+        "registry's related link (where the abuse contact lives)",
+    )
+
+
+class ExpiryAuditParams(_LookupParams):
+    domains: list[str] = Field(min_length=1, description="registered domains to check")
+    concurrency: int = Field(20, ge=1, le=500, description="lookups in flight at once, in total")
+    per_server: int = Field(4, ge=1, le=100, description="requests in flight at once per RDAP server")
+    per_server_interval: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="minimum seconds between two requests to the same RDAP server (polite rate limit)",
+    )
+    follow_referral: bool = Field(
+        False,
+        description="also ask registrars' RDAP servers (doubles requests; "
+        "expiry and statuses come from the registry anyway)",
+    )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Everything one domain lookup needs besides the HTTP client and the per-server gate."""
+
+    policy: rdap.FetchPolicy
+    bootstrap: rdap.Bootstrap | None
+    rdap_url: str | None
+    follow_referral: bool
+    whois_server: str | None
+    whois_fallback: bool
+    now: datetime
+    warn_days: int
+
+
+async def lookup(name: str, how: Lookup, client: httpx.AsyncClient, gate: rdap.ServerGate) -> dict[str, Any]:
+    """One domain, end to end: bootstrap → registry → registrar referral, or WHOIS when there is no RDAP."""
+    try:
+        domain = name.strip().rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        return failure(name, "invalid", f"'{name}' is not a valid domain name ({exc})")
+    bases = (how.rdap_url,) if how.rdap_url else how.bootstrap.base_urls(domain) if how.bootstrap else ()
+    if not bases:
+        return await _whois_or_give_up(domain, how)
+    fetched = await rdap.fetch_rdap(client, rdap.domain_url(bases[0], domain), how.policy, gate)
+    if fetched.status != "ok" or fetched.body is None:
+        return failure(domain, fetched.status, _explain(fetched), rdap_url=fetched.url)
+    record = rdap.parse_domain(fetched.body)
+    notes: list[str] = []
+    registrar_url = record.pop("referral")
+    if how.follow_referral and registrar_url:
+        await _follow(record, registrar_url, client, gate, how.policy, notes)
+    output = summarize(domain, record, "rdap", how.now, how.warn_days, notes)
+    output.update(rdap_url=fetched.url, registrar_rdap_url=registrar_url)
+    return output
+
+
+async def _follow(
+    record: dict[str, Any],
+    url: str,
+    client: httpx.AsyncClient,
+    gate: rdap.ServerGate,
+    policy: rdap.FetchPolicy,
+    notes: list[str],
+) -> None:
+    """Fill registrar details from the registrar's answer; the registry keeps the last word on statuses."""
+    fetched = await rdap.fetch_rdap(client, url, policy, gate)
+    if fetched.status != "ok" or fetched.body is None:
+        notes.append(f"registrar RDAP {url} gave {fetched.status} ({_explain(fetched)}); registry data shown")
+        return
+    theirs = rdap.parse_domain(fetched.body)["registrar"]
+    mine = record["registrar"]
+    record["registrar"] = {key: mine.get(key) or theirs.get(key) for key in mine}
+
+
+async def _whois_or_give_up(domain: str, how: Lookup) -> dict[str, Any]:
+    server = whois.server_for(domain, how.whois_server) if how.whois_fallback else None
+    if server is None:
+        return failure(
+            domain,
+            "no_rdap_service",
+            f"no RDAP service for '{domain}' in the bootstrap file and no "
+            "WHOIS server known: pass rdap_url or whois_server, or refresh_bootstrap",
+        )
+    host, port = server
+    try:
+        text = await whois.query(host, port, domain, how.policy.timeout)
+    except TimeoutError:
+        return failure(
+            domain,
+            "timeout",
+            f"WHOIS server {host}:{port} did not answer within {how.policy.timeout}s",
+            source="whois",
+        )
+    except (OSError, UnicodeError) as exc:
+        return failure(domain, "unreachable", f"WHOIS server {host}:{port}: {exc}", source="whois")
+    parsed = whois.parse(text)
+    if not parsed.pop("found"):
+        return failure(
+            domain, "not_found", f"WHOIS server {host}:{port} has no record of '{domain}'", source="whois"
+        )
+    record = whois.to_record(domain, parsed)
+    note = (
+        f"from WHOIS ({host}:{port}), not RDAP: free text without a standard schema, so fields may be "
+        "missing or misread; check with the registry before acting on it"
+    )
+    output = summarize(domain, record, "whois", how.now, how.warn_days, [note])
+    output["reliability"] = "low"
+    return output
+
+
+def summarize(
+    domain: str, record: dict[str, Any], source: str, now: datetime, warn_days: int, notes: list[str]
+) -> dict[str, Any]:
+    """The plain-data output of one successful lookup, findings included."""
+    statuses = [epp_status.describe(s) for s in record["statuses"]]
+    expires = parse_date(record.get("expires"))
+    days = (expires - now).days if expires else None
+    output = {
+        "domain": domain,
+        "status": "ok",
+        "source": source,
+        "reliability": "high" if source == "rdap" else "low",
+        "statuses": statuses,
+        "resolves": all(s["resolves"] for s in statuses),
+        "nameservers": record["nameservers"],
+        "registrar": record["registrar"],
+        "registered": _iso(record.get("registered")),
+        "expires": _iso(record.get("expires")),
+        "last_changed": _iso(record.get("last_changed")),
+        "days_until_expiry": days,
+        "dnssec": {"delegation_signed": record.get("delegation_signed")},
+        "locks": epp_status.locks({s["epp"] for s in statuses if s["epp"]}),
+    }
+    output["findings"] = findings(output, warn_days) + notes
+    return output
+
+
+def findings(output: dict[str, Any], warn_days: int) -> list[str]:
+    """Plain-language problems, most urgent first."""
+    registrar = output["registrar"]
+    abuse = ", ".join(v for v in (registrar.get("abuse_email"), registrar.get("abuse_phone")) if v)
+    abuse = abuse or f"{registrar.get('name') or 'registrar unknown'}, no abuse contact published"
+    found = [
+        epp_status.ADVICE[s["epp"]].format(abuse=abuse)
+        for s in output["statuses"]
+        if s["epp"] in epp_status.ADVICE
+    ]
+    days = output["days_until_expiry"]
+    if days is not None and days < 0:
+        found.append(f"domain expired {-days} days ago ({output['expires']}): renew it at the registrar now")
+    elif days is not None and days <= warn_days:
+        found.append(f"domain expires in {days} days ({output['expires']}): renew it or check auto-renew")
+    elif output["expires"] is None:
+        found.append("no expiration date published: check it at the registrar")
+    return found
+
+
+def failure(domain: str, status: str, message: str, source: str = "rdap", **extra: Any) -> dict[str, Any]:
+    """The output of a lookup that produced no registration data."""
+    return {
+        "domain": domain,
+        "status": status,
+        "source": source,
+        "findings": [message],
+        "statuses": [],
+        "resolves": None,
+        "days_until_expiry": None,
+        "expires": None,
+        **extra,
+    }
+
+
+def _explain(fetched: rdap.Fetched) -> str:
+    attempts = f" after {fetched.attempts} attempts" if fetched.attempts > 1 else ""
+    text = {
+        "not_found": f"{fetched.url}: the registry has no such domain (HTTP 404); it may be unregistered "
+        "or already purged",
+        "rate_limited": f"{fetched.url}: rate limited ({fetched.message}){attempts}; try again later or "
+        "lower the audit's per_server",
+        "server_error": f"{fetched.url}: server error HTTP {fetched.http_status}{attempts}",
+        "timeout": f"{fetched.url}: {fetched.message}{attempts}",
+        "malformed": f"{fetched.url}: the answer is not a valid RDAP domain object ({fetched.message})",
+    }
+    return text.get(fetched.status, f"{fetched.url}: {fetched.message or fetched.status}{attempts}")
+
+
+def parse_date(value: Any) -> datetime | None:
+    """RDAP dates are RFC 3339, but servers drop the zone or use odd fractions; WHOIS adds '2025-06-28'."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace(" ", "T", 1) if "T" not in value and ":" in value else value.strip()
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            when = datetime.strptime(text[:11], "%d-%b-%Y")  # noqa: DTZ007 - zone set below
+        except ValueError:
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _iso(value: Any) -> str | None:
+    when = parse_date(value)
+    return when.isoformat().replace("+00:00", "Z") if when else (value if isinstance(value, str) else None)
+
+
+# --- running: one event loop per step, one AsyncClient shared by every lookup in it.
+
+
+def clock(params: _LookupParams, ctx: ActionContext) -> datetime:
+    """The ``now`` argument, else ``ctx.settings['now']`` (tests, drills), else the wall clock."""
+    value = params.now or ctx.settings.get("now")
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return datetime.now(UTC)
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion, in a private thread when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    box: list[T] = []
+    worker = threading.Thread(target=lambda: box.append(asyncio.run(factory())), daemon=True)
+    worker.start()
+    worker.join()
+    return box[0]
+
+
+def _client(params: _LookupParams, connections: int) -> httpx.AsyncClient:
+    import httpx
+
+    # RFC 7480 section 5.2: RDAP servers redirect to the authoritative server, so redirects are followed.
+    return httpx.AsyncClient(
+        follow_redirects=True,
+        max_redirects=5,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers={"User-Agent": "breakglass (domain.status; RFC 7480)"},
+    )
+
+
+async def _prepare(
+    params: _LookupParams, ctx: ActionContext, client: httpx.AsyncClient, follow: bool
+) -> tuple[Lookup, list[str]]:
+    """Bootstrap (refreshed on demand) and settings; a failed refresh falls back to the cached copy."""
+    policy = rdap.FetchPolicy(params.timeout, params.retries, params.backoff, params.max_retry_after)
+    notes: list[str] = []
+    boot: rdap.Bootstrap | None = None
+    if params.rdap_url is None:
+        if params.refresh_bootstrap:
+            try:
+                boot = await rdap.refresh_bootstrap(client, params.bootstrap_url, policy)
+            except (rdap.BootstrapError, OSError) as exc:
+                notes.append(f"bootstrap refresh failed ({exc}); used the cached or shipped copy")
+        boot = boot or rdap.load_bootstrap()
+    how = Lookup(
+        policy,
+        boot,
+        params.rdap_url,
+        follow,
+        params.whois_server,
+        params.whois_fallback,
+        clock(params, ctx),
+        params.warn_days,
+    )
+    return how, notes
+
+
+class DomainStatus(Action):
+    """Registry status, holds, locks, expiry and the registrar's abuse contact for one domain."""
+
+    name: ClassVar[str] = "domain.status"
+    summary: ClassVar[str] = "RDAP (or WHOIS) status, holds, expiry and registrar abuse contact of a domain"
+    effect: ClassVar[Effect] = Effect.READ
+    Params: ClassVar[type[Params]] = DomainStatusParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, DomainStatusParams)
+        output = run_async(lambda: self._run(params, ctx))
+        return ActionResult(output=output, ok=output["status"] in AUTHORITATIVE, message=_headline(output))
+
+    async def _run(self, params: DomainStatusParams, ctx: ActionContext) -> dict[str, Any]:
+        async with _client(params, 4) as client:
+            how, notes = await _prepare(params, ctx, client, params.follow_referral)
+            output = await lookup(params.domain, how, client, rdap.ServerGate(per_server=2))
+        output["findings"] = output["findings"] + notes
+        return output
+
+
+class DomainExpiryAudit(Action):
+    """Many domains at once: expiry and risky statuses, most urgent first."""
+
+    name: ClassVar[str] = "domain.expiry_audit"
+    summary: ClassVar[str] = "check expiry and risky statuses of many domains, sorted by urgency"
+    effect: ClassVar[Effect] = Effect.READ
+    Params: ClassVar[type[Params]] = ExpiryAuditParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, ExpiryAuditParams)
+        output = run_async(lambda: self._run(params, ctx))
+        c = output["counts"]
+        message = (
+            f"{c['total']} domains: {c['risky']} risky, {c['expired']} expired, "
+            f"{c['expiring']} expiring within {params.warn_days} days, {c['errors']} lookups failed"
+        )
+        return ActionResult(output=output, ok=True, message=message)
+
+    async def _run(self, params: ExpiryAuditParams, ctx: ActionContext) -> dict[str, Any]:
+        rows: list[dict[str, Any]] = []
+        pending: Iterator[str] = iter(dict.fromkeys(params.domains))  # shared by workers; duplicates once
+        async with _client(params, params.concurrency) as client:
+            how, notes = await _prepare(params, ctx, client, params.follow_referral)
+            gate = rdap.ServerGate(params.per_server, params.per_server_interval)
+
+            async def worker() -> None:
+                for name in pending:
+                    if ctx.cancel.is_set():
+                        return
+                    rows.append(audit_row(await lookup(name, how, client, gate), params.warn_days))
+                    if len(rows) % 100 == 0:
+                        ctx.progress(f"{len(rows)} domains checked")
+
+            await asyncio.gather(*(worker() for _ in range(min(params.concurrency, len(params.domains)))))
+        rows.sort(key=urgency)
+        return {"domains": rows, "counts": counts(rows, params.warn_days), "findings": notes}
+
+
+def audit_row(output: dict[str, Any], warn_days: int) -> dict[str, Any]:
+    """The compact line an audit keeps per domain (the full answer is dropped to keep memory flat)."""
+    risky = [s["epp"] for s in output["statuses"] if s["risky"]]
+    days = output["days_until_expiry"]
+    level = "unknown" if output["status"] not in AUTHORITATIVE else "ok"
+    if risky or (days is not None and days < 0):
+        level = "critical"
+    elif days is not None and days <= warn_days:
+        level = "warning"
+    registrar = output.get("registrar") or {}
+    return {
+        "domain": output["domain"],
+        "status": output["status"],
+        "source": output["source"],
+        "urgency": level,
+        "risky_statuses": risky,
+        "resolves": output["resolves"],
+        "expires": output["expires"],
+        "days_until_expiry": days,
+        "registrar": registrar.get("name"),
+        "abuse_email": registrar.get("abuse_email"),
+        "findings": output["findings"],
+    }
+
+
+def urgency(row: dict[str, Any]) -> tuple[int, int, float, str]:
+    """Risky statuses first, then fewest days to expiry, then failed lookups, then the rest by name."""
+    days = row["days_until_expiry"]
+    return (
+        0 if row["risky_statuses"] else 1,
+        1 if days is None else 0,
+        float(days) if days is not None else 0.0,
+        row["domain"],
+    )
+
+
+def counts(rows: list[dict[str, Any]], warn_days: int) -> dict[str, int]:
+    days = [r["days_until_expiry"] for r in rows if r["days_until_expiry"] is not None]
+    return {
+        "total": len(rows),
+        "risky": sum(1 for r in rows if r["risky_statuses"]),
+        "expired": sum(1 for d in days if d < 0),
+        "expiring": sum(1 for d in days if 0 <= d <= warn_days),
+        "not_found": sum(1 for r in rows if r["status"] == "not_found"),
+        "errors": sum(1 for r in rows if r["status"] not in AUTHORITATIVE),
+    }
+
+
+def _headline(output: dict[str, Any]) -> str:
+    if output["status"] != "ok":
+        return f"{output['domain']}: {output['status']}: {output['findings'][0]}"
+    codes = [s["epp"] or s["value"] for s in output["statuses"]] or ["no status"]
+    expiry = (
+        f"expires in {output['days_until_expiry']} days"
+        if output["days_until_expiry"] is not None
+        else "expiry unknown"
+    )
+    return f"{output['domain']}: {', '.join(codes)}; {expiry}; registrar {output['registrar'].get('name')}"

@@ -1,0 +1,429 @@
+"""HTTP actions: probe a URL (status, latency, redirects, body match, TLS certificate) and call an API.
+
+``resolve`` pins host names to addresses like ``curl --resolve``: the connection goes to the pinned IP
+while the URL, the Host header, SNI and certificate verification keep the real name. That is how the
+standby is checked under the production hostname *before* DNS is switched to it. It is done with an httpcore
+network backend that only swaps the address it dials, so redirects back to the same host stay pinned.
+
+httpx, httpcore and cryptography are imported inside functions. Response bodies are data: only a bounded
+excerpt is kept and it is never rendered as a template.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
+from pydantic import Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    import httpx
+
+EXCERPT_CHARS = 2048
+Pins = dict[tuple[str, int | None], str]
+
+
+def parse_resolve(value: dict[str, str] | list[str] | None) -> Pins:
+    """``{"host": ip}``, ``{"host:port": ip}`` or curl's ``["host:port:ip"]`` → {(host, port|None): ip}."""
+    if not value:
+        return {}
+    items = value.items() if isinstance(value, dict) else (_split_curl(v) for v in value)
+    pins: Pins = {}
+    for name, ip in items:
+        host, _, port = name.rpartition(":") if ":" in name else (name, "", "")
+        address = ip.strip("[]").split(",")[0]
+        ipaddress.ip_address(address)  # raises ValueError: caught by pydantic as a parameter error
+        pins[(host.lower(), int(port) if port else None)] = address
+    return pins
+
+
+def _split_curl(entry: str) -> tuple[str, str]:
+    host, port, ip = entry.split(":", 2)
+    return f"{host}:{port}", ip
+
+
+class HttpTarget(Params):
+    """Where to send a request and how to connect: shared by http.probe and http.request."""
+
+    url: str = Field(description="http:// or https:// URL.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request headers; credentials (Authorization, *token*, *key*) are redacted.",
+    )
+    resolve: dict[str, str] | list[str] | None = Field(
+        None,
+        description='Pin host names to IPs like curl --resolve: {"www.example.com": "192.0.2.7"} or '
+        '["www.example.com:443:192.0.2.7"]. Host header, SNI and certificate checks keep the name.',
+    )
+    verify_tls: bool = Field(True, description="Verify the server certificate and host name.")
+    ca_file: str | None = Field(
+        None, description="PEM file of CA certificates to trust instead of the system ones."
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds for connect, and for each read.")
+    max_body: int = Field(
+        1 << 20, ge=0, description="Bytes of the response body read; the rest is left unread."
+    )
+    max_redirects: int = Field(10, ge=0, description="Redirects followed before giving up.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
+
+    @field_validator("resolve")
+    @classmethod
+    def _valid_pins(cls, value: dict[str, str] | list[str] | None) -> dict[str, str] | list[str] | None:
+        parse_resolve(value)
+        return value
+
+
+def _ssl_context(p: HttpTarget) -> ssl.SSLContext:
+    if not p.verify_tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if p.ca_file:
+        return ssl.create_default_context(cafile=p.ca_file)
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def _transport(ssl_ctx: ssl.SSLContext, pins: Pins) -> httpx.HTTPTransport:
+    import httpcore
+    import httpx
+
+    class PinningBackend(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.NetworkStream:
+            key = host.lower()
+            address = pins.get((key, port)) or pins.get((key, None)) or host
+            return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+    transport = httpx.HTTPTransport(verify=ssl_ctx)
+    # httpx takes no network backend, so swap the pool it built for one that dials the pinned addresses;
+    # httpcore still passes the URL's host name as SNI and for the certificate check.
+    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_ctx, network_backend=PinningBackend())
+    return transport
+
+
+def build_client(p: HttpTarget, follow_redirects: bool, timeout: float) -> httpx.Client:
+    """An httpx client honouring the TLS settings and pins; proxies from the environment are not used,
+    because a proxy would dial the name itself and silently defeat ``resolve``."""
+    import httpx
+
+    return httpx.Client(
+        transport=_transport(_ssl_context(p), parse_resolve(p.resolve)),
+        timeout=timeout,
+        follow_redirects=follow_redirects,
+        max_redirects=p.max_redirects,
+        trust_env=False,
+    )
+
+
+@dataclass
+class Exchange:
+    """A response with its bounded body and the facts gathered while the connection was open."""
+
+    response: httpx.Response
+    body: bytes
+    body_truncated: bool
+    latency_ms: int
+    tls: dict[str, Any] | None
+
+
+def exchange(client: httpx.Client, method: str, p: HttpTarget, **kwargs: Any) -> Exchange:
+    """Send the request; read the TLS certificate before the body, since the stream closes after it."""
+    started = time.monotonic()
+    with client.stream(method, p.url, headers=p.headers, **kwargs) as response:
+        latency_ms = round((time.monotonic() - started) * 1000)
+        tls = _tls_of(response)
+        body = bytearray()
+        truncated = False
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > p.max_body:
+                truncated = True
+                break
+    return Exchange(response, bytes(body[: p.max_body]), truncated, latency_ms, tls)
+
+
+def _tls_of(response: httpx.Response) -> dict[str, Any] | None:
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(True)  # positional: httpcore hands out the C-level _ssl._SSLSocket
+    info = certificate_fields(der) if der else {}
+    return {**info, "version": ssl_object.version(), "cipher": ssl_object.cipher()[0]}
+
+
+def certificate_fields(der: bytes) -> dict[str, Any]:
+    """Issuer, subject, names and validity of a DER certificate; days_to_expiry is negative once expired."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    not_after = cert.not_valid_after_utc
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = [str(v) for v in names.get_values_for_type(x509.DNSName)]
+        san += [str(v) for v in names.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        san = []
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "san": san,
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": not_after.isoformat(),
+        # whole days, truncated toward zero: 30.5 days left is 30, expired 3.2 days ago is -3
+        "days_to_expiry": int((not_after - datetime.now(UTC)).total_seconds() / 86400),
+    }
+
+
+def peek_certificate(p: HttpTarget) -> dict[str, Any] | None:
+    """The server's certificate fetched without verifying it, to explain a failed verification."""
+    parts = urlsplit(p.url)
+    host, port = parts.hostname or "", parts.port or 443
+    pins = parse_resolve(p.resolve)
+    address = pins.get((host, port)) or pins.get((host, None)) or host
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # only to read what the server presents; nothing is sent over it
+    try:
+        with socket.create_connection((address, port), timeout=p.timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return certificate_fields(der) if der else None
+
+
+def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
+    """An httpx error as a result: a kind (tls, timeout, connect, redirects, protocol) and advice."""
+    import httpx
+
+    shown_url, secrets = redact_url(p.url)
+    kind, reason = _classify(exc)
+    output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None}
+    message = f"{method} {shown_url}: {reason}"
+    if kind == "tls":
+        cert = peek_certificate(p)
+        output["tls"] = cert
+        if cert is not None:
+            message += (
+                f" (certificate {cert['subject']}, issuer {cert['issuer']}, not after {cert['not_after']})"
+            )
+    elif isinstance(exc, httpx.ConnectError) and p.resolve is None and "Name or service" in reason:
+        message += "; to reach a host DNS does not point at yet, pin it with resolve: {host: ip}"
+    _, header_secrets = redact_headers(p.headers)
+    all_secrets = secrets + header_secrets
+    return ActionResult(output=output, ok=False, message=scrub(message, all_secrets), secrets=all_secrets)
+
+
+def _classify(exc: Exception) -> tuple[str, str]:
+    import httpx
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "tls", f"TLS certificate verification failed: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return "tls", f"TLS handshake failed: {cause.reason or cause}"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "redirects", str(exc)
+    if isinstance(exc, httpx.ConnectError):
+        return "connect", f"cannot connect: {exc}"
+    return "protocol", f"{type(exc).__name__}: {exc}"
+
+
+def status_ok(status: int, expect: int | list[int] | None, default: range) -> bool:
+    if expect is None:
+        return status in default
+    return status in (expect if isinstance(expect, list) else [expect])
+
+
+def response_fields(x: Exchange) -> dict[str, Any]:
+    """What both actions report about a response, with secret-named response headers (Set-Cookie) hidden."""
+    r = x.response
+    headers, _ = redact_headers(dict(r.headers))
+    return {
+        "status": r.status_code,
+        "latency_ms": x.latency_ms,
+        "final_url": redact_url(str(r.url))[0],
+        "redirects": [
+            {"status": h.status_code, "url": redact_url(str(h.url))[0], "location": h.headers.get("location")}
+            for h in r.history
+        ],
+        "http_version": r.http_version,
+        "headers": headers,
+        "body_excerpt": x.body[: EXCERPT_CHARS * 4].decode(r.encoding or "utf-8", "replace")[:EXCERPT_CHARS],
+        "body_bytes_read": len(x.body),
+        "body_truncated": x.body_truncated,
+        "tls": x.tls,
+    }
+
+
+class HttpProbeParams(HttpTarget):
+    method: Literal["GET", "HEAD"] = Field("GET", description="GET or HEAD.")
+    follow_redirects: bool = Field(
+        True, description="Follow redirects; final_url and redirects show the path."
+    )
+    expect_status: int | list[int] | None = Field(
+        None, description="Status code(s) of the final response that count as up (default: below 400)."
+    )
+    body_contains: str | None = Field(None, description="Text the body must contain.")
+    body_regex: str | None = Field(None, description="Regular expression the body must match (re.search).")
+    min_cert_days: int | None = Field(
+        None, description="Fail when the certificate expires in fewer days than this."
+    )
+
+    @field_validator("body_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @model_validator(mode="after")
+    def _body_needs_get(self) -> HttpProbeParams:
+        if self.method == "HEAD" and (self.body_contains or self.body_regex):
+            raise ValueError("body_contains/body_regex need method GET: a HEAD response has no body")
+        return self
+
+
+class HttpProbe(Action):
+    """Check that a URL answers as expected; read-only, so it also runs in dry-runs."""
+
+    name = "http.probe"
+    summary = "GET/HEAD a URL: status, latency, redirects, body match, TLS certificate (resolve pins the IP)"
+    effect = Effect.READ
+    Params = HttpProbeParams
+
+    def run(self, params: HttpProbeParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+        import httpx
+
+        _, secrets = redact_headers(params.headers)
+        secrets += redact_url(params.url)[1]
+        try:
+            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:
+                x = exchange(client, params.method, params)
+        except httpx.HTTPError as exc:
+            return failure(exc, params, params.method)
+        output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x)}
+        output["pinned_to"] = _pinned_address(params)
+        output["body_match"] = _body_match(params, x)
+        ok, message = _judge_probe(params, output)
+        return ActionResult(
+            output=scrub(output, secrets), ok=ok, message=scrub(message, secrets), secrets=secrets
+        )
+
+
+def _pinned_address(p: HttpTarget) -> str | None:
+    parts = urlsplit(p.url)
+    pins = parse_resolve(p.resolve)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return pins.get((host, port)) or pins.get((host, None))
+
+
+def _body_match(p: HttpProbeParams, x: Exchange) -> bool | None:
+    if p.body_contains is None and p.body_regex is None:
+        return None
+    text = x.body.decode(x.response.encoding or "utf-8", "replace")
+    contains = p.body_contains is None or p.body_contains in text
+    regex = p.body_regex is None or re.search(p.body_regex, text) is not None
+    return contains and regex
+
+
+def _judge_probe(p: HttpProbeParams, out: dict[str, Any]) -> tuple[bool, str]:
+    head = f"{p.method} {out['url']} → {out['status']} in {out['latency_ms']} ms"
+    problems = []
+    if not status_ok(out["status"], p.expect_status, range(100, 400)):
+        problems.append(f"status {out['status']} not in {p.expect_status or 'below 400'}")
+    if out["body_match"] is False:
+        wanted = " and ".join(repr(w) for w in (p.body_contains, p.body_regex) if w is not None)
+        problems.append(f"body does not match {wanted}")
+    days = (out["tls"] or {}).get("days_to_expiry")
+    if p.min_cert_days is not None and days is not None and days < p.min_cert_days:
+        problems.append(f"certificate expires in {days} days (minimum {p.min_cert_days})")
+    tail = f"; certificate expires in {days} days" if days is not None else ""
+    if problems:
+        return False, f"{head}: " + "; ".join(problems)
+    return True, head + tail
+
+
+class HttpRequestParams(HttpTarget):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field("POST", description="HTTP method.")
+    json_body: Any = Field(None, alias="json", description="JSON request body.")
+    follow_redirects: bool = Field(
+        False, description="Follow redirects (off: an API call should not wander)."
+    )
+    expect_status: int | list[int] | None = Field(
+        None, description="Status code(s) that count as success (default: any 2xx)."
+    )
+
+
+class HttpRequest(Action):
+    """Call an HTTP API (provider, status page, ticket system); a mutating action, gated and planned."""
+
+    name = "http.request"
+    summary = "Send an HTTP request (method, headers, JSON body); credentials in headers are redacted"
+    effect = Effect.WRITE
+    Params = HttpRequestParams
+
+    def plan(self, params: HttpRequestParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+        url, _ = redact_url(params.url)
+        headers, _ = redact_headers(params.headers)
+        change = {"method": params.method, "url": url, "headers": headers, "json": params.json_body}
+        return Plan(summary=f"{params.method} {url}", changes=[change])
+
+    def apply(self, params: HttpRequestParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+        import httpx
+
+        _, secrets = redact_headers(params.headers)
+        secrets += redact_url(params.url)[1]
+        body = {} if params.json_body is None else {"json": params.json_body}
+        try:
+            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:
+                x = exchange(client, params.method, params, **body)
+        except httpx.HTTPError as exc:
+            return failure(exc, params, params.method)
+        output = {"url": plan.changes[0]["url"], "method": params.method, **response_fields(x)}
+        output["json"] = _json_of(x)
+        ok = status_ok(x.response.status_code, params.expect_status, range(200, 300))
+        verdict = "" if ok else f" (expected {params.expect_status or '2xx'})"
+        message = f"{params.method} {output['url']} → {x.response.status_code}{verdict}"
+        return ActionResult(output=scrub(output, secrets), ok=ok, message=message, secrets=secrets)
+
+
+def _json_of(x: Exchange) -> Any:
+    if "json" not in x.response.headers.get("content-type", "") or x.body_truncated:
+        return None
+    try:
+        return json.loads(x.body)
+    except ValueError:
+        return None

@@ -1,0 +1,275 @@
+"""``mail.blacklist``: is this IP address or domain on the DNS blocklists receivers use?
+
+A DNSBL (RFC 5782) answers an A record inside 127.0.0.0/8 for a listed name and NXDOMAIN otherwise; the code
+says why, and a TXT record at the same name usually carries a human reason and a link. Some answers are not
+listings at all: Spamhaus answers 127.255.255.252/254/255 when it refuses the *query* (typo, public resolver,
+over quota) and URIBL/SURBL answer 127.0.0.1 for the same. Reading those as "listed" sends an on-call
+engineer chasing a delisting that is not needed, so each list's codes are data in ``data/dnsbl.yaml``.
+
+Every (target, list) query runs concurrently: fifty lists cost one round trip, not fifty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+from collections.abc import Coroutine
+from functools import cache
+from importlib import resources
+from typing import Any, Literal, TypeVar
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.spf import parse_resolver
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["listed", "not_listed", "refused", "error"]
+T = TypeVar("T")
+
+
+class CodeMeaning(BaseModel):
+    """What one A answer of a list means."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    status: Literal["listed", "refused", "error"] = Field(description="listed, refused or error")
+    meaning: str = Field(description="human explanation of the answer")
+
+
+class ZoneSpec(BaseModel):
+    """One blocklist: its zone, what it lists and how to read its answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    zone: str = Field(description="DNS zone queried, e.g. zen.spamhaus.org")
+    name: str = Field(default="", description="display name of the list")
+    kind: Literal["ip", "domain"] = Field(default="ip", description="ip (reversed address) or domain list")
+    ipv6: bool = Field(default=False, description="the list publishes IPv6 entries (RFC 5782 section 2.4)")
+    delist: str = Field(default="", description="URL where a listed owner requests removal")
+    codes: dict[str, CodeMeaning] = Field(default_factory=dict, description="A answer -> meaning")
+    bits: dict[int, str] = Field(default_factory=dict, description="bitmask lists: last-octet bit -> meaning")
+    refused_range: str | None = Field(default=None, description="answers in this CIDR are query refusals")
+    default: Literal["listed", "refused", "error"] = Field(
+        default="listed", description="status of any other 127.0.0.0/8 answer"
+    )
+
+
+class MailBlacklistParams(Params):
+    targets: list[str] = Field(
+        min_length=1, description="IPv4/IPv6 addresses and domains to check (e.g. the outbound relay IP)"
+    )
+    zones: list[str | ZoneSpec] | None = Field(
+        default=None,
+        description="lists to query instead of the shipped set: a shipped zone name, an unknown zone name "
+        "(read as a generic RFC 5782 IP list) or a full list definition",
+    )
+    resolver: str | None = Field(
+        default=None,
+        description="recursive resolver 'ip[:port]' ('[v6]:port' for IPv6); default: the system resolver. "
+        "Spamhaus refuses public resolvers, use your own",
+    )
+    timeout: float = Field(default=5.0, gt=0, description="seconds to wait for each answer")
+    concurrency: int = Field(default=64, ge=1, le=1024, description="queries in flight at once")
+
+
+@cache
+def shipped_lists() -> dict[str, ZoneSpec]:
+    """The documented default lists in ``data/dnsbl.yaml``, by zone."""
+    import yaml
+
+    text = resources.files("breakglass.actions").joinpath("data/dnsbl.yaml").read_text(encoding="utf-8")
+    specs = [ZoneSpec.model_validate(item) for item in yaml.safe_load(text)["lists"]]
+    return {spec.zone: spec for spec in specs}
+
+
+def select_zones(zones: list[str | ZoneSpec] | None) -> list[ZoneSpec]:
+    """The lists one invocation queries: the shipped set, or the ones the caller named."""
+    known = shipped_lists()
+    if zones is None:
+        return list(known.values())
+    return [
+        z if isinstance(z, ZoneSpec) else known.get(z.lower().rstrip("."), ZoneSpec(zone=z.rstrip(".")))
+        for z in zones
+    ]
+
+
+def query_name(target: str, spec: ZoneSpec) -> str | None:
+    """The name to look up for ``target`` on ``spec``, or None when the list cannot hold it."""
+    try:
+        address = ipaddress.ip_address(target)
+    except ValueError:
+        return f"{target.lower().rstrip('.')}.{spec.zone}" if spec.kind == "domain" else None
+    if spec.kind != "ip" or (address.version == 6 and not spec.ipv6):
+        return None
+    # RFC 5782 2.1 / 2.4: reversed octets for IPv4, reversed nibbles for IPv6 — the reverse-DNS label order.
+    reversed_labels = address.reverse_pointer.rsplit(".", 2)[0]
+    return f"{reversed_labels}.{spec.zone}"
+
+
+def interpret(spec: ZoneSpec, answer: str) -> tuple[Status, str]:
+    """Read one A answer of ``spec``."""
+    address = ipaddress.ip_address(answer)
+    if address not in ipaddress.ip_network("127.0.0.0/8"):
+        # RFC 5782 2.3: answers live in 127/8; anything else is a broken list or a resolver that rewrites
+        # NXDOMAIN into an advertising page. Haraka disables such zones.
+        return "error", f"answer {answer} is outside 127.0.0.0/8: the list or your resolver misbehaves"
+    if answer in spec.codes:
+        code = spec.codes[answer]
+        return code.status, code.meaning
+    if spec.refused_range and address in ipaddress.ip_network(spec.refused_range):
+        return "refused", f"query refused by the list operator (answer {answer}), not a listing"
+    if spec.bits:
+        octet = int(answer.rsplit(".", 1)[1])
+        meanings = [text for bit, text in sorted(spec.bits.items()) if octet & bit]
+        if meanings:
+            return "listed", "; ".join(meanings)
+    return spec.default, f"listed (return code {answer})"
+
+
+def combine(spec: ZoneSpec, answers: list[str]) -> tuple[Status, str]:
+    """A name may carry several codes (ZEN: SBL and PBL at once); any listing wins over refusals."""
+    readings = [interpret(spec, a) for a in answers]
+    for wanted in ("listed", "refused", "error"):
+        picked = [meaning for status, meaning in readings if status == wanted]
+        if picked:
+            return wanted, "; ".join(dict.fromkeys(picked))  # type: ignore[return-value]
+    return "not_listed", ""
+
+
+def _dns_failure(exc: Exception, timeout: float) -> tuple[Status | None, str]:
+    import dns.exception
+    import dns.resolver
+
+    if isinstance(exc, dns.resolver.NXDOMAIN | dns.resolver.NoAnswer):
+        return None, ""
+    if isinstance(exc, dns.exception.Timeout):
+        return "error", f"no answer within {timeout:g}s"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return "error", f"resolver failed (SERVFAIL/REFUSED): {exc}"
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+async def _lookup(resolver: Any, qname: str, rdtype: str, timeout: float) -> list[str]:
+    answer = await resolver.resolve(qname, rdtype, lifetime=timeout, search=False)
+    if rdtype == "TXT":
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
+    return sorted(r.address for r in answer)
+
+
+async def check_one(
+    resolver: Any, gate: asyncio.Semaphore, target: str, spec: ZoneSpec, qname: str, timeout: float
+) -> dict[str, Any]:
+    """One (target, list) row: A answer, its reading and, when listed or refused, the TXT reason."""
+    row: dict[str, Any] = {
+        "target": target,
+        "zone": spec.zone,
+        "list": spec.name or spec.zone,
+        "query": qname,
+        "answers": [],
+        "reason": None,
+        "delist": spec.delist or None,
+    }
+    async with gate:
+        try:
+            row["answers"] = await _lookup(resolver, qname, "A", timeout)
+        except Exception as exc:  # dnspython's tree; every failure becomes a finding
+            status, message = _dns_failure(exc, timeout)
+            row.update(status=status or "not_listed", meaning=message)
+            return row
+        row["status"], row["meaning"] = combine(spec, row["answers"])
+        if row["status"] in ("listed", "refused"):
+            try:
+                row["reason"] = " | ".join(await _lookup(resolver, qname, "TXT", timeout)) or None
+            except Exception:  # a missing TXT reason is normal (RFC 5782 2.1 makes it optional)
+                row["reason"] = None
+    return row
+
+
+def make_resolver(resolver: str | None, timeout: float) -> Any:
+    import dns.asyncresolver
+
+    if resolver is None:
+        res = dns.asyncresolver.Resolver()
+    else:
+        host, port = parse_resolver(resolver)
+        res = dns.asyncresolver.Resolver(configure=False)
+        res.nameservers = [host]
+        res.port = port
+    res.timeout = timeout
+    res.lifetime = timeout
+    return res
+
+
+async def check_all(
+    targets: list[str], specs: list[ZoneSpec], resolver: str | None, timeout: float, concurrency: int
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every applicable (target, list) pair at once, bounded by ``concurrency``."""
+    res = make_resolver(resolver, timeout)
+    gate = asyncio.Semaphore(concurrency)
+    jobs, skipped = [], []
+    for target in targets:
+        for spec in specs:
+            qname = query_name(target, spec)
+            if qname is None:
+                skipped.append({"target": target, "zone": spec.zone, "why": _skip_reason(target, spec)})
+            else:
+                jobs.append(check_one(res, gate, target, spec, qname, timeout))
+    return list(await asyncio.gather(*jobs)), skipped
+
+
+def _skip_reason(target: str, spec: ZoneSpec) -> str:
+    if spec.kind == "domain":
+        return "domain list; target is an address"
+    if ":" in target:
+        return "list has no IPv6 entries"
+    return "address list; target is a domain"
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, even when this thread already has a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    listed = [r for r in rows if r["status"] == "listed"]
+    counts = {
+        s: sum(1 for r in rows if r["status"] == s) for s in ("listed", "not_listed", "refused", "error")
+    }
+    return {
+        "listed_count": counts["listed"],
+        "listed_on": sorted({r["zone"] for r in listed}),
+        "listed_targets": sorted({r["target"] for r in listed}),
+        "checked": len(rows),
+        "counts": counts,
+    }
+
+
+class MailBlacklist(Action):
+    name = "mail.blacklist"
+    summary = "Check IPs and domains against DNS blocklists (Spamhaus, Barracuda, SpamCop, URIBL...)"
+    effect = Effect.READ
+    Params = MailBlacklistParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, MailBlacklistParams)
+        timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout
+        specs = select_zones(params.zones)
+        rows, skipped = run_coroutine(
+            check_all(
+                params.targets, specs, params.resolver, min(timeout, params.timeout), params.concurrency
+            )
+        )
+        summary = summarize(rows)
+        output = {"results": rows, "skipped": skipped, **summary}
+        usable = summary["counts"]["listed"] + summary["counts"]["not_listed"]
+        if rows and usable == 0:
+            return ActionResult(output, ok=False, message="no list gave a usable answer: check `resolver`")
+        message = (
+            f"listed on {summary['listed_count']} of {len(rows)} checks: {', '.join(summary['listed_on'])}"
+            if summary["listed_count"]
+            else f"not listed on any of {len(rows)} checks"
+        )
+        return ActionResult(output, message=message)

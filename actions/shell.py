@@ -1,0 +1,113 @@
+"""``shell.run``: run a local command from an argv list. Never through a shell: templated text cannot become
+shell syntax, so an input like ``example.com; rm -rf /`` stays one argument."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from typing import Any
+
+from pydantic import Field
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+
+MAX_OUTPUT = 64 * 1024
+
+
+class ShellRunParams(Params):
+    argv: list[str] | str = Field(
+        description="The command as a list of arguments (preferred), or a string split like a POSIX shell "
+        "would split words (no pipes, redirections or variables: there is no shell)."
+    )
+    cwd: str | None = Field(None, description="Working directory.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    stdin: str | None = Field(None, description="Text fed to the command's standard input.")
+    read_only: bool = Field(False, description="True marks a diagnostic: it runs in dry-runs and is not gated.")
+    ok_codes: list[int] = Field(default_factory=lambda: [0], description="Exit codes that count as success.")
+    max_output: int = Field(MAX_OUTPUT, ge=0, description="Bytes of stdout/stderr kept in the output.")
+
+
+def _argv(params: ShellRunParams) -> list[str]:
+    return list(params.argv) if isinstance(params.argv, list) else shlex.split(params.argv)
+
+
+def _clip(data: bytes, limit: int) -> tuple[str, bool]:
+    return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+
+class ShellRun(Action):
+    name = "shell.run"
+    summary = "Run a local command (argv, no shell); exit code, stdout and stderr in the output."
+    effect = Effect.WRITE
+    Params = ShellRunParams
+
+    def effect_for(self, params: Params) -> Effect:
+        assert isinstance(params, ShellRunParams)
+        return Effect.READ if params.read_only else Effect.WRITE
+
+    def plan(self, params: Params, ctx: ActionContext) -> Plan:
+        assert isinstance(params, ShellRunParams)
+        where = f" in {params.cwd}" if params.cwd else ""
+        return Plan(summary=f"run {shlex.join(_argv(params))}{where}")
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, ShellRunParams)
+        argv = _argv(params)
+        if not argv:
+            return ActionResult({"exit_code": None}, False, "empty command")
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=params.cwd, env={**os.environ, **params.env},
+                stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except OSError as exc:
+            return ActionResult({"exit_code": None, "argv": argv}, False, f"cannot run {argv[0]}: {exc.strerror}")
+        out, err, timed_out = self._communicate(proc, params, ctx)
+        stdout, cut_out = _clip(out, params.max_output)
+        stderr, cut_err = _clip(err, params.max_output)
+        output: dict[str, Any] = {
+            "argv": argv, "exit_code": proc.returncode, "stdout": stdout, "stderr": stderr,
+            "stdout_truncated": cut_out, "stderr_truncated": cut_err, "timed_out": timed_out,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+        if timed_out:
+            return ActionResult(output, False, "command stopped: step timeout or cancel")
+        ok = proc.returncode in params.ok_codes
+        return ActionResult(output, ok, "" if ok else f"exit code {proc.returncode}")
+
+    def _communicate(self, proc: subprocess.Popen[bytes], params: ShellRunParams,
+                     ctx: ActionContext) -> tuple[bytes, bytes, bool]:
+        data = params.stdin.encode() if params.stdin is not None else None
+        if ctx.timeout is None:
+            try:
+                out, err = proc.communicate(data)
+            except KeyboardInterrupt:
+                _kill(proc)
+                raise
+            return out, err, False
+        try:
+            out, err = proc.communicate(data, timeout=ctx.remaining(3600))
+            return out, err, False
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            out, err = proc.communicate()
+            return out, err, True
+        except KeyboardInterrupt:
+            _kill(proc)
+            raise
+
+    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+        return self.run(params, ctx)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the whole process group: the command may have children of its own."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return

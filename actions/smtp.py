@@ -1,0 +1,321 @@
+"""``mail.smtp_probe``: talk SMTP to an MX like a sending server would, and say where it stops.
+
+"Some mail does not arrive" is often a firewall that accepts the TCP connection and never sends a banner,
+an expired certificate behind STARTTLS (RFC 3207), or a policy rejection at RCPT. The probe walks the stages
+of RFC 5321 one by one (connect, banner, EHLO, STARTTLS, MAIL, RCPT, DATA), times each, and reports the first
+that failed with its SMTP code and text. Sending a test message changes the world (someone receives it), so
+with ``send_to`` the invocation is a WRITE: planned in a dry-run, gated in a live run.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, TypeVar
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from pydantic import Field, model_validator
+
+T = TypeVar("T")
+
+
+class SmtpProbeParams(Params):
+    domain: str | None = Field(default=None, description="probe the MX hosts of this domain, lowest first")
+    host: str | None = Field(default=None, description="probe this 'host[:port]' directly ('[v6]:port')")
+    port: int = Field(default=25, ge=1, le=65535, description="port when `host` has none, and for MX hosts")
+    resolver: str | None = Field(default=None, description="resolver 'ip[:port]' for MX/A lookups")
+    timeout: float = Field(default=10.0, gt=0, description="seconds allowed for each stage")
+    helo_name: str = Field(default="breakglass.invalid", description="name announced in EHLO")
+    starttls: bool = Field(default=True, description="upgrade with STARTTLS when the server offers it")
+    require_starttls: bool = Field(default=False, description="fail when STARTTLS is not offered")
+    verify_tls: bool = Field(default=True, description="verify the certificate chain and name")
+    ca_file: str | None = Field(default=None, description="CA bundle (PEM) to verify against")
+    send_to: str | None = Field(default=None, description="send a test message to this address (mutating)")
+    mail_from: str | None = Field(default=None, description="envelope sender; default postmaster@helo_name")
+    subject: str = Field(default="breakglass SMTP probe", description="subject of the test message")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SmtpProbeParams:
+        if (self.domain is None) == (self.host is None):
+            raise ValueError("give exactly one of `domain` (probe its MX) or `host` (host[:port])")
+        return self
+
+
+class StageFailed(Exception):
+    """A stage stopped the conversation; carries the SMTP reply when there was one."""
+
+    def __init__(self, stage: str, text: str, code: int | None = None) -> None:
+        super().__init__(text)
+        self.stage, self.text, self.code = stage, text, code
+
+
+def split_host(value: str, default_port: int) -> tuple[str, int]:
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest.lstrip(":") or default_port)
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return host, int(port)
+    return value, default_port
+
+
+class Probe:
+    """One SMTP conversation with stage timings; the first failure ends it."""
+
+    def __init__(self, params: SmtpProbeParams, host: str, port: int, address: str) -> None:
+        self.params, self.host, self.port, self.address = params, host, port, address
+        self.stages: list[dict[str, Any]] = []
+        self.report: dict[str, Any] = {
+            "host": host,
+            "address": address,
+            "port": port,
+            "failed_stage": None,
+            "code": None,
+            "text": None,
+        }
+        self.smtp = smtplib.SMTP(timeout=params.timeout)
+
+    def stage(self, name: str, step: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            value = step()
+        except StageFailed:
+            self._record(name, started, ok=False)
+            raise
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:  # socket, TLS and protocol errors
+            self._record(name, started, ok=False)
+            raise StageFailed(name, _describe(exc), getattr(exc, "smtp_code", None)) from exc
+        self._record(name, started, ok=True)
+        return value
+
+    def _record(self, name: str, started: float, ok: bool) -> None:
+        self.stages.append({"stage": name, "ms": round((time.perf_counter() - started) * 1000, 2), "ok": ok})
+
+    def expect(self, stage: str, reply: tuple[int, bytes], good: range) -> str:
+        code, text = reply[0], reply[1].decode("utf-8", "replace")
+        if code not in good:
+            raise StageFailed(stage, text, code)
+        return text
+
+    # -- the conversation (RFC 5321 3) --
+
+    def run(self, message: EmailMessage | None) -> dict[str, Any]:
+        try:
+            self._converse(message)
+        except StageFailed as exc:
+            self.report.update(failed_stage=exc.stage, code=exc.code, text=exc.text)
+        finally:
+            self._quit()
+        self.report["stages"] = self.stages
+        return self.report
+
+    def _converse(self, message: EmailMessage | None) -> None:
+        sock = self.stage(
+            "connect", lambda: socket.create_connection((self.address, self.port), self.params.timeout)
+        )
+        self.smtp.sock, self.smtp.file, self.smtp._host = sock, None, self.host  # type: ignore[attr-defined]
+        self.report["banner"] = self.stage(
+            "banner", lambda: self.expect("banner", self.smtp.getreply(), range(220, 221))
+        )
+        self._ehlo()
+        if "starttls" in self.smtp.esmtp_features and self.params.starttls:
+            self._starttls()
+        elif self.params.require_starttls:
+            raise StageFailed("starttls", "server does not offer STARTTLS")
+        if message is not None:
+            self._send(message)
+
+    def _ehlo(self, stage: str = "ehlo") -> None:
+        self.smtp.ehlo_resp = None
+        text = self.stage(
+            stage, lambda: self.expect(stage, self.smtp.ehlo(self.params.helo_name), range(250, 251))
+        )
+        self.report[stage] = {
+            "text": text.splitlines()[0] if text else "",
+            "extensions": sorted(self.smtp.esmtp_features),
+        }
+
+    def _starttls(self) -> None:
+        context = tls_context(self.params.verify_tls, self.params.ca_file)
+        self.stage("starttls", lambda: self.expect("starttls", self.smtp.docmd("STARTTLS"), range(220, 221)))
+        tls_sock = self.stage(
+            "tls_handshake", lambda: context.wrap_socket(self.smtp.sock, server_hostname=self.host)
+        )
+        self.smtp.sock, self.smtp.file = tls_sock, None
+        self.report["tls"] = {
+            "version": tls_sock.version(),
+            "cipher": (tls_sock.cipher() or ("",))[0],
+            "verified": self.params.verify_tls,
+        }
+        self.report["certificate"] = certificate_report(tls_sock.getpeercert(binary_form=True), self.host)
+        self.smtp.helo_resp = self.smtp.ehlo_resp = None
+        self.smtp.esmtp_features = {}
+        self._ehlo("ehlo_tls")  # RFC 3207 4.2: forget what was learnt before TLS and ask again
+
+    def _send(self, message: EmailMessage) -> None:
+        sender = message["From"]
+        self.stage("mail", lambda: self.expect("mail", self.smtp.mail(sender), range(250, 252)))
+        self.stage("rcpt", lambda: self.expect("rcpt", self.smtp.rcpt(message["To"]), range(250, 252)))
+        self.stage("data", lambda: self.expect("data", self.smtp.data(message.as_bytes()), range(250, 251)))
+        self.report["sent"] = {"to": message["To"], "message_id": message["Message-ID"]}
+
+    def _quit(self) -> None:
+        try:
+            if self.smtp.sock is not None:
+                self.smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            self.smtp.close()  # the server hung up first; nothing left to say
+
+
+def _describe(exc: BaseException) -> str:
+    # smtplib reports a read timeout as SMTPServerDisconnected raised while handling the TimeoutError.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return "timed out"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"server closed the connection: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the operator asked to see the certificate, not to trust it
+        return context
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def certificate_report(der: bytes | None, host: str) -> dict[str, Any] | None:
+    """Subject, issuer, expiry and whether ``host`` is among the names; read even when not verified."""
+    if not der:
+        return None
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    not_after = cert.not_valid_after_utc
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_after": not_after.isoformat(),
+        "names": names,
+        "expires_in_days": (not_after - datetime.now(UTC)).days,
+        "name_match": any(name_matches(n, host) for n in names),
+    }
+
+
+def name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 6.4.3: a wildcard covers exactly one left-most label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return pattern == host
+
+
+def resolve_targets(params: SmtpProbeParams) -> tuple[list[tuple[str, int, str]], dict[str, Any]]:
+    """(name, port, address) to try in order, plus what the MX lookup found."""
+    if params.host is not None:
+        host, port = split_host(params.host, params.port)
+        return [(host, port, host)], {}
+    from breakglass.actions.spf import DnsClient, SpfError
+
+    dns = DnsClient.for_resolver(params.resolver, params.timeout)
+    domain = (params.domain or "").rstrip(".")
+    try:
+        records = sorted(dns.query(domain, "MX"), key=lambda r: r.preference)
+        exchanges = [r.exchange.to_text(omit_final_dot=True) for r in records] or [domain]  # RFC 5321 5.1
+        targets = [(mx, params.port, a) for mx in exchanges if mx for a in _addresses(dns, mx)]
+    except SpfError as exc:
+        return [], {"mx": [], "error": str(exc)}
+    return targets, {"mx": exchanges}
+
+
+def _addresses(dns: Any, name: str) -> list[str]:
+    return dns.addresses(name, 4) + dns.addresses(name, 6)
+
+
+def build_message(params: SmtpProbeParams, ctx: ActionContext) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = params.mail_from or f"postmaster@{params.helo_name}"
+    message["To"] = params.send_to
+    message["Subject"] = f"{params.subject} ({ctx.run_id}/{ctx.step_id})"
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=params.helo_name)
+    message.set_content(
+        f"Test message sent by breakglass run {ctx.run_id}, step {ctx.step_id}, operator {ctx.operator}.\n"
+        "It checks that this mailbox receives mail; no reply is needed.\n"
+    )
+    return message
+
+
+def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult:
+    targets, lookup = resolve_targets(params)
+    attempts = []
+    for name, port, address in targets:
+        report = Probe(params, name, port, address).run(message)
+        attempts.append(report)
+        if report["failed_stage"] not in ("connect", "banner"):
+            break  # RFC 5321 5.1: move to the next MX only when this one cannot be reached
+    if not attempts:
+        output = {
+            **lookup,
+            "attempts": [],
+            "failed_stage": "resolve",
+            "code": None,
+            "text": lookup.get("error", "no MX or address to connect to"),
+        }
+        return ActionResult(output, ok=False, message=f"SMTP probe failed at resolve: {output['text']}")
+    final = attempts[-1]
+    output = {**lookup, **final, "attempts": attempts}
+    if final["failed_stage"]:
+        where = f"{final['host']}:{final['port']}"
+        return ActionResult(
+            output,
+            ok=False,
+            message=f"SMTP to {where} failed at {final['failed_stage']}: "
+            f"{final['code'] or ''} {final['text']}".strip(),
+        )
+    return ActionResult(output, message=f"SMTP {final['host']}:{final['port']} answered every stage")
+
+
+class SmtpProbe(Action):
+    name = "mail.smtp_probe"
+    summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
+    effect = Effect.READ
+    Params = SmtpProbeParams
+
+    def effect_for(self, params: Params) -> Effect:
+        assert isinstance(params, SmtpProbeParams)
+        return Effect.WRITE if params.send_to else Effect.READ
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        assert isinstance(params, SmtpProbeParams)
+        return probe(params, None)
+
+    def plan(self, params: Params, ctx: ActionContext) -> Plan:
+        assert isinstance(params, SmtpProbeParams)
+        message = build_message(params, ctx)
+        via = params.host or f"MX of {params.domain}"
+        change = {
+            "action": "send_message",
+            "via": via,
+            "from": message["From"],
+            "to": message["To"],
+            "subject": message["Subject"],
+            "body": message.get_content(),
+        }
+        return Plan(summary=f"send a test message to {params.send_to} via {via}", changes=[change])
+
+    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+        assert isinstance(params, SmtpProbeParams)
+        return probe(params, build_message(params, ctx) if params.send_to else None)

@@ -1,0 +1,271 @@
+"""SSH actions: run a command on a host, copy files onto it or off it.
+
+Host keys are checked against known_hosts and unknown or changed keys are refused (see ssh_hostkeys), the
+connection can go through a bastion, and every failure (refused key, bad credentials, timeout) comes back
+as a result with ``ok: false`` and a message that says what to do. paramiko is imported only when a
+connection is made.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, ClassVar
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Plan
+from breakglass.actions.ssh_session import (
+    ExecOutcome,
+    Session,
+    SshConnection,
+    SshFailure,
+    execute,
+    open_session,
+    secrets_of,
+)
+from breakglass.actions.ssh_transfer import (
+    TransferMismatch,
+    local_pairs,
+    make_remote_dirs,
+    naming,
+    remote_digests,
+    remote_pairs,
+    verify,
+)
+from pydantic import Field
+
+_SECRET_PARAMS = frozenset({"password", "key_passphrase"})
+
+
+class SshRunParams(SshConnection):
+    command: str | list[str] = Field(
+        description="What to run. A list is an argv: each item is quoted (shlex.join), so values cannot "
+        "inject shell syntax. A string is handed to the remote login shell as written (pipes, globs, $VARS "
+        "work; quote templated values yourself)."
+    )
+    read_only: bool = Field(
+        False,
+        description="True marks a diagnostic that changes nothing: it runs in dry-runs and is not gated.",
+    )
+    command_timeout: float = Field(
+        60.0, gt=0, description="Seconds the command may run before it is stopped."
+    )
+    max_output: int = Field(
+        65536,
+        ge=0,
+        description="Bytes of stdout and of stderr kept; the rest is counted and marked truncated.",
+    )
+    expect_exit: int | list[int] = Field(0, description="Exit code(s) that count as success.")
+
+
+class SshUploadParams(SshConnection):
+    local: str = Field(description="Local file or directory to copy.")
+    remote: str = Field(
+        description="Remote destination path: the file's new path, or the directory to mirror into."
+    )
+
+
+class SshDownloadParams(SshConnection):
+    remote: str = Field(description="Remote file or directory to copy.")
+    local: str = Field(
+        description="Local destination path: the file's new path, or the directory to mirror into."
+    )
+
+
+def _command_text(command: str | list[str]) -> str:
+    return shlex.join(command) if isinstance(command, list) else command
+
+
+def _where(p: SshConnection) -> dict[str, Any]:
+    via = f"{p.jump_host.user}@{p.jump_host.host}:{p.jump_host.port}" if p.jump_host else None
+    return {"host": p.host, "port": p.port, "user": p.user, "jump_host": via}
+
+
+def _host_key(session: Session) -> dict[str, str]:
+    return {"type": session.host_key_type, "fingerprint": session.host_key_fingerprint}
+
+
+def _failure(p: SshConnection, exc: SshFailure, **extra: Any) -> ActionResult:
+    output = {**_where(p), **extra, "error": exc.kind, "host_key_fingerprint": exc.fingerprint}
+    return ActionResult(output=output, ok=False, message=str(exc), secrets=secrets_of(p))
+
+
+class SshRun(Action):
+    """Run a command over SSH; a write unless ``read_only: true``."""
+
+    name = "ssh.run"
+    summary = "Run a command on a host over SSH (host key verified against known_hosts)"
+    effect = Effect.WRITE
+    Params = SshRunParams
+    secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
+
+    def effect_for(self, params: SshRunParams) -> Effect:  # type: ignore[override]
+        return Effect.READ if params.read_only else Effect.WRITE
+
+    def plan(self, params: SshRunParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+        where = _where(params)
+        via = f" via {where['jump_host']}" if where["jump_host"] else ""
+        command = _command_text(params.command)
+        return Plan(
+            summary=f"run on {params.user}@{params.host}:{params.port}{via}: {command}",
+            changes=[{**where, "command": command, "timeout": params.command_timeout}],
+        )
+
+    def run(self, params: SshRunParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+        return self._execute(params, ctx)
+
+    def apply(self, params: SshRunParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+        return self._execute(params, ctx)
+
+    def _execute(self, p: SshRunParams, ctx: ActionContext) -> ActionResult:
+        command = _command_text(p.command)
+        try:
+            with open_session(p) as session:
+                outcome = execute(
+                    session.client, command, ctx.remaining(p.command_timeout), p.max_output, ctx.cancel
+                )
+                host_key = _host_key(session)
+        except SshFailure as exc:
+            return _failure(p, exc, command=command)
+        output = {**_where(p), "command": command, **_outcome_fields(outcome), "host_key": host_key}
+        ok, message = _judge(p, command, outcome)
+        return ActionResult(output=output, ok=ok, message=message, secrets=secrets_of(p))
+
+
+def _outcome_fields(o: ExecOutcome) -> dict[str, Any]:
+    return {
+        "exit_code": o.exit_code,
+        "stdout": o.stdout.text(),
+        "stderr": o.stderr.text(),
+        "stdout_truncated": o.stdout.truncated,
+        "stderr_truncated": o.stderr.truncated,
+        "stdout_bytes": o.stdout.total,
+        "stderr_bytes": o.stderr.total,
+        "duration_ms": o.duration_ms,
+        "timed_out": o.timed_out,
+        "cancelled": o.cancelled,
+    }
+
+
+def _judge(p: SshRunParams, command: str, o: ExecOutcome) -> tuple[bool, str]:
+    where = f"{p.user}@{p.host}:{p.port}"
+    if o.timed_out:
+        return False, f"{command!r} on {where} still running after {p.command_timeout:g}s; stopped"
+    if o.cancelled:
+        return False, f"{command!r} on {where} cancelled"
+    expected = p.expect_exit if isinstance(p.expect_exit, list) else [p.expect_exit]
+    if o.exit_code not in expected:
+        last = o.stderr.text().strip().splitlines()[-1:] or [""]
+        detail = f": {last[0]}" if last[0] else ""
+        return False, f"{command!r} on {where} exited {o.exit_code} (expected {expected}){detail}"
+    return True, f"{command!r} on {where} exited {o.exit_code}"
+
+
+class SshUpload(Action):
+    """Copy a local file or directory onto a host over SFTP, verified by size and SHA-256."""
+
+    name = "ssh.upload"
+    summary = "Copy a file or directory onto a host over SFTP, verified by SHA-256"
+    effect = Effect.WRITE
+    Params = SshUploadParams
+    secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
+
+    def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+        local = Path(params.local).expanduser()
+        try:
+            pairs, _ = local_pairs(local, params.remote)
+        except OSError as exc:
+            return Plan(summary=f"cannot upload {local}: {exc}", refused=str(exc))
+        files = [{"local": str(f.local), "remote": f.remote, "size": f.local.stat().st_size} for f in pairs]
+        total = sum(f["size"] for f in files)
+        return Plan(
+            summary=f"upload {len(files)} file(s), {total} bytes, from {local} to "
+            f"{params.user}@{params.host}:{params.remote}",
+            changes=[{**_where(params), "files": files}],
+        )
+
+    def apply(self, params: SshUploadParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+        local = Path(params.local).expanduser()
+        try:
+            pairs, dirs = local_pairs(local, params.remote)
+            with open_session(params) as session, session.client.open_sftp() as sftp:
+                make_remote_dirs(sftp, dirs)
+                for n, pair in enumerate(pairs, 1):
+                    ctx.progress(f"upload {n}/{len(pairs)}: {pair.remote}")
+                    try:
+                        sftp.put(str(pair.local), pair.remote, confirm=True)
+                    except OSError as exc:
+                        raise naming(exc, pair.remote) from exc
+                digests, method = remote_digests(session.client, sftp, [f.remote for f in pairs], ctx.cancel)
+                files = verify(pairs, sftp, digests)
+                host_key = _host_key(session)
+        except SshFailure as exc:
+            return _failure(params, exc)
+        except (OSError, TransferMismatch) as exc:
+            return _transfer_failure(params, "upload", exc)
+        return _transfer_result(params, "uploaded", files, method, host_key)
+
+
+class SshDownload(Action):
+    """Copy a remote file or directory to this machine over SFTP, verified by size and SHA-256."""
+
+    name = "ssh.download"
+    summary = "Copy a file or directory off a host over SFTP, verified by SHA-256"
+    effect = Effect.READ
+    Params = SshDownloadParams
+    secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
+
+    def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+        local = Path(params.local).expanduser()
+        try:
+            with open_session(params) as session, session.client.open_sftp() as sftp:
+                try:
+                    pairs, dirs = remote_pairs(sftp, params.remote, local)
+                except OSError as exc:
+                    raise naming(exc, params.remote) from exc
+                for d in dirs:
+                    d.mkdir(parents=True, exist_ok=True)
+                for n, pair in enumerate(pairs, 1):
+                    ctx.progress(f"download {n}/{len(pairs)}: {pair.remote}")
+                    pair.local.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        sftp.get(pair.remote, str(pair.local))
+                    except OSError as exc:
+                        raise naming(exc, pair.remote) from exc
+                digests, method = remote_digests(session.client, sftp, [f.remote for f in pairs], ctx.cancel)
+                files = verify(pairs, sftp, digests)
+                host_key = _host_key(session)
+        except SshFailure as exc:
+            return _failure(params, exc)
+        except (OSError, TransferMismatch) as exc:
+            return _transfer_failure(params, "download", exc)
+        return _transfer_result(params, "downloaded", files, method, host_key)
+
+
+def _transfer_failure(p: SshConnection, verb: str, exc: Exception) -> ActionResult:
+    # paramiko reports a missing remote path as FileNotFoundError with only errno and "No such file".
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    filename = getattr(exc, "filename", None)
+    detail = f"{reason}: {filename}" if filename else reason
+    return ActionResult(
+        output={**_where(p), "error": "transfer"},
+        ok=False,
+        message=f"{verb} with {p.user}@{p.host}:{p.port} failed: {detail}",
+        secrets=secrets_of(p),
+    )
+
+
+def _transfer_result(
+    p: SshConnection, verb: str, files: list[dict[str, Any]], method: str, host_key: dict[str, str]
+) -> ActionResult:
+    total = sum(f["size"] for f in files)
+    return ActionResult(
+        output={
+            **_where(p),
+            "files": files,
+            "total_bytes": total,
+            "verified_by": method,
+            "host_key": host_key,
+        },
+        message=f"{verb} {len(files)} file(s), {total} bytes, sizes and SHA-256 verified ({method})",
+        secrets=secrets_of(p),
+    )

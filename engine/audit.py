@@ -1,0 +1,202 @@
+"""The audit log: append-only JSON Lines, each record hash-chained to the one before it.
+
+Every record carries ``seq``, a UTC ``ts``, ``prev`` (the previous record's hash) and ``hash`` (SHA-256 of
+the record's canonical JSON without ``hash``). Editing, deleting or reordering any line breaks the chain at
+that line. Whoever holds the file can still rewrite the whole chain, so the final hash (the chain head) is
+printed at the end of a run: pasted into the incident channel, it pins the log (``audit verify --head``).
+
+Records are written with one ``write`` each and fsync'd when the engine says so (before any step that acts on
+the world and after every outcome), so a crash loses at most a record being written: a torn last line is
+reported as such and ignored by readers, never silently "repaired".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from breakglass.engine.errors import AuditError
+
+GENESIS = "0" * 64
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def digest(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of the log, as read back."""
+
+    seq: int
+    ts: str
+    type: str
+    data: dict[str, Any]
+    prev: str
+    hash: str
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AuditRecord:
+        body = {k: v for k, v in raw.items() if k not in ("seq", "ts", "type", "prev", "hash")}
+        return cls(int(raw["seq"]), str(raw["ts"]), str(raw["type"]), body, str(raw["prev"]), str(raw["hash"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "type": self.type, **self.data, "prev": self.prev, "hash": self.hash}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+class AuditWriter:
+    """Appends records to one run's log.
+
+    Several processes may append to the same log: the one driving the run, and ``breakglass note`` from
+    another terminal. Each append takes an exclusive lock on the file and first catches up with whatever
+    another writer added, so the chain stays one chain.
+    """
+
+    def __init__(self, path: Path, stamp: Mapping[str, Any] | None = None) -> None:
+        self.path = path
+        self.stamp = dict(stamp or {})  # fields on every record, e.g. {"run": ..., "mode": "drill"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self.seq, self.head, self.size = 0, GENESIS, 0
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._catch_up()
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _catch_up(self) -> None:
+        """Read records appended since we last looked (by another process) to learn the chain head."""
+        end = os.fstat(self._fd).st_size
+        if end == self.size:
+            return
+        tail = os.pread(self._fd, end - self.size, self.size)
+        if not tail.endswith(b"\n"):
+            lineno = self.seq + tail.count(b"\n") + 1
+            raise AuditError(f"{self.path}: line {lineno} is incomplete (a crash while writing); "
+                             "`breakglass audit verify` shows the log")
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            rec = json.loads(last)
+            self.seq, self.head = int(rec["seq"]), str(rec["hash"])
+        except (ValueError, KeyError, TypeError):
+            raise AuditError(f"{self.path}: the last line is not a valid audit record") from None
+        self.size = end
+
+    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
+        """Write one record; when ``sync``, it is on disk before this returns."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._catch_up()
+            record: dict[str, Any] = {"seq": self.seq + 1, "ts": utc_now(), "type": type_, **self.stamp, **data,
+                                      "prev": self.head}
+            record["hash"] = digest(record)
+            line = canonical(record) + b"\n"
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes); disk full?")
+            if sync:
+                os.fsync(self._fd)
+            self.seq, self.head, self.size = self.seq + 1, record["hash"], self.size + written
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return record
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read(path: Path) -> tuple[list[AuditRecord], int | None]:
+    """All complete records, and the line number of a torn last line if there is one."""
+    records: list[AuditRecord] = []
+    torn: int | None = None
+    for lineno, raw in _lines(path):
+        try:
+            records.append(AuditRecord.from_dict(json.loads(raw)))
+        except (ValueError, KeyError, TypeError):
+            if not raw.endswith(b"\n"):
+                torn = lineno
+            else:
+                raise AuditError(f"{path}:{lineno}: not a valid audit record") from None
+    return records, torn
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    try:
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                yield lineno, raw
+    except FileNotFoundError:
+        return
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    records: int
+    head: str
+    problems: list[str]
+
+
+def verify(path: Path, head: str | None = None) -> Verdict:
+    """Check every line's hash and link; with ``head``, also that the log ends exactly there."""
+    problems: list[str] = []
+    prev, expected_seq, count = GENESIS, 1, 0
+    for lineno, raw in _lines(path):
+        count += 1
+        try:
+            rec = json.loads(raw)
+            claimed = rec.pop("hash")
+        except (ValueError, KeyError, AttributeError):
+            kind = "incomplete (torn by a crash while writing)" if not raw.endswith(b"\n") else "not valid JSON"
+            problems.append(f"line {lineno}: {kind}")
+            continue
+        if digest(rec) != claimed:
+            problems.append(f"line {lineno}: content does not match its hash (the line was edited)")
+        if rec.get("prev") != prev:
+            problems.append(f"line {lineno}: does not follow the previous line (a line was deleted, "
+                            "inserted or moved before it)")
+        if rec.get("seq") != expected_seq:
+            problems.append(f"line {lineno}: sequence number {rec.get('seq')} where {expected_seq} was expected")
+        prev, expected_seq = claimed, int(rec.get("seq", expected_seq)) + 1
+    if count == 0:
+        problems.append("the log is empty")
+    if head is not None and head != prev:
+        problems.append(f"the log ends at {prev[:16]}…, not at the head {head[:16]}… you gave: it was cut or "
+                        "rewritten after that head was published")
+    return Verdict(not problems, count, prev, problems)
+
+
+def elapsed(start_ts: str, end_ts: str) -> float:
+    """Seconds between two record timestamps."""
+    def parse(ts: str) -> float:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+    return parse(end_ts) - parse(start_ts)
+
+
+def monotonic_ms(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 3)

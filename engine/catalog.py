@@ -1,0 +1,106 @@
+"""What the CLI says about runbooks: the list, one runbook's description, validation of many files."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from breakglass.engine.errors import RunbookError
+from breakglass.engine.loader import LoadedRunbook, load_file, runbook_files, search_dirs
+from breakglass.engine.yamlsource import SourceError, parse
+
+WIDTH = 80
+
+
+def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
+    """id, title, severity, tags and path of every runbook found; only parses YAML (fast, no validation)."""
+    rows = []
+    for f in runbook_files(search_dirs(extra_dirs)):
+        try:
+            data = parse(f.read_text(encoding="utf-8"), str(f)).data
+        except (OSError, UnicodeDecodeError, SourceError):
+            data = None
+        if not isinstance(data, dict):
+            rows.append({"id": f.stem, "title": "(unreadable: run `breakglass validate`)", "severity": "?",
+                         "tags": [], "path": str(f)})
+            continue
+        rows.append({"id": str(data.get("id", f.stem)), "title": str(data.get("title", "")),
+                     "severity": str(data.get("severity", "high")), "tags": list(data.get("tags") or []),
+                     "path": str(f)})
+    return rows
+
+
+def validate_paths(paths: Iterable[str]) -> list[dict[str, Any]]:
+    from breakglass.actions.registry import Registry
+
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        files += runbook_files([path]) if path.is_dir() else [path]
+    if not files and not list(paths):
+        files = runbook_files(search_dirs([]))
+    registry = Registry()
+    results = []
+    for f in files:
+        try:
+            load_file(f, registry)
+            results.append({"file": str(f), "ok": True, "problems": []})
+        except RunbookError as exc:
+            results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]})
+    return results
+
+
+def describe(loaded: LoadedRunbook) -> dict[str, Any]:
+    from breakglass.actions.base import Effect
+    from breakglass.actions.registry import Registry
+    from breakglass.engine.model import gate_of
+
+    rb = loaded.runbook
+    registry = Registry()
+    steps = []
+    for s in rb.steps:
+        cls = registry.get(s.action)
+        declared = str(cls.effect)
+        mutating = cls.effect is not Effect.READ or s.with_.get("read_only") is False
+        if s.with_.get("read_only") is True:
+            mutating = False
+        gated = gate_of(s.confirm) is not None or (mutating and s.confirm is not False)
+        steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": declared,
+                      "mutating": mutating, "gated": gated, "when": s.when, "on_failure": s.on_failure,
+                      "rollback": s.rollback.action if s.rollback else None, "description": s.description})
+    inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
+               "description": i.description} for n, i in rb.inputs.items()]
+    return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
+            "description": rb.description, "inputs": inputs, "steps": steps}
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    out: list[str] = []
+    for para in text.strip().splitlines():
+        out += textwrap.wrap(para, WIDTH - len(indent), initial_indent=indent, subsequent_indent=indent) or [""]
+    return out
+
+
+def render_description(info: dict[str, Any]) -> str:
+    """Plain text that fits an 80-column terminal."""
+    lines = [f"{info['id']} — {info['title']}", f"severity {info['severity']}"
+             + (f" · tags {', '.join(info['tags'])}" if info["tags"] else ""), ""]
+    lines += _wrap(info["description"], "")
+    lines += ["", "Inputs:"]
+    for i in info["inputs"]:
+        need = "required" if i["required"] else f"default {i['default']!r}" if i["default"] is not None else "optional"
+        env = f", env ${i['env']}" if i["env"] else ""
+        lines.append(f"  {i['name']} ({i['type']}, {need}{env})"[:WIDTH])
+        lines += _wrap(i["description"], "      ")
+    if not info["inputs"]:
+        lines.append("  (none)")
+    lines += ["", "Steps:  [G] gated   [W] changes the world   [R] has a rollback"]
+    for n, s in enumerate(info["steps"], 1):
+        marks = ("G" if s["gated"] else " ") + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
+        lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})"[:WIDTH])
+        lines += _wrap(s["title"], "          ")
+        if s["when"] is not None:
+            lines += _wrap(f"when: {s['when']}", "          ")
+    return "\n".join(lines)

@@ -1,0 +1,320 @@
+"""The ``breakglass`` command: a thin typer layer. Parse, call the library, map errors to exit codes here.
+
+Heavy modules (pydantic, Jinja2, actions) are imported inside commands so ``--help``, ``list`` and
+``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from breakglass.engine.errors import (
+    ActionError,
+    AuditError,
+    BreakglassError,
+    GateRefused,
+    InputError,
+    RunbookError,
+    RunLocked,
+    RunNotFound,
+    TemplateError,
+)
+
+app = typer.Typer(
+    name="breakglass",
+    help="Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+audit_app = typer.Typer(help="Verify and show a run's audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+# One table from the exception tree to exit codes (0 finished, 1 failed, 130 interrupted: see runner).
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (RunbookError, 2), (InputError, 2), (TemplateError, 2), (GateRefused, 3), (RunNotFound, 4),
+    (RunLocked, 5), (AuditError, 6), (ActionError, 1), (BreakglassError, 1),
+]
+
+RunbooksOpt = Annotated[list[str] | None, typer.Option("--runbooks", "-r", help="Extra runbook directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _echo_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _store() -> Any:
+    from breakglass.engine.store import FileStore
+
+    return FileStore()
+
+
+# --- runbooks --------------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_cmd(runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
+    """List runbooks: shipped ones, $BREAKGLASS_PATH and --runbooks directories."""
+    from breakglass.engine.catalog import summaries
+
+    rows = summaries(runbooks or [])
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['id']:<28} {row['severity']:<9} {row['title']}")
+
+
+@app.command()
+def show(runbook: str, runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a runbook: its inputs and steps, which are gated and which change the world."""
+    from breakglass.engine.catalog import describe, render_description
+    from breakglass.engine.loader import find, load_file
+
+    loaded = load_file(find(runbook, runbooks or []))
+    info = describe(loaded)
+    if as_json:
+        _echo_json(info)
+    else:
+        typer.echo(render_description(info))
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[str] | None, typer.Argument(help="Runbook files or directories.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate runbook files; every problem as file:line:col. Exit 2 when any is invalid."""
+    from breakglass.engine.catalog import validate_paths
+
+    results = validate_paths(paths or [])
+    if as_json:
+        _echo_json(results)
+    else:
+        for r in results:
+            if r["ok"]:
+                typer.echo(f"ok  {r['file']}")
+            for p in r["problems"]:
+                typer.echo(p, err=True)
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")] = None) -> None:
+    """Print the JSON Schema of runbook files (for yaml-language-server and other editors)."""
+    from breakglass.engine.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def actions(as_json: JsonOpt = False) -> None:
+    """List every action: its arguments, and whether it reads, writes or notifies."""
+    from breakglass.actions.registry import Registry
+
+    rows = Registry().describe()
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['name']:<22} {row['effect']:<7} {row['summary']}")
+        for arg in row["arguments"]:
+            need = "required" if arg["required"] else f"default {arg['default']!r}"
+            typer.echo(f"    {arg['name']:<20} {arg['type']:<18} {need}")
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+def _parse_inputs(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if file is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"{file}: cannot read inputs: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise InputError(f"{file}: inputs must be a mapping of name: value")
+        values.update(loaded)
+    for pair in pairs or []:
+        name, eq, value = pair.partition("=")
+        if not eq or not name:
+            raise InputError(f"-i {pair!r}: write inputs as name=value")
+        values[name.strip()] = value
+    return values
+
+
+def _reporter(as_json: bool) -> Any:
+    from breakglass.engine.console import JsonReporter, TerminalReporter
+
+    return JsonReporter() if as_json else TerminalReporter()
+
+
+def _options(mode: str, operator: str | None, approve: list[str] | None, yes: bool,
+             gate_timeout: float | None, **extra: Any) -> Any:
+    from breakglass.engine.gates import default_operator
+    from breakglass.engine.session import RunOptions
+
+    if yes and mode == "live":
+        raise InputError("--yes approves gates only with --dry-run or in a drill, never in a live run; "
+                         "use --approve STEP for the gates you have reviewed")
+    return RunOptions(mode=mode, operator=operator or default_operator(), approvals=frozenset(approve or []),
+                      yes=yes, gate_timeout=gate_timeout, **extra)
+
+
+InputOpt = Annotated[list[str] | None, typer.Option("-i", "--input", help="An input as name=value (repeatable).")]
+InputsFileOpt = Annotated[Path | None, typer.Option("--inputs", help="A YAML or JSON file of inputs.")]
+ApproveOpt = Annotated[list[str] | None, typer.Option("--approve", help="Pre-approve the gate of STEP (repeatable).")]
+OperatorOpt = Annotated[str | None, typer.Option("--operator", help="Who is running this (default user@host).")]
+GateTimeoutOpt = Annotated[float | None, typer.Option("--gate-timeout", help="Seconds a gate waits; then no.")]
+
+
+@app.command()
+def run(
+    runbook: str,
+    input_: InputOpt = None,
+    inputs_file: InputsFileOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run diagnostics; only plan changes.")] = False,
+    approve: ApproveOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Approve every gate (dry-run only).")] = False,
+    operator: OperatorOpt = None,
+    gate_timeout: GateTimeoutOpt = None,
+    runbooks: RunbooksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a runbook. Exit 0 finished, 1 failed or aborted, 2 invalid input, 3 refused gate, 130 interrupted."""
+    from breakglass.engine.loader import find, load_file
+    from breakglass.engine.session import start
+
+    loaded = load_file(find(runbook, runbooks or []))
+    opts = _options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout)
+    outcome = start(loaded, _parse_inputs(input_, inputs_file), opts, _reporter(as_json))
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run id (a unique prefix, or 'last').")],
+    input_: InputOpt = None,
+    approve: ApproveOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Approve every gate (dry-runs and drills only).")] = False,
+    operator: OperatorOpt = None,
+    in_doubt: Annotated[str, typer.Option("--in-doubt", help="A step cut off while applying: ask, rerun or done.")]
+    = "ask",
+    accept_changed: Annotated[bool, typer.Option("--accept-changed", help="Go on with a changed runbook.")] = False,
+    gate_timeout: GateTimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume a stopped run from its audit log: verified, then on from the first step not completed."""
+    from breakglass.engine.session import load_stored, resume as resume_run
+
+    if in_doubt not in ("ask", "rerun", "done"):
+        raise InputError("--in-doubt takes ask, rerun or done")
+    store = _store()
+    stored = load_stored(store, run_id)
+    mode = str(stored.started.get("mode", "live"))
+    extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed}
+    if mode == "drill":
+        from breakglass.engine.drill import drill_options_for_resume
+
+        extra.update(drill_options_for_resume(stored))
+    opts = _options(mode, operator, approve, yes, gate_timeout, **extra)
+    outcome = resume_run(store, stored.run_id, _parse_inputs(input_, None), opts, _reporter(as_json))
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def runs(as_json: JsonOpt = False) -> None:
+    """List runs with id, runbook, mode, status and start time."""
+    rows = [r.to_dict() for r in _store().list_runs()]
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<12} {r['started']}")
+
+
+@app.command()
+def note(
+    run_id: Annotated[str, typer.Argument(help="The run id (a unique prefix, or 'last').")],
+    text: Annotated[str, typer.Argument(help="The note.")],
+    operator: OperatorOpt = None,
+) -> None:
+    """Append an operator note to a run's log, even while another terminal drives the run."""
+    from breakglass.engine.gates import default_operator
+    from breakglass.engine.notes import append_note
+
+    rec = append_note(_store(), run_id, text, operator or default_operator())
+    typer.echo(f"note {rec['seq']} added to {rec['run']}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    run_id: str,
+    head: Annotated[str | None, typer.Option("--head", help="The chain head published at the end of the run.")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the hash chain; name every edited, deleted or reordered line. Exit 6 when it does not verify."""
+    from breakglass.engine.audit import verify
+
+    store = _store()
+    run_id = store.resolve(run_id)
+    verdict = verify(store.log_path(run_id), head)
+    if as_json:
+        _echo_json({"run": run_id, "ok": verdict.ok, "records": verdict.records, "head": verdict.head,
+                    "problems": verdict.problems})
+    else:
+        for p in verdict.problems:
+            typer.echo(f"{store.log_path(run_id)}: {p}", err=True)
+        if verdict.ok:
+            typer.echo(f"ok: {verdict.records} records, head {verdict.head}")
+    if not verdict.ok:
+        raise typer.Exit(6)
+
+
+@audit_app.command("show")
+def audit_show(run_id: str, as_json: JsonOpt = False) -> None:
+    """Print a run's timeline from its audit log."""
+    from breakglass.engine.timeline import timeline_lines
+
+    store = _store()
+    records = [r.to_dict() for r in store.records(store.resolve(run_id))]
+    if as_json:
+        _echo_json(records)
+        return
+    for line in timeline_lines(records):
+        typer.echo(line)
+
+
+# Commands that live in their own modules register on `app` when imported.
+from breakglass.engine import cli_drill  # noqa: E402,F401  (drill and report)
+
+
+def _exit_code(exc: BaseException) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+
+
+def main() -> None:
+    """Console entry point: errors become one clear message and a distinct exit code, never a traceback."""
+    try:
+        app()
+    except BreakglassError as exc:
+        sys.stderr.write(f"breakglass: {exc}\n" if not isinstance(exc, RunbookError) else f"{exc}\n")
+        sys.exit(_exit_code(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("breakglass: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,161 @@
+"""How approval is asked and decided. Fail closed: no terminal and no explicit approval means no.
+
+Approval comes from the operator, never from the runbook file: ``--approve STEP`` on the command line, an
+answer typed at a terminal, or ``--yes`` (only in a dry-run or a drill). End of input, Ctrl-C at the prompt
+and a gate timeout all mean no.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import select
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    gate_id: str  # the step id, or "<step>.rollback"
+    step_id: str
+    title: str
+    message: str
+    type_to_confirm: str | None
+    shown: dict[str, Any]  # what the operator sees: rendered (redacted) arguments, the plan
+    digest: str
+    mutating: bool
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """A decision at a gate: a value, recorded before the step runs, never an exception."""
+
+    approved: bool
+    by: str
+    how: str  # tty | flag | yes | no-tty | eof | interrupt | timeout | mismatch
+    choice: str = "abort"  # when refused: abort the run, or skip this step
+    answer: str = ""
+    waited_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Terminal:
+    """The operator's terminal. Prompts go to stderr so stdout can carry --json events."""
+
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @property
+    def interactive(self) -> bool:
+        try:
+            return self.stdin.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def say(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    def ask(self, prompt: str, timeout: float | None = None) -> str | None:
+        """One line from the operator; None on end of input or timeout. Ctrl-C propagates."""
+        self.stderr.write(prompt)
+        self.stderr.flush()
+        if timeout is not None:
+            ready, _, _ = select.select([self.stdin], [], [], timeout)
+            if not ready:
+                self.say("\n(no answer before the gate timeout: that means no)")
+                return None
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.rstrip("\r\n")
+
+
+@dataclass
+class Gatekeeper:
+    operator: str
+    mode: str
+    approvals: frozenset[str] = frozenset()
+    yes: bool = False
+    timeout: float | None = None
+    terminal: Terminal = field(default_factory=Terminal)
+
+    def __post_init__(self) -> None:
+        if self.yes and self.mode == "live":
+            raise ValueError("--yes approves gates only in a dry-run or a drill, never in a live run")
+
+    def decide(self, req: GateRequest) -> GateDecision:
+        if req.gate_id in self.approvals or req.step_id in self.approvals and not req.gate_id.endswith(".rollback"):
+            return GateDecision(True, self.operator, "flag", answer=f"--approve {req.gate_id}")
+        if self.yes:
+            return GateDecision(True, self.operator, "yes", answer="--yes")
+        if not self.terminal.interactive:
+            return GateDecision(False, self.operator, "no-tty")
+        return self._ask(req)
+
+    def _ask(self, req: GateRequest) -> GateDecision:
+        started = time.monotonic()
+        t = self.terminal
+        t.say("")
+        t.say(f"GATE {req.gate_id}: {req.message}")
+        for line in _describe(req.shown):
+            t.say(f"  {line}")
+        try:
+            if req.type_to_confirm:
+                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout)
+                if answer is None:
+                    return self._no(started, "eof" if self.timeout is None else "timeout")
+                if answer.strip() != req.type_to_confirm:
+                    choice = self._refusal_choice()
+                    return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
+                return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
+            answer = t.ask("Approve? [yes / no = abort / skip]: ", self.timeout)
+        except KeyboardInterrupt:
+            t.say("")
+            return self._no(started, "interrupt")
+        if answer is None:
+            return self._no(started, "eof")
+        word = answer.strip().lower()
+        if word in ("y", "yes"):
+            return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
+        choice = "skip" if word in ("s", "skip") else "abort"
+        return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
+
+    def _refusal_choice(self) -> str:
+        try:
+            answer = self.terminal.ask("Not approved. Skip this step and go on, or abort the run? [skip / abort]: ")
+        except KeyboardInterrupt:
+            return "abort"
+        return "skip" if (answer or "").strip().lower() in ("s", "skip") else "abort"
+
+    def _no(self, started: float, how: str) -> GateDecision:
+        return GateDecision(False, self.operator, how, waited_s=self._since(started))
+
+    @staticmethod
+    def _since(started: float) -> float:
+        return round(time.monotonic() - started, 3)
+
+
+def _describe(shown: dict[str, Any]) -> list[str]:
+    lines = []
+    if shown.get("plan"):
+        lines.append(f"plan: {shown['plan']}")
+    for change in shown.get("changes") or []:
+        lines.append(f"  {change}")
+    for key, value in (shown.get("args") or {}).items():
+        lines.append(f"{key}: {value}")
+    return lines

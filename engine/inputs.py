@@ -1,0 +1,197 @@
+"""Input values: typed checks for every declared input, resolved before any step runs.
+
+Values come, strongest first, from the command line (``-i name=value`` or ``--inputs FILE``), then the
+input's ``env`` variable, then its ``default`` (which may be a template over other inputs).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from breakglass.engine import templates
+from breakglass.engine.errors import InputError, TemplateError
+from breakglass.engine.model import InputSpec, InputType, Runbook
+
+# RFC 1035 §2.3.1 / RFC 1123 §2.1: letters, digits, hyphens; no leading or trailing hyphen; ≤ 63 per label.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.I)
+_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
+_TRUE = {"true", "yes", "y", "on", "1"}
+_FALSE = {"false", "no", "n", "off", "0"}
+
+
+def _hostname(value: str, need_dot: bool) -> str:
+    name = value.strip().rstrip(".").lower()
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise InputError(f"'{value}' is not a valid internationalised domain name") from None
+    if not ascii_name or len(ascii_name) > 253:
+        raise InputError(f"'{value}' is not a valid domain name (empty or longer than 253 characters)")
+    labels = ascii_name.split(".")
+    bad = next((label for label in labels if not _LABEL.match(label)), None)
+    if bad is not None:
+        shown = "an empty label" if bad == "" else f"label '{bad}'"
+        raise InputError(f"'{value}' is not a valid domain name: {shown} is not letters, digits and hyphens")
+    if need_dot and len(labels) < 2:
+        raise InputError(f"'{value}' is not a domain name: it needs at least two labels, like example.com")
+    if labels[-1].isdigit():
+        raise InputError(f"'{value}' is not a domain name: the top-level label is numeric")
+    return ascii_name
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputError(f"'{value}' is not a boolean (use true or false)")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    raise InputError(f"'{value}' is not a list (give a YAML list or comma-separated values)")
+
+
+def _as_url(value: Any) -> str:
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"'{value}' is not an http(s) URL with a host")
+    return str(value)
+
+
+def _as_email(value: Any) -> str:
+    local, at, domain = str(value).rpartition("@")
+    if not at or not _EMAIL_LOCAL.match(local):
+        raise InputError(f"'{value}' is not an email address")
+    _hostname(domain, need_dot=True)
+    return str(value)
+
+
+def _as_ip(value: Any, version: int | None) -> str:
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise InputError(f"'{value}' is not an IP address") from None
+    if version is not None and address.version != version:
+        raise InputError(f"'{value}' is not an IPv{version} address")
+    return str(address)
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InputError(f"'{value}' is not an integer")
+    try:
+        return int(str(value).strip(), 10)
+    except ValueError:
+        raise InputError(f"'{value}' is not an integer") from None
+
+
+def coerce(name: str, spec: InputSpec, value: Any) -> Any:
+    """Check ``value`` against the input's type and return it in its typed form."""
+    t = spec.type
+    try:
+        if t is InputType.INTEGER:
+            return _as_int(value)
+        if t is InputType.BOOLEAN:
+            return _as_bool(value)
+        if t is InputType.LIST:
+            return _as_list(value)
+        if t is InputType.CHOICE:
+            choices = [str(c) for c in spec.choices or []]
+            if str(value) not in choices:
+                raise InputError(f"'{value}' is not one of: {', '.join(choices)}")
+            return str(value)
+        if t is InputType.DOMAIN:
+            return _hostname(str(value), need_dot=True)
+        if t is InputType.HOSTNAME:
+            return _hostname(str(value), need_dot=False)
+        if t in (InputType.IPV4, InputType.IPV6, InputType.IP):
+            return _as_ip(value, {InputType.IPV4: 4, InputType.IPV6: 6}.get(t))
+        if t is InputType.URL:
+            return _as_url(value)
+        if t is InputType.EMAIL:
+            return _as_email(value)
+        if isinstance(value, (dict, list)):
+            raise InputError("expected text, got a structure")
+        return str(value)
+    except InputError as exc:
+        raise InputError(f"input '{name}' ({t}): {exc}") from None
+
+
+def resolve(rb: Runbook, given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every input's typed value; raise InputError naming all problems at once."""
+    env = os.environ if environ is None else environ
+    unknown = sorted(set(given) - set(rb.inputs))
+    problems = [f"unknown input '{n}'; this runbook takes: {', '.join(rb.inputs) or 'no inputs'}" for n in unknown]
+    values: dict[str, Any] = {}
+    pending: dict[str, str] = {}
+    for name, spec in rb.inputs.items():
+        if name in given:
+            raw: Any = given[name]
+        elif spec.env and spec.env in env:
+            raw = env[spec.env]
+        elif isinstance(spec.default, str) and templates.is_template(spec.default):
+            pending[name] = spec.default
+            continue
+        elif spec.default is not None:
+            raw = spec.default
+        elif spec.is_required:
+            where = f" or set ${spec.env}" if spec.env else ""
+            problems.append(f"input '{name}' is required: pass -i {name}=VALUE{where}")
+            continue
+        else:
+            values[name] = None
+            continue
+        try:
+            values[name] = coerce(name, spec, raw)
+        except InputError as exc:
+            problems.append(str(exc))
+    problems += _render_defaults(rb, values, pending)
+    if problems:
+        raise InputError("\n".join(problems))
+    return values
+
+
+def _render_defaults(rb: Runbook, values: dict[str, Any], pending: dict[str, str]) -> list[str]:
+    """Render templated defaults in dependency order; a cycle is reported, not looped on."""
+    problems: list[str] = []
+    while pending:
+        progressed = False
+        for name, text in list(pending.items()):
+            try:
+                rendered = templates.render_string(text, {"inputs": values})
+            except TemplateError:
+                continue  # depends on an input not rendered yet
+            del pending[name]
+            progressed = True
+            try:
+                values[name] = coerce(name, rb.inputs[name], rendered)
+            except InputError as exc:
+                problems.append(str(exc))
+        if not progressed:
+            problems += [f"input '{n}': its default {t!r} cannot be rendered (a cycle, or a missing input)"
+                         for n, t in pending.items()]
+            break
+    return problems
+
+
+def secret_values(rb: Runbook, values: Mapping[str, Any]) -> set[str]:
+    """Values to redact: inputs of type secret and anything read from an environment variable."""
+    out: set[str] = set()
+    for name, spec in rb.inputs.items():
+        if spec.type is InputType.SECRET or spec.env:
+            value = values.get(name)
+            if value not in (None, ""):
+                out.add(str(value))
+    return out

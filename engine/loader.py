@@ -1,0 +1,180 @@
+"""Runbook files → Runbook models, with every problem of a file reported at once as file:line:col."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from breakglass.actions.registry import Registry
+from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.yamlsource import Path, Source, SourceError, parse
+
+SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedRunbook:
+    """A valid runbook with where it came from and the hash of its exact text."""
+
+    runbook: Any  # engine.model.Runbook (imported lazily: pydantic costs start-up)
+    path: str
+    text: str
+    sha256: str
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    file = str(path)
+    try:
+        raw = FsPath(path).read_bytes()
+    except OSError as exc:
+        raise RunbookError([Problem(file, 1, 1, f"cannot read runbook: {exc.strerror or exc}")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RunbookError([Problem(file, line, col, "file is not valid UTF-8")]) from None
+
+
+def load_text(text: str, file: str, registry: Registry | None = None, expected_id: str | None = None) -> LoadedRunbook:
+    """Validate runbook text; raise RunbookError listing every problem."""
+    from pydantic import ValidationError
+
+    from breakglass.engine.checks import check_runbook
+    from breakglass.engine.model import Runbook
+
+    try:
+        src = parse(text, file)
+    except SourceError as exc:
+        raise RunbookError(exc.problems) from None
+    if not isinstance(src.data, dict):
+        raise RunbookError([src.problem((), "a runbook is a mapping with id, title and steps at the top level")])
+    try:
+        rb = Runbook.model_validate(src.data)
+    except ValidationError as exc:
+        raise RunbookError(list(_pydantic_problems(exc, src))) from None
+    problems = check_runbook(rb, src, registry or Registry())
+    if expected_id is not None and rb.id != expected_id:
+        problems.append(src.problem(("id",), f"runbook id '{rb.id}' must equal the file name '{expected_id}'"))
+    if problems:
+        raise RunbookError(problems)
+    return LoadedRunbook(rb, file, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def load_file(path: str | os.PathLike[str], registry: Registry | None = None) -> LoadedRunbook:
+    text = read_text(path)
+    stem = FsPath(path).name.rsplit(".", 1)[0]
+    return load_text(text, str(path), registry, expected_id=stem)
+
+
+# --- pydantic errors → located problems ------------------------------------------------------------
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, list[Any]]:
+    """Follow pydantic's loc through the data, dropping the parts that name union members or validators."""
+    path: list[str | int] = []
+    rest: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        else:
+            rest.append(part)
+    return tuple(path), rest
+
+
+def _pydantic_problems(exc: Any, src: Source) -> Iterator[Problem]:
+    from breakglass.engine.model import Runbook
+
+    grouped: dict[Path, list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        path, _ = _data_path(tuple(err["loc"]), src.data)
+        grouped.setdefault(path, []).append(err)
+    deepest = [p for p in grouped if not any(q != p and q[: len(p)] == p for q in grouped)]
+    for path in deepest:
+        errors = grouped[path]
+        if any(e["type"] == "extra_forbidden" for e in errors):
+            key = str(path[-1])
+            yield src.problem(path, f"unknown key '{key}'{_suggest(key, path, Runbook)}", key=True)
+        elif any(e["type"] == "missing" for e in errors):
+            for e in errors:
+                if e["type"] == "missing":
+                    yield src.problem(path, f"{_where(path)}missing required key '{e['loc'][-1]}'")
+        else:
+            messages = list(dict.fromkeys(_message(e) for e in errors))
+            yield src.problem(path, f"{_where(path)}{' or '.join(messages)}")
+
+
+def _where(path: Path) -> str:
+    shown = ".".join(str(p) for p in path)
+    return f"'{shown}': " if shown else ""
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        return "must be snake_case (a-z, 0-9, _)" if "_" in pattern else "must be kebab-case (a-z, 0-9, -)"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _suggest(key: str, path: Path, root: Any) -> str:
+    from breakglass.engine.model import Gate, InputSpec, Retry, Rollback, Step
+
+    parent = [p for p in path[:-1] if isinstance(p, str)]
+    model = {"steps": Step, "inputs": InputSpec, "retries": Retry, "rollback": Rollback, "confirm": Gate}
+    candidates = root
+    for name in parent:
+        candidates = model.get(name, candidates)
+    if path[:1] == ("inputs",) and len(path) == 3:
+        candidates = InputSpec
+    names = [f.alias or n for n, f in candidates.model_fields.items()]
+    near = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean '{near[0]}'?)" if near else f"; allowed here: {', '.join(names)}"
+
+
+# --- finding runbooks ------------------------------------------------------------------------------
+
+
+def search_dirs(extra: Iterable[str] = ()) -> list[FsPath]:
+    """Where runbooks are looked up: --runbooks dirs, then $BREAKGLASS_PATH, then the shipped ones."""
+    dirs = [FsPath(d) for d in extra]
+    dirs += [FsPath(d) for d in os.environ.get("BREAKGLASS_PATH", "").split(os.pathsep) if d]
+    dirs.append(SHIPPED_DIR)
+    return dirs
+
+
+def runbook_files(dirs: Iterable[FsPath]) -> list[FsPath]:
+    seen: dict[str, FsPath] = {}
+    for d in dirs:
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.suffix in SUFFIXES and f.is_file():
+                    seen.setdefault(f.stem, f)
+    return list(seen.values())
+
+
+def find(name: str, extra: Iterable[str] = ()) -> FsPath:
+    """A runbook by path or by id; raise RunbookError with the ids that do exist."""
+    direct = FsPath(name)
+    if direct.suffix in SUFFIXES or os.sep in name:
+        if direct.is_file():
+            return direct
+        raise RunbookError([Problem(name, 1, 1, "no such runbook file")])
+    files = runbook_files(search_dirs(extra))
+    for f in files:
+        if f.stem == name:
+            return f
+    near = difflib.get_close_matches(name, [f.stem for f in files], n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    raise RunbookError([Problem(name, 1, 1, f"no runbook named '{name}'{hint}; `breakglass list` shows them")])

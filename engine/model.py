@@ -1,0 +1,146 @@
+"""The runbook as frozen data: Runbook, InputSpec, Step, Gate, Retry, Rollback.
+
+These models are the single source of the runbook format: the loader validates files against them and
+``breakglass schema`` publishes their JSON Schema for editors. Everything here is structure; meaning that
+needs more than one field (step references, action arguments, templates) is checked by ``engine.checks``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RUNBOOK_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+STEP_ID = r"^[a-z][a-z0-9_]*$"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InputType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+    LIST = "list"
+    DOMAIN = "domain"
+    HOSTNAME = "hostname"
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    IP = "ip"
+    URL = "url"
+    EMAIL = "email"
+    SECRET = "secret"
+
+
+class InputSpec(Frozen):
+    """One typed parameter of a runbook."""
+
+    type: InputType = Field(InputType.STRING, description="The value's type; checked before any step runs.")
+    description: str = Field("", description="What the operator should enter (markdown).")
+    default: Any = Field(None, description="Default value; a string may be a template over other inputs.")
+    required: bool | None = Field(
+        None, description="Whether a value must be given; by default, required when there is no default."
+    )
+    choices: list[str | int] | None = Field(None, description="Allowed values (type: choice).")
+    env: str | None = Field(
+        None, description="Read the value from this environment variable (the natural home of secrets)."
+    )
+
+    @property
+    def is_required(self) -> bool:
+        if self.required is not None:
+            return self.required
+        return self.default is None and self.env is None
+
+
+class Gate(Frozen):
+    """A confirmation gate: the operator must approve before the step runs."""
+
+    message: str | None = Field(None, description="What the operator is asked (a template).")
+    type_to_confirm: str | None = Field(
+        None, description="A value the operator must type to approve, e.g. '{{ inputs.domain }}' (a template)."
+    )
+
+
+class Retry(Frozen):
+    """How often a step is tried and how long to wait between attempts."""
+
+    attempts: int = Field(3, ge=1, le=10_000, description="Total attempts, the first included.")
+    delay: float = Field(1.0, ge=0, description="Seconds before the second attempt.")
+    backoff: float = Field(1.0, ge=1, description="Multiplier applied to the delay after each attempt.")
+    max_delay: float = Field(300.0, ge=0, description="Upper bound of one wait, in seconds.")
+
+
+class Rollback(Frozen):
+    """An action that undoes a completed step; run in reverse order when a later step fails with rollback."""
+
+    title: str | None = Field(None, description="What the rollback does, for the operator.")
+    action: str = Field(description="A registered action's name.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's arguments.")
+    confirm: bool | str | Gate | None = Field(
+        None, description="Gate for the rollback itself; mutating rollbacks are gated unless false."
+    )
+
+
+class Step(Frozen):
+    """One step of a runbook: an action with its arguments, conditions, gate and failure policy."""
+
+    id: str = Field(pattern=STEP_ID, description="Unique snake_case id; referenced as steps.<id> in templates.")
+    title: str = Field(description="One line shown on the operator's terminal.")
+    description: str = Field("", description="Markdown instructions shown to the operator.")
+    action: str = Field(description="A registered action's name, e.g. dns.lookup (see `breakglass actions`).")
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="The action's arguments; strings are templates."
+    )
+    when: str | bool | None = Field(None, description="Skip the step unless this expression is true.")
+    confirm: bool | str | Gate | None = Field(
+        None,
+        description="Gate: true, a message, or {message, type_to_confirm}. "
+        "Mutating steps are gated in live runs unless this is false.",
+    )
+    retries: Retry | None = Field(None, description="Retry policy: {attempts, delay, backoff}.")
+    until: str | None = Field(None, description="Retry until this expression over `result` is true.")
+    timeout: float | None = Field(None, gt=0, description="Seconds the step may take.")
+    expect: str | None = Field(None, description="The step fails unless this expression over `result` holds.")
+    on_failure: Literal["abort", "continue", "rollback"] = Field(
+        "abort", description="abort (default), continue, or rollback every completed step in reverse order."
+    )
+    rollback: Rollback | None = Field(None, description="An {action, with} that undoes this step.")
+
+
+class Runbook(Frozen):
+    """A runbook file."""
+
+    id: str = Field(pattern=RUNBOOK_ID, description="kebab-case id, equal to the file's name without .yaml.")
+    title: str = Field(description="One line naming the outage this runbook handles.")
+    description: str = Field("", description="Markdown: when to use this runbook and what it does.")
+    severity: Literal["critical", "high", "medium", "low"] = Field(
+        "high", description="How bad the outage this runbook handles usually is."
+    )
+    tags: list[str] = Field(default_factory=list, description="Free-form labels for `breakglass list`.")
+    inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters of the run.")
+    steps: list[Step] = Field(min_length=1, description="The ordered steps.")
+
+
+def gate_of(confirm: bool | str | Gate | None) -> Gate | None:
+    """The gate a ``confirm`` value asks for, or None when it asks for none."""
+    if confirm is None or confirm is False:
+        return None
+    if confirm is True:
+        return Gate()
+    if isinstance(confirm, str):
+        return Gate(message=confirm)
+    return confirm
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of runbook files, for YAML editors (yaml-language-server)."""
+    schema = Runbook.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://breakglass.invalid/schema/runbook.json"
+    schema["title"] = "breakglass runbook"
+    return schema

@@ -1,0 +1,22 @@
+"""Operator notes appended to a run's log from any terminal, while the run goes on or after it ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from breakglass.engine.errors import InputError
+from breakglass.engine.store import FileStore
+
+
+def append_note(store: FileStore, run_id: str, text: str, operator: str) -> dict[str, Any]:
+    """Append a ``note`` record; the driving process picks the chain up from there."""
+    if not text.strip():
+        raise InputError("a note needs some text")
+    run_id = store.resolve(run_id)
+    records = store.records(run_id)
+    mode = records[0].get("mode", "live") if records else "live"
+    writer = store.writer(run_id, {"run": run_id, "mode": mode})
+    try:
+        return writer.append("note", {"text": text, "by": operator})
+    finally:
+        writer.close()

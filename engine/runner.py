@@ -1,0 +1,378 @@
+"""Drives a run: render → plan → gate → apply → record, one step at a time. The only engine module with I/O.
+
+Every record goes to the audit log first (fsync'd before anything acts on the world), then into the state
+machine, then to the reporter. A dry-run takes the same path and stops after the plan; a drill takes it
+against a simulated world.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.registry import Registry
+from breakglass.engine import templates
+from breakglass.engine.audit import AuditWriter, canonical
+from breakglass.engine.errors import ActionError, ActionTimeout, BreakglassError, TemplateError
+from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
+from breakglass.engine.loader import LoadedRunbook
+from breakglass.engine.machine import RunState
+from breakglass.engine.model import Gate, Retry, Step, gate_of
+from breakglass.engine.redact import Redactor
+from breakglass.engine.world import LiveWorld, World
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, "rolled_back": 1, "refused": 3, "interrupted": 130}
+DEFAULT_UNTIL_RETRY = Retry(attempts=10, delay=5.0)
+
+
+class _Stop(Exception):
+    """Internal: the run ends here with this status."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
+        super().__init__(reason)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    head: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.status, 1)
+
+
+@dataclass
+class Runner:
+    loaded: LoadedRunbook
+    writer: AuditWriter
+    state: RunState
+    gates: Gatekeeper
+    redactor: Redactor
+    inputs: dict[str, Any]
+    reporter: Any
+    registry: Registry = field(default_factory=Registry)
+    world: World = field(default_factory=LiveWorld)
+    settings: dict[str, Any] = field(default_factory=dict)
+    before_finish: Callable[[Runner], None] | None = None  # e.g. a drill's grading, recorded before the end
+    started_ts: str = ""
+
+    @property
+    def mode(self) -> str:
+        return self.state.mode
+
+    # --- recording -------------------------------------------------------------------------------------
+
+    def record(self, type_: str, data: dict[str, Any], sync: bool = True) -> dict[str, Any]:
+        rec = self.writer.append(type_, self.redactor(data), sync=sync)
+        self.state.apply(rec)
+        self.reporter.event(rec)
+        return rec
+
+    # --- the run ---------------------------------------------------------------------------------------
+
+    def execute(self, start: int) -> RunOutcome:
+        """Run steps from index ``start`` to the end, then record how the run finished."""
+        status, reason = "succeeded", ""
+        try:
+            with _sigterm_as_interrupt():
+                for step in self.loaded.runbook.steps[start:]:
+                    self._step(step)
+        except _Stop as stop:
+            status, reason = stop.status, stop.reason
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the operator (Ctrl-C) or a termination signal"
+            current = self._current_step()
+            if current:
+                self.record("step.interrupted", {"step": current})
+        finally:
+            self.reporter.close()
+        return self.finish(status, reason)
+
+    def finish(self, status: str, reason: str) -> RunOutcome:
+        if self.before_finish is not None:
+            self.before_finish(self)
+        counts: dict[str, int] = {}
+        for st in self.state.steps.values():
+            counts[str(st.status)] = counts.get(str(st.status), 0) + 1
+        rec = self.record("run.finished", {"run": self.state.run_id, "status": status, "reason": reason,
+                                           "counts": counts})
+        return RunOutcome(self.state.run_id, status, rec["hash"])
+
+    def _current_step(self) -> str | None:
+        for sid in self.state.step_ids:
+            if str(self.state.steps[sid].status) in ("running", "applying"):
+                return sid
+        return None
+
+    def context(self, result: Any = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = {
+            "inputs": self.inputs,
+            "steps": self.state.context(),
+            "run": {"id": self.state.run_id, "mode": self.mode, "runbook": self.loaded.runbook.id,
+                    "operator": self.gates.operator, "started": self.started_ts},
+        }
+        if result is not None:
+            ctx["result"] = result
+        return ctx
+
+    # --- one step --------------------------------------------------------------------------------------
+
+    def _step(self, step: Step) -> None:
+        try:
+            self._step_inner(step)
+        except (BreakglassError, ValueError) as exc:  # rendering, argument or planning failures
+            self._fail(step, _one_line(exc), {}, 0.0)
+
+    def _step_inner(self, step: Step) -> None:
+        ctx_data = self.context()
+        if step.when is not None and not templates.evaluate(step.when, ctx_data):
+            self.record("step.skipped", {"step": step.id, "title": step.title, "reason": "its `when` was false"})
+            return
+        action, params = self._prepare(step.action, step.with_, ctx_data)
+        effect = action.effect_for(params)
+        args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+        self.reporter.step_begins(step.id, step.title)
+        self.record("step.started", {"step": step.id, "title": step.title, "action": step.action,
+                                     "effect": str(effect), "args": args_shown}, sync=effect is not Effect.READ)
+        actx = self._action_context(step.id, step.timeout)
+        begun = time.monotonic()
+        if effect is Effect.READ:
+            if not self._gate_passes(step.id, step, step.confirm, effect, args_shown, None):
+                return
+            result, attempts = self._attempts(step, lambda: self.world.run(step.id, action, params, actx), actx)
+        else:
+            plan = self.world.plan(step.id, action, params, actx)
+            plan_data = {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
+            final = self.mode == "dry-run"
+            self.record("step.planned", {"step": step.id, **plan_data, "final": final,
+                                         "refused": plan.refused, "gated": self._gate_for(step.confirm, effect)
+                                         is not None})
+            if plan.refused:
+                self._fail(step, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0)
+                return
+            if final:
+                return
+            if not self._gate_passes(step.id, step, step.confirm, effect, args_shown, plan_data):
+                return
+            self.record("step.applying", {"step": step.id})
+            result, attempts = self._attempts(
+                step, lambda: self.world.apply(step.id, action, params, actx, plan), actx)
+        self._conclude(step, result, attempts, time.monotonic() - begun)
+
+    def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action, Params]:
+        cls = self.registry.get(name)
+        rendered = templates.render_value(args, ctx_data)
+        action = cls()
+        from pydantic import ValidationError
+
+        try:
+            params = cls.Params.model_validate(rendered)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                                 for e in exc.errors(include_url=False))
+            raise ActionError(f"arguments for {name} after rendering are invalid: {problems}") from None
+        for secret_arg in cls.secret_params:
+            self.redactor.add(getattr(params, secret_arg, None))
+        return action, params
+
+    def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
+        return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
+                             settings=self.settings, operator=self.gates.operator,
+                             runbook_id=self.loaded.runbook.id, prompter=self.gates)
+
+    def _gate_for(self, confirm: Any, effect: Effect) -> Gate | None:
+        gate = gate_of(confirm)
+        # In a live run every mutating step is gated unless the runbook says confirm: false.
+        if gate is None and confirm is not False and effect is not Effect.READ and self.mode != "dry-run":
+            gate = Gate()
+        return gate
+
+    def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
+                     plan: dict[str, Any] | None) -> bool:
+        gate = self._gate_for(confirm, effect)
+        if gate is None:
+            return True
+        ctx_data = self.context()
+        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{step.title}'?"
+        typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
+        shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
+        digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
+        req = GateRequest(gate_id, step.id, step.title, self.redactor.text(str(message)),
+                          str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ)
+        self.record("gate.asked", {"step": step.id, "gate": gate_id, "message": req.message, "shown": shown,
+                                   "digest": digest, "type_to_confirm": bool(typed)})
+        decision: GateDecision = self.gates.decide(req)
+        data = {"step": step.id, "gate": gate_id, "digest": digest, **decision.to_dict()}
+        data["answer"] = "" if typed is not None and not decision.approved else decision.answer
+        if decision.approved:
+            self.record("gate.approved", data)
+            return True
+        self.record("gate.denied", data)
+        if gate_id.endswith(".rollback"):
+            return False
+        if decision.choice == "skip":
+            self.record("step.skipped", {"step": step.id, "reason": f"gate refused by {decision.by}; skipped"})
+            return False
+        raise _Stop("refused", f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
+
+    def _attempts(self, step: Step, call: Callable[[], ActionResult],
+                  actx: ActionContext) -> tuple[ActionResult, int]:
+        """Call the action until it succeeds (and ``until`` holds) or the attempts run out."""
+        policy = step.retries or (DEFAULT_UNTIL_RETRY if step.until else Retry(attempts=1))
+        delay = policy.delay
+        for attempt in range(1, policy.attempts + 1):
+            actx.started = time.monotonic()
+            actx.cancel.clear()
+            result = self._call(call, step.timeout, actx)
+            self.redactor.add(*result.secrets)
+            reason = self._attempt_problem(step, result)
+            if reason is None:
+                return result, attempt
+            if attempt == policy.attempts:
+                return ActionResult(result.output, False, reason, result.secrets), attempt
+            self.record("step.retried", {"step": step.id, "attempt": attempt, "reason": reason,
+                                         "delay": round(delay, 3)}, sync=False)
+            time.sleep(delay)
+            delay = min(delay * policy.backoff, policy.max_delay)
+        raise AssertionError("unreachable: Retry.attempts is at least 1")
+
+    def _attempt_problem(self, step: Step, result: ActionResult) -> str | None:
+        if not result.ok:
+            return result.message or "the action reported failure"
+        if step.until is not None and not templates.evaluate(step.until, self.context(result.output)):
+            return f"`until` not yet true: {step.until}"
+        return None
+
+    def _call(self, call: Callable[[], ActionResult], timeout: float | None, actx: ActionContext) -> ActionResult:
+        try:
+            if timeout is None:
+                return call()
+            return _call_with_timeout(call, timeout, actx)
+        except ActionTimeout as exc:
+            return ActionResult(output={"timed_out": True}, ok=False, message=str(exc))
+        except ActionError as exc:
+            return ActionResult(output={}, ok=False, message=_one_line(exc))
+        except TemplateError as exc:
+            return ActionResult(output={}, ok=False, message=_one_line(exc))
+
+    def _conclude(self, step: Step, result: ActionResult, attempts: int, seconds: float) -> None:
+        output = dict(result.output)
+        if result.ok and step.expect is not None:
+            try:
+                holds = templates.evaluate(step.expect, self.context(output))
+            except TemplateError as exc:
+                holds, result = False, ActionResult(output, False, f"expect could not be evaluated: {exc}")
+            if not holds and result.ok:
+                result = ActionResult(output, False, f"expect did not hold: {step.expect}")
+        if result.ok:
+            self.record("step.succeeded", {"step": step.id, "output": output, "message": result.message,
+                                           "duration_ms": round(seconds * 1000, 3),
+                                           "attempts": attempts})
+            return
+        self._fail(step, result.message, output, seconds, attempts)
+
+    def _fail(self, step: Step, error: str, output: dict[str, Any], seconds: float, attempts: int = 1) -> None:
+        if str(self.state.steps[step.id].status) == "pending":
+            self.record("step.started", {"step": step.id, "title": step.title, "action": step.action,
+                                         "effect": "read", "args": {}}, sync=False)
+        continued = step.on_failure == "continue"
+        self.record("step.failed", {"step": step.id, "error": error, "output": output, "attempts": attempts,
+                                    "duration_ms": round(seconds * 1000, 3), "continued": continued})
+        if continued:
+            return
+        if step.on_failure == "rollback":
+            self._rollback(step)
+            raise _Stop("rolled_back", f"step '{step.id}' failed: {error}; completed steps were rolled back")
+        raise _Stop("failed", f"step '{step.id}' failed: {error}")
+
+    # --- rollback --------------------------------------------------------------------------------------
+
+    def _rollback(self, failed: Step) -> None:
+        steps = {s.id: s for s in self.loaded.runbook.steps}
+        todo = [sid for sid in reversed(self.state.completed_with_effect()) if steps[sid].rollback is not None]
+        self.record("rollback.begun", {"after": failed.id, "steps": todo})
+        for sid in todo:
+            self._rollback_one(steps[sid])
+
+    def _rollback_one(self, step: Step) -> None:
+        rb = step.rollback
+        assert rb is not None  # guarded by the caller
+        try:
+            action, params = self._prepare(rb.action, rb.with_, self.context())
+            effect = action.effect_for(params)
+            args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+            self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args,
+                                             "title": rb.title or f"undo {step.title}"})
+            actx = self._action_context(step.id, step.timeout)
+            if effect is Effect.READ:
+                result = self._call(lambda: self.world.run(step.id, action, params, actx), step.timeout, actx)
+            else:
+                plan = self.world.plan(step.id, action, params, actx)
+                if self.mode == "dry-run":
+                    self.record("rollback.skipped", {"step": step.id, "reason": "dry-run",
+                                                     "summary": self.redactor.text(plan.summary)})
+                    return
+                gate_step = step.model_copy(update={"title": rb.title or f"undo {step.title}", "action": rb.action})
+                if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, args,
+                                         {"summary": self.redactor.text(plan.summary), "changes": plan.changes}):
+                    self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
+                    return
+                result = self._call(lambda: self.world.apply(step.id, action, params, actx, plan), step.timeout, actx)
+        except (BreakglassError, ValueError) as exc:
+            result = ActionResult({}, False, _one_line(exc))
+        kind = "rollback.succeeded" if result.ok else "rollback.failed"
+        self.record(kind, {"step": step.id, "output": dict(result.output), "error": "" if result.ok else result.message})
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _call_with_timeout(call: Callable[[], ActionResult], timeout: float, actx: ActionContext) -> ActionResult:
+    """Run the action in a daemon thread; past the timeout, signal cancel and give up on it."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name=f"step-{actx.step_id}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        actx.cancel.set()
+        worker.join(0.5)  # a cooperative action stops promptly; an abandoned one dies with the process
+        raise ActionTimeout(f"step timed out after {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    result: ActionResult = box["result"]
+    return result
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A termination signal stops the run the way Ctrl-C does: recorded, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

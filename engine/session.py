@@ -1,0 +1,184 @@
+"""Starting and resuming runs: wires the loaded runbook, the store, gates and the world into a Runner."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from breakglass.actions.registry import Registry
+from breakglass.engine import audit, inputs
+from breakglass.engine.errors import AuditError, GateRefused, RunbookError
+from breakglass.engine.gates import Gatekeeper, Terminal
+from breakglass.engine.loader import LoadedRunbook, load_file, load_text
+from breakglass.engine.machine import RunState, replay
+from breakglass.engine.redact import Redactor
+from breakglass.engine.runner import Runner, RunOutcome
+from breakglass.engine.store import FileStore
+from breakglass.engine.world import LiveWorld, World
+
+VERSION = "0.1.0"
+
+
+class InDoubtRefused(GateRefused):
+    """A step's outcome is unknown after a crash and nobody decided what to do with it."""
+
+
+@dataclass
+class RunOptions:
+    mode: str = "live"  # live | dry-run | drill
+    operator: str = ""
+    approvals: frozenset[str] = frozenset()
+    yes: bool = False
+    gate_timeout: float | None = None
+    in_doubt: str = "ask"  # ask | rerun | done
+    accept_changed: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    world: World = field(default_factory=LiveWorld)
+    before_finish: Callable[[Runner], None] | None = None
+    terminal: Terminal = field(default_factory=Terminal)
+    extra_start: dict[str, Any] = field(default_factory=dict)  # e.g. the drill's scenario name
+
+
+def _gatekeeper(opts: RunOptions) -> Gatekeeper:
+    return Gatekeeper(operator=opts.operator, mode=opts.mode, approvals=opts.approvals, yes=opts.yes,
+                      timeout=opts.gate_timeout, terminal=opts.terminal)
+
+
+def _settings(opts: RunOptions) -> dict[str, Any]:
+    # Manual steps may complete unattended only where --yes is allowed: a dry-run or a drill.
+    return {"assume_yes": opts.yes and opts.mode != "live", **opts.settings}
+
+
+def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
+          store: FileStore | None = None, registry: Registry | None = None) -> RunOutcome:
+    """Begin a new run of ``loaded``; inputs are checked before anything is written."""
+    store = store or FileStore()
+    rb = loaded.runbook
+    values = inputs.resolve(rb, given)
+    gates = _gatekeeper(opts)
+    redactor = Redactor(inputs.secret_values(rb, values))
+    run_id = store.new_run_id(rb.id)
+    with store.lock(run_id):
+        writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
+        runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
+                        registry or Registry(), opts.world, _settings(opts), opts.before_finish)
+        rec = runner.record("run.started", {
+            "runbook": {"id": rb.id, "title": rb.title, "path": str(Path(loaded.path).resolve()),
+                        "sha256": loaded.sha256, "text": loaded.text},
+            "inputs": values, "secret_inputs": sorted(n for n, s in rb.inputs.items()
+                                                      if s.type == "secret" or s.env),
+            "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": VERSION,
+            **opts.extra_start,
+        })
+        runner.started_ts = rec["ts"]
+        try:
+            return runner.execute(0)
+        finally:
+            writer.close()
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: str
+    records: list[dict[str, Any]]
+    started: dict[str, Any]
+
+
+def load_stored(store: FileStore, run_id: str) -> StoredRun:
+    run_id = store.resolve(run_id)
+    path = store.log_path(run_id)
+    verdict = audit.verify(path)
+    if not verdict.ok:
+        raise AuditError(f"run {run_id}: the audit log does not verify: " + "; ".join(verdict.problems))
+    records = [r.to_dict() for r in store.records(run_id)]
+    if not records or records[0]["type"] != "run.started":
+        raise AuditError(f"run {run_id}: the log does not begin with run.started")
+    return StoredRun(run_id, records, records[0])
+
+
+def runbook_of(stored: StoredRun, accept_changed: bool, registry: Registry | None = None) -> LoadedRunbook:
+    """The runbook the run started with: the file if unchanged, else refuse (or take the new one if told)."""
+    meta = stored.started["runbook"]
+    path = Path(meta["path"])
+    if path.is_file():
+        current = load_file(path, registry)
+        if current.sha256 == meta["sha256"] or accept_changed:
+            return current
+        raise RunbookError([_changed_problem(str(path))])
+    return load_text(meta["text"], str(path), registry)
+
+
+def _changed_problem(path: str) -> Any:
+    from breakglass.engine.errors import Problem
+
+    return Problem(path, 1, 1, "the runbook changed since this run started; review the change, then resume "
+                   "with --accept-changed to go on with the new version")
+
+
+def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
+           registry: Registry | None = None) -> RunOutcome:
+    """Go on with a stopped run from its audit log alone."""
+    stored = load_stored(store, run_id)
+    registry = registry or Registry()
+    loaded = runbook_of(stored, opts.accept_changed, registry)
+    rb = loaded.runbook
+    opts.mode = str(stored.started.get("mode", "live"))
+    recorded = {k: v for k, v in stored.started.get("inputs", {}).items()
+                if k not in stored.started.get("secret_inputs", [])}
+    values = inputs.resolve(rb, {**recorded, **given})
+    state = replay([s.id for s in rb.steps], stored.records)
+    with store.lock(stored.run_id):
+        writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})
+        runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
+                        values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
+        runner.started_ts = stored.started["ts"]
+        try:
+            if state.status == "succeeded" and state.next_index() == len(rb.steps):
+                return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"])
+            runner.record("run.resumed", {"run": stored.run_id, "previous_status": state.status,
+                                          "at_step": _at(state), "operator": opts.operator})
+            _settle_in_doubt(runner, opts)
+            return runner.execute(state.next_index())
+        finally:
+            writer.close()
+
+
+def _at(state: RunState) -> str:
+    i = state.next_index()
+    return state.step_ids[i] if i < len(state.step_ids) else "(end)"
+
+
+def _settle_in_doubt(runner: Runner, opts: RunOptions) -> None:
+    """A step that began to act and never recorded how it ended: the operator says what happened."""
+    for sid in runner.state.in_doubt():
+        choice = opts.in_doubt
+        if choice == "ask":
+            choice = _ask_in_doubt(sid, opts.terminal)
+        if choice == "done":
+            runner.record("step.succeeded", {"step": sid, "output": {"marked_done": True},
+                                             "message": f"marked done by {opts.operator} after an interruption",
+                                             "marked_by": opts.operator, "attempts": 0})
+        elif choice == "rerun":
+            runner.record("step.in_doubt", {"step": sid, "decision": "rerun", "by": opts.operator})
+        else:
+            finished = runner.finish("refused", f"step '{sid}' is in doubt and nobody decided; resume at a "
+                                                "terminal or pass --in-doubt rerun|done")
+            raise InDoubtRefused(f"step '{sid}' may or may not have changed the world before the run stopped; "
+                                 f"check it, then resume with --in-doubt done or --in-doubt rerun "
+                                 f"(audit head {finished.head})")
+
+
+def _ask_in_doubt(sid: str, terminal: Terminal) -> str:
+    if not terminal.interactive:
+        return "refuse"
+    terminal.say(f"Step '{sid}' was applying its change when the run stopped: it may or may not have happened.")
+    try:
+        answer = terminal.ask("Check the world, then answer: [rerun / done / abort]: ")
+    except KeyboardInterrupt:
+        return "refuse"
+    word = (answer or "").strip().lower()
+    return word if word in ("rerun", "done") else "refuse"

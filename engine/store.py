@@ -1,0 +1,140 @@
+"""Where runs live, behind one small interface.
+
+``RunStore`` is what the engine needs: create a run, open its audit log for writing, read it back, lock it,
+list runs. ``FileStore`` keeps each run in ``$BREAKGLASS_HOME/runs/<run id>/audit.jsonl`` (default: the XDG
+state directory); a shared database store for teams (hand-over between machines, remote approvals) can
+implement the same protocol later.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from breakglass.engine import audit
+from breakglass.engine.errors import RunLocked, RunNotFound
+
+TERMINAL_EVENTS = {"run.finished"}
+
+
+def home() -> Path:
+    explicit = os.environ.get("BREAKGLASS_HOME")
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "breakglass"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    runbook: str
+    mode: str
+    status: str
+    started: str
+    operator: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+class RunStore(Protocol):
+    def new_run_id(self, runbook_id: str) -> str: ...
+    def writer(self, run_id: str, stamp: Mapping[str, Any]) -> audit.AuditWriter: ...
+    def records(self, run_id: str) -> list[audit.AuditRecord]: ...
+    def log_path(self, run_id: str) -> Path: ...
+    def lock(self, run_id: str) -> Any: ...
+    def list_runs(self) -> list[RunSummary]: ...
+
+
+class FileStore:
+    """Runs as files under one directory."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or home()) / "runs"
+
+    def new_run_id(self, runbook_id: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{stamp}-{runbook_id[:40]}-{secrets.token_hex(3)}"
+
+    def log_path(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise RunNotFound(f"'{run_id}' is not a run id")
+        return self.root / run_id / "audit.jsonl"
+
+    def resolve(self, run_id: str) -> str:
+        """A full run id from a unique prefix, or 'last' for the most recent run."""
+        if run_id == "last":
+            runs = sorted(p.parent.name for p in self.root.glob("*/audit.jsonl"))
+            if not runs:
+                raise RunNotFound("there are no runs yet")
+            return runs[-1]
+        if (self.root / run_id / "audit.jsonl").exists():
+            return run_id
+        matches = [p.parent.name for p in self.root.glob(f"{run_id}*/audit.jsonl")] if "/" not in run_id else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise RunNotFound(f"'{run_id}' matches {len(matches)} runs; give more of the id")
+        raise RunNotFound(f"no run '{run_id}' in {self.root}; `breakglass runs` lists them")
+
+    def writer(self, run_id: str, stamp: Mapping[str, Any]) -> audit.AuditWriter:
+        return audit.AuditWriter(self.log_path(run_id), stamp)
+
+    def records(self, run_id: str) -> list[audit.AuditRecord]:
+        path = self.log_path(run_id)
+        if not path.exists():
+            raise RunNotFound(f"no run '{run_id}' in {self.root}")
+        return audit.read(path)[0]
+
+    @contextmanager
+    def lock(self, run_id: str) -> Iterator[None]:
+        """Exclusive lock: two processes may not drive the same run."""
+        path = self.log_path(run_id).parent / "lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLocked(f"run {run_id} is being driven by another process (lock {path})") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)
+
+    def list_runs(self) -> list[RunSummary]:
+        out = []
+        for path in sorted(self.root.glob("*/audit.jsonl")):
+            summary = _summarise(path)
+            if summary:
+                out.append(summary)
+        return out
+
+
+def _summarise(path: Path) -> RunSummary | None:
+    records, _ = audit.read(path)
+    if not records:
+        return None
+    first = records[0]
+    status = "running"
+    for rec in reversed(records):
+        if rec.type == "run.finished":
+            status = str(rec.get("status", "finished"))
+            break
+    return RunSummary(
+        id=path.parent.name,
+        runbook=str(first.get("runbook", {}).get("id", "?")),
+        mode=str(first.get("mode", "?")),
+        status=status,
+        started=first.ts,
+        operator=str(first.get("operator", "?")),
+    )

@@ -1,0 +1,169 @@
+"""The one sandboxed Jinja2 environment, template rendering, and static checks of template text.
+
+Runbook strings are templates; everything the world returns (DNS answers, HTTP bodies, command output) is
+inserted as data and never rendered itself, so a TXT record holding ``{{ ... }}`` stays text. The sandbox is
+Jinja2's ImmutableSandboxedEnvironment (Jinja2 ≥ 3.1.6: earlier 3.1 releases have sandbox escapes,
+CVE-2024-56326 and CVE-2025-27516) with StrictUndefined, and the context holds plain data only.
+Templates that reach for private attributes (``''.__class__.__mro__``) are refused when the runbook is
+validated, before anything runs; the sandbox refuses them again at render time.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from breakglass.engine.errors import TemplateError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
+_FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Any:
+    """The sandboxed environment, built once (importing Jinja2 costs ~60 ms, so only when needed)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["to_json"] = _to_json
+    # Helpers that hand out live objects with reachable globals are the usual first hop of an escape.
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    return env
+
+
+def _to_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str) -> Any:
+    return environment().from_string(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_expression(expr: str) -> Any:
+    return environment().compile_expression(expr, undefined_to_none=False)
+
+
+def _explain(exc: Exception) -> str:
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    if isinstance(exc, SecurityError):
+        return f"refused by the template sandbox: {exc}"
+    if isinstance(exc, UndefinedError):
+        return f"undefined value: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def render_string(text: str, context: Mapping[str, Any]) -> Any:
+    """Render one string. A string that is exactly one ``{{ expression }}`` keeps the value's type."""
+    if not is_template(text):
+        return text
+    try:
+        single = _SINGLE_EXPRESSION.match(text)
+        if single:
+            return _compile_expression(single.group("expr"))(**context)
+        return _compile(text).render(**context)
+    except TemplateError:
+        raise
+    except Exception as exc:  # Jinja2 raises many types; all mean "this template cannot render"
+        raise TemplateError(f"template {text!r}: {_explain(exc)}") from None
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside ``value`` (dicts and lists walked); other values pass through."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, dict):
+        return {k: render_value(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, context) for v in value]
+    return value
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_WORDS
+    return bool(value)
+
+
+def evaluate(condition: str | bool | None, context: Mapping[str, Any]) -> bool:
+    """Evaluate a when/expect/until condition: a template (``{{ x }}``) or a bare expression."""
+    if condition is None or isinstance(condition, bool):
+        return condition is not False
+    if is_template(condition):
+        return truthy(render_string(condition, context))
+    try:
+        return truthy(_compile_expression(condition)(**context))
+    except Exception as exc:
+        raise TemplateError(f"condition {condition!r}: {_explain(exc)}") from None
+
+
+# --- static checks, used by the loader ---------------------------------------------------------------
+
+
+def parse(text: str, expression: bool) -> Any:
+    """Parse template text (or a bare expression) into a Jinja2 AST; raise TemplateError on bad syntax."""
+    from jinja2.exceptions import TemplateSyntaxError
+
+    env = environment()
+    source = f"{{{{ {text} }}}}" if expression else text
+    try:
+        return env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}") from None
+
+
+def references(ast: Any) -> Iterator[tuple[str, str | None]]:
+    """Yield (root name, first attribute or key) for every top-level variable the template reads."""
+    from jinja2 import nodes
+
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node.node, nodes.Name) and node.node.ctx == "load":
+            if isinstance(node, nodes.Getattr):
+                yield node.node.name, node.attr
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                yield node.node.name, node.arg.value
+            else:
+                yield node.node.name, None
+    for node in ast.find_all(nodes.Name):
+        if node.ctx == "load":
+            yield node.name, None
+
+
+def unsafe_access(ast: Any) -> str | None:
+    """The first private attribute the template reaches for (the usual sandbox-escape route), if any."""
+    from jinja2 import nodes
+
+    for node in ast.find_all(nodes.Getattr):
+        if node.attr.startswith("_"):
+            return node.attr
+    for node in ast.find_all(nodes.Getitem):
+        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+            return node.arg.value
+    for node in ast.find_all(nodes.Filter):
+        if node.name == "attr":
+            for arg in node.args:
+                if not isinstance(arg, nodes.Const) or str(arg.value).startswith("_"):
+                    return f"|attr({getattr(arg, 'value', '...')})"
+    for node in ast.find_all(nodes.Const):
+        if isinstance(node.value, str) and "__" in node.value:
+            return node.value
+    return None
+
+
+def assigned_names(ast: Any) -> set[str]:
+    """Names a template defines itself (for loops, set): not context variables."""
+    from jinja2 import nodes
+
+    return {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}

@@ -1,0 +1,25 @@
+"""A run's audit records as terminal lines, for ``breakglass audit show``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+DETAIL_KEYS = ("title", "reason", "error", "summary", "message", "status", "text", "by", "how", "choice")
+
+
+def _detail(rec: dict[str, Any]) -> str:
+    parts = []
+    for key in DETAIL_KEYS:
+        value = rec.get(key)
+        if value not in (None, "", [], {}):
+            parts.append(f"{key}={value}")
+    return "  ".join(parts)
+
+
+def timeline_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    lines = []
+    for rec in records:
+        step = rec.get("step") or rec.get("gate") or ""
+        lines.append(f"{rec['seq']:>5} {rec['ts']}  {rec['type']:<18} {step:<22} {_detail(rec)}".rstrip())
+    return lines

@@ -1,0 +1,29 @@
+"""The world a run acts on. Live runs call actions for real; drills swap in a simulated world (engine.drill).
+
+Keeping this one seam is what makes a dry-run and a drill walk exactly the same engine path as a live run.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
+
+
+class World(Protocol):
+    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult: ...
+    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan: ...
+    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult: ...
+
+
+class LiveWorld:
+    """The real world: every call goes to the action."""
+
+    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+        return action.run(params, ctx)
+
+    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan:
+        return action.plan(params, ctx)
+
+    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+        return action.apply(params, ctx, plan)

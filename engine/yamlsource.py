@@ -1,0 +1,147 @@
+"""YAML → plain data that remembers where every key and value came from.
+
+The loader needs ``file:line:col`` for every problem, including those pydantic finds, so documents are
+composed into nodes (a safe loader: no tags that construct objects) and converted by hand, keeping each
+node's mark under its path. The conversion also refuses what a safe loader still allows: duplicate keys,
+alias bombs (billion laughs) and documents too deep or too large to be a runbook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from breakglass.engine.errors import Problem
+
+try:  # libyaml is several times faster; fall back silently where it is not built
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on the platform's PyYAML build
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_BYTES = 512 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 50
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class Source:
+    """A parsed document: its data, and the (line, column) of every path in it (1-based)."""
+
+    file: str
+    data: Any
+    marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: Path, key: bool = False) -> tuple[int, int]:
+        """The closest known position for ``path``: the key itself when asked, else the value."""
+        probe = tuple(path)
+        while probe:
+            if key and probe in self.key_marks:
+                return self.key_marks[probe]
+            if probe in self.marks:
+                return self.marks[probe]
+            if probe in self.key_marks:
+                return self.key_marks[probe]
+            probe = probe[:-1]
+        return self.marks.get((), (1, 1))
+
+    def problem(self, path: Path, message: str, key: bool = False) -> Problem:
+        line, col = self.where(path, key)
+        return Problem(self.file, line, col, message)
+
+
+class SourceError(Exception):
+    """Internal: carries the problems of a document that could not be turned into data."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(map(str, problems)))
+
+
+def _pos(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.source = Source(file, None)
+        self.count = 0
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            line, col = _pos(node)
+            raise SourceError([Problem(self.source.file, line, col,
+                                       f"document expands to more than {MAX_NODES} values "
+                                       "(an alias bomb?); runbooks are far smaller")])
+        if depth > MAX_DEPTH:
+            line, col = _pos(node)
+            raise SourceError([Problem(self.source.file, line, col,
+                                       f"document is nested deeper than {MAX_DEPTH} levels")])
+        self.source.marks.setdefault(path, _pos(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                line, col = _pos(key_node)
+                self.problems.append(Problem(self.source.file, line, col, "mapping keys must be plain strings"))
+                continue
+            key = str(self._scalar(key_node))
+            if key == "<<":
+                line, col = _pos(key_node)
+                self.problems.append(Problem(self.source.file, line, col,
+                                             "YAML merge keys ('<<') are not supported in runbooks"))
+                continue
+            if key in out:
+                line, col = _pos(key_node)
+                self.problems.append(Problem(self.source.file, line, col, f"duplicate key '{key}'"))
+                continue
+            self.source.key_marks[(*path, key)] = _pos(key_node)
+            out[key] = self.build(value_node, (*path, key), depth + 1)
+        return out
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        # Constructing scalars through the safe constructor keeps YAML 1.1 typing (ints, bools, null).
+        constructor = yaml.constructor.SafeConstructor()
+        try:
+            return constructor.construct_object(node, deep=False)
+        except yaml.YAMLError as exc:
+            line, col = _pos(node)
+            self.problems.append(Problem(self.source.file, line, col, f"bad value: {exc}"))
+            return None
+
+
+def parse(text: str, file: str) -> Source:
+    """Parse one YAML document into a Source; raise SourceError with located problems."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise SourceError([Problem(file, 1, 1, f"file is {size} bytes; a runbook may be at most {MAX_BYTES}")])
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(x for x in (exc.context, exc.problem) if x)
+        raise SourceError([Problem(file, line, col, f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise SourceError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SourceError([Problem(file, 1, 1, f"document is nested deeper than {MAX_DEPTH} levels")]) from None
+    if node is None:
+        raise SourceError([Problem(file, 1, 1, "the file is empty; a runbook needs id, title and steps")])
+    builder = _Builder(file)
+    builder.source.data = builder.build(node, (), 0)
+    if builder.problems:
+        raise SourceError(builder.problems)
+    return builder.source

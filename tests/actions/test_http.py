@@ -1,0 +1,220 @@
+"""http.probe and http.request against local HTTP and HTTPS servers with a CA made for the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from breakglass.actions.base import ActionContext, ActionResult, Effect
+from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
+from pydantic import ValidationError
+
+from tests.lab.https import CA_NAME, EXPIRED, WWW, WebLab, web
+
+__all__ = ["web"]  # the fixture is used by name
+
+PIN = {WWW: "127.0.0.1", EXPIRED: "127.0.0.1"}
+
+
+def probe(**params: Any) -> ActionResult:
+    action = HttpProbe()
+    return action.run(action.Params(**params), ActionContext())
+
+
+def request(**params: Any) -> tuple[ActionResult, Any]:
+    action = HttpRequest()
+    p = action.Params(**params)
+    plan = action.plan(p, ActionContext())
+    return action.apply(p, ActionContext(), plan), plan
+
+
+def test_importing_http_does_not_import_httpx() -> None:
+    code = (
+        "import sys, breakglass.actions.http; sys.exit('httpx' in sys.modules or 'httpcore' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_redirects_are_followed_and_listed(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/redirect", body_contains="standby")
+    assert result.ok, result.message
+    out = result.output
+    assert out["status"] == 200 and out["final_url"] == f"{web.http_url}/"
+    assert [(r["status"], r["location"]) for r in out["redirects"]] == [(302, "/hop"), (301, "/")]
+    assert out["body_match"] is True
+    assert out["tls"] is None and out["http_version"] == "HTTP/1.1"
+    assert out["latency_ms"] >= 0
+
+
+def test_redirect_not_followed_when_disabled(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/redirect", follow_redirects=False, expect_status=302)
+    assert result.ok and result.output["status"] == 302 and result.output["redirects"] == []
+
+
+def test_redirect_loop_is_a_failed_result(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/loop", max_redirects=3)
+    assert not result.ok and result.output["error"] == "redirects"
+
+
+@pytest.mark.parametrize(
+    ("matcher", "ok"),
+    [
+        ({"body_contains": "build 2024.11"}, True),
+        ({"body_contains": "build 2023"}, False),
+        ({"body_regex": r"build \d{4}\.\d+"}, True),
+        ({"body_regex": r"^maintenance"}, False),
+        ({"body_contains": "standby", "body_regex": "nope"}, False),
+    ],
+)
+def test_body_match(web: WebLab, matcher: dict[str, str], ok: bool) -> None:
+    result = probe(url=f"{web.http_url}/", **matcher)
+    assert result.ok is ok
+    assert result.output["body_match"] is ok
+    if not ok:
+        assert "body does not match" in result.message
+
+
+def test_status_expectation(web: WebLab) -> None:
+    down = probe(url=f"{web.http_url}/status/503")
+    assert not down.ok and "status 503" in down.message
+    assert probe(url=f"{web.http_url}/status/503", expect_status=[503]).ok
+
+
+def test_body_is_bounded(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/big", max_body=1000, body_contains="x")
+    assert result.ok
+    assert result.output["body_truncated"] is True
+    assert result.output["body_bytes_read"] == 1000
+    assert len(result.output["body_excerpt"]) <= 2048
+
+
+def test_resolve_pins_name_to_ip_with_sni_and_certificate_checked(web: WebLab) -> None:
+    result = probe(
+        url=f"{web.www_url}/", resolve={WWW: "127.0.0.1"}, ca_file=str(web.ca_file), body_contains="standby"
+    )
+    assert result.ok, result.message
+    tls = result.output["tls"]
+    assert tls["issuer"] == f"CN={CA_NAME}" and tls["subject"] == f"CN={WWW}"
+    assert tls["days_to_expiry"] == 30
+    assert tls["san"] == [WWW]
+    assert result.output["pinned_to"] == "127.0.0.1"
+    assert result.output["final_url"] == f"{web.www_url}/"
+    assert "certificate expires in 30 days" in result.message
+
+
+def test_resolve_in_curl_form_keeps_redirects_pinned(web: WebLab) -> None:
+    result = probe(
+        url=f"{web.www_url}/redirect", resolve=[f"{WWW}:{web.https_port}:127.0.0.1"], ca_file=str(web.ca_file)
+    )
+    assert result.ok, result.message
+    assert result.output["final_url"] == f"{web.www_url}/"
+
+
+def test_without_pin_the_name_does_not_resolve(web: WebLab) -> None:
+    result = probe(url=f"{web.www_url}/", ca_file=str(web.ca_file), timeout=5)
+    assert not result.ok and result.output["error"] == "connect"
+
+
+def test_certificate_minimum_days(web: WebLab) -> None:
+    result = probe(url=f"{web.www_url}/", resolve=PIN, ca_file=str(web.ca_file), min_cert_days=45)
+    assert not result.ok and "certificate expires in 30 days (minimum 45)" in result.message
+
+
+def test_untrusted_ca_is_a_tls_failure(web: WebLab) -> None:
+    result = probe(url=f"{web.www_url}/", resolve=PIN)  # system CAs do not know the lab CA
+    assert not result.ok and result.output["error"] == "tls"
+    assert "certificate verify" in result.message.lower() or "verification failed" in result.message
+
+
+def test_expired_certificate_is_a_finding_with_its_dates(web: WebLab) -> None:
+    url = f"https://{EXPIRED}:{web.expired_port}/"
+    result = probe(url=url, resolve=PIN, ca_file=str(web.ca_file))
+    assert not result.ok
+    assert result.output["error"] == "tls"
+    assert "certificate has expired" in result.message
+    assert result.output["tls"]["days_to_expiry"] == -3
+    assert result.output["tls"]["subject"] == f"CN={EXPIRED}"
+    unverified = probe(url=url, resolve=PIN, verify_tls=False)
+    assert unverified.ok and unverified.output["tls"]["days_to_expiry"] == -3
+
+
+def test_name_mismatch_fails_even_when_pinned(web: WebLab) -> None:
+    # the expired server's certificate names expired.example.test, not www: pinning never skips the check
+    result = probe(url=f"https://{WWW}:{web.expired_port}/", resolve=PIN, ca_file=str(web.ca_file))
+    assert not result.ok and result.output["error"] == "tls"
+
+
+def test_connection_refused_is_a_result() -> None:
+    from tests.lab import free_port
+
+    result = probe(url=f"http://127.0.0.1:{free_port()}/", timeout=3)
+    assert not result.ok and result.output["error"] == "connect"
+
+
+def test_head_with_body_match_is_a_parameter_error() -> None:
+    with pytest.raises(ValidationError, match="HEAD response has no body"):
+        HttpProbe.Params(url="http://127.0.0.1/", method="HEAD", body_contains="x")
+
+
+def test_bad_resolve_entries_are_parameter_errors() -> None:
+    with pytest.raises(ValidationError):
+        HttpProbe.Params(url="http://127.0.0.1/", resolve={WWW: "not-an-ip"})
+    assert parse_resolve([f"{WWW}:443:[::1]"]) == {(WWW, 443): "::1"}
+    assert parse_resolve({f"{WWW}:8443": "127.0.0.2"}) == {(WWW, 8443): "127.0.0.2"}
+
+
+def test_head_probe(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/", method="HEAD")
+    assert result.ok and result.output["body_excerpt"] == ""
+
+
+def test_response_cookies_are_not_shown(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/")
+    assert result.output["headers"]["set-cookie"] == "***"
+
+
+TOKEN = "Bearer sk-live-0123456789abcdef"
+
+
+def test_request_redacts_authorization_everywhere(web: WebLab) -> None:
+    before = len(web.received)
+    result, plan = request(
+        method="POST",
+        url=f"{web.http_url}/api/incidents",
+        headers={"Authorization": TOKEN, "X-Request-Source": "breakglass"},
+        json={"title": "www down", "severity": 1},
+    )
+    assert result.ok, result.message
+    assert HttpRequest.effect is Effect.WRITE
+    # the server got the real header and body
+    got = web.received[before]
+    assert got.headers["Authorization"] == TOKEN and got.json == {"title": "www down", "severity": 1}
+    # the engine is told what to redact; plan and output show *** (the server even echoed the token back)
+    assert TOKEN in result.secrets and "sk-live-0123456789abcdef" in result.secrets
+    assert plan.changes[0]["headers"] == {"Authorization": "***", "X-Request-Source": "breakglass"}
+    for shown in (json.dumps(plan.changes), plan.summary, json.dumps(result.output), result.message):
+        assert "sk-live" not in shown
+    assert result.output["json"] == {"ok": True, "seen_authorization": "***"}
+
+
+def test_request_secret_header_names_and_url_parameters(web: WebLab) -> None:
+    result, plan = request(
+        method="PUT",
+        url=f"{web.http_url}/api/records?api_key=abcdef123456&zone=example.test",
+        headers={"X-Api-Key": "k-998877", "X-Auth-Token": "t-112233", "Cookie": "sid=s-445566"},
+        json={"ttl": 60},
+    )
+    assert result.ok
+    assert set(result.secrets) >= {"k-998877", "t-112233", "sid=s-445566", "abcdef123456"}
+    text = json.dumps([plan.changes, result.output]) + result.message + plan.summary
+    for value in ("k-998877", "t-112233", "s-445566", "abcdef123456"):
+        assert value not in text
+    assert "zone=example.test" in plan.summary
+
+
+def test_request_unexpected_status_fails(web: WebLab) -> None:
+    result, _ = request(method="DELETE", url=f"{web.http_url}/fail/record")
+    assert not result.ok and result.output["status"] == 500 and "expected 2xx" in result.message

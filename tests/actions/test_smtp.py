@@ -1,0 +1,178 @@
+"""mail.smtp_probe against real aiosmtpd servers on loopback (plain, STARTTLS, rejecting, silent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from breakglass.actions.base import ActionContext, Effect
+from breakglass.actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
+
+from tests.lab import free_port
+from tests.lab.bind import bind_factory, zone_text  # noqa: F401  (bind_factory is a fixture)
+from tests.lab.smtp import LabPki, RecordingHandler, RejectingHandler, SilentServer, SmtpServer
+
+CTX = ActionContext(run_id="run42", step_id="probe")
+
+
+def probe(**kwargs: object) -> tuple[bool, dict]:
+    result = SmtpProbe().run(SmtpProbeParams(timeout=5, **kwargs), CTX)
+    return result.ok, result.output
+
+
+def stages(output: dict) -> list[str]:
+    return [s["stage"] for s in output["stages"]]
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> LabPki:
+    return LabPki.create(tmp_path / "pki", names=["mail.test"])
+
+
+def test_plain_server_banner_and_ehlo() -> None:
+    with SmtpServer(RecordingHandler(), ident="plain-test ESMTP") as server:
+        ok, out = probe(host=server.address)
+    assert ok, out
+    assert "plain-test ESMTP" in out["banner"]
+    assert stages(out) == ["connect", "banner", "ehlo"]
+    assert all(s["ms"] >= 0 for s in out["stages"])
+    assert "starttls" not in out["ehlo"]["extensions"]
+    assert out["failed_stage"] is None
+
+
+def test_starttls_certificate_verified_with_ca_file(pki: LabPki) -> None:
+    with SmtpServer(RecordingHandler(), tls=pki) as server:
+        ok, out = probe(host=f"127.0.0.1:{server.port}", ca_file=str(pki.ca_file), verify_tls=False)
+        ok_named, out_named = probe(host=f"mail.test:{server.port}", ca_file=str(pki.ca_file))
+    assert ok, out
+    assert stages(out) == ["connect", "banner", "ehlo", "starttls", "tls_handshake", "ehlo_tls"]
+    cert = out["certificate"]
+    assert "breakglass test CA" in cert["issuer"]
+    assert 28 <= cert["expires_in_days"] <= 30
+    assert cert["names"] == ["mail.test"] and cert["name_match"] is False  # connected as 127.0.0.1
+    assert out["tls"]["version"].startswith("TLS")
+    # mail.test does not resolve: the probe reports a connect failure, not a traceback.
+    assert not ok_named and out_named["failed_stage"] == "connect"
+
+
+def test_starttls_verification_failure_is_the_failure_point(pki: LabPki) -> None:
+    with SmtpServer(RecordingHandler(), tls=pki) as server:
+        ok, out = probe(host=server.address)  # default trust store does not know the test CA
+    assert not ok
+    assert out["failed_stage"] == "tls_handshake"
+    assert "CERTIFICATE_VERIFY_FAILED" in out["text"]
+
+
+def test_starttls_verified_by_name_through_mx(pki: LabPki, bind_factory) -> None:  # noqa: F811
+    server_dns = bind_factory({"test.": zone_text("test.", "@ MX 10 mail.test.\nmail A 127.0.0.1")})
+    with SmtpServer(RecordingHandler(), tls=pki) as server:
+        ok, out = probe(
+            domain="test", port=server.port, resolver=server_dns.address, ca_file=str(pki.ca_file)
+        )
+    assert ok, out
+    assert out["mx"] == ["mail.test"]
+    assert out["certificate"]["name_match"] is True
+    assert out["tls"]["verified"] is True
+
+
+def test_require_starttls_on_plain_server_fails() -> None:
+    with SmtpServer(RecordingHandler()) as server:
+        ok, out = probe(host=server.address, require_starttls=True)
+    assert not ok and out["failed_stage"] == "starttls"
+
+
+def test_rejecting_server_reports_rcpt_code_and_text() -> None:
+    with SmtpServer(RejectingHandler(stage="rcpt")) as server:
+        params = SmtpProbeParams(host=server.address, send_to="ops@example.test", timeout=5)
+        action = SmtpProbe()
+        result = action.apply(params, CTX, action.plan(params, CTX))
+    assert not result.ok
+    assert result.output["failed_stage"] == "rcpt"
+    assert result.output["code"] == 554
+    assert "Relay access denied" in result.output["text"]
+    assert "554" in result.message
+
+
+def test_rejecting_at_data() -> None:
+    with SmtpServer(RejectingHandler(stage="data")) as server:
+        params = SmtpProbeParams(host=server.address, send_to="ops@example.test", timeout=5)
+        result = SmtpProbe().apply(params, CTX, SmtpProbe().plan(params, CTX))
+    assert result.output["failed_stage"] == "data" and result.output["code"] == 554
+
+
+def test_send_message_is_received(pki: LabPki) -> None:
+    handler = RecordingHandler()
+    with SmtpServer(handler, tls=pki) as server:
+        params = SmtpProbeParams(
+            host=server.address,
+            send_to="ops@example.test",
+            mail_from="probe@example.test",
+            ca_file=str(pki.ca_file),
+            verify_tls=False,
+            timeout=5,
+        )
+        action = SmtpProbe()
+        result = action.apply(params, CTX, action.plan(params, CTX))
+    assert result.ok, result.output
+    assert [s["stage"] for s in result.output["stages"]][-3:] == ["mail", "rcpt", "data"]
+    assert len(handler.messages) == 1
+    received = handler.messages[0]
+    assert received["from"] == "probe@example.test" and received["to"] == ["ops@example.test"]
+    assert "run42" in received["data"] and result.output["sent"]["message_id"] in received["data"]
+
+
+def test_send_to_makes_the_invocation_mutating_and_plans_the_message() -> None:
+    action = SmtpProbe()
+    read = SmtpProbeParams(host="127.0.0.1:25")
+    write = SmtpProbeParams(host="127.0.0.1:25", send_to="ops@example.test")
+    assert action.effect_for(read) is Effect.READ
+    assert action.effect_for(write) is Effect.WRITE
+    plan = action.plan(write, CTX)
+    assert "ops@example.test" in plan.summary
+    assert plan.changes[0]["to"] == "ops@example.test"
+    assert "run42" in plan.changes[0]["subject"]
+
+
+def test_read_run_never_sends_even_with_send_to() -> None:
+    handler = RecordingHandler()
+    with SmtpServer(handler) as server:
+        result = SmtpProbe().run(SmtpProbeParams(host=server.address, send_to="ops@example.test"), CTX)
+    assert result.ok and handler.messages == [] and "sent" not in result.output
+
+
+def test_refused_connection_is_a_finding() -> None:
+    port = free_port()  # nothing listens there
+    ok, out = probe(host=f"127.0.0.1:{port}")
+    assert not ok and out["failed_stage"] == "connect"
+    assert "refused" in out["text"].lower()
+
+
+def test_silent_server_times_out_at_banner() -> None:
+    with SilentServer() as server:
+        result = SmtpProbe().run(SmtpProbeParams(host=server.address, timeout=0.5), CTX)
+    assert not result.ok
+    assert result.output["failed_stage"] == "banner" and result.output["text"] == "timed out"
+    first, second = result.output["stages"]
+    assert (first["stage"], first["ok"], second["stage"], second["ok"]) == ("connect", True, "banner", False)
+    assert second["ms"] >= 450
+
+
+def test_params_need_exactly_one_target() -> None:
+    with pytest.raises(ValueError):
+        SmtpProbeParams()
+    with pytest.raises(ValueError):
+        SmtpProbeParams(host="a:25", domain="b")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("mail.test", "MAIL.test.", True),
+        ("*.test", "mail.test", True),
+        ("*.test", "a.mail.test", False),
+        ("*.test", "test", False),
+        ("other.test", "mail.test", False),
+    ],
+)
+def test_name_matching(pattern: str, host: str, expected: bool) -> None:
+    assert name_matches(pattern, host) is expected
