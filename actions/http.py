@@ -323,7 +323,7 @@ class HttpProbe(Action):
     effect = Effect.READ
     Params = HttpProbeParams
 
-    def run(self, params: HttpProbeParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+    def run(self, params: HttpProbeParams, ctx: ActionContext) -> ActionResult:
         import httpx
 
         _, secrets = redact_headers(params.headers)
@@ -395,13 +395,13 @@ class HttpRequest(Action):
     effect = Effect.WRITE
     Params = HttpRequestParams
 
-    def plan(self, params: HttpRequestParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+    def plan(self, params: HttpRequestParams, ctx: ActionContext) -> Plan:
         url, _ = redact_url(params.url)
         headers, _ = redact_headers(params.headers)
         change = {"method": params.method, "url": url, "headers": headers, "json": params.json_body}
         return Plan(summary=f"{params.method} {url}", changes=[change])
 
-    def apply(self, params: HttpRequestParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+    def apply(self, params: HttpRequestParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         import httpx
 
         _, secrets = redact_headers(params.headers)

@@ -79,7 +79,7 @@ class NotifyWebhook(Action):
     effect = Effect.NOTIFY
     Params = NotifyWebhookParams
 
-    def plan(self, params: NotifyWebhookParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+    def plan(self, params: NotifyWebhookParams, ctx: ActionContext) -> Plan:
         shown_url, secrets = _secrets(params)
         body = payload(params, ctx)
         return Plan(
@@ -88,7 +88,7 @@ class NotifyWebhook(Action):
             state={"payload": body},
         )
 
-    def apply(self, params: NotifyWebhookParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+    def apply(self, params: NotifyWebhookParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         import httpx
 
         shown_url, secrets = _secrets(params)

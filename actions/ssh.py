@@ -9,8 +9,9 @@ connection is made.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Plan
 from breakglass.actions.ssh_session import (
@@ -23,15 +24,18 @@ from breakglass.actions.ssh_session import (
     secrets_of,
 )
 from breakglass.actions.ssh_transfer import (
+    FilePair,
     TransferMismatch,
+    get_files,
     local_pairs,
-    make_remote_dirs,
-    naming,
+    put_files,
     remote_digests,
-    remote_pairs,
     verify,
 )
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import paramiko
 
 _SECRET_PARAMS = frozenset({"password", "key_passphrase"})
 
@@ -98,10 +102,10 @@ class SshRun(Action):
     Params = SshRunParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def effect_for(self, params: SshRunParams) -> Effect:  # type: ignore[override]
+    def effect_for(self, params: SshRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE
 
-    def plan(self, params: SshRunParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+    def plan(self, params: SshRunParams, ctx: ActionContext) -> Plan:
         where = _where(params)
         via = f" via {where['jump_host']}" if where["jump_host"] else ""
         command = _command_text(params.command)
@@ -110,10 +114,10 @@ class SshRun(Action):
             changes=[{**where, "command": command, "timeout": params.command_timeout}],
         )
 
-    def run(self, params: SshRunParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+    def run(self, params: SshRunParams, ctx: ActionContext) -> ActionResult:
         return self._execute(params, ctx)
 
-    def apply(self, params: SshRunParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+    def apply(self, params: SshRunParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         return self._execute(params, ctx)
 
     def _execute(self, p: SshRunParams, ctx: ActionContext) -> ActionResult:
@@ -169,40 +173,28 @@ class SshUpload(Action):
     Params = SshUploadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:  # type: ignore[override]
+    def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
         local = Path(params.local).expanduser()
         try:
             pairs, _ = local_pairs(local, params.remote)
         except OSError as exc:
             return Plan(summary=f"cannot upload {local}: {exc}", refused=str(exc))
-        files = [{"local": str(f.local), "remote": f.remote, "size": f.local.stat().st_size} for f in pairs]
-        total = sum(f["size"] for f in files)
+        sizes = [f.local.stat().st_size for f in pairs]
+        files = [
+            {"local": str(f.local), "remote": f.remote, "size": n} for f, n in zip(pairs, sizes, strict=True)
+        ]
+        total = sum(sizes)
         return Plan(
             summary=f"upload {len(files)} file(s), {total} bytes, from {local} to "
             f"{params.user}@{params.host}:{params.remote}",
             changes=[{**_where(params), "files": files}],
         )
 
-    def apply(self, params: SshUploadParams, ctx: ActionContext, plan: Plan) -> ActionResult:  # type: ignore[override]
+    def apply(self, params: SshUploadParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         local = Path(params.local).expanduser()
-        try:
-            pairs, dirs = local_pairs(local, params.remote)
-            with open_session(params) as session, session.client.open_sftp() as sftp:
-                make_remote_dirs(sftp, dirs)
-                for n, pair in enumerate(pairs, 1):
-                    ctx.progress(f"upload {n}/{len(pairs)}: {pair.remote}")
-                    try:
-                        sftp.put(str(pair.local), pair.remote, confirm=True)
-                    except OSError as exc:
-                        raise naming(exc, pair.remote) from exc
-                digests, method = remote_digests(session.client, sftp, [f.remote for f in pairs], ctx.cancel)
-                files = verify(pairs, sftp, digests)
-                host_key = _host_key(session)
-        except SshFailure as exc:
-            return _failure(params, exc)
-        except (OSError, TransferMismatch) as exc:
-            return _transfer_failure(params, "upload", exc)
-        return _transfer_result(params, "uploaded", files, method, host_key)
+        return _transfer(
+            params, ctx, "upload", lambda sftp: put_files(sftp, local, params.remote, ctx.progress)
+        )
 
 
 class SshDownload(Action):
@@ -214,31 +206,28 @@ class SshDownload(Action):
     Params = SshDownloadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:  # type: ignore[override]
+    def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:
         local = Path(params.local).expanduser()
-        try:
-            with open_session(params) as session, session.client.open_sftp() as sftp:
-                try:
-                    pairs, dirs = remote_pairs(sftp, params.remote, local)
-                except OSError as exc:
-                    raise naming(exc, params.remote) from exc
-                for d in dirs:
-                    d.mkdir(parents=True, exist_ok=True)
-                for n, pair in enumerate(pairs, 1):
-                    ctx.progress(f"download {n}/{len(pairs)}: {pair.remote}")
-                    pair.local.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        sftp.get(pair.remote, str(pair.local))
-                    except OSError as exc:
-                        raise naming(exc, pair.remote) from exc
-                digests, method = remote_digests(session.client, sftp, [f.remote for f in pairs], ctx.cancel)
-                files = verify(pairs, sftp, digests)
-                host_key = _host_key(session)
-        except SshFailure as exc:
-            return _failure(params, exc)
-        except (OSError, TransferMismatch) as exc:
-            return _transfer_failure(params, "download", exc)
-        return _transfer_result(params, "downloaded", files, method, host_key)
+        return _transfer(
+            params, ctx, "download", lambda sftp: get_files(sftp, params.remote, local, ctx.progress)
+        )
+
+
+def _transfer(
+    p: SshConnection, ctx: ActionContext, verb: str, copy: Callable[[paramiko.SFTPClient], list[FilePair]]
+) -> ActionResult:
+    """Connect, copy, then verify every file by size and SHA-256 against the host's own reading of it."""
+    try:
+        with open_session(p) as session, session.client.open_sftp() as sftp:
+            pairs = copy(sftp)
+            digests, method = remote_digests(session.client, sftp, [f.remote for f in pairs], ctx.cancel)
+            files = verify(pairs, sftp, digests)
+            host_key = _host_key(session)
+    except SshFailure as exc:
+        return _failure(p, exc)
+    except (OSError, TransferMismatch) as exc:
+        return _transfer_failure(p, verb, exc)
+    return _transfer_result(p, f"{verb}ed", files, method, host_key)
 
 
 def _transfer_failure(p: SshConnection, verb: str, exc: Exception) -> ActionResult:

@@ -109,7 +109,7 @@ def open_session(p: SshConnection) -> Iterator[Session]:
         if jump is not None:
             jump.close()
         raise
-    key = client.get_transport().get_remote_server_key()  # type: ignore[union-attr]
+    key = client.get_transport().get_remote_server_key()
     session = Session(client, key.get_name(), fingerprint(key), jump)
     try:
         yield session

@@ -13,7 +13,7 @@ import re
 import shlex
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _CHUNK = 1 << 20
 _HASH_BATCH = 100  # files per sha256sum call: keeps the command line far below ARG_MAX
+Progress = Callable[[str], None]
 _DIGEST = re.compile(r"^\\?([0-9a-f]{64}) ")
 
 
@@ -82,6 +83,37 @@ def naming(exc: OSError, path: str) -> OSError:
     if exc.filename:
         return exc
     return type(exc)(exc.errno or 0, exc.strerror or str(exc) or type(exc).__name__, path)
+
+
+def put_files(sftp: paramiko.SFTPClient, local: Path, remote: str, progress: Progress) -> list[FilePair]:
+    """Upload a file or a directory tree; returns what was copied."""
+    pairs, dirs = local_pairs(local, remote)
+    make_remote_dirs(sftp, dirs)
+    for n, pair in enumerate(pairs, 1):
+        progress(f"upload {n}/{len(pairs)}: {pair.remote}")
+        try:
+            sftp.put(str(pair.local), pair.remote, confirm=True)  # confirm: paramiko checks the size
+        except OSError as exc:
+            raise naming(exc, pair.remote) from exc
+    return pairs
+
+
+def get_files(sftp: paramiko.SFTPClient, remote: str, local: Path, progress: Progress) -> list[FilePair]:
+    """Download a file or a directory tree; returns what was copied."""
+    try:
+        pairs, dirs = remote_pairs(sftp, remote, local)
+    except OSError as exc:
+        raise naming(exc, remote) from exc
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    for n, pair in enumerate(pairs, 1):
+        progress(f"download {n}/{len(pairs)}: {pair.remote}")
+        pair.local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            sftp.get(pair.remote, str(pair.local))
+        except OSError as exc:
+            raise naming(exc, pair.remote) from exc
+    return pairs
 
 
 def sha256_file(path: Path) -> str:

@@ -156,8 +156,6 @@ def test_jump_host_reaches_target_through_bastion(sshd: SshServer) -> None:
     assert result.ok, result.message
     assert result.output["stdout"] == "via-bastion\n"
     assert result.output["jump_host"] == f"root@127.0.0.1:{sshd.port}"
-    # the bastion's sshd logs the channel it opened for us to the target
-    assert f"target 127.0.0.1 port {sshd.port}" in (sshd.root / "sshd.log").read_text()
 
 
 def test_jump_host_that_cannot_reach_target_is_a_result(sshd: SshServer) -> None:
@@ -166,7 +164,9 @@ def test_jump_host_that_cannot_reach_target_is_a_result(sshd: SshServer) -> None
     bastion = {"host": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file)}
     result = run(sshd, "true", jump_host=bastion, port=free_port())
     assert not result.ok and result.output["error"] == "connect"
+    # the lab sshd only permits channels to itself (PermitOpen): the refusal proves the bastion opened it
     assert "bastion 127.0.0.1 could not open a channel" in result.message
+    assert "Administratively prohibited" in result.message
 
 
 def _tree(root: Path) -> dict[str, str]:
