@@ -105,6 +105,14 @@ class Action:
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
 
+    def secrets_for(self, params: Params) -> list[str]:
+        """Secret values in these arguments, redacted before the arguments are recorded or shown.
+
+        The default returns the ``secret_params`` values; actions with secrets inside structures (an
+        Authorization header, a token in a URL) override it.
+        """
+        return [str(v) for n in self.secret_params if (v := getattr(params, n, None)) not in (None, "")]
+
     def effect_for(self, params: Params) -> Effect:
         """The effect of this invocation; e.g. ``ssh.run`` with ``read_only: true`` is a read."""
         return self.effect

@@ -343,7 +343,7 @@ class DomainStatus(Action):
     name: ClassVar[str] = "domain.status"
     summary: ClassVar[str] = "RDAP (or WHOIS) status, holds, expiry and registrar abuse contact of a domain"
     effect: ClassVar[Effect] = Effect.READ
-    Params: ClassVar[type[Params]] = DomainStatusParams
+    Params = DomainStatusParams
 
     def run(self, params: Params, ctx: ActionContext) -> ActionResult:
         assert isinstance(params, DomainStatusParams)
@@ -364,7 +364,7 @@ class DomainExpiryAudit(Action):
     name: ClassVar[str] = "domain.expiry_audit"
     summary: ClassVar[str] = "check expiry and risky statuses of many domains, sorted by urgency"
     effect: ClassVar[Effect] = Effect.READ
-    Params: ClassVar[type[Params]] = ExpiryAuditParams
+    Params = ExpiryAuditParams
 
     def run(self, params: Params, ctx: ActionContext) -> ActionResult:
         assert isinstance(params, ExpiryAuditParams)

@@ -205,8 +205,7 @@ def peek_certificate(p: HttpTarget) -> dict[str, Any] | None:
     """The server's certificate fetched without verifying it, to explain a failed verification."""
     parts = urlsplit(p.url)
     host, port = parts.hostname or "", parts.port or 443
-    pins = parse_resolve(p.resolve)
-    address = pins.get((host, port)) or pins.get((host, None)) or host
+    address = _pinned_address(p) or host
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # only to read what the server presents; nothing is sent over it
@@ -323,6 +322,10 @@ class HttpProbe(Action):
     effect = Effect.READ
     Params = HttpProbeParams
 
+    def secrets_for(self, params: HttpProbeParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return redact_headers(params.headers)[1] + redact_url(params.url)[1]
+
     def run(self, params: HttpProbeParams, ctx: ActionContext) -> ActionResult:
         import httpx
 
@@ -394,6 +397,10 @@ class HttpRequest(Action):
     summary = "Send an HTTP request (method, headers, JSON body); credentials in headers are redacted"
     effect = Effect.WRITE
     Params = HttpRequestParams
+
+    def secrets_for(self, params: HttpRequestParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return redact_headers(params.headers)[1] + redact_url(params.url)[1]
 
     def plan(self, params: HttpRequestParams, ctx: ActionContext) -> Plan:
         url, _ = redact_url(params.url)

@@ -79,6 +79,10 @@ class NotifyWebhook(Action):
     effect = Effect.NOTIFY
     Params = NotifyWebhookParams
 
+    def secrets_for(self, params: NotifyWebhookParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return _secrets(params)[1]
+
     def plan(self, params: NotifyWebhookParams, ctx: ActionContext) -> Plan:
         shown_url, secrets = _secrets(params)
         body = payload(params, ctx)

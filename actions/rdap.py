@@ -355,8 +355,8 @@ def vcard(array: Any) -> dict[str, str]:
 def _is_fax(params: Any) -> bool:
     if not isinstance(params, dict):
         return False
-    kinds = next((v for k, v in params.items() if str(k).lower() == "type"), [])
-    kinds = kinds if isinstance(kinds, list) else [kinds]
+    found: Any = next((v for k, v in params.items() if str(k).lower() == "type"), [])
+    kinds: list[Any] = found if isinstance(found, list) else [found]
     return any(str(k).lower() == "fax" for k in kinds) and not any(str(k).lower() == "voice" for k in kinds)
 
 

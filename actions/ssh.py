@@ -102,6 +102,10 @@ class SshRun(Action):
     Params = SshRunParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
+    def secrets_for(self, params: SshRunParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return secrets_of(params)
+
     def effect_for(self, params: SshRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE
 
@@ -153,7 +157,8 @@ def _outcome_fields(o: ExecOutcome) -> dict[str, Any]:
 def _judge(p: SshRunParams, command: str, o: ExecOutcome) -> tuple[bool, str]:
     where = f"{p.user}@{p.host}:{p.port}"
     if o.timed_out:
-        return False, f"{command!r} on {where} still running after {p.command_timeout:g}s; stopped"
+        took = o.duration_ms / 1000
+        return False, f"{command!r} on {where} still running after {took:.1f}s (the time allowed); stopped"
     if o.cancelled:
         return False, f"{command!r} on {where} cancelled"
     expected = p.expect_exit if isinstance(p.expect_exit, list) else [p.expect_exit]
@@ -172,6 +177,10 @@ class SshUpload(Action):
     effect = Effect.WRITE
     Params = SshUploadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
+
+    def secrets_for(self, params: SshUploadParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return secrets_of(params)
 
     def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
         local = Path(params.local).expanduser()
@@ -205,6 +214,10 @@ class SshDownload(Action):
     effect = Effect.READ
     Params = SshDownloadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
+
+    def secrets_for(self, params: SshDownloadParams) -> tuple[str, ...]:
+        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
+        return secrets_of(params)
 
     def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:
         local = Path(params.local).expanduser()

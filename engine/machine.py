@@ -102,10 +102,14 @@ class RunState:
     status: str = "created"
     steps: dict[str, StepState] = field(default_factory=dict)
     last_seq: int = 0
+    # Each step's template view, refreshed when that step changes: rebuilding all of them for every step
+    # made a run quadratic in its length (1,000 steps: ~2.6 ms of overhead per step).
+    _views: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for sid in self.step_ids:
             self.steps.setdefault(sid, StepState())
+        self._views = {sid: st.as_context() for sid, st in self.steps.items()}
 
     def apply(self, rec: dict[str, Any]) -> None:
         """Feed one record; raise AuditError if the log describes something impossible."""
@@ -122,6 +126,7 @@ class RunState:
         if nxt is None:
             raise AuditError(f"record {self.last_seq}: step '{sid}' cannot go from {st.status} on '{kind}'")
         self._step_event(st, kind, rec, nxt)
+        self._views[sid] = st.as_context()
 
     def _run_event(self, kind: str, rec: dict[str, Any]) -> None:
         if kind == "run.started":
@@ -168,7 +173,7 @@ class RunState:
         return [sid for sid in self.step_ids if self.steps[sid].status is S.APPLYING]
 
     def context(self) -> dict[str, dict[str, Any]]:
-        return {sid: st.as_context() for sid, st in self.steps.items()}
+        return dict(self._views)
 
     def completed_with_effect(self) -> list[str]:
         """Steps that succeeded, in order: the candidates for rollback."""

@@ -71,6 +71,8 @@ class _Builder:
         self.source = Source(file, None)
         self.count = 0
         self.problems: list[Problem] = []
+        # One constructor for the whole document: building one per scalar made an alias bomb cost seconds.
+        self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.count += 1
@@ -97,12 +99,12 @@ class _Builder:
                 line, col = _pos(key_node)
                 self.problems.append(Problem(self.source.file, line, col, "mapping keys must be plain strings"))
                 continue
-            key = str(self._scalar(key_node))
-            if key == "<<":
+            if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
                 line, col = _pos(key_node)
                 self.problems.append(Problem(self.source.file, line, col,
                                              "YAML merge keys ('<<') are not supported in runbooks"))
                 continue
+            key = str(self._scalar(key_node))
             if key in out:
                 line, col = _pos(key_node)
                 self.problems.append(Problem(self.source.file, line, col, f"duplicate key '{key}'"))
@@ -113,13 +115,71 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node) -> Any:
         # Constructing scalars through the safe constructor keeps YAML 1.1 typing (ints, bools, null).
-        constructor = yaml.constructor.SafeConstructor()
         try:
-            return constructor.construct_object(node, deep=False)
-        except yaml.YAMLError as exc:
+            return self.constructor.construct_object(node, deep=False)
+        except yaml.MarkedYAMLError as exc:
+            line, col = _pos(node)
+            what = " ".join(x for x in (exc.context, exc.problem) if x)
+            self.problems.append(Problem(self.source.file, line, col, f"bad value: {what}"))
+            return None
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
             line, col = _pos(node)
             self.problems.append(Problem(self.source.file, line, col, f"bad value: {exc}"))
             return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _oversized(root: yaml.Node) -> yaml.Node | None:
+    """The first node whose expansion exceeds MAX_NODES, or that contains itself; counted without expanding.
+
+    Aliases share nodes, so a billion-laughs document is small as a graph and huge as data: counting
+    each distinct node once (memoised, iteratively) finds it in microseconds instead of building it.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_NODES:
+                return node
+            continue
+        if key in sizes:
+            continue
+        if key in open_:
+            return node  # a recursive alias: infinite when expanded
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return None
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting from the event stream, before composing.
+
+    libyaml's composer recurses in C: ~30,000 nested '[' (a 60 KB file) crash the interpreter with a
+    segmentation fault, and its scanner is quadratic in the nesting depth long before that. Events come
+    one at a time, so this stops at the first collection nested too deep, having read only that far.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, col = event.start_mark.line + 1, event.start_mark.column + 1
+                raise SourceError([Problem(file, line, col, f"document is nested deeper than {MAX_DEPTH} levels")])
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def parse(text: str, file: str) -> Source:
@@ -128,9 +188,13 @@ def parse(text: str, file: str) -> Source:
     if size > MAX_BYTES:
         raise SourceError([Problem(file, 1, 1, f"file is {size} bytes; a runbook may be at most {MAX_BYTES}")])
     try:
+        _check_depth(text, file)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            # An unclosed quote or bracket is found at the end of the file; point at where it opened.
+            mark = exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x)
         raise SourceError([Problem(file, line, col, f"invalid YAML: {what}")]) from None
@@ -140,6 +204,11 @@ def parse(text: str, file: str) -> Source:
         raise SourceError([Problem(file, 1, 1, f"document is nested deeper than {MAX_DEPTH} levels")]) from None
     if node is None:
         raise SourceError([Problem(file, 1, 1, "the file is empty; a runbook needs id, title and steps")])
+    bomb = _oversized(node)
+    if bomb is not None:
+        line, col = _pos(bomb)
+        raise SourceError([Problem(file, line, col, f"document expands to more than {MAX_NODES} values "
+                                   "(an alias bomb, or a recursive alias?); runbooks are far smaller")])
     builder = _Builder(file)
     builder.source.data = builder.build(node, (), 0)
     if builder.problems:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+# Tests run `breakglass` as a user would; make sure it is the one installed beside this interpreter
+# (CI installs into .venv without putting it on PATH).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from breakglass.actions import epp_status, rdap
 from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.domain import DomainStatus, DomainStatusParams, ExpiryAuditParams
+
 from tests.lab.rdap import RdapServer, Reply, error_object, rdap_server
 from tests.lab.whois import WhoisServer, whois_server
 
@@ -117,7 +117,9 @@ def test_holds_and_deletion_states_do_not_resolve(
 
 
 def test_lapsed_net_domain_in_redemption(rdap_server: RdapServer, bg_home: Path) -> None:
-    rdap_server.routes["/rdap/domain/lapsed-example.net"] = Reply(body=body("verisign-net-lapsed-example.json"))
+    rdap_server.routes["/rdap/domain/lapsed-example.net"] = Reply(
+        body=body("verisign-net-lapsed-example.json")
+    )
     out = run(domain="lapsed-example.net", rdap_url=rdap_server.base + "/rdap/", follow_referral=False).output
     assert out["statuses"][0]["epp"] == "redemptionPeriod" and out["resolves"] is False
     assert out["days_until_expiry"] == -51
@@ -245,7 +247,12 @@ def test_shipped_bootstrap_maps_common_tlds(bg_home: Path) -> None:
 
 def test_longest_label_wins_and_https_first() -> None:
     text = json.dumps(
-        {"services": [[["uk"], ["https://uk.example/"]], [["co.uk"], ["http://co.example/", "https://co.example/"]]]}
+        {
+            "services": [
+                [["uk"], ["https://uk.example/"]],
+                [["co.uk"], ["http://co.example/", "https://co.example/"]],
+            ]
+        }
     )
     boot = rdap.parse_bootstrap(text, "test")
     assert boot.base_urls("shop.co.uk") == ("https://co.example/", "http://co.example/")
@@ -271,8 +278,12 @@ def test_shared_broken_bootstrap_files(shared_fixtures: Path, name: str, usable:
 
 
 def test_refresh_bootstrap_caches_and_routes_lookups(registry: RdapServer, bg_home: Path) -> None:
-    registry.routes["/bootstrap/dns.json"] = Reply(body=registry.bootstrap("com"), content_type="application/json")
-    out = run(domain="shop-example.com", refresh_bootstrap=True, bootstrap_url=registry.base + "/bootstrap/dns.json")
+    registry.routes["/bootstrap/dns.json"] = Reply(
+        body=registry.bootstrap("com"), content_type="application/json"
+    )
+    out = run(
+        domain="shop-example.com", refresh_bootstrap=True, bootstrap_url=registry.base + "/bootstrap/dns.json"
+    )
     assert out.output["status"] == "ok" and out.output["rdap_url"].startswith(registry.base)
     cached = bg_home / "cache" / "rdap-dns-bootstrap.json"
     assert cached.is_file() and rdap.load_bootstrap().origin == str(cached)
@@ -326,7 +337,9 @@ def test_whois_timeout(whois_server: WhoisServer, bg_home: Path) -> None:
 
 def _shared_answers() -> list[str]:
     root = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "rdap"
-    return sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*.json") if p.parent.name in ("domain", "more"))
+    return sorted(
+        f"{p.parent.name}/{p.name}" for p in root.glob("*/*.json") if p.parent.name in ("domain", "more")
+    )
 
 
 def _summary(root: Path) -> dict[str, dict[str, str]]:
@@ -364,7 +377,9 @@ def test_real_world_answers_parse(shared_fixtures: Path, name: str) -> None:
 
 
 def test_real_referral_link_is_found(shared_fixtures: Path) -> None:
-    raw = json.loads((shared_fixtures / "rdap/domain/verisign-parked-referral.json").read_text(encoding="utf-8"))
+    raw = json.loads(
+        (shared_fixtures / "rdap/domain/verisign-parked-referral.json").read_text(encoding="utf-8")
+    )
     assert rdap.referral(raw) == "https://rdap.registrar.eu/v1/domain/THEMARQUETRY.COM"
     parsed = rdap.parse_domain(raw)
     assert parsed["registrar"]["abuse_phone"] == "+31.104482297"

@@ -10,6 +10,7 @@ from typing import Any
 
 from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.domain import DomainExpiryAudit, ExpiryAuditParams
+
 from tests.lab.rdap import RdapServer, Reply, error_object, fleet, rdap_server, synthetic_domain
 
 __all__ = ["rdap_server"]
@@ -21,7 +22,6 @@ def audit(server: RdapServer, domains: list[str], **args: Any) -> ActionResult:
     args.setdefault("backoff", 0.01)
     params = ExpiryAuditParams(domains=domains, rdap_url=server.base + "/rdap/", **args)
     return DomainExpiryAudit().run(params, ActionContext(settings={"now": NOW}))
-
 
 
 def test_thousand_domains_with_bounded_concurrency(rdap_server: RdapServer, bg_home: Path) -> None:
@@ -65,12 +65,21 @@ def test_sorted_by_urgency(rdap_server: RdapServer, bg_home: Path) -> None:
     names = ["calm.com", "soon.com", "held.com", "gone.com", "lapsed.com", "broken.com", "calm.com"]
     out = audit(rdap_server, names, retries=0, warn_days=30).output
     assert [r["domain"] for r in out["domains"]] == [
-        "gone.com", "held.com", "lapsed.com", "soon.com", "calm.com", "broken.com",
+        "gone.com",
+        "held.com",
+        "lapsed.com",
+        "soon.com",
+        "calm.com",
+        "broken.com",
     ]
     levels = {r["domain"]: r["urgency"] for r in out["domains"]}
     assert levels == {
-        "gone.com": "critical", "held.com": "critical", "lapsed.com": "critical",
-        "soon.com": "warning", "calm.com": "ok", "broken.com": "unknown",
+        "gone.com": "critical",
+        "held.com": "critical",
+        "lapsed.com": "critical",
+        "soon.com": "warning",
+        "calm.com": "ok",
+        "broken.com": "unknown",
     }
     assert out["counts"] == {"total": 6, "risky": 2, "expired": 2, "expiring": 1, "not_found": 0, "errors": 1}
     assert out["domains"][1]["abuse_email"] == "abuse@acme-registrar.example"
@@ -80,7 +89,10 @@ def test_audit_honours_retry_after(rdap_server: RdapServer, bg_home: Path) -> No
     rdap_server.dynamic = fleet(NOW)
     limited = Reply(429, error_object(429, "Too Many Requests"), {"Retry-After": "1"})
     for i in (3, 4, 5):
-        rdap_server.routes[f"/rdap/domain/d{i}.com"] = [limited, rdap_server.dynamic(f"/rdap/domain/d{i}.com")]
+        rdap_server.routes[f"/rdap/domain/d{i}.com"] = [
+            limited,
+            rdap_server.dynamic(f"/rdap/domain/d{i}.com"),
+        ]
     started = time.monotonic()
     out = audit(rdap_server, [f"d{i}.com" for i in range(1, 21)], concurrency=4, per_server=2).output
     assert out["counts"]["errors"] == 0 and out["counts"]["total"] == 20

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +220,57 @@ def test_request_secret_header_names_and_url_parameters(web: WebLab) -> None:
 def test_request_unexpected_status_fails(web: WebLab) -> None:
     result, _ = request(method="DELETE", url=f"{web.http_url}/fail/record")
     assert not result.ok and result.output["status"] == 500 and "expected 2xx" in result.message
+
+
+RUNBOOK = """\
+id: status-api
+title: Open an incident on the status page
+inputs:
+  base: {type: string}
+  token: {type: secret, env: STATUS_TOKEN}
+steps:
+  - id: open_incident
+    title: Open the incident
+    action: http.request
+    with:
+      url: "{{ inputs.base }}/api/status-incidents"
+      headers: {Authorization: "Bearer {{ inputs.token }}"}
+      json: {title: "www down"}
+"""
+
+
+def test_authorization_header_is_redacted_in_the_audit_log(
+    web: WebLab, tmp_path: Path, bg_home: Path
+) -> None:
+    (tmp_path / "status-api.yaml").write_text(RUNBOOK)
+    env = {**os.environ, "BREAKGLASS_HOME": str(bg_home), "STATUS_TOKEN": "sk-live-audit-0123456789"}
+    argv = [
+        "run",
+        "status-api",
+        "-r",
+        str(tmp_path),
+        "-i",
+        f"base={web.http_url}",
+        "--approve",
+        "open_incident",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", "from breakglass.engine.cli import main; main()", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = [r for r in web.received if r.path == "/api/status-incidents"]
+    assert got[-1].headers["Authorization"] == "Bearer sk-live-audit-0123456789"
+    logs = list(bg_home.rglob("audit.jsonl"))
+    assert logs
+    text = "".join(p.read_text() for p in logs)
+    assert "open_incident" in text and "***" in text
+    assert "sk-live-audit" not in text and "sk-live-audit" not in done.stdout
+
+
+def test_secrets_are_known_before_the_request_is_sent() -> None:
+    action = HttpRequest()
+    params = action.Params(url="http://127.0.0.1/x?token=tok-445566", headers={"Authorization": TOKEN})
+    assert set(action.secrets_for(params)) == {TOKEN, "sk-live-0123456789abcdef", "tok-445566"}

@@ -79,7 +79,7 @@ def test_command_timeout_is_a_failed_result(sshd: SshServer) -> None:
     assert result.output["timed_out"] is True
     assert result.output["exit_code"] is None
     assert result.output["duration_ms"] < 10000
-    assert "still running after 1s" in result.message
+    assert "still running after 1.0s" in result.message
 
 
 def test_cancel_stops_a_running_command(sshd: SshServer) -> None:
@@ -244,3 +244,19 @@ def test_transfers_refuse_unknown_host_key(sshd: SshServer, tmp_path: Path, acti
         else action.apply(params, ActionContext(), action.plan(params, ActionContext()))
     )
     assert not result.ok and result.output["error"] == "host_key_unknown"
+
+
+def test_verification_catches_a_remote_copy_that_differs(sshd: SshServer, tmp_path: Path) -> None:
+    from breakglass.actions.ssh_session import open_session
+    from breakglass.actions.ssh_transfer import FilePair, TransferMismatch, remote_digests, verify
+
+    src = tmp_path / "dump.sql"
+    src.write_text("INSERT 1;\n")
+    remote = sshd.root / "dump.sql"
+    remote.write_text("INSERT 2;\n")  # same size, different bytes: only the digest can tell
+    params = SshRun.Params(**sshd.params(command="true"))
+    with open_session(params) as session, session.client.open_sftp() as sftp:
+        digests, method = remote_digests(session.client, sftp, [str(remote)], threading.Event())
+        assert method == "sha256sum"
+        with pytest.raises(TransferMismatch, match="differs after transfer"):
+            verify([FilePair(src, str(remote))], sftp, digests)

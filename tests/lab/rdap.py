@@ -158,7 +158,10 @@ def synthetic_domain(name: str, expires: str, statuses: list[str]) -> dict[str, 
                 "objectClassName": "entity",
                 "handle": "1068",
                 "roles": ["registrar"],
-                "vcardArray": ["vcard", [["version", {}, "text", "4.0"], ["fn", {}, "text", "Acme Registrar"]]],
+                "vcardArray": [
+                    "vcard",
+                    [["version", {}, "text", "4.0"], ["fn", {}, "text", "Acme Registrar"]],
+                ],
                 "entities": [
                     {
                         "objectClassName": "entity",
@@ -191,7 +194,9 @@ def fleet(now: datetime, delay: float = 0.0) -> Callable[[str], Reply | None]:
             return Reply(404, error_object(404, "Not Found"), delay=delay)
         statuses = ["client hold"] if i % 97 == 0 else ["redemption period"] if i % 89 == 0 else []
         expires = (now + timedelta(days=(i * 37) % 700 - 30, hours=1)).isoformat().replace("+00:00", "Z")
-        return Reply(body=synthetic_domain(name, expires, statuses or ["client transfer prohibited"]), delay=delay)
+        return Reply(
+            body=synthetic_domain(name, expires, statuses or ["client transfer prohibited"]), delay=delay
+        )
 
     return answer
 

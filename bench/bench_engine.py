@@ -1,0 +1,172 @@
+"""Engine overhead per step, audit fsync included.
+
+    python bench/bench_engine.py [--trivial 1000] [--shell 50] [--repeat 3] [--profile]
+
+Runs in-process through ``engine.session.start`` (a 1,000-step runbook of ``log.note`` and ``assert`` steps,
+and a 50-step runbook of ``shell.run /bin/true`` with ``read_only: true``), once end to end through the CLI,
+and measures one audit append + fsync on the same disk. Per-step figures are medians of the gaps between
+consecutive ``step.succeeded`` records, so the run's start-up is not spread over the steps.
+Targets on the project's 2-core VM: ≤ 1 ms per trivial step, ≤ 3 ms per shell step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_TRIVIAL_MS = 1.0
+TARGET_SHELL_MS = 3.0
+
+
+class _Quiet:
+    """A reporter that prints nothing: the bench measures the engine, not the terminal."""
+
+    def event(self, rec: dict[str, Any]) -> None:
+        return None
+
+    def step_begins(self, step_id: str, title: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def trivial_runbook(n: int) -> str:
+    lines = ["id: bench-trivial", "title: engine overhead, trivial steps", "steps:"]
+    for i in range(n):
+        if i % 2:
+            lines += [f"  - id: s{i}", f"    title: check {i}", "    action: assert",
+                      "    with: {that: \"{{ run.mode == 'live' }}\"}"]
+        else:
+            lines += [f"  - id: s{i}", f"    title: note {i}", "    action: log.note", f"    with: {{text: note {i}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def shell_runbook(n: int) -> str:
+    lines = ["id: bench-shell", "title: engine overhead, shell steps", "steps:"]
+    for i in range(n):
+        lines += [f"  - id: s{i}", f"    title: true {i}", "    action: shell.run",
+                  "    with: {argv: [/bin/true], read_only: true}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_runbook(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def step_gaps_ms(log: Path) -> list[float]:
+    """Milliseconds between consecutive step outcomes: the whole cost of one step, fsyncs included."""
+    from breakglass.engine import audit
+
+    records, _ = audit.read(log)
+    ends = [r.ts for r in records if r.type == "step.succeeded"]
+    return [audit.elapsed(a, b) * 1000 for a, b in zip(ends, ends[1:], strict=False)]
+
+
+def run_in_process(path: Path, home: Path, profile: bool) -> tuple[list[float], float, str]:
+    from breakglass.engine.loader import load_file
+    from breakglass.engine.session import RunOptions, start
+    from breakglass.engine.store import FileStore
+
+    loaded = load_file(path)
+    store = FileStore(home)
+    opts = RunOptions(mode="live", operator="bench")
+    prof = cProfile.Profile() if profile else None
+    began = time.perf_counter()
+    if prof:
+        prof.enable()
+    outcome = start(loaded, {}, opts, _Quiet(), store=store)
+    if prof:
+        prof.disable()
+    wall = time.perf_counter() - began
+    if outcome.status != "succeeded":
+        raise SystemExit(f"{path.name}: run ended {outcome.status}")
+    if prof:
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+        print(out.getvalue())
+    return step_gaps_ms(store.log_path(outcome.run_id)), wall, outcome.run_id
+
+
+def fsync_cost_ms(directory: Path, n: int = 200) -> float:
+    """One append of a typical record plus fsync, on the disk the runs are written to."""
+    line = b'{"seq":1,"type":"step.succeeded","step":"s1","output":{"note":"x"},"prev":"' + b"0" * 64 + b'"}\n'
+    fd = os.open(directory / "fsync-probe", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    costs = []
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            os.write(fd, line)
+            os.fsync(fd)
+            costs.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+    return statistics.median(costs)
+
+
+def run_cli(path: Path, home: Path) -> tuple[float, list[float]]:
+    env = {**os.environ, "BREAKGLASS_HOME": str(home)}
+    began = time.perf_counter()
+    proc = subprocess.run([shutil.which("breakglass") or "breakglass", "run", str(path), "--json"], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise SystemExit(f"CLI run failed ({proc.returncode}): {proc.stderr[-400:]}")
+    run_id = proc.stdout.split('"run": "', 1)[1].split('"', 1)[0]
+    from breakglass.engine.store import FileStore
+
+    return wall, step_gaps_ms(FileStore(home).log_path(run_id))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trivial", type=int, default=1000)
+    ap.add_argument("--shell", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=3, help="in-process runs of each runbook; best median wins")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one run of each")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bg-bench-") as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        trivial = write_runbook(root, "bench-trivial", trivial_runbook(args.trivial))
+        shell = write_runbook(root, "bench-shell", shell_runbook(args.shell))
+        fsync_ms = fsync_cost_ms(root)
+        results = {}
+        for label, path in (("trivial", trivial), ("shell", shell)):
+            medians, walls = [], []
+            for i in range(args.repeat):
+                gaps, wall, _ = run_in_process(path, home, args.profile and i == 0)
+                medians.append(statistics.median(gaps))
+                walls.append(wall)
+            results[label] = (min(medians), min(walls))
+        cli_wall, cli_gaps = run_cli(trivial, home)
+    n_t, n_s = args.trivial, args.shell
+    t_med, t_wall = results["trivial"]
+    s_med, s_wall = results["shell"]
+    print(f"audit append+fsync (same disk)        median {fsync_ms:6.3f} ms")
+    print(f"trivial step, in-process ({n_t} steps)  median {t_med:6.3f} ms/step   "
+          f"(run wall {t_wall:.2f}s = {t_wall / n_t * 1000:.3f} ms/step)   target ≤ {TARGET_TRIVIAL_MS} ms")
+    print(f"shell.run /bin/true, in-process ({n_s})  median {s_med:6.3f} ms/step   "
+          f"(run wall {s_wall:.2f}s = {s_wall / n_s * 1000:.3f} ms/step)   target ≤ {TARGET_SHELL_MS} ms")
+    print(f"trivial step via CLI ({n_t} steps)      median {statistics.median(cli_gaps):6.3f} ms/step   "
+          f"(process wall {cli_wall:.2f}s incl. start-up)")
+    ok = t_med <= TARGET_TRIVIAL_MS and s_med <= TARGET_SHELL_MS
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

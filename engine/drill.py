@@ -1,0 +1,441 @@
+"""Drills: a runbook run against a simulated world described by a scenario file, then graded.
+
+A drill walks the same engine path as a live run (render → plan → gate → apply → record); only the world is
+swapped. Actions whose effect stays on this machine and talk to no one (``manual``, ``assert``, ``log.note``,
+``wait.sleep`` with its wait cut to zero) run for real; every other action is answered by the scenario, by
+step id, and never called. As a second fence, the whole drill runs with outbound sockets refused in-process.
+
+Scenario files live next to the runbook: ``scenarios/<runbook id>/<NN-name>.yaml``; the first in file-name
+order is the default. The file format::
+
+    title: ...                      description: markdown shown at the start
+    inputs: {domain: example.com}   the drill's inputs (-i overrides them)
+    steps:
+      <step id>:
+        output: {...} | outputs: [{...}, ...]   what the action returns (successive attempts; the last repeats)
+        ok: true | fail: "message"              a failed attempt
+        duration: 0.4                           simulated seconds (reported, never slept)
+        plan: {summary: ..., changes: [...]}    a mutating step's plan
+        effects: {<step id>: {output: ...}}     after this step applies, later steps see this instead
+        rollback: {output: ..., fail: ...}      what undoing this step returns
+    expect:
+      steps: {<step id>: succeeded|failed|skipped|planned|rolled_back|...}
+      gates: {<gate id>: approved|denied}
+      outcome: succeeded|failed|refused|rolled_back|interrupted
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
+from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.world import LiveWorld
+
+DEFAULT_RUNBOOK = "registrar-suspension"
+# Actions that only touch this machine and this operator: they run for real in a drill.
+LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
+ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
+STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
+TOP_KEYS = frozenset({"title", "description", "inputs", "steps", "expect"})
+STEP_STATUSES = frozenset({"succeeded", "failed", "skipped", "planned", "rolled_back", "rollback_failed",
+                           "pending", "running", "applying"})
+OUTCOMES = frozenset({"succeeded", "failed", "refused", "rolled_back", "interrupted", "aborted"})
+_ORDER_PREFIX = re.compile(r"^\d+-")
+
+
+# --- scenarios -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """The graded path: step statuses, gate decisions and the run's outcome."""
+
+    steps: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)
+    outcome: str | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.steps) + len(self.gates) + (1 if self.outcome else 0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    sha256: str
+    title: str
+    description: str
+    inputs: dict[str, Any]
+    steps: dict[str, dict[str, Any]]
+    expect: Expectation
+
+
+def scenario_name(path: Path) -> str:
+    """``01-client-hold.yaml`` → ``client-hold``."""
+    return _ORDER_PREFIX.sub("", path.stem)
+
+
+def scenario_dir(runbook_path: str, runbook_id: str) -> Path:
+    return Path(runbook_path).resolve().parent / "scenarios" / runbook_id
+
+
+def scenario_files(runbook_path: str, runbook_id: str) -> list[Path]:
+    folder = scenario_dir(runbook_path, runbook_id)
+    if not folder.is_dir():
+        return []
+    return sorted(f for f in folder.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+
+
+def find_scenario(runbook_path: str, runbook_id: str, name: str | None) -> Path:
+    """A scenario by name, file stem or path; with no name, the runbook's first scenario."""
+    if name and (name.endswith((".yaml", ".yml")) or "/" in name):
+        if Path(name).is_file():
+            return Path(name)
+        raise RunbookError([Problem(name, 1, 1, "no such scenario file")])
+    files = scenario_files(runbook_path, runbook_id)
+    if not files:
+        where = scenario_dir(runbook_path, runbook_id)
+        raise RunbookError([Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no drill scenarios "
+                                    f"(looked in {where}); write one, or pass --scenario FILE")])
+    if name is None:
+        return files[0]
+    for f in files:
+        if name in (scenario_name(f), f.stem):
+            return f
+    known = ", ".join(scenario_name(f) for f in files)
+    raise RunbookError([Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no scenario '{name}'; "
+                                f"it has: {known}")])
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Parse and check a scenario file; every problem is reported as file:line:col."""
+    from breakglass.engine.loader import read_text
+    from breakglass.engine.yamlsource import SourceError, parse
+
+    text = read_text(path)
+    try:
+        src = parse(text, str(path))
+    except SourceError as exc:
+        raise RunbookError(exc.problems) from None
+    data = src.data if isinstance(src.data, dict) else None
+    if data is None:
+        raise RunbookError([src.problem((), "a scenario is a mapping with title, steps and expect")])
+    problems = _check(data, src)
+    if problems:
+        raise RunbookError(problems)
+    expect = data.get("expect") or {}
+    return Scenario(
+        name=scenario_name(path), path=str(path.resolve()), sha256=hashlib.sha256(text.encode()).hexdigest(),
+        title=str(data.get("title", scenario_name(path))), description=str(data.get("description", "")),
+        inputs=dict(data.get("inputs") or {}), steps={str(k): dict(v or {}) for k, v in
+                                                      (data.get("steps") or {}).items()},
+        expect=Expectation(dict(expect.get("steps") or {}), dict(expect.get("gates") or {}),
+                           expect.get("outcome")))
+
+
+def _check(data: dict[str, Any], src: Any) -> list[Problem]:
+    problems = [src.problem((k,), f"unknown key '{k}' in a scenario; allowed: {', '.join(sorted(TOP_KEYS))}",
+                            key=True) for k in data if k not in TOP_KEYS]
+    for key in ("inputs", "steps", "expect"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            problems.append(src.problem((key,), f"'{key}' must be a mapping"))
+    steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+    for sid, spec in steps.items():
+        if spec is not None and not isinstance(spec, dict):
+            problems.append(src.problem(("steps", sid), f"step '{sid}' must be a mapping"))
+            continue
+        for k in spec or {}:
+            if k not in STEP_KEYS:
+                problems.append(src.problem(("steps", sid, k), f"unknown key '{k}' for step '{sid}'; allowed: "
+                                            f"{', '.join(sorted(STEP_KEYS))}", key=True))
+        outputs = (spec or {}).get("outputs")
+        if outputs is not None and (not isinstance(outputs, list) or not outputs):
+            problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
+    expect = data.get("expect") if isinstance(data.get("expect"), dict) else {}
+    for sid, status in (expect.get("steps") or {}).items():
+        if status not in STEP_STATUSES:
+            problems.append(src.problem(("expect", "steps", sid), f"unknown step status '{status}'"))
+    for gid, decision in (expect.get("gates") or {}).items():
+        if decision not in ("approved", "denied"):
+            problems.append(src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'"))
+    if expect.get("outcome") is not None and expect["outcome"] not in OUTCOMES:
+        problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))
+    return problems
+
+
+# --- the simulated world ---------------------------------------------------------------------------------
+
+
+class SimulatedWorld:
+    """Answers actions from a scenario by step id; runs only local, harmless actions for real."""
+
+    def __init__(self, scenario: Scenario, live: LiveWorld | None = None) -> None:
+        self.scenario = scenario
+        self.live = live or LiveWorld()
+        self.specs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in scenario.steps.items()}
+        self.attempts: dict[str, int] = {}
+        self.first_action: dict[str, str] = {}
+        self.applied: set[str] = set()
+        self.notes: list[str] = []
+        self.durations: dict[str, float] = {}
+
+    # World protocol ------------------------------------------------------------------------------------
+
+    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+        if self._is_rollback(step_id, action):
+            return self._rollback(step_id)
+        if action.name in LOCAL_ACTIONS:
+            return self._local(step_id, action, params, ctx)
+        return self._answer(step_id)
+
+    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan:
+        spec = self.specs.get(step_id, {}).get("plan")
+        if self._is_rollback(step_id, action) or not isinstance(spec, dict):
+            shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
+            return Plan(summary=f"simulated: {action.name} {shown}")
+        refused = spec.get("refused")
+        return Plan(summary=str(spec.get("summary", f"simulated: {action.name}")),
+                    changes=list(spec.get("changes") or []), refused=str(refused) if refused else None)
+
+    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+        if self._is_rollback(step_id, action):
+            return self._rollback(step_id)
+        result = self._answer(step_id)
+        if result.ok:
+            self._applied(step_id)
+        return result
+
+    # Answers -------------------------------------------------------------------------------------------
+
+    def _is_rollback(self, step_id: str, action: Action) -> bool:
+        """A call for a step that already applied, or with another action than its first call, undoes it."""
+        first = self.first_action.setdefault(step_id, action.name)
+        return step_id in self.applied or first != action.name
+
+    def _local(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+        if action.name == "wait.sleep":
+            self.durations.setdefault(step_id, float(getattr(params, "seconds", 0.0)))
+            params = params.model_copy(update={"seconds": 0.0})
+        if "duration" in self.specs.get(step_id, {}):
+            self.durations[step_id] = float(self.specs[step_id]["duration"])
+        return self.live.run(step_id, action, params, ctx)
+
+    def _answer(self, step_id: str) -> ActionResult:
+        spec = self.specs.get(step_id)
+        if spec is None:
+            note = f"scenario does not describe step {step_id}"
+            if note not in self.notes:
+                self.notes.append(note)
+            return ActionResult({"simulated": True}, True, "simulated: the scenario does not describe this step")
+        n = self.attempts.get(step_id, 0)
+        self.attempts[step_id] = n + 1
+        if "duration" in spec:
+            self.durations[step_id] = self.durations.get(step_id, 0.0) + float(spec["duration"])
+        return _result_of(spec, n)
+
+    def _rollback(self, step_id: str) -> ActionResult:
+        spec = self.specs.get(step_id, {}).get("rollback")
+        if not isinstance(spec, dict):
+            return ActionResult({"simulated": True, "rolled_back": True}, True, "simulated rollback")
+        return _result_of(spec, 0)
+
+    def _applied(self, step_id: str) -> None:
+        """The step changed the simulated world: the steps it affects answer differently from now on."""
+        self.applied.add(step_id)
+        for target, change in (self.specs.get(step_id, {}).get("effects") or {}).items():
+            current = dict(self.specs.get(str(target), {}))
+            change = dict(change or {})
+            if ANSWER_KEYS & change.keys():
+                current = {k: v for k, v in current.items() if k not in ANSWER_KEYS}
+            self.specs[str(target)] = {**current, **change}
+            self.attempts.pop(str(target), None)
+
+    def replay(self, records: list[dict[str, Any]]) -> None:
+        """Rebuild the world of a resumed drill: redo the effects of the steps that applied before."""
+        effects: dict[str, str] = {}
+        for rec in records:
+            kind, sid = rec.get("type"), str(rec.get("step", ""))
+            if kind == "step.started":
+                effects[sid] = str(rec.get("effect", "read"))
+                self.first_action.setdefault(sid, str(rec.get("action", "")))
+            elif kind == "step.succeeded" and effects.get(sid, "read") != "read":
+                self._applied(sid)
+
+
+def _result_of(spec: Mapping[str, Any], attempt: int) -> ActionResult:
+    outputs = spec.get("outputs")
+    if isinstance(outputs, list) and outputs:
+        output = outputs[min(attempt, len(outputs) - 1)]
+    else:
+        output = spec.get("output", {})
+    output = dict(output) if isinstance(output, dict) else {"value": output}
+    if spec.get("fail") is not None:
+        return ActionResult(output, False, str(spec["fail"]))
+    ok = bool(spec.get("ok", True))
+    return ActionResult(output, ok, str(spec.get("message") or ("" if ok else "simulated failure")))
+
+
+# --- no network, in-process ------------------------------------------------------------------------------
+
+
+@contextmanager
+def no_network() -> Iterator[None]:
+    """Refuse every outbound connection and name lookup made in this process while the drill runs."""
+    from breakglass.engine.errors import ActionError
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ActionError("network access is disabled during a drill")
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address)
+        refuse()
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family == socket.AF_UNIX:
+            return real_connect_ex(self, address)
+        refuse()
+        return 1
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo, real_sendto = socket.getaddrinfo, socket.socket.sendto
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.sendto = refuse  # type: ignore[method-assign,assignment]
+    socket.getaddrinfo = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+        socket.socket.sendto = real_sendto  # type: ignore[method-assign]
+        socket.getaddrinfo = real_getaddrinfo
+
+
+# --- grading ---------------------------------------------------------------------------------------------
+
+
+def _since_last_resume(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    starts = [i for i, r in enumerate(records) if r["type"] in ("run.started", "run.resumed")]
+    return records[starts[-1]:] if starts else records
+
+
+def infer_outcome(records: list[dict[str, Any]], step_status: Mapping[str, str],
+                  continued: Mapping[str, bool]) -> str:
+    """How the run is about to finish, from its log (the finish hook is not told the status)."""
+    recent = _since_last_resume(records)
+    kinds = [r["type"] for r in recent]
+    if "rollback.begun" in kinds:
+        return "rolled_back"
+    if "step.interrupted" in kinds:
+        return "interrupted"
+    for r in recent:
+        if (r["type"] == "gate.denied" and not str(r.get("gate", "")).endswith(".rollback")
+                and r.get("choice") != "skip"):
+            return "refused"
+    if any(s == "failed" and not continued.get(sid) for sid, s in step_status.items()):
+        return "failed"
+    return "succeeded"
+
+
+def grade(scenario: Scenario, records: list[dict[str, Any]], step_status: Mapping[str, str],
+          continued: Mapping[str, bool], notes: list[str], durations: Mapping[str, float]) -> dict[str, Any]:
+    """The drill.graded record's data: what matched the expected path and where the team went elsewhere."""
+    exp = scenario.expect
+    deviations: list[str] = []
+    score = 0
+    for sid, want in exp.steps.items():
+        was = step_status.get(sid, "not in the runbook")
+        if was == want:
+            score += 1
+        else:
+            deviations.append(f"step {sid}: expected {want}, was {was}")
+    decisions = _decisions(records)
+    last: dict[str, str] = {d["gate"]: "approved" if d["approved"] else "denied" for d in decisions}
+    for gid, want in exp.gates.items():
+        was = last.get(gid, "never asked")
+        if was == want:
+            score += 1
+        else:
+            deviations.append(f"gate {gid}: expected {want}, was {was}")
+    outcome = infer_outcome(records, step_status, continued)
+    if exp.outcome:
+        if outcome == exp.outcome:
+            score += 1
+        else:
+            deviations.append(f"outcome: expected {exp.outcome}, was {outcome}")
+    return {"scenario": scenario.name, "score": score, "total": exp.total, "deviations": deviations + notes,
+            "decisions": decisions, "outcome_expected": exp.outcome, "outcome": outcome,
+            "simulated_durations": dict(durations)}
+
+
+def _decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        if r["type"] in ("gate.approved", "gate.denied"):
+            out.append({"gate": r.get("gate"), "approved": r["type"] == "gate.approved", "by": r.get("by"),
+                        "how": r.get("how"), "waited_s": r.get("waited_s", 0.0)})
+    return out
+
+
+def grader(scenario: Scenario, world: SimulatedWorld) -> Callable[[Any], None]:
+    """A RunOptions.before_finish hook: reads the run's own log and records ``drill.graded``."""
+    from breakglass.engine import audit
+
+    def hook(runner: Any) -> None:
+        records = [r.to_dict() for r in audit.read(runner.writer.path)[0]]
+        status = {sid: str(st.status) for sid, st in runner.state.steps.items()}
+        continued = {sid: bool(st.continued) for sid, st in runner.state.steps.items()}
+        runner.record("drill.graded", grade(scenario, records, status, continued, world.notes, world.durations))
+
+    return hook
+
+
+# --- wiring ----------------------------------------------------------------------------------------------
+
+
+def drill_extra(scenario: Scenario) -> dict[str, Any]:
+    return {"drill": {"scenario": scenario.name, "title": scenario.title, "scenario_path": scenario.path,
+                      "scenario_sha256": scenario.sha256, "description": scenario.description}}
+
+
+def drill_options(scenario: Scenario) -> dict[str, Any]:
+    """RunOptions fields for a drill of ``scenario``."""
+    world = SimulatedWorld(scenario)
+    return {"mode": "drill", "world": world, "before_finish": grader(scenario, world),
+            "extra_start": drill_extra(scenario)}
+
+
+def drill_options_for_resume(stored: Any) -> dict[str, Any]:
+    """RunOptions fields to resume a drill: its scenario (unchanged) and a world replayed to where it was."""
+    meta = stored.started.get("drill") or {}
+    path = Path(str(meta.get("scenario_path", "")))
+    if not path.is_file():
+        raise RunbookError([Problem(str(path), 1, 1, "the drill's scenario file is gone; it cannot be resumed")])
+    scenario = load_scenario(path)
+    if meta.get("scenario_sha256") and scenario.sha256 != meta["scenario_sha256"]:
+        raise RunbookError([Problem(str(path), 1, 1, "the scenario changed since this drill started; start a "
+                                    "new drill instead of resuming this one")])
+    world = SimulatedWorld(scenario)
+    world.replay(stored.records)
+    return {"world": world, "before_finish": grader(scenario, world)}
+
+
+def run_drill(loaded: Any, scenario: Scenario, given: Mapping[str, Any], opts: Any, reporter: Any,
+              store: Any = None) -> Any:
+    """Start a drill: scenario inputs overridden by ``given``, no network, graded at the end."""
+    from breakglass.engine.session import start
+
+    for key, value in drill_options(scenario).items():
+        setattr(opts, key, value)
+    with no_network():
+        return start(loaded, {**scenario.inputs, **given}, opts, reporter, store)

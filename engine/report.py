@@ -1,0 +1,388 @@
+"""A run's audit log → a post-incident report, as plain data (rendered by ``engine.report_render``).
+
+Everything here comes from the log alone: if it is not in the log, it did not happen. Values were redacted
+when they entered the log, so the report cannot reveal a secret the log does not hold. A log whose hash
+chain does not verify still gets a report, with the problems at the top; lines that cannot be read at all
+are left out and named there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from breakglass.engine import audit
+from breakglass.engine.errors import AuditError
+from breakglass.engine.machine import RunState
+
+MASK = "***"
+DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "at_step")
+STEP_END = ("step.succeeded", "step.failed", "step.skipped", "step.interrupted")
+DECISIONS = ("gate.approved", "gate.denied")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One audit record as a timeline row."""
+
+    seq: int
+    ts: str
+    at_s: float  # seconds since the first record
+    type: str
+    subject: str  # the step or gate it concerns
+    by: str
+    detail: str
+
+
+@dataclass
+class StepRow:
+    id: str
+    title: str = ""
+    action: str = ""
+    effect: str = "read"
+    status: str = "pending"
+    start_s: float | None = None
+    end_s: float | None = None
+    duration_s: float | None = None
+    attempts: int = 0
+    summary: str = ""  # the plan of a mutating step
+    error: str = ""
+    approved_by: str = ""
+
+
+@dataclass
+class GateRow:
+    gate: str
+    step: str
+    asked_s: float
+    decided_s: float | None = None
+    approved: bool | None = None
+    by: str = ""
+    how: str = ""
+    choice: str = ""
+    waited_s: float | None = None  # gate.asked → decision, from the record timestamps
+
+
+@dataclass
+class Chain:
+    ok: bool
+    head: str
+    records: int
+    problems: list[str]
+
+
+@dataclass
+class Report:
+    run_id: str
+    runbook: dict[str, Any]
+    mode: str
+    status: str  # the run.finished status, or in_progress / interrupted for a live status view
+    finished: bool
+    reason: str
+    chain: Chain
+    operators: list[str]
+    inputs: dict[str, Any]
+    first_ts: str
+    last_ts: str
+    total_s: float
+    events: list[Event]
+    steps: list[StepRow]
+    gates: list[GateRow]
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    rollback: list[dict[str, Any]] = field(default_factory=list)
+    time_to_diagnose_s: float | None = None
+    time_to_mitigate_s: float | None = None
+    at_step: str = ""  # where a run that has not finished stands
+    drill: dict[str, Any] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def read_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every record that parses; lines that do not are named, not fatal (the report renders what it can)."""
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read the audit log: {exc.strerror or exc}") from None
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            rec = json.loads(raw)
+            if not isinstance(rec, dict) or "type" not in rec:
+                raise ValueError("not a record")
+            rec.setdefault("seq", lineno)
+            rec.setdefault("ts", "")
+            records.append(rec)
+        except ValueError:
+            problems.append(f"line {lineno}: unreadable, left out of this report")
+    return records, problems
+
+
+def driver_alive(log_path: Path) -> bool:
+    """Whether a process holds the run's lock, i.e. is driving it right now."""
+    lock = log_path.parent / "lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def from_store(store: Any, run_id: str) -> Report:
+    run_id = store.resolve(run_id)
+    path = store.log_path(run_id)
+    records, unreadable = read_lenient(path)
+    verdict = audit.verify(path)
+    chain = Chain(verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable)))
+    return build(run_id, records, chain, driver_alive(path))
+
+
+# --- building ------------------------------------------------------------------------------------------
+
+
+def _seconds(first: str, ts: str) -> float:
+    try:
+        return round(audit.elapsed(first, ts), 3)
+    except (ValueError, TypeError):
+        return 0.0
+
+
+def _detail(rec: dict[str, Any]) -> str:
+    parts = [f"{k}: {rec[k]}" for k in DETAIL_KEYS if rec.get(k) not in (None, "", [], {})]
+    if rec["type"] == "run.started":
+        parts.insert(0, f"runbook: {(rec.get('runbook') or {}).get('id', '?')}")
+    return "; ".join(str(p) for p in parts)
+
+
+def _step_ids(started: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """Step ids in runbook order (from the runbook text the log holds), then any others the log names."""
+    import yaml
+
+    ids: list[str] = []
+    try:
+        doc = yaml.safe_load((started.get("runbook") or {}).get("text") or "")
+        ids = [str(s["id"]) for s in doc.get("steps", []) if isinstance(s, dict) and "id" in s]
+    except (yaml.YAMLError, AttributeError, TypeError):
+        ids = []
+    for rec in records:
+        sid = rec.get("step")
+        if sid and rec["type"].startswith(("step.", "rollback.")) and sid not in ids:
+            ids.append(str(sid))
+    return ids
+
+
+def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool = False) -> Report:
+    """The report's data from the run's records, in log order."""
+    started = next((r for r in records if r["type"] == "run.started"), records[0] if records else {})
+    first = records[0]["ts"] if records else ""
+    last = records[-1]["ts"] if records else ""
+    ids = _step_ids(started, records)
+    state = _replay(ids, records, chain)
+    steps = {sid: StepRow(sid) for sid in ids}
+    gates: list[GateRow] = []
+    events: list[Event] = []
+    notes: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    rollback: list[dict[str, Any]] = []
+    operators: list[str] = []
+    for rec in records:
+        kind, at = rec["type"], _seconds(first, rec["ts"])
+        by = str(rec.get("by") or rec.get("operator") or rec.get("marked_by") or "")
+        if by and by not in operators:
+            operators.append(by)
+        events.append(Event(int(rec.get("seq", 0)), str(rec["ts"]), at, kind,
+                            str(rec.get("gate") or rec.get("step") or ""), by, _detail(rec)))
+        if kind.startswith("step.") and rec.get("step") in steps:
+            _on_step(steps[str(rec["step"])], rec, at, notes)
+        elif kind == "gate.asked":
+            gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
+        elif kind in DECISIONS:
+            _on_decision(gates, steps, rec, at)
+        elif kind == "note":
+            notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
+        elif kind.startswith("rollback."):
+            rollback.append({"ts": rec["ts"], "type": kind, "step": str(rec.get("step", "")),
+                             "detail": _detail(rec) or ", ".join(rec.get("steps") or [])})
+        if kind in ("step.failed", "rollback.failed", "gate.denied"):
+            failures.append({"ts": rec["ts"], "type": kind, "subject": str(rec.get("gate") or rec.get("step")),
+                             "error": str(rec.get("error") or f"refused by {by} ({rec.get('how')})"),
+                             "continued": bool(rec.get("continued", False))})
+    for sid, st in state.steps.items():
+        if sid in steps:
+            steps[sid].status = str(st.status)
+    finish = _finish(records)
+    status = str(finish.get("status")) if finish else ("in_progress" if alive else "interrupted")
+    secret = set(started.get("secret_inputs") or [])
+    graded = next((r for r in reversed(records) if r["type"] == "drill.graded"), None)
+    return Report(
+        run_id=run_id, runbook=_runbook_meta(started), mode=str(started.get("mode", "?")), status=status,
+        finished=finish is not None, reason=str((finish or {}).get("reason", "")), chain=chain,
+        operators=operators, inputs={k: MASK if k in secret else v for k, v in (started.get("inputs") or {}).items()},
+        first_ts=first, last_ts=last, total_s=_seconds(first, last), events=events, steps=list(steps.values()),
+        gates=gates, notes=notes, failures=failures, rollback=rollback,
+        time_to_diagnose_s=_diagnosed(records, first), time_to_mitigate_s=_mitigated(records, first),
+        at_step="" if finish else _at_step(state), counts=_counts(steps.values()),
+        drill=_drill(started, graded),
+    )
+
+
+def _replay(ids: list[str], records: list[dict[str, Any]], chain: Chain) -> RunState:
+    """Step statuses through the engine's own state machine; an impossible record is named, then skipped."""
+    state = RunState(ids)
+    for rec in records:
+        try:
+            state.apply(rec)
+        except AuditError as exc:
+            chain.problems.append(f"{exc} (the record is shown in the timeline but ignored for step status)")
+            chain.ok = False
+    return state
+
+
+def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str, Any]]) -> None:
+    kind = rec["type"]
+    if kind == "step.started":
+        row.title = str(rec.get("title") or row.title)
+        row.action = str(rec.get("action") or row.action)
+        row.effect = str(rec.get("effect") or row.effect)
+        row.start_s, row.end_s, row.duration_s, row.error = at, None, None, ""
+    elif kind == "step.planned":
+        row.summary = str(rec.get("summary") or "")
+        if rec.get("final"):
+            row.end_s = at
+            row.duration_s = round(at - (row.start_s if row.start_s is not None else at), 3)
+    elif kind == "step.skipped":
+        row.title = str(rec.get("title") or row.title)
+        row.start_s = at if row.start_s is None else row.start_s
+        row.end_s = at
+    elif kind in STEP_END:
+        row.end_s = at
+        ms = rec.get("duration_ms")
+        span = at - (row.start_s if row.start_s is not None else at)
+        row.duration_s = round(min(float(ms) / 1000, span) if isinstance(ms, (int, float)) else span, 3)
+        row.attempts = int(rec.get("attempts") or row.attempts)
+        row.error = str(rec.get("error") or "")
+        output = rec.get("output") or {}
+        text = output.get("note") if isinstance(output, dict) else None
+        if kind == "step.succeeded" and isinstance(text, str) and text.strip():
+            by = str(rec.get("marked_by") or "")
+            notes.append({"ts": rec["ts"], "by": by, "text": text, "step": row.id})
+
+
+def _on_decision(gates: list[GateRow], steps: dict[str, StepRow], rec: dict[str, Any], at: float) -> None:
+    gid = str(rec.get("gate", ""))
+    row = next((g for g in reversed(gates) if g.gate == gid and g.approved is None), None)
+    if row is None:  # a decision without its question: show it anyway
+        row = GateRow(gid, str(rec.get("step", "")), at)
+        gates.append(row)
+    row.approved = rec["type"] == "gate.approved"
+    row.decided_s, row.by, row.how = at, str(rec.get("by", "")), str(rec.get("how", ""))
+    row.choice = "" if row.approved else str(rec.get("choice", ""))
+    row.waited_s = round(at - row.asked_s, 3)
+    step = steps.get(row.step)
+    if row.approved and step is not None and not gid.endswith(".rollback"):
+        step.approved_by = f"{row.by} ({row.how})"
+
+
+def _finish(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run.finished that closes the latest start or resume, if any."""
+    for rec in reversed(records):
+        if rec["type"] == "run.finished":
+            return rec
+        if rec["type"] in ("run.started", "run.resumed"):
+            return None
+    return None
+
+
+def _runbook_meta(started: dict[str, Any]) -> dict[str, Any]:
+    rb = started.get("runbook") or {}
+    return {"id": str(rb.get("id", "?")), "title": str(rb.get("title", "")), "path": str(rb.get("path", "")),
+            "sha256": str(rb.get("sha256", "")), "host": str(started.get("host", "")),
+            "version": str(started.get("version", ""))}
+
+
+def _effects(records: list[dict[str, Any]]) -> dict[str, str]:
+    return {str(r.get("step")): str(r.get("effect", "read")) for r in records if r["type"] == "step.started"}
+
+
+def _diagnosed(records: list[dict[str, Any]], first: str) -> float | None:
+    """Start → the first change planned or put to a gate: the team knew what to do."""
+    effects = _effects(records)
+    for rec in records:
+        if rec["type"] in ("step.planned", "gate.asked") and effects.get(str(rec.get("step")), "read") != "read":
+            return _seconds(first, rec["ts"])
+    return None
+
+
+def _mitigated(records: list[dict[str, Any]], first: str) -> float | None:
+    """Start → the last change that succeeded (writes first; notifications when nothing was written)."""
+    effects = _effects(records)
+    for wanted in (("write",), ("write", "notify")):
+        done = [r for r in records if r["type"] == "step.succeeded" and effects.get(str(r.get("step"))) in wanted]
+        if done:
+            return _seconds(first, done[-1]["ts"])
+    return None
+
+
+def _at_step(state: RunState) -> str:
+    for sid in state.step_ids:
+        if str(state.steps[sid].status) in ("running", "applying"):
+            return sid
+    i = state.next_index()
+    return state.step_ids[i] if i < len(state.step_ids) else "(end)"
+
+
+def _counts(rows: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def _drill(started: dict[str, Any], graded: dict[str, Any] | None) -> dict[str, Any] | None:
+    meta = started.get("drill")
+    if not meta and graded is None:
+        return None
+    out: dict[str, Any] = {"scenario": str((meta or {}).get("scenario", "")), "title": str((meta or {}).get("title", ""))}
+    if graded is not None:
+        for key in ("score", "total", "deviations", "decisions", "outcome_expected", "outcome",
+                    "simulated_durations"):
+            out[key] = graded.get(key)
+    return out
+
+
+def fmt_seconds(value: float | None) -> str:
+    """12.3 s, 4 min 05 s, 1 h 02 min: durations for people."""
+    if value is None:
+        return "n/a"
+    if value < 60:
+        return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def fmt_ts(ts: str) -> str:
+    """An ISO timestamp as 2024-05-01 12:00:01Z for tables."""
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
+    except ValueError:
+        return ts
