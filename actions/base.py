@@ -40,7 +40,8 @@ class Effect(StrEnum):
 class Params(BaseModel):
     """Base of every action's argument model: unknown arguments are an error, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validating a runbook needs only the field names; the validator is built on first use.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,13 @@ class Action:
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
 
-    def secrets_for(self, params: Params) -> list[str]:
+    def secrets_for(self, params: Params) -> tuple[str, ...]:
         """Secret values in these arguments, redacted before the arguments are recorded or shown.
 
         The default returns the ``secret_params`` values; actions with secrets inside structures (an
         Authorization header, a token in a URL) override it.
         """
-        return [str(v) for n in self.secret_params if (v := getattr(params, n, None)) not in (None, "")]
+        return tuple(str(v) for n in self.secret_params if (v := getattr(params, n, None)) not in (None, ""))
 
     def effect_for(self, params: Params) -> Effect:
         """The effect of this invocation; e.g. ``ssh.run`` with ``read_only: true`` is a read."""

@@ -159,20 +159,33 @@ class Verdict:
     records: int
     head: str
     problems: list[str]
+    torn: int | None = None  # line number of an incomplete last line (a crash while writing), if any
+
+    @property
+    def only_torn(self) -> bool:
+        """The chain is intact up to a last line a crash cut short: resumable once that line is set aside."""
+        return self.torn is not None and len(self.problems) == 1
 
 
 def verify(path: Path, head: str | None = None) -> Verdict:
     """Check every line's hash and link; with ``head``, also that the log ends exactly there."""
     problems: list[str] = []
     prev, expected_seq, count = GENESIS, 1, 0
+    torn: int | None = None
     for lineno, raw in _lines(path):
         count += 1
+        if not raw.endswith(b"\n"):
+            # Every record ends in a newline, so a last line without one was cut short: by a crash while
+            # writing, or by someone truncating the file. Either way it is not part of the chain.
+            torn = lineno
+            problems.append(f"line {lineno}: incomplete (torn by a crash while writing, or the file was "
+                            f"cut); the {count - 1} records before it are checked above")
+            continue
         try:
             rec = json.loads(raw)
             claimed = rec.pop("hash")
-        except (ValueError, KeyError, AttributeError):
-            kind = "incomplete (torn by a crash while writing)" if not raw.endswith(b"\n") else "not valid JSON"
-            problems.append(f"line {lineno}: {kind}")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            problems.append(f"line {lineno}: not valid JSON, or not an audit record (the line was edited)")
             continue
         if digest(rec) != claimed:
             problems.append(f"line {lineno}: content does not match its hash (the line was edited)")
@@ -187,7 +200,42 @@ def verify(path: Path, head: str | None = None) -> Verdict:
     if head is not None and head != prev:
         problems.append(f"the log ends at {prev[:16]}…, not at the head {head[:16]}… you gave: it was cut or "
                         "rewritten after that head was published")
-    return Verdict(not problems, count, prev, problems)
+    return Verdict(not problems, count, prev, problems, torn)
+
+
+def set_aside_torn_tail(path: Path) -> dict[str, Any] | None:
+    """Move an incomplete last line out of the log, into a side file kept as evidence; say what was moved.
+
+    A record is complete only with its newline, and the engine acts on the world only after a record is
+    complete, so a torn line never announced anything that happened. Resume calls this (under the run lock)
+    and records the result in ``run.resumed``: the log is cut back explicitly, never silently "repaired".
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        start = max(0, size - 1_048_576)
+        tail = os.pread(fd, size - start, start)
+        if not tail or tail.endswith(b"\n"):
+            return None
+        cut = tail.rfind(b"\n")
+        if cut < 0 and start > 0:
+            raise AuditError(f"{path}: the last line is over 1 MiB and incomplete; inspect the file by hand")
+        keep = start + cut + 1
+        torn = tail[cut + 1:]
+        with open(path, "rb") as f:
+            line = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b"")) + 1
+        side = path.with_name(f"{path.name}.torn-line-{line}")
+        with open(side, "wb") as f:
+            f.write(torn)
+            f.flush()
+            os.fsync(f.fileno())
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        return {"line": line, "bytes": len(torn), "sha256": hashlib.sha256(torn).hexdigest(),
+                "saved_as": side.name}
+    finally:
+        os.close(fd)
 
 
 def elapsed(start_ts: str, end_ts: str) -> float:

@@ -6,13 +6,13 @@ file in one pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from breakglass.actions.registry import Registry, UnknownAction
 from breakglass.engine import templates
-from breakglass.engine.errors import Problem, TemplateError
-from breakglass.engine.model import Gate, InputType, Runbook
+from breakglass.engine.errors import InputError, Problem, TemplateError
+from breakglass.engine.model import Gate, InputSpec, InputType, Runbook, Step
 from breakglass.engine.yamlsource import Path, Source
 
 CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
@@ -22,26 +22,39 @@ JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "true", "false", "none"
 class _Scope:
     """What a template may name at one place in the runbook."""
 
-    def __init__(self, inputs: set[str], steps_before: list[str], later: set[str], extra: frozenset[str]):
-        self.inputs = inputs
+    def __init__(self, inputs: set[str] | None, steps_before: list[str], later: set[str], extra: frozenset[str]):
+        self.inputs = inputs  # None: the inputs section itself is broken, so input names are not checked
         self.steps_before = set(steps_before)
         self.later = later
         self.roots = CONTEXT_ROOTS | extra | JINJA_GLOBALS
 
 
 def check_runbook(rb: Runbook, src: Source, registry: Registry) -> list[Problem]:
+    return check_parts(dict(rb.inputs), list(rb.steps), [s.id for s in rb.steps], src, registry)
+
+
+def check_parts(inputs: Mapping[str, InputSpec | None] | None, steps: Sequence[Step | None],
+                step_ids: Sequence[str | None], src: Source, registry: Registry) -> list[Problem]:
+    """Check what is structurally valid: ``None`` marks an input or step pydantic rejected (reported there).
+
+    The loader also calls this when the file has structural errors, so one pass shows every problem.
+    """
     problems: list[Problem] = []
-    problems += _check_inputs(rb, src)
-    problems += _check_steps(rb, src, registry)
+    if inputs is not None:
+        problems += _check_inputs(inputs, src)
+    problems += _check_step_ids(step_ids, src)
+    problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry)
     return problems
 
 
-def _check_inputs(rb: Runbook, src: Source) -> Iterator[Problem]:
-    names = set(rb.inputs)
-    for name, spec in rb.inputs.items():
+def _check_inputs(inputs: Mapping[str, InputSpec | None], src: Source) -> Iterator[Problem]:
+    names = set(inputs)
+    for name, spec in inputs.items():
         path: Path = ("inputs", name)
         if not name.isidentifier():
             yield src.problem(path, f"input name '{name}' must be a valid identifier (letters, digits, _)", key=True)
+        if spec is None:
+            continue
         if spec.type is InputType.CHOICE and not spec.choices:
             yield src.problem(path, f"input '{name}' has type choice but no choices")
         if isinstance(spec.default, str) and templates.is_template(spec.default):
@@ -52,21 +65,37 @@ def _check_inputs(rb: Runbook, src: Source) -> Iterator[Problem]:
 
             try:
                 coerce(name, spec, spec.default)
-            except Exception as exc:  # InputError; message already says what is wrong
+            except InputError as exc:
                 yield src.problem((*path, "default"), f"default of input '{name}': {exc}")
         if spec.type is InputType.SECRET and spec.default is not None:
             yield src.problem((*path, "default"), f"secret input '{name}' must not have a default in the file; "
                               "use env: to read it from the environment")
 
 
-def _check_steps(rb: Runbook, src: Source, registry: Registry) -> Iterator[Problem]:
-    inputs = set(rb.inputs)
-    all_ids = [s.id for s in rb.steps]
+def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Problem]:
+    first: dict[str, int] = {}
+    for index, step_id in enumerate(step_ids):
+        if step_id is None:
+            continue
+        if step_id in first:
+            yield src.problem(("steps", index, "id"),
+                              f"duplicate step id '{step_id}' (first used by step {first[step_id] + 1})")
+        else:
+            first[step_id] = index
+
+
+def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids: Sequence[str | None],
+                 src: Source, registry: Registry) -> Iterator[Problem]:
+    all_ids = [i for i in step_ids if i is not None]
     seen: list[str] = []
-    for index, step in enumerate(rb.steps):
+    has_rollback = False
+    for index, step in enumerate(steps):
+        if step is None:  # rejected by the model; its id still counts for references that follow
+            if step_ids[index] is not None:
+                seen.append(str(step_ids[index]))
+            has_rollback = has_rollback or "rollback" in _raw(src, ("steps", index))
+            continue
         path: Path = ("steps", index)
-        if step.id in seen:
-            yield src.problem((*path, "id"), f"duplicate step id '{step.id}' (first used by step {seen.index(step.id) + 1})")
         later = set(all_ids[index:])
         plain = _Scope(inputs, seen, later, frozenset())
         with_result = _Scope(inputs, seen, later, frozenset({"result"}))
@@ -78,15 +107,26 @@ def _check_steps(rb: Runbook, src: Source, registry: Registry) -> Iterator[Probl
                 yield from _check_template(value, (*path, field), src, scope, expression=True)
         yield from _check_gate(step.confirm, (*path, "confirm"), src, plain)
         if step.rollback is not None:
+            has_rollback = True
             rb_path = (*path, "rollback")
             rb_scope = _Scope(inputs, [*seen, step.id], later - {step.id}, frozenset())
             yield from _check_action(step.rollback.action, step.rollback.with_, rb_path, src, registry)
             yield from _check_tree(step.rollback.with_, (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(step.rollback.confirm, (*rb_path, "confirm"), src, rb_scope)
-        if step.on_failure == "rollback" and not any(s.rollback for s in rb.steps[: index + 1]):
+        if step.on_failure == "rollback" and not has_rollback:
             yield src.problem((*path, "on_failure"), f"step '{step.id}' says on_failure: rollback but neither it "
                               "nor any earlier step has a rollback")
         seen.append(step.id)
+
+
+def _raw(src: Source, path: Path) -> Any:
+    node = src.data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node if isinstance(node, dict) else {}
 
 
 def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:
@@ -165,7 +205,7 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: set[st
         return f"undefined name '{root}' (templates can read inputs, steps and run)"
     if attr is None:
         return None
-    if root == "inputs" and attr not in scope.inputs:
+    if root == "inputs" and scope.inputs is not None and attr not in scope.inputs:
         return f"undefined input 'inputs.{attr}'" + (f"; declared inputs: {', '.join(sorted(scope.inputs))}"
                                                      if scope.inputs else "; this runbook declares no inputs")
     if root == "steps" and attr not in scope.steps_before:

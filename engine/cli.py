@@ -7,6 +7,7 @@ Heavy modules (pydantic, Jinja2, actions) are imported inside commands so ``--he
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,10 @@ from breakglass.engine.errors import (
     RunNotFound,
     TemplateError,
 )
+
+# pydantic looks for plugins through every installed distribution's entry points on first use (~20 ms);
+# breakglass uses none.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 app = typer.Typer(
     name="breakglass",
@@ -318,3 +323,23 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("breakglass: interrupted\n")
         sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, keep the details for the bug report
+        where = _save_crash_report()
+        sys.stderr.write(f"breakglass: internal error: {type(exc).__name__}: {exc}\n"
+                         f"  the run's audit log is intact; details for a bug report: {where}\n")
+        sys.exit(70)
+
+
+def _save_crash_report() -> str:
+    import traceback
+    from datetime import UTC, datetime
+
+    from breakglass.engine.store import home
+
+    try:
+        path = home() / "crashes" / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+        return str(path)
+    except OSError:
+        return "(could not be saved)"

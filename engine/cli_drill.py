@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
 from breakglass.engine.cli import (
     ApproveOpt,
     GateTimeoutOpt,
@@ -28,11 +27,13 @@ REPORT_FORMATS = ("markdown", "html", "json")
 
 @app.command()
 def drill(
-    runbook: Annotated[str | None, typer.Argument(help="Runbook id or file (default: registrar-suspension).")]
-    = None,
+    runbook: Annotated[
+        str | None, typer.Argument(help="Runbook id or file (default: registrar-suspension).")
+    ] = None,
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="Scenario name or file.")] = None,
-    list_scenarios: Annotated[bool, typer.Option("--list-scenarios", help="List the runbook's scenarios.")]
-    = False,
+    list_scenarios: Annotated[
+        bool, typer.Option("--list-scenarios", help="List the runbook's scenarios.")
+    ] = False,
     input_: InputOpt = None,
     approve: ApproveOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Approve every gate (allowed in drills).")] = False,

@@ -87,6 +87,10 @@ class TerminalReporter:
 
     def _on_run_resumed(self, rec: dict[str, Any]) -> None:
         self._print(f"resuming run {rec['run']} at step {rec.get('at_step')}")
+        torn = rec.get("torn_tail")
+        if torn:
+            self._print(f"  line {torn.get('line')} of the log was cut short by a crash; its "
+                        f"{torn.get('bytes')} bytes were moved to {torn.get('saved_as')}")
 
     def _on_step_succeeded(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "succeeded", str(rec.get("message") or ""))

@@ -12,7 +12,7 @@ order is the default. The file format::
     inputs: {domain: example.com}   the drill's inputs (-i overrides them)
     steps:
       <step id>:
-        output: {...} | outputs: [{...}, ...]   what the action returns (successive attempts; the last repeats)
+        output: {...} | outputs: [{...}, ...]   what the action returns (attempt by attempt; last repeats)
         ok: true | fail: "message"              a failed attempt
         duration: 0.4                           simulated seconds (reported, never slept)
         plan: {summary: ..., changes: [...]}    a mutating step's plan
@@ -45,8 +45,19 @@ LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
 ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
 STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
 TOP_KEYS = frozenset({"title", "description", "inputs", "steps", "expect"})
-STEP_STATUSES = frozenset({"succeeded", "failed", "skipped", "planned", "rolled_back", "rollback_failed",
-                           "pending", "running", "applying"})
+STEP_STATUSES = frozenset(
+    {
+        "succeeded",
+        "failed",
+        "skipped",
+        "planned",
+        "rolled_back",
+        "rollback_failed",
+        "pending",
+        "running",
+        "applying",
+    }
+)
 OUTCOMES = frozenset({"succeeded", "failed", "refused", "rolled_back", "interrupted", "aborted"})
 _ORDER_PREFIX = re.compile(r"^\d+-")
 
@@ -104,16 +115,26 @@ def find_scenario(runbook_path: str, runbook_id: str, name: str | None) -> Path:
     files = scenario_files(runbook_path, runbook_id)
     if not files:
         where = scenario_dir(runbook_path, runbook_id)
-        raise RunbookError([Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no drill scenarios "
-                                    f"(looked in {where}); write one, or pass --scenario FILE")])
+        raise RunbookError(
+            [
+                Problem(
+                    runbook_path,
+                    1,
+                    1,
+                    f"runbook '{runbook_id}' has no drill scenarios "
+                    f"(looked in {where}); write one, or pass --scenario FILE",
+                )
+            ]
+        )
     if name is None:
         return files[0]
     for f in files:
         if name in (scenario_name(f), f.stem):
             return f
     known = ", ".join(scenario_name(f) for f in files)
-    raise RunbookError([Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no scenario '{name}'; "
-                                f"it has: {known}")])
+    raise RunbookError(
+        [Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no scenario '{name}'; it has: {known}")]
+    )
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -134,17 +155,27 @@ def load_scenario(path: Path) -> Scenario:
         raise RunbookError(problems)
     expect = data.get("expect") or {}
     return Scenario(
-        name=scenario_name(path), path=str(path.resolve()), sha256=hashlib.sha256(text.encode()).hexdigest(),
-        title=str(data.get("title", scenario_name(path))), description=str(data.get("description", "")),
-        inputs=dict(data.get("inputs") or {}), steps={str(k): dict(v or {}) for k, v in
-                                                      (data.get("steps") or {}).items()},
-        expect=Expectation(dict(expect.get("steps") or {}), dict(expect.get("gates") or {}),
-                           expect.get("outcome")))
+        name=scenario_name(path),
+        path=str(path.resolve()),
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        title=str(data.get("title", scenario_name(path))),
+        description=str(data.get("description", "")),
+        inputs=dict(data.get("inputs") or {}),
+        steps={str(k): dict(v or {}) for k, v in (data.get("steps") or {}).items()},
+        expect=Expectation(
+            dict(expect.get("steps") or {}), dict(expect.get("gates") or {}), expect.get("outcome")
+        ),
+    )
 
 
 def _check(data: dict[str, Any], src: Any) -> list[Problem]:
-    problems = [src.problem((k,), f"unknown key '{k}' in a scenario; allowed: {', '.join(sorted(TOP_KEYS))}",
-                            key=True) for k in data if k not in TOP_KEYS]
+    problems = [
+        src.problem(
+            (k,), f"unknown key '{k}' in a scenario; allowed: {', '.join(sorted(TOP_KEYS))}", key=True
+        )
+        for k in data
+        if k not in TOP_KEYS
+    ]
     for key in ("inputs", "steps", "expect"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             problems.append(src.problem((key,), f"'{key}' must be a mapping"))
@@ -155,8 +186,13 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
             continue
         for k in spec or {}:
             if k not in STEP_KEYS:
-                problems.append(src.problem(("steps", sid, k), f"unknown key '{k}' for step '{sid}'; allowed: "
-                                            f"{', '.join(sorted(STEP_KEYS))}", key=True))
+                problems.append(
+                    src.problem(
+                        ("steps", sid, k),
+                        f"unknown key '{k}' for step '{sid}'; allowed: {', '.join(sorted(STEP_KEYS))}",
+                        key=True,
+                    )
+                )
         outputs = (spec or {}).get("outputs")
         if outputs is not None and (not isinstance(outputs, list) or not outputs):
             problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
@@ -166,7 +202,9 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
             problems.append(src.problem(("expect", "steps", sid), f"unknown step status '{status}'"))
     for gid, decision in (expect.get("gates") or {}).items():
         if decision not in ("approved", "denied"):
-            problems.append(src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'"))
+            problems.append(
+                src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'")
+            )
     if expect.get("outcome") is not None and expect["outcome"] not in OUTCOMES:
         problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))
     return problems
@@ -203,10 +241,15 @@ class SimulatedWorld:
             shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
             return Plan(summary=f"simulated: {action.name} {shown}")
         refused = spec.get("refused")
-        return Plan(summary=str(spec.get("summary", f"simulated: {action.name}")),
-                    changes=list(spec.get("changes") or []), refused=str(refused) if refused else None)
+        return Plan(
+            summary=str(spec.get("summary", f"simulated: {action.name}")),
+            changes=list(spec.get("changes") or []),
+            refused=str(refused) if refused else None,
+        )
 
-    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+    def apply(
+        self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan
+    ) -> ActionResult:
         if self._is_rollback(step_id, action):
             return self._rollback(step_id)
         result = self._answer(step_id)
@@ -235,7 +278,9 @@ class SimulatedWorld:
             note = f"scenario does not describe step {step_id}"
             if note not in self.notes:
                 self.notes.append(note)
-            return ActionResult({"simulated": True}, True, "simulated: the scenario does not describe this step")
+            return ActionResult(
+                {"simulated": True}, True, "simulated: the scenario does not describe this step"
+            )
         n = self.attempts.get(step_id, 0)
         self.attempts[step_id] = n + 1
         if "duration" in spec:
@@ -326,11 +371,12 @@ def no_network() -> Iterator[None]:
 
 def _since_last_resume(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     starts = [i for i, r in enumerate(records) if r["type"] in ("run.started", "run.resumed")]
-    return records[starts[-1]:] if starts else records
+    return records[starts[-1] :] if starts else records
 
 
-def infer_outcome(records: list[dict[str, Any]], step_status: Mapping[str, str],
-                  continued: Mapping[str, bool]) -> str:
+def infer_outcome(
+    records: list[dict[str, Any]], step_status: Mapping[str, str], continued: Mapping[str, bool]
+) -> str:
     """How the run is about to finish, from its log (the finish hook is not told the status)."""
     recent = _since_last_resume(records)
     kinds = [r["type"] for r in recent]
@@ -339,16 +385,25 @@ def infer_outcome(records: list[dict[str, Any]], step_status: Mapping[str, str],
     if "step.interrupted" in kinds:
         return "interrupted"
     for r in recent:
-        if (r["type"] == "gate.denied" and not str(r.get("gate", "")).endswith(".rollback")
-                and r.get("choice") != "skip"):
+        if (
+            r["type"] == "gate.denied"
+            and not str(r.get("gate", "")).endswith(".rollback")
+            and r.get("choice") != "skip"
+        ):
             return "refused"
     if any(s == "failed" and not continued.get(sid) for sid, s in step_status.items()):
         return "failed"
     return "succeeded"
 
 
-def grade(scenario: Scenario, records: list[dict[str, Any]], step_status: Mapping[str, str],
-          continued: Mapping[str, bool], notes: list[str], durations: Mapping[str, float]) -> dict[str, Any]:
+def grade(
+    scenario: Scenario,
+    records: list[dict[str, Any]],
+    step_status: Mapping[str, str],
+    continued: Mapping[str, bool],
+    notes: list[str],
+    durations: Mapping[str, float],
+) -> dict[str, Any]:
     """The drill.graded record's data: what matched the expected path and where the team went elsewhere."""
     exp = scenario.expect
     deviations: list[str] = []
@@ -373,17 +428,31 @@ def grade(scenario: Scenario, records: list[dict[str, Any]], step_status: Mappin
             score += 1
         else:
             deviations.append(f"outcome: expected {exp.outcome}, was {outcome}")
-    return {"scenario": scenario.name, "score": score, "total": exp.total, "deviations": deviations + notes,
-            "decisions": decisions, "outcome_expected": exp.outcome, "outcome": outcome,
-            "simulated_durations": dict(durations)}
+    return {
+        "scenario": scenario.name,
+        "score": score,
+        "total": exp.total,
+        "deviations": deviations + notes,
+        "decisions": decisions,
+        "outcome_expected": exp.outcome,
+        "outcome": outcome,
+        "simulated_durations": dict(durations),
+    }
 
 
 def _decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:
         if r["type"] in ("gate.approved", "gate.denied"):
-            out.append({"gate": r.get("gate"), "approved": r["type"] == "gate.approved", "by": r.get("by"),
-                        "how": r.get("how"), "waited_s": r.get("waited_s", 0.0)})
+            out.append(
+                {
+                    "gate": r.get("gate"),
+                    "approved": r["type"] == "gate.approved",
+                    "by": r.get("by"),
+                    "how": r.get("how"),
+                    "waited_s": r.get("waited_s", 0.0),
+                }
+            )
     return out
 
 
@@ -395,7 +464,9 @@ def grader(scenario: Scenario, world: SimulatedWorld) -> Callable[[Any], None]:
         records = [r.to_dict() for r in audit.read(runner.writer.path)[0]]
         status = {sid: str(st.status) for sid, st in runner.state.steps.items()}
         continued = {sid: bool(st.continued) for sid, st in runner.state.steps.items()}
-        runner.record("drill.graded", grade(scenario, records, status, continued, world.notes, world.durations))
+        runner.record(
+            "drill.graded", grade(scenario, records, status, continued, world.notes, world.durations)
+        )
 
     return hook
 
@@ -404,15 +475,26 @@ def grader(scenario: Scenario, world: SimulatedWorld) -> Callable[[Any], None]:
 
 
 def drill_extra(scenario: Scenario) -> dict[str, Any]:
-    return {"drill": {"scenario": scenario.name, "title": scenario.title, "scenario_path": scenario.path,
-                      "scenario_sha256": scenario.sha256, "description": scenario.description}}
+    return {
+        "drill": {
+            "scenario": scenario.name,
+            "title": scenario.title,
+            "scenario_path": scenario.path,
+            "scenario_sha256": scenario.sha256,
+            "description": scenario.description,
+        }
+    }
 
 
 def drill_options(scenario: Scenario) -> dict[str, Any]:
     """RunOptions fields for a drill of ``scenario``."""
     world = SimulatedWorld(scenario)
-    return {"mode": "drill", "world": world, "before_finish": grader(scenario, world),
-            "extra_start": drill_extra(scenario)}
+    return {
+        "mode": "drill",
+        "world": world,
+        "before_finish": grader(scenario, world),
+        "extra_start": drill_extra(scenario),
+    }
 
 
 def drill_options_for_resume(stored: Any) -> dict[str, Any]:
@@ -420,18 +502,30 @@ def drill_options_for_resume(stored: Any) -> dict[str, Any]:
     meta = stored.started.get("drill") or {}
     path = Path(str(meta.get("scenario_path", "")))
     if not path.is_file():
-        raise RunbookError([Problem(str(path), 1, 1, "the drill's scenario file is gone; it cannot be resumed")])
+        raise RunbookError(
+            [Problem(str(path), 1, 1, "the drill's scenario file is gone; it cannot be resumed")]
+        )
     scenario = load_scenario(path)
     if meta.get("scenario_sha256") and scenario.sha256 != meta["scenario_sha256"]:
-        raise RunbookError([Problem(str(path), 1, 1, "the scenario changed since this drill started; start a "
-                                    "new drill instead of resuming this one")])
+        raise RunbookError(
+            [
+                Problem(
+                    str(path),
+                    1,
+                    1,
+                    "the scenario changed since this drill started; start a "
+                    "new drill instead of resuming this one",
+                )
+            ]
+        )
     world = SimulatedWorld(scenario)
     world.replay(stored.records)
     return {"world": world, "before_finish": grader(scenario, world)}
 
 
-def run_drill(loaded: Any, scenario: Scenario, given: Mapping[str, Any], opts: Any, reporter: Any,
-              store: Any = None) -> Any:
+def run_drill(
+    loaded: Any, scenario: Scenario, given: Mapping[str, Any], opts: Any, reporter: Any, store: Any = None
+) -> Any:
     """Start a drill: scenario inputs overridden by ``given``, no network, graded at the end."""
     from breakglass.engine.session import start
 

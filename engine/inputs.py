@@ -64,8 +64,13 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _as_url(value: Any) -> str:
-    parts = urlsplit(str(value))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(str(value))
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number below 65536)
+    except ValueError:
+        raise InputError(f"'{value}' is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise InputError(f"'{value}' is not an http(s) URL with a host")
     return str(value)
 

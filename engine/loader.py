@@ -8,11 +8,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from breakglass.actions.registry import Registry
 from breakglass.engine.errors import Problem, RunbookError
 from breakglass.engine.yamlsource import Path, Source, SourceError, parse
+
+if TYPE_CHECKING:  # the registry imports pydantic; `list` must not pay for it
+    from breakglass.actions.registry import Registry
 
 SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
 SUFFIXES = (".yaml", ".yml")
@@ -55,16 +57,45 @@ def load_text(text: str, file: str, registry: Registry | None = None, expected_i
         raise RunbookError(exc.problems) from None
     if not isinstance(src.data, dict):
         raise RunbookError([src.problem((), "a runbook is a mapping with id, title and steps at the top level")])
+    if registry is None:
+        from breakglass.actions.registry import Registry
+
+        registry = Registry()
     try:
         rb = Runbook.model_validate(src.data)
     except ValidationError as exc:
-        raise RunbookError(list(_pydantic_problems(exc, src))) from None
-    problems = check_runbook(rb, src, registry or Registry())
-    if expected_id is not None and rb.id != expected_id:
-        problems.append(src.problem(("id",), f"runbook id '{rb.id}' must equal the file name '{expected_id}'"))
+        # Structural errors: still run the checks on every input and step that is valid on its own.
+        problems = list(_pydantic_problems(exc, src)) + _partial_checks(src, registry)
+    else:
+        problems = check_runbook(rb, src, registry)
+    runbook_id = src.data.get("id")
+    if expected_id is not None and isinstance(runbook_id, str) and runbook_id != expected_id:
+        problems.append(src.problem(("id",), f"runbook id '{runbook_id}' must equal the file name '{expected_id}'"))
     if problems:
-        raise RunbookError(problems)
+        raise RunbookError(list(dict.fromkeys(problems)))
     return LoadedRunbook(rb, file, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _partial_checks(src: Source, registry: Registry) -> list[Problem]:
+    """check_parts over the inputs and steps that validate one by one; the rest were reported by pydantic."""
+    from pydantic import ValidationError
+
+    from breakglass.engine.checks import check_parts
+    from breakglass.engine.model import InputSpec, Step
+
+    def valid(model: Any, raw: Any) -> Any:
+        try:
+            return model.model_validate(raw)
+        except ValidationError:
+            return None
+
+    raw_inputs = src.data.get("inputs", {})
+    inputs = {str(n): valid(InputSpec, v) for n, v in raw_inputs.items()} if isinstance(raw_inputs, dict) else None
+    raw_steps = src.data.get("steps")
+    raw_steps = raw_steps if isinstance(raw_steps, list) else []
+    steps = [valid(Step, raw) for raw in raw_steps]
+    ids = [raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None for raw in raw_steps]
+    return check_parts(inputs, steps, ids, src, registry)
 
 
 def load_file(path: str | os.PathLike[str], registry: Registry | None = None) -> LoadedRunbook:

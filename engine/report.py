@@ -44,7 +44,7 @@ class StepRow:
     id: str
     title: str = ""
     action: str = ""
-    effect: str = "read"
+    effect: str = ""  # read | write | notify, once the step started
     status: str = "pending"
     start_s: float | None = None
     end_s: float | None = None
@@ -150,7 +150,9 @@ def from_store(store: Any, run_id: str) -> Report:
     path = store.log_path(run_id)
     records, unreadable = read_lenient(path)
     verdict = audit.verify(path)
-    chain = Chain(verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable)))
+    chain = Chain(
+        verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable))
+    )
     return build(run_id, records, chain, driver_alive(path))
 
 
@@ -165,27 +167,41 @@ def _seconds(first: str, ts: str) -> float:
 
 
 def _detail(rec: dict[str, Any]) -> str:
-    parts = [f"{k}: {rec[k]}" for k in DETAIL_KEYS if rec.get(k) not in (None, "", [], {})]
-    if rec["type"] == "run.started":
+    kind = rec["type"]
+    parts = [
+        f"{k}: {rec[k]}"
+        for k in DETAIL_KEYS
+        if rec.get(k) not in (None, "", [], {}) and not (k == "choice" and kind == "gate.approved")
+    ]
+    if kind == "run.started":
         parts.insert(0, f"runbook: {(rec.get('runbook') or {}).get('id', '?')}")
+    elif kind == "rollback.begun":
+        parts.insert(
+            0,
+            f"after {rec.get('after')}, undoing: {', '.join(map(str, rec.get('steps') or [])) or 'nothing'}",
+        )
+    elif kind == "drill.graded":
+        parts.insert(0, f"score {rec.get('score')}/{rec.get('total')}, outcome {rec.get('outcome')}")
     return "; ".join(str(p) for p in parts)
 
 
-def _step_ids(started: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
-    """Step ids in runbook order (from the runbook text the log holds), then any others the log names."""
+def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, StepRow]:
+    """Steps in runbook order (from the runbook text the log holds), then any others the log names."""
     import yaml
 
-    ids: list[str] = []
+    rows: dict[str, StepRow] = {}
     try:
         doc = yaml.safe_load((started.get("runbook") or {}).get("text") or "")
-        ids = [str(s["id"]) for s in doc.get("steps", []) if isinstance(s, dict) and "id" in s]
+        for s in doc.get("steps", []):
+            if isinstance(s, dict) and "id" in s:
+                rows[str(s["id"])] = StepRow(str(s["id"]), str(s.get("title", "")), str(s.get("action", "")))
     except (yaml.YAMLError, AttributeError, TypeError):
-        ids = []
+        rows = {}
     for rec in records:
         sid = rec.get("step")
-        if sid and rec["type"].startswith(("step.", "rollback.")) and sid not in ids:
-            ids.append(str(sid))
-    return ids
+        if sid and rec["type"].startswith(("step.", "rollback.")) and str(sid) not in rows:
+            rows[str(sid)] = StepRow(str(sid))
+    return rows
 
 
 def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool = False) -> Report:
@@ -193,9 +209,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     started = next((r for r in records if r["type"] == "run.started"), records[0] if records else {})
     first = records[0]["ts"] if records else ""
     last = records[-1]["ts"] if records else ""
-    ids = _step_ids(started, records)
-    state = _replay(ids, records, chain)
-    steps = {sid: StepRow(sid) for sid in ids}
+    steps = _declared_steps(started, records)
+    state = _replay(list(steps), records, chain)
     gates: list[GateRow] = []
     events: list[Event] = []
     notes: list[dict[str, Any]] = []
@@ -207,8 +222,17 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         by = str(rec.get("by") or rec.get("operator") or rec.get("marked_by") or "")
         if by and by not in operators:
             operators.append(by)
-        events.append(Event(int(rec.get("seq", 0)), str(rec["ts"]), at, kind,
-                            str(rec.get("gate") or rec.get("step") or ""), by, _detail(rec)))
+        events.append(
+            Event(
+                int(rec.get("seq", 0)),
+                str(rec["ts"]),
+                at,
+                kind,
+                str(rec.get("gate") or rec.get("step") or ""),
+                by,
+                _detail(rec),
+            )
+        )
         if kind.startswith("step.") and rec.get("step") in steps:
             _on_step(steps[str(rec["step"])], rec, at, notes)
         elif kind == "gate.asked":
@@ -218,12 +242,19 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         elif kind == "note":
             notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
         elif kind.startswith("rollback."):
-            rollback.append({"ts": rec["ts"], "type": kind, "step": str(rec.get("step", "")),
-                             "detail": _detail(rec) or ", ".join(rec.get("steps") or [])})
+            rollback.append(
+                {"ts": rec["ts"], "type": kind, "step": str(rec.get("step", "")), "detail": _detail(rec)}
+            )
         if kind in ("step.failed", "rollback.failed", "gate.denied"):
-            failures.append({"ts": rec["ts"], "type": kind, "subject": str(rec.get("gate") or rec.get("step")),
-                             "error": str(rec.get("error") or f"refused by {by} ({rec.get('how')})"),
-                             "continued": bool(rec.get("continued", False))})
+            failures.append(
+                {
+                    "ts": rec["ts"],
+                    "type": kind,
+                    "subject": str(rec.get("gate") or rec.get("step")),
+                    "error": str(rec.get("error") or f"refused by {by} ({rec.get('how')})"),
+                    "continued": bool(rec.get("continued", False)),
+                }
+            )
     for sid, st in state.steps.items():
         if sid in steps:
             steps[sid].status = str(st.status)
@@ -232,13 +263,28 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     secret = set(started.get("secret_inputs") or [])
     graded = next((r for r in reversed(records) if r["type"] == "drill.graded"), None)
     return Report(
-        run_id=run_id, runbook=_runbook_meta(started), mode=str(started.get("mode", "?")), status=status,
-        finished=finish is not None, reason=str((finish or {}).get("reason", "")), chain=chain,
-        operators=operators, inputs={k: MASK if k in secret else v for k, v in (started.get("inputs") or {}).items()},
-        first_ts=first, last_ts=last, total_s=_seconds(first, last), events=events, steps=list(steps.values()),
-        gates=gates, notes=notes, failures=failures, rollback=rollback,
-        time_to_diagnose_s=_diagnosed(records, first), time_to_mitigate_s=_mitigated(records, first),
-        at_step="" if finish else _at_step(state), counts=_counts(steps.values()),
+        run_id=run_id,
+        runbook=_runbook_meta(started),
+        mode=str(started.get("mode", "?")),
+        status=status,
+        finished=finish is not None,
+        reason=str((finish or {}).get("reason", "")),
+        chain=chain,
+        operators=operators,
+        inputs={k: MASK if k in secret else v for k, v in (started.get("inputs") or {}).items()},
+        first_ts=first,
+        last_ts=last,
+        total_s=_seconds(first, last),
+        events=events,
+        steps=list(steps.values()),
+        gates=gates,
+        notes=notes,
+        failures=failures,
+        rollback=rollback,
+        time_to_diagnose_s=_diagnosed(records, first),
+        time_to_mitigate_s=_mitigated(records, first),
+        at_step="" if finish else _at_step(state),
+        counts=_counts(steps.values()),
         drill=_drill(started, graded),
     )
 
@@ -312,9 +358,14 @@ def _finish(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _runbook_meta(started: dict[str, Any]) -> dict[str, Any]:
     rb = started.get("runbook") or {}
-    return {"id": str(rb.get("id", "?")), "title": str(rb.get("title", "")), "path": str(rb.get("path", "")),
-            "sha256": str(rb.get("sha256", "")), "host": str(started.get("host", "")),
-            "version": str(started.get("version", ""))}
+    return {
+        "id": str(rb.get("id", "?")),
+        "title": str(rb.get("title", "")),
+        "path": str(rb.get("path", "")),
+        "sha256": str(rb.get("sha256", "")),
+        "host": str(started.get("host", "")),
+        "version": str(started.get("version", "")),
+    }
 
 
 def _effects(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -325,7 +376,10 @@ def _diagnosed(records: list[dict[str, Any]], first: str) -> float | None:
     """Start → the first change planned or put to a gate: the team knew what to do."""
     effects = _effects(records)
     for rec in records:
-        if rec["type"] in ("step.planned", "gate.asked") and effects.get(str(rec.get("step")), "read") != "read":
+        if (
+            rec["type"] in ("step.planned", "gate.asked")
+            and effects.get(str(rec.get("step")), "read") != "read"
+        ):
             return _seconds(first, rec["ts"])
     return None
 
@@ -334,7 +388,9 @@ def _mitigated(records: list[dict[str, Any]], first: str) -> float | None:
     """Start → the last change that succeeded (writes first; notifications when nothing was written)."""
     effects = _effects(records)
     for wanted in (("write",), ("write", "notify")):
-        done = [r for r in records if r["type"] == "step.succeeded" and effects.get(str(r.get("step"))) in wanted]
+        done = [
+            r for r in records if r["type"] == "step.succeeded" and effects.get(str(r.get("step"))) in wanted
+        ]
         if done:
             return _seconds(first, done[-1]["ts"])
     return None
@@ -359,10 +415,20 @@ def _drill(started: dict[str, Any], graded: dict[str, Any] | None) -> dict[str, 
     meta = started.get("drill")
     if not meta and graded is None:
         return None
-    out: dict[str, Any] = {"scenario": str((meta or {}).get("scenario", "")), "title": str((meta or {}).get("title", ""))}
+    out: dict[str, Any] = {
+        "scenario": str((meta or {}).get("scenario", "")),
+        "title": str((meta or {}).get("title", "")),
+    }
     if graded is not None:
-        for key in ("score", "total", "deviations", "decisions", "outcome_expected", "outcome",
-                    "simulated_durations"):
+        for key in (
+            "score",
+            "total",
+            "deviations",
+            "decisions",
+            "outcome_expected",
+            "outcome",
+            "simulated_durations",
+        ):
             out[key] = graded.get(key)
     return out
 

@@ -92,7 +92,7 @@ def load_stored(store: FileStore, run_id: str) -> StoredRun:
     run_id = store.resolve(run_id)
     path = store.log_path(run_id)
     verdict = audit.verify(path)
-    if not verdict.ok:
+    if not verdict.ok and not verdict.only_torn:  # a torn last line is set aside by resume, under the lock
         raise AuditError(f"run {run_id}: the audit log does not verify: " + "; ".join(verdict.problems))
     records = [r.to_dict() for r in store.records(run_id)]
     if not records or records[0]["type"] != "run.started":
@@ -132,15 +132,19 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
     values = inputs.resolve(rb, {**recorded, **given})
     state = replay([s.id for s in rb.steps], stored.records)
     with store.lock(stored.run_id):
+        torn = audit.set_aside_torn_tail(store.log_path(stored.run_id))
         writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
                         values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
         runner.started_ts = stored.started["ts"]
         try:
-            if state.status == "succeeded" and state.next_index() == len(rb.steps):
+            if state.status == "succeeded" and state.next_index() == len(rb.steps) and not torn:
                 return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"])
-            runner.record("run.resumed", {"run": stored.run_id, "previous_status": state.status,
-                                          "at_step": _at(state), "operator": opts.operator})
+            resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": state.status,
+                                       "at_step": _at(state), "operator": opts.operator}
+            if torn:
+                resumed["torn_tail"] = torn
+            runner.record("run.resumed", resumed)
             _settle_in_doubt(runner, opts)
             return runner.execute(state.next_index())
         finally:

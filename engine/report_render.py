@@ -1,0 +1,115 @@
+"""A Report (engine.report) → markdown, one self-contained HTML file, or JSON.
+
+The templates in ``templates/`` are ours and trusted; every value in a report came from the world (action
+output, operator notes) and is only ever passed to them as data, never rendered as a template. HTML is
+autoescaped; markdown values are escaped by the environment's ``finalize`` hook, so a template cannot forget.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from breakglass.engine.report import Report, fmt_seconds, fmt_ts
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&$])")
+
+
+def md_escape(value: Any) -> str:
+    """One line of literal text for a markdown table cell or paragraph."""
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return str(value)
+    text = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: Any) -> Markup:
+    """A code span that no value can break out of (the fence is longer than any backtick run inside)."""
+    text = " ".join(str(value).split())
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    # Markup here only tells the markdown finalize hook "already escaped": inside a code span nothing formats.
+    return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704
+
+
+def _common(env: Environment) -> Environment:
+    env.filters["secs"] = fmt_seconds
+    env.filters["ts"] = fmt_ts
+    env.filters["short"] = lambda h: str(h)[:16]
+    return env
+
+
+def markdown_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=False,  # noqa: S701  (markdown, not HTML: finalize=md_escape escapes every value)
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=md_escape,
+    )
+    env.filters["code"] = md_code
+    return _common(env)
+
+
+def html_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return _common(env)
+
+
+def timeline_data(report: Report) -> dict[str, Any]:
+    """What the HTML page's script draws: one lane per step that ran, gate waits in the lane of their step."""
+    lanes = []
+    for row in report.steps:
+        if row.start_s is None:
+            continue
+        gates = [
+            {
+                "gate": g.gate,
+                "start": g.asked_s,
+                "end": g.decided_s,
+                "approved": g.approved,
+                "by": g.by,
+                "how": g.how,
+            }
+            for g in report.gates
+            if g.step == row.id
+        ]
+        lanes.append(
+            {
+                "id": row.id,
+                "title": row.title,
+                "status": row.status,
+                "start": row.start_s,
+                "end": row.end_s,
+                "duration": row.duration_s,
+                "gates": gates,
+            }
+        )
+    return {"total": report.total_s, "lanes": lanes, "finished": report.finished}
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return markdown_env().get_template("report.md.j2").render(r=report)
+    if fmt == "html":
+        return html_env().get_template("report.html.j2").render(r=report, timeline=timeline_data(report))
+    raise ValueError(f"unknown report format '{fmt}'")
