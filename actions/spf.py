@@ -201,6 +201,8 @@ def parse_record(text: str) -> Record:
     """Parse one policy; any syntax error anywhere is a permerror (RFC 7208 4.6)."""
     if any(ord(c) > 0x7E for c in text):
         raise PermError("SPF record contains non-ASCII characters (RFC 7208 3.1)")
+    if any(ord(c) < 0x20 for c in text):
+        raise PermError("SPF record contains control characters; terms are separated by spaces only (4.6.1)")
     record = Record(text=text, directives=[])
     for word in text[6:].split(" "):
         if word:

@@ -49,7 +49,8 @@ def trivial_runbook(n: int) -> str:
             lines += [f"  - id: s{i}", f"    title: check {i}", "    action: assert",
                       "    with: {that: \"{{ run.mode == 'live' }}\"}"]
         else:
-            lines += [f"  - id: s{i}", f"    title: note {i}", "    action: log.note", f"    with: {{text: note {i}}}"]
+            lines += [f"  - id: s{i}", f"    title: note {i}", "    action: log.note",
+                      f"    with: {{text: note {i}}}"]
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +104,8 @@ def run_in_process(path: Path, home: Path, profile: bool) -> tuple[list[float], 
 
 def fsync_cost_ms(directory: Path, n: int = 200) -> float:
     """One append of a typical record plus fsync, on the disk the runs are written to."""
-    line = b'{"seq":1,"type":"step.succeeded","step":"s1","output":{"note":"x"},"prev":"' + b"0" * 64 + b'"}\n'
+    line = (b'{"seq":1,"type":"step.succeeded","step":"s1","output":{"note":"x"},"prev":"'
+            + b"0" * 64 + b'"}\n')
     fd = os.open(directory / "fsync-probe", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     costs = []
     try:

@@ -22,7 +22,8 @@ JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "true", "false", "none"
 class _Scope:
     """What a template may name at one place in the runbook."""
 
-    def __init__(self, inputs: set[str] | None, steps_before: list[str], later: set[str], extra: frozenset[str]):
+    def __init__(self, inputs: set[str] | None, steps_before: list[str], later: set[str],
+                 extra: frozenset[str]) -> None:
         self.inputs = inputs  # None: the inputs section itself is broken, so input names are not checked
         self.steps_before = set(steps_before)
         self.later = later
@@ -52,7 +53,8 @@ def _check_inputs(inputs: Mapping[str, InputSpec | None], src: Source) -> Iterat
     for name, spec in inputs.items():
         path: Path = ("inputs", name)
         if not name.isidentifier():
-            yield src.problem(path, f"input name '{name}' must be a valid identifier (letters, digits, _)", key=True)
+            yield src.problem(path, f"input name '{name}' must be a valid identifier (letters, digits, _)",
+                              key=True)
         if spec is None:
             continue
         if spec.type is InputType.CHOICE and not spec.choices:
@@ -68,8 +70,8 @@ def _check_inputs(inputs: Mapping[str, InputSpec | None], src: Source) -> Iterat
             except InputError as exc:
                 yield src.problem((*path, "default"), f"default of input '{name}': {exc}")
         if spec.type is InputType.SECRET and spec.default is not None:
-            yield src.problem((*path, "default"), f"secret input '{name}' must not have a default in the file; "
-                              "use env: to read it from the environment")
+            yield src.problem((*path, "default"), f"secret input '{name}' must not have a default in the "
+                              "file; use env: to read it from the environment")
 
 
 def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Problem]:
@@ -114,8 +116,8 @@ def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids
             yield from _check_tree(step.rollback.with_, (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(step.rollback.confirm, (*rb_path, "confirm"), src, rb_scope)
         if step.on_failure == "rollback" and not has_rollback:
-            yield src.problem((*path, "on_failure"), f"step '{step.id}' says on_failure: rollback but neither it "
-                              "nor any earlier step has a rollback")
+            yield src.problem((*path, "on_failure"), f"step '{step.id}' says on_failure: rollback but "
+                              "neither it nor any earlier step has a rollback")
         seen.append(step.id)
 
 
@@ -139,7 +141,8 @@ def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterato
                 yield from _check_template(value, (*path, field), src, scope, expression=False)
 
 
-def _check_action(name: str, args: dict[str, Any], path: Path, src: Source, registry: Registry) -> Iterator[Problem]:
+def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
+                  registry: Registry) -> Iterator[Problem]:
     try:
         cls = registry.get(name)
     except UnknownAction as exc:
@@ -154,8 +157,8 @@ def _check_action(name: str, args: dict[str, Any], path: Path, src: Source, regi
             near = difflib.get_close_matches(arg, list(accepted), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             options = ", ".join(sorted(f.alias or n for n, f in fields.items()))
-            yield src.problem((*path, "with", arg), f"action '{name}' does not accept argument '{arg}'{hint}; "
-                              f"it accepts: {options}", key=True)
+            yield src.problem((*path, "with", arg), f"action '{name}' does not accept argument "
+                              f"'{arg}'{hint}; it accepts: {options}", key=True)
     given = {accepted.get(a) for a in args}
     for n, f in fields.items():
         if f.is_required() and n not in given:

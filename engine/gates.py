@@ -58,6 +58,7 @@ class Terminal:
 
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    timed_out: bool = field(default=False, init=False)  # why the last ask() returned None: timeout, not EOF
 
     @property
     def interactive(self) -> bool:
@@ -74,10 +75,12 @@ class Terminal:
         """One line from the operator; None on end of input or timeout. Ctrl-C propagates."""
         self.stderr.write(prompt)
         self.stderr.flush()
+        self.timed_out = False
         if timeout is not None:
             ready, _, _ = select.select([self.stdin], [], [], timeout)
             if not ready:
                 self.say("\n(no answer before the gate timeout: that means no)")
+                self.timed_out = True
                 return None
         line = self.stdin.readline()
         if not line:
@@ -118,7 +121,7 @@ class Gatekeeper:
             if req.type_to_confirm:
                 answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout)
                 if answer is None:
-                    return self._no(started, "eof" if self.timeout is None else "timeout")
+                    return self._no(started, self._silence())
                 if answer.strip() != req.type_to_confirm:
                     choice = self._refusal_choice()
                     return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
@@ -128,7 +131,7 @@ class Gatekeeper:
             t.say("")
             return self._no(started, "interrupt")
         if answer is None:
-            return self._no(started, "eof")
+            return self._no(started, self._silence())
         word = answer.strip().lower()
         if word in ("y", "yes"):
             return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
@@ -141,6 +144,10 @@ class Gatekeeper:
         except KeyboardInterrupt:
             return "abort"
         return "skip" if (answer or "").strip().lower() in ("s", "skip") else "abort"
+
+    def _silence(self) -> str:
+        """Why no answer came: the gate timeout ran out, or the input ended."""
+        return "timeout" if getattr(self.terminal, "timed_out", False) else "eof"
 
     def _no(self, started: float, how: str) -> GateDecision:
         return GateDecision(False, self.operator, how, waited_s=self._since(started))

@@ -134,11 +134,13 @@ def coerce(name: str, spec: InputSpec, value: Any) -> Any:
         raise InputError(f"input '{name}' ({t}): {exc}") from None
 
 
-def resolve(rb: Runbook, given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def resolve(rb: Runbook, given: Mapping[str, Any],
+            environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every input's typed value; raise InputError naming all problems at once."""
     env = os.environ if environ is None else environ
     unknown = sorted(set(given) - set(rb.inputs))
-    problems = [f"unknown input '{n}'; this runbook takes: {', '.join(rb.inputs) or 'no inputs'}" for n in unknown]
+    takes = ", ".join(rb.inputs) or "no inputs"
+    problems = [f"unknown input '{n}'; this runbook takes: {takes}" for n in unknown]
     values: dict[str, Any] = {}
     pending: dict[str, str] = {}
     for name, spec in rb.inputs.items():

@@ -44,7 +44,8 @@ def read_text(path: str | os.PathLike[str]) -> str:
         raise RunbookError([Problem(file, line, col, "file is not valid UTF-8")]) from None
 
 
-def load_text(text: str, file: str, registry: Registry | None = None, expected_id: str | None = None) -> LoadedRunbook:
+def load_text(text: str, file: str, registry: Registry | None = None,
+              expected_id: str | None = None) -> LoadedRunbook:
     """Validate runbook text; raise RunbookError listing every problem."""
     from pydantic import ValidationError
 
@@ -54,9 +55,10 @@ def load_text(text: str, file: str, registry: Registry | None = None, expected_i
     try:
         src = parse(text, file)
     except SourceError as exc:
-        raise RunbookError(exc.problems) from None
+        raise RunbookError(_one_line(exc.problems)) from None
     if not isinstance(src.data, dict):
-        raise RunbookError([src.problem((), "a runbook is a mapping with id, title and steps at the top level")])
+        raise RunbookError([src.problem((), "a runbook is a mapping with id, title and steps at the top "
+                                            "level")])
     if registry is None:
         from breakglass.actions.registry import Registry
 
@@ -70,10 +72,17 @@ def load_text(text: str, file: str, registry: Registry | None = None, expected_i
         problems = check_runbook(rb, src, registry)
     runbook_id = src.data.get("id")
     if expected_id is not None and isinstance(runbook_id, str) and runbook_id != expected_id:
-        problems.append(src.problem(("id",), f"runbook id '{runbook_id}' must equal the file name '{expected_id}'"))
+        problems.append(src.problem(("id",), f"runbook id '{runbook_id}' must equal the file name "
+                                             f"'{expected_id}'"))
     if problems:
-        raise RunbookError(list(dict.fromkeys(problems)))
+        raise RunbookError(_one_line(list(dict.fromkeys(problems))))
     return LoadedRunbook(rb, file, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _one_line(problems: list[Problem]) -> list[Problem]:
+    """One problem per line: keys, ids and values quoted in messages may hold newlines of their own."""
+    table = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r"}
+    return [Problem(p.file, p.line, p.column, p.message.translate(table)) for p in problems]
 
 
 def _partial_checks(src: Source, registry: Registry) -> list[Problem]:
@@ -90,11 +99,14 @@ def _partial_checks(src: Source, registry: Registry) -> list[Problem]:
             return None
 
     raw_inputs = src.data.get("inputs", {})
-    inputs = {str(n): valid(InputSpec, v) for n, v in raw_inputs.items()} if isinstance(raw_inputs, dict) else None
+    inputs = None
+    if isinstance(raw_inputs, dict):
+        inputs = {str(n): valid(InputSpec, v) for n, v in raw_inputs.items()}
     raw_steps = src.data.get("steps")
     raw_steps = raw_steps if isinstance(raw_steps, list) else []
     steps = [valid(Step, raw) for raw in raw_steps]
-    ids = [raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None for raw in raw_steps]
+    ids = [raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+           for raw in raw_steps]
     return check_parts(inputs, steps, ids, src, registry)
 
 
@@ -208,4 +220,5 @@ def find(name: str, extra: Iterable[str] = ()) -> FsPath:
             return f
     near = difflib.get_close_matches(name, [f.stem for f in files], n=1)
     hint = f" (did you mean '{near[0]}'?)" if near else ""
-    raise RunbookError([Problem(name, 1, 1, f"no runbook named '{name}'{hint}; `breakglass list` shows them")])
+    message = f"no runbook named '{name}'{hint}; `breakglass list` shows them"
+    raise RunbookError([Problem(name, 1, 1, message)])

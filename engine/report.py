@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,12 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies every value, which costs seconds on big logs.
+        out = dict(vars(self))
+        out["chain"] = dict(vars(self.chain))
+        for key in ("events", "steps", "gates"):
+            out[key] = [dict(vars(item)) for item in getattr(self, key)]
+        return out
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -159,20 +164,28 @@ def from_store(store: Any, run_id: str) -> Report:
 # --- building ------------------------------------------------------------------------------------------
 
 
-def _seconds(first: str, ts: str) -> float:
+def _epoch(ts: str) -> float | None:
     try:
-        return round(audit.elapsed(first, ts), 3)
-    except (ValueError, TypeError):
-        return 0.0
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _seconds(first: str | float | None, ts: str) -> float:
+    """Seconds from ``first`` (a timestamp, or its epoch value when called in a loop) to ``ts``."""
+    start = _epoch(first) if isinstance(first, str) else first
+    end = _epoch(ts)
+    return 0.0 if start is None or end is None else round(end - start, 3)
 
 
 def _detail(rec: dict[str, Any]) -> str:
     kind = rec["type"]
-    parts = [
-        f"{k}: {rec[k]}"
-        for k in DETAIL_KEYS
-        if rec.get(k) not in (None, "", [], {}) and not (k == "choice" and kind == "gate.approved")
-    ]
+    parts = []
+    for key in DETAIL_KEYS:
+        value = rec.get(key)
+        if value is not None and value != "" and value != [] and value != {}:
+            if not (key == "choice" and kind == "gate.approved"):
+                parts.append(f"{key}: {value}")
     if kind == "run.started":
         parts.insert(0, f"runbook: {(rec.get('runbook') or {}).get('id', '?')}")
     elif kind == "rollback.begun":
@@ -182,21 +195,14 @@ def _detail(rec: dict[str, Any]) -> str:
         )
     elif kind == "drill.graded":
         parts.insert(0, f"score {rec.get('score')}/{rec.get('total')}, outcome {rec.get('outcome')}")
-    return "; ".join(str(p) for p in parts)
+    return "; ".join(parts)
 
 
 def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, StepRow]:
     """Steps in runbook order (from the runbook text the log holds), then any others the log names."""
-    import yaml
-
     rows: dict[str, StepRow] = {}
-    try:
-        doc = yaml.safe_load((started.get("runbook") or {}).get("text") or "")
-        for s in doc.get("steps", []):
-            if isinstance(s, dict) and "id" in s:
-                rows[str(s["id"])] = StepRow(str(s["id"]), str(s.get("title", "")), str(s.get("action", "")))
-    except (yaml.YAMLError, AttributeError, TypeError):
-        rows = {}
+    for sid, title, action in _runbook_steps(str((started.get("runbook") or {}).get("text") or "")):
+        rows.setdefault(sid, StepRow(sid, title, action))
     for rec in records:
         sid = rec.get("step")
         if sid and rec["type"].startswith(("step.", "rollback.")) and str(sid) not in rows:
@@ -204,10 +210,58 @@ def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> d
     return rows
 
 
+def _runbook_steps(text: str) -> list[tuple[str, str, str]]:
+    """(id, title, action) of every step, read from the YAML event stream: building Python objects for a
+    runbook of thousands of steps would cost more than the whole report."""
+    import yaml
+
+    out: list[tuple[str, str, str]] = []
+    stack: list[dict[str, Any]] = []
+    try:
+        for ev in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                stack.append(_frame(ev, stack[-1] if stack else None))
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()
+                if frame["role"] == "step" and "id" in frame["item"]:
+                    item = frame["item"]
+                    out.append((item["id"], item.get("title", ""), item.get("action", "")))
+                _value_done(stack)
+            elif isinstance(ev, (yaml.ScalarEvent, yaml.AliasEvent)) and stack:
+                top = stack[-1]
+                if top["map"] and top["expect_key"]:
+                    top["key"], top["expect_key"] = str(getattr(ev, "value", "")), False
+                    continue
+                if top["role"] == "step":
+                    top["item"][top["key"]] = str(getattr(ev, "value", ""))
+                _value_done(stack)
+    except yaml.YAMLError:
+        return []
+    return out
+
+
+def _frame(ev: Any, parent: dict[str, Any] | None) -> dict[str, Any]:
+    import yaml
+
+    is_map = isinstance(ev, yaml.MappingStartEvent)
+    role = "root" if parent is None else ""
+    if parent is not None and parent["role"] == "root" and parent["key"] == "steps" and not is_map:
+        role = "steps"
+    elif parent is not None and parent["role"] == "steps" and is_map:
+        role = "step"
+    return {"map": is_map, "expect_key": True, "key": None, "role": role, "item": {}}
+
+
+def _value_done(stack: list[dict[str, Any]]) -> None:
+    if stack and stack[-1]["map"]:
+        stack[-1]["expect_key"] = True
+
+
 def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool = False) -> Report:
     """The report's data from the run's records, in log order."""
     started = next((r for r in records if r["type"] == "run.started"), records[0] if records else {})
     first = records[0]["ts"] if records else ""
+    origin = _epoch(first)
     last = records[-1]["ts"] if records else ""
     steps = _declared_steps(started, records)
     state = _replay(list(steps), records, chain)
@@ -218,7 +272,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     rollback: list[dict[str, Any]] = []
     operators: list[str] = []
     for rec in records:
-        kind, at = rec["type"], _seconds(first, rec["ts"])
+        kind, at = rec["type"], _seconds(origin, rec["ts"])
         by = str(rec.get("by") or rec.get("operator") or rec.get("marked_by") or "")
         if by and by not in operators:
             operators.append(by)

@@ -19,6 +19,7 @@ from markupsafe import Markup
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&$])")
+_MD_PLAIN = re.compile(r"[^\\`*_{}\[\]<>()#+!|~&$\s]*(?: [^\\`*_{}\[\]<>()#+!|~&$\s]+)*")
 
 
 def md_escape(value: Any) -> str:
@@ -27,8 +28,10 @@ def md_escape(value: Any) -> str:
         return ""
     if isinstance(value, Markup):
         return str(value)
-    text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = str(value)
+    if _MD_PLAIN.fullmatch(text):  # the common case, kept cheap: reports can have 10,000 rows
+        return text
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def md_code(value: Any) -> Markup:
@@ -75,22 +78,15 @@ def html_env() -> Environment:
 
 def timeline_data(report: Report) -> dict[str, Any]:
     """What the HTML page's script draws: one lane per step that ran, gate waits in the lane of their step."""
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for g in report.gates:
+        by_step.setdefault(g.step, []).append({"gate": g.gate, "start": g.asked_s, "end": g.decided_s,
+                                               "approved": g.approved, "by": g.by, "how": g.how})
     lanes = []
     for row in report.steps:
         if row.start_s is None:
             continue
-        gates = [
-            {
-                "gate": g.gate,
-                "start": g.asked_s,
-                "end": g.decided_s,
-                "approved": g.approved,
-                "by": g.by,
-                "how": g.how,
-            }
-            for g in report.gates
-            if g.step == row.id
-        ]
+        gates = by_step.get(row.id, [])
         lanes.append(
             {
                 "id": row.id,

@@ -125,6 +125,24 @@ class Runner:
             ctx["result"] = result
         return ctx
 
+    def learn_declared_secrets(self) -> None:
+        """Secrets that actions declare in arguments needing only the inputs (a header built from a plain
+        input, a literal password): known before ``run.started`` records the inputs and the runbook text.
+        Arguments built from earlier steps' output are learned when their step runs."""
+        ctx = {"inputs": self.inputs, "steps": {}, "run": {"id": "", "mode": self.mode, "operator": "",
+                                                           "runbook": self.loaded.runbook.id, "started": ""}}
+        for step in self.loaded.runbook.steps:
+            calls = [(step.action, step.with_)]
+            if step.rollback is not None:
+                calls.append((step.rollback.action, step.rollback.with_))
+            for name, args in calls:
+                if not _declares_secrets(self.registry, name):
+                    continue
+                try:
+                    self._prepare(name, args, ctx)
+                except (BreakglassError, ValueError):
+                    continue
+
     # --- one step --------------------------------------------------------------------------------------
 
     def _step(self, step: Step) -> None:
@@ -181,6 +199,11 @@ class Runner:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
                                  for e in exc.errors(include_url=False))
             raise ActionError(f"arguments for {name} after rendering are invalid: {problems}") from None
+        # Before anything records or shows the arguments: the action knows where its secrets hide (a
+        # password argument, an Authorization header, a token in a URL), not only in ``secret_params``.
+        secrets_for = getattr(action, "secrets_for", None)
+        if secrets_for is not None:
+            self.redactor.add(*secrets_for(params))
         for secret_arg in cls.secret_params:
             self.redactor.add(getattr(params, secret_arg, None))
         return action, params
@@ -332,6 +355,15 @@ class Runner:
             result = ActionResult({}, False, _one_line(exc))
         kind = "rollback.succeeded" if result.ok else "rollback.failed"
         self.record(kind, {"step": step.id, "output": dict(result.output), "error": "" if result.ok else result.message})
+
+
+def _declares_secrets(registry: Registry, name: str) -> bool:
+    try:
+        cls = registry.get(name)
+    except BreakglassError:
+        return False
+    overridden = getattr(cls, "secrets_for", None) is not getattr(Action, "secrets_for", None)
+    return bool(cls.secret_params) or overridden
 
 
 def _one_line(exc: BaseException) -> str:

@@ -66,11 +66,15 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
         writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
                         registry or Registry(), opts.world, _settings(opts), opts.before_finish)
+        runner.learn_declared_secrets()
         rec = runner.record("run.started", {
             "runbook": {"id": rb.id, "title": rb.title, "path": str(Path(loaded.path).resolve()),
                         "sha256": loaded.sha256, "text": loaded.text},
+            # Secret inputs are not restored from the log on resume (it holds only ***): they come again
+            # from -i or the environment. That includes plain inputs an action declared secret.
             "inputs": values, "secret_inputs": sorted(n for n, s in rb.inputs.items()
-                                                      if s.type == "secret" or s.env),
+                                                      if s.type == "secret" or s.env
+                                                      or runner.redactor(values.get(n)) != values.get(n)),
             "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": VERSION,
             **opts.extra_start,
         })
@@ -137,6 +141,7 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
         runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
                         values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
         runner.started_ts = stored.started["ts"]
+        runner.learn_declared_secrets()
         try:
             if state.status == "succeeded" and state.next_index() == len(rb.steps) and not torn:
                 return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"])

@@ -27,7 +27,8 @@ def environment() -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=True)
     env.filters["to_json"] = _to_json
     # Helpers that hand out live objects with reachable globals are the usual first hop of an escape.
     for name in ("lipsum", "cycler", "joiner"):
@@ -72,12 +73,37 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         single = _SINGLE_EXPRESSION.match(text)
         if single:
-            return _compile_expression(single.group("expr"))(**context)
+            return _as_data(_compile_expression(single.group("expr"))(**context), text)
         return _compile(text).render(**context)
     except TemplateError:
         raise
     except Exception as exc:  # Jinja2 raises many types; all mean "this template cannot render"
         raise TemplateError(f"template {text!r}: {_explain(exc)}") from None
+
+
+_DATA = (str, int, float, bool, type(None))
+
+
+def _as_data(value: Any, text: str) -> Any:
+    """A single expression's value, only if it is plain data.
+
+    compile_expression hands back whatever the expression yields: a StrictUndefined (which raises only when
+    printed, so ``{{ inputs.typo }}`` would slip through as an object) or a live callable such as
+    ``inputs.items``. Neither may reach an action's arguments.
+    """
+    from jinja2 import Undefined
+
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises UndefinedError, naming what is missing
+        raise TemplateError(f"template {text!r}: undefined value")
+    if isinstance(value, _DATA):
+        return value
+    if isinstance(value, (list, tuple, range)):
+        return [_as_data(v, text) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_data(v, text) for k, v in value.items()}
+    raise TemplateError(f"template {text!r}: yields a {type(value).__name__}, not data "
+                        "(strings, numbers, booleans, lists and mappings)")
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -149,8 +175,9 @@ def unsafe_access(ast: Any) -> str | None:
         if node.attr.startswith("_"):
             return node.attr
     for node in ast.find_all(nodes.Getitem):
-        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
-            return node.arg.value
+        key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+        if isinstance(key, str) and key.startswith("_"):
+            return key
     for node in ast.find_all(nodes.Filter):
         if node.name == "attr":
             for arg in node.args:

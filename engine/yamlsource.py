@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - depends on the platform's PyYAML build
 MAX_BYTES = 512 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 50
+TOO_DEEP = f"document is nested deeper than {MAX_DEPTH} levels"
 
 Path = tuple[str | int, ...]
 
@@ -97,7 +98,8 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _pos(key_node)
-                self.problems.append(Problem(self.source.file, line, col, "mapping keys must be plain strings"))
+                self.problems.append(Problem(self.source.file, line, col,
+                                             "mapping keys must be plain strings"))
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
                 line, col = _pos(key_node)
@@ -177,7 +179,7 @@ def _check_depth(text: str, file: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 line, col = event.start_mark.line + 1, event.start_mark.column + 1
-                raise SourceError([Problem(file, line, col, f"document is nested deeper than {MAX_DEPTH} levels")])
+                raise SourceError([Problem(file, line, col, TOO_DEEP)])
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
 
@@ -186,7 +188,8 @@ def parse(text: str, file: str) -> Source:
     """Parse one YAML document into a Source; raise SourceError with located problems."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise SourceError([Problem(file, 1, 1, f"file is {size} bytes; a runbook may be at most {MAX_BYTES}")])
+        message = f"file is {size} bytes; a runbook may be at most {MAX_BYTES}"
+        raise SourceError([Problem(file, 1, 1, message)])
     try:
         _check_depth(text, file)
         node = yaml.compose(text, Loader=_Loader)
@@ -198,10 +201,16 @@ def parse(text: str, file: str) -> Source:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x)
         raise SourceError([Problem(file, line, col, f"invalid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else "a byte"
+        message = f"invalid YAML: unacceptable {what}: {exc.reason}"
+        raise SourceError([Problem(file, line, col, message)]) from None
     except yaml.YAMLError as exc:
-        raise SourceError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
+        raise SourceError([Problem(file, 1, 1, f"invalid YAML: {' '.join(str(exc).split())}")]) from None
     except RecursionError:
-        raise SourceError([Problem(file, 1, 1, f"document is nested deeper than {MAX_DEPTH} levels")]) from None
+        raise SourceError([Problem(file, 1, 1, TOO_DEEP)]) from None
     if node is None:
         raise SourceError([Problem(file, 1, 1, "the file is empty; a runbook needs id, title and steps")])
     bomb = _oversized(node)

@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from breakglass.engine import audit
 from breakglass.engine.machine import replay
 
 BG = shutil.which("breakglass") or "breakglass"
 MUTATING = ["write_a", "write_b", "write_c", "write_d", "write_e"]
 LINES = ["a", "b", "c", "d", "e"]
+STEP_IDS = ["probe", "write_a", "count_a", "write_b", "settle", "write_c", "remark", "write_d", "check",
+            "write_e"]
 
 RUNBOOK = """
 id: crash
@@ -158,8 +159,8 @@ class ForkServer:
         script = tmp / "harness.py"
         script.write_text(HARNESS)
         self.tmp = tmp
-        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
         self.n = 0
 
     def start(self, argv: list[str], home: Path, **kill: int) -> int:
@@ -239,9 +240,7 @@ def wait_for_orphans(marker: Path, deadline: float = 5.0) -> None:
 def in_doubt_choice(log: Path, out: Path) -> list[str]:
     """What the operator answers about an in-doubt step: look at the world (the file) and say."""
     records = [r.to_dict() for r in audit.read(log)[0]]
-    state = replay([
-        "probe", "write_a", "count_a", "write_b", "settle", "write_c", "remark", "write_d", "check", "write_e",
-    ], records)
+    state = replay(STEP_IDS, records)
     doubtful = state.in_doubt()
     if not doubtful:
         return []
@@ -331,7 +330,10 @@ def _wait_until(predicate: Any, what: str, limit: float = 20.0) -> None:
 
 def _applying(home: Path, step: str) -> bool:
     logs = list((home / "runs").glob("*/audit.jsonl"))
-    return bool(logs) and f'"step":"{step}","type":"step.applying"' in logs[0].read_text()
+    if not logs:
+        return False
+    records, _ = audit.read(logs[0])
+    return any(r.type == "step.applying" and r.get("step") == step for r in records)
 
 
 @pytest.mark.parametrize(("step", "delay", "line"), [
@@ -353,8 +355,7 @@ def test_kill_inside_a_slow_step(server: ForkServer, runbook: Path, tmp_path: Pa
     code, _, _ = server.wait()
     assert code == -signal.SIGKILL
     run_id, log = the_run(home)
-    assert replay(["probe", "write_a", "count_a", "write_b", "settle", "write_c", "remark", "write_d",
-                   "check", "write_e"], [r.to_dict() for r in audit.read(log)[0]]).in_doubt() == [step]
+    assert replay(STEP_IDS, [r.to_dict() for r in audit.read(log)[0]]).in_doubt() == [step]
     code, err = recover(server, home, out)
     assert code == 0, err
     assert_finished_exactly_once(home, run_id, log, out)
@@ -401,7 +402,8 @@ def test_end_to_end_with_the_installed_cli(runbook: Path, tmp_path: Path, lines_
     verdict = _cli(["audit", "verify", run_id], env)
     assert verdict.returncode == 0, verdict.stderr
     wait_for_orphans(out)
-    resumed = _cli(["resume", run_id, *approvals(), "--operator", "crash-test", *in_doubt_choice(log, out)], env)
+    doubt = in_doubt_choice(log, out)
+    resumed = _cli(["resume", run_id, *approvals(), "--operator", "crash-test", *doubt], env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming run" in resumed.stdout
     assert_finished_exactly_once(home, run_id, log, out)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from breakglass.engine import audit
 from breakglass.engine.errors import AuditError
 from breakglass.engine.loader import load_text
@@ -163,10 +162,12 @@ class _Quiet:
 @pytest.mark.parametrize(("name", "mode", "status"), [
     ("mixed", "live", "succeeded"), ("mixed", "dry-run", "succeeded"), ("rollback", "live", "rolled_back"),
 ])
-def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, mode: str, status: str) -> None:
+def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, mode: str,
+                                                      status: str) -> None:
     loaded = load_text(RUNBOOKS[name], str(tmp_path / f"{name}.yaml"))
     seen: list[Runner] = []
-    opts = RunOptions(mode=mode, operator="tester", approvals=frozenset({"change"}), before_finish=seen.append)
+    opts = RunOptions(mode=mode, operator="tester", approvals=frozenset({"change"}),
+                      before_finish=seen.append)
     store = FileStore(tmp_path / "home")
     outcome = start(loaded, {}, opts, _Quiet(), store=store)
     assert outcome.status == status
@@ -187,7 +188,8 @@ def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, 
 def test_replay_rejects_a_reordered_real_log(tmp_path: Path) -> None:
     loaded = load_text(RUNBOOKS["mixed"], str(tmp_path / "mixed.yaml"))
     store = FileStore(tmp_path / "home")
-    outcome = start(loaded, {}, RunOptions(operator="t", approvals=frozenset({"change"})), _Quiet(), store=store)
+    opts = RunOptions(operator="t", approvals=frozenset({"change"}))
+    outcome = start(loaded, {}, opts, _Quiet(), store=store)
     records = [r.to_dict() for r in audit.read(store.log_path(outcome.run_id))[0]]
     started = next(i for i, r in enumerate(records) if r["type"] == "step.started" and r["step"] == "probe")
     records.insert(started, records.pop(started + 1))  # the outcome before the start

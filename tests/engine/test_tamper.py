@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from breakglass.engine import audit
 from breakglass.engine.loader import load_text
 from breakglass.engine.session import RunOptions, start
@@ -52,7 +51,8 @@ def run(bg_home: Path, tmp_path: Path) -> tuple[str, Path, str]:
     """A finished run: its id, its log and its published head."""
     loaded = load_text(RUNBOOK, str(tmp_path / "tamper.yaml"))
     store = FileStore(bg_home)
-    outcome = start(loaded, {}, RunOptions(operator="t", approvals=frozenset({"change"})), _Quiet(), store=store)
+    opts = RunOptions(operator="t", approvals=frozenset({"change"}))
+    outcome = start(loaded, {}, opts, _Quiet(), store=store)
     assert outcome.status == "succeeded"
     path = store.log_path(outcome.run_id)
     assert len(path.read_bytes().splitlines()) >= 10
