@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -64,6 +65,7 @@ class ShellRun(Action):
                 argv, cwd=params.cwd, env={**os.environ, **params.env},
                 stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
         except OSError as exc:
             return ActionResult({"exit_code": None, "argv": argv}, False, f"cannot run {argv[0]}: {exc.strerror}")
@@ -103,6 +105,17 @@ class ShellRun(Action):
 
     def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
         return self.run(params, ctx)
+
+
+def _die_with_parent() -> None:
+    """Linux: the command gets SIGKILL if breakglass itself dies (kill -9, OOM), so nothing keeps changing
+    the world after the engine is gone; the step is then in doubt and the operator decides on resume."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
