@@ -8,7 +8,6 @@ from a worker thread without a running loop, so ``asyncio.run`` here is safe.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
@@ -101,6 +100,7 @@ def _deadline(ctx: ActionContext, worst_case: float) -> float:
 
 async def _bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
     """Run every job, at most ``concurrency`` at once, keeping their order."""
+    import asyncio  # lazily: listing and validating runbooks imports this module
     gate = asyncio.Semaphore(concurrency)
 
     async def one(job: Callable[[], Awaitable[T]]) -> T:
@@ -182,6 +182,7 @@ class DnsAuthoritative(Action):
     Params = DnsAuthoritativeParams
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
+        import asyncio  # lazily: listing and validating runbooks imports this module
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
         source, targets = self._targets(params, deadline)
         if not targets:
@@ -261,6 +262,7 @@ async def _ask_one(
     params: DnsAuthoritativeParams, name: str, label: str, address: str, deadline: float
 ) -> dict[str, Any]:
     """Ask one server for the zone's SOA and for name/type, without recursion (we want its own data)."""
+    import asyncio  # lazily: listing and validating runbooks imports this module
     server = parse_server(address, params.port)
     opts: dict[str, Any] = {
         "timeout": params.timeout,
@@ -337,6 +339,7 @@ class DnsPropagation(Action):
     Params = DnsPropagationParams
 
     def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
+        import asyncio  # lazily: listing and validating runbooks imports this module
         expected_texts = [params.expected] if isinstance(params.expected, str) else list(params.expected)
         expected = self._expected(params.type, expected_texts)
         servers = _parse_servers(params.servers)

@@ -9,7 +9,7 @@ from typing import Any
 
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.loader import LoadedRunbook, load_file, runbook_files, search_dirs
-from breakglass.engine.yamlsource import SourceError, parse
+from breakglass.engine.yamlsource import SourceError, load_header
 
 WIDTH = 80
 
@@ -19,7 +19,7 @@ def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     rows = []
     for f in runbook_files(search_dirs(extra_dirs)):
         try:
-            data = parse(f.read_text(encoding="utf-8"), str(f)).data
+            data = load_header(f.read_text(encoding="utf-8"), str(f))
         except (OSError, UnicodeDecodeError, SourceError):
             data = None
         if not isinstance(data, dict):
@@ -32,24 +32,53 @@ def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def validate_paths(paths: Iterable[str]) -> list[dict[str, Any]]:
-    from breakglass.actions.registry import Registry
+def validate_paths(paths: list[str], use_cache: bool = True) -> list[dict[str, Any]]:
+    """Validate files (directories are searched for runbooks); the shipped ones when no path is given."""
+    from breakglass.engine.validation_cache import ValidationCache
 
     files: list[Path] = []
     for p in paths:
         path = Path(p)
         files += runbook_files([path]) if path.is_dir() else [path]
-    if not files and not list(paths):
+    if not paths:
         files = runbook_files(search_dirs([]))
-    registry = Registry()
-    results = []
-    for f in files:
-        try:
-            load_file(f, registry)
-            results.append({"file": str(f), "ok": True, "problems": []})
-        except RunbookError as exc:
-            results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]})
+    cache = ValidationCache() if use_cache else None
+    results = [_validate_one(f, cache) for f in files]
+    if cache is not None:
+        cache.save()
     return results
+
+
+def _validate_one(f: Path, cache: Any) -> dict[str, Any]:
+    try:
+        content = f.read_bytes()
+    except OSError:
+        content = b""
+    if cache is not None and content and cache.known_valid(f.name, content):
+        return {"file": str(f), "ok": True, "problems": [], "cached": True}
+    from breakglass.actions.registry import BUILTIN
+
+    try:
+        loaded = load_file(f, _registry())
+    except RunbookError as exc:
+        return {"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]}
+    actions = {s.action for s in loaded.runbook.steps} | {s.rollback.action for s in loaded.runbook.steps
+                                                          if s.rollback}
+    if cache is not None and actions <= set(BUILTIN):
+        cache.remember(f.name, content)
+    return {"file": str(f), "ok": True, "problems": []}
+
+
+_REGISTRIES: list[Any] = []
+
+
+def _registry() -> Any:
+    """One registry per process: action classes are imported once however many files are checked."""
+    if not _REGISTRIES:
+        from breakglass.actions.registry import Registry
+
+        _REGISTRIES.append(Registry())
+    return _REGISTRIES[0]
 
 
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:

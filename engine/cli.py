@@ -36,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
+    rich_markup_mode=None,  # plain help: loading rich to format it costs start-up
 )
 audit_app = typer.Typer(help="Verify and show a run's audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -93,12 +94,13 @@ def show(runbook: str, runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -
 @app.command()
 def validate(
     paths: Annotated[list[str] | None, typer.Argument(help="Runbook files or directories.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-check files that validated before.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate runbook files; every problem as file:line:col. Exit 2 when any is invalid."""
     from breakglass.engine.catalog import validate_paths
 
-    results = validate_paths(paths or [])
+    results = validate_paths(paths or [], use_cache=not no_cache)
     if as_json:
         _echo_json(results)
     else:

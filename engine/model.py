@@ -33,7 +33,7 @@ class InputType(StrEnum):
     IP = "ip"
     URL = "url"
     EMAIL = "email"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - the name of a type, not a password
 
 
 class InputSpec(Frozen):
@@ -52,9 +52,11 @@ class InputSpec(Frozen):
 
     @property
     def is_required(self) -> bool:
+        # An input read from `env:` is still required when the variable is unset and there is no default:
+        # a missing TSIG secret must stop the run before it starts, not surface as None mid-run.
         if self.required is not None:
             return self.required
-        return self.default is None and self.env is None
+        return self.default is None
 
 
 class Gate(Frozen):
@@ -62,7 +64,7 @@ class Gate(Frozen):
 
     message: str | None = Field(None, description="What the operator is asked (a template).")
     type_to_confirm: str | None = Field(
-        None, description="A value the operator must type to approve, e.g. '{{ inputs.domain }}' (a template)."
+        None, description="A value the operator must type to approve, e.g. '{{ inputs.domain }}'."
     )
 
 
@@ -89,7 +91,7 @@ class Rollback(Frozen):
 class Step(Frozen):
     """One step of a runbook: an action with its arguments, conditions, gate and failure policy."""
 
-    id: str = Field(pattern=STEP_ID, description="Unique snake_case id; referenced as steps.<id> in templates.")
+    id: str = Field(pattern=STEP_ID, description="Unique snake_case id; steps.<id> in templates.")
     title: str = Field(description="One line shown on the operator's terminal.")
     description: str = Field("", description="Markdown instructions shown to the operator.")
     action: str = Field(description="A registered action's name, e.g. dns.lookup (see `breakglass actions`).")

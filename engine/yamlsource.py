@@ -223,3 +223,22 @@ def parse(text: str, file: str) -> Source:
     if builder.problems:
         raise SourceError(builder.problems)
     return builder.source
+
+
+def load_header(text: str, file: str) -> Any:
+    """Plain data of a document, fast and without positions, for listings (`breakglass list`).
+
+    Still refuses what would crash or stall the parser (size, depth); aliases are shared, not expanded,
+    by the safe loader, so an alias bomb costs nothing here.
+    """
+    if len(text) > MAX_BYTES:
+        raise SourceError([Problem(file, 1, 1, "file too large")])
+    try:
+        _check_depth(text, file)
+        loader = _Loader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        raise SourceError([Problem(file, 1, 1, "invalid YAML")]) from None

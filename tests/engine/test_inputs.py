@@ -130,7 +130,8 @@ def test_env_values_are_checked_and_redacted() -> None:
 def test_required_and_unknown_inputs_reported_together() -> None:
     rb = _runbook({"zone": {"type": "domain"},
                    "token": {"type": "secret", "env": "BG_TOKEN", "required": True},
-                   "hook": {"type": "url", "env": "BG_HOOK"},  # env without default: optional today
+                   "hook": {"type": "url", "env": "BG_HOOK"},  # env without default: still required
+                   "relay": {"type": "url", "env": "BG_RELAY", "required": False},
                    "note": {"type": "string", "required": False}})
     with pytest.raises(InputError) as info:
         resolve(rb, {"zoen": "x"}, {})
@@ -138,9 +139,10 @@ def test_required_and_unknown_inputs_reported_together() -> None:
     assert "unknown input 'zoen'" in text
     assert "input 'zone' is required: pass -i zone=VALUE" in text
     assert "input 'token' is required" in text and "$BG_TOKEN" in text
-    assert "'note'" not in text and "'hook'" not in text
-    assert resolve(rb, {"zone": "example.com"}, {"BG_TOKEN": "t"}) == {
-        "zone": "example.com", "token": "t", "hook": None, "note": None}
+    assert "input 'hook' is required" in text and "$BG_HOOK" in text
+    assert "'note'" not in text and "'relay'" not in text
+    assert resolve(rb, {"zone": "example.com"}, {"BG_TOKEN": "t", "BG_HOOK": "https://hooks.test/x"}) == {
+        "zone": "example.com", "token": "t", "hook": "https://hooks.test/x", "relay": None, "note": None}
 
 
 def test_templated_defaults_render_in_dependency_order() -> None:
