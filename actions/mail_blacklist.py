@@ -16,12 +16,13 @@ import concurrent.futures
 import ipaddress
 from collections.abc import Coroutine
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.spf import parse_resolver
-from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["listed", "not_listed", "refused", "error"]
 T = TypeVar("T")
@@ -75,7 +76,7 @@ def shipped_lists() -> dict[str, ZoneSpec]:
     """The documented default lists in ``data/dnsbl.yaml``, by zone."""
     import yaml
 
-    text = resources.files("breakglass.actions").joinpath("data/dnsbl.yaml").read_text(encoding="utf-8")
+    text = (Path(__file__).parent / "data" / "dnsbl.yaml").read_text(encoding="utf-8")
     specs = [ZoneSpec.model_validate(item) for item in yaml.safe_load(text)["lists"]]
     return {spec.zone: spec for spec in specs}
 

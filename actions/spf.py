@@ -323,7 +323,7 @@ class Evaluation:
             "v": "in-addr" if self.ip.version == 4 else "ip6",
         }
         if letter == "p":
-            return self._validated_name(domain) or "unknown"
+            return self._validated_name(domain, any_name=True) or "unknown"
         return simple[letter]
 
     def target(self, term: Term, domain: str) -> str:
@@ -468,28 +468,32 @@ class Evaluation:
                 return True
         return False
 
-    def _validated_name(self, target: str) -> str | None:
-        """RFC 7208 5.5: a PTR name of the IP whose A/AAAA leads back to it, within ``target``."""
-        try:
-            names = [
-                r.target.to_text(omit_final_dot=True) for r in self.dns.query(self.ip.reverse_pointer, "PTR")
-            ]
-        except TempError:
-            return None  # 5.5: a failed reverse lookup means no match, not a temperror
-        validated = []
-        for name in names[:MX_PTR_LIMIT]:
-            try:
-                if str(self.ip) in {
-                    str(ipaddress.ip_address(a)) for a in self.dns.addresses(name, self.ip.version)
-                }:
-                    validated.append(name)
-            except TempError:
-                continue
+    def _validated_name(self, target: str, any_name: bool = False) -> str | None:
+        """RFC 7208 5.5: a PTR name of the IP whose A/AAAA leads back to it, within ``target``.
+
+        With ``any_name`` (the %{p} macro, RFC 7208 7.3) a name outside ``target`` does too, as a fallback.
+        """
+        validated = self._validated_names()
         target = target.lower()
-        for name in validated:
-            if name.lower() == target or name.lower().endswith("." + target):
-                return name
-        return None
+        inside = [n for n in validated if n.lower() == target or n.lower().endswith("." + target)]
+        if inside:
+            return inside[0]
+        return validated[0] if any_name and validated else None
+
+    def _validated_names(self) -> list[str]:
+        try:
+            records = self.dns.query(self.ip.reverse_pointer, "PTR")
+        except TempError:
+            return []  # 5.5: a failed reverse lookup means no match, not a temperror
+        validated = []
+        for name in [r.target.to_text(omit_final_dot=True) for r in records][:MX_PTR_LIMIT]:
+            try:
+                forward = {ipaddress.ip_address(a) for a in self.dns.addresses(name, self.ip.version)}
+            except TempError:
+                continue  # 5.5: a name whose lookup fails is skipped
+            if self.ip in forward:
+                validated.append(name)
+        return validated
 
 
 def valid_domain(domain: str) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from breakglass.engine.cli import (
     ApproveOpt,
     GateTimeoutOpt,

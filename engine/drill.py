@@ -26,6 +26,7 @@ order is the default. The file format::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import socket
@@ -179,7 +180,7 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
     for key in ("inputs", "steps", "expect"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             problems.append(src.problem((key,), f"'{key}' must be a mapping"))
-    steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+    steps: dict[str, Any] = data["steps"] if isinstance(data.get("steps"), dict) else {}
     for sid, spec in steps.items():
         if spec is not None and not isinstance(spec, dict):
             problems.append(src.problem(("steps", sid), f"step '{sid}' must be a mapping"))
@@ -196,7 +197,7 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
         outputs = (spec or {}).get("outputs")
         if outputs is not None and (not isinstance(outputs, list) or not outputs):
             problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
-    expect = data.get("expect") if isinstance(data.get("expect"), dict) else {}
+    expect: dict[str, Any] = data["expect"] if isinstance(data.get("expect"), dict) else {}
     for sid, status in (expect.get("steps") or {}).items():
         if status not in STEP_STATUSES:
             problems.append(src.problem(("expect", "steps", sid), f"unknown step status '{status}'"))
@@ -352,18 +353,20 @@ def no_network() -> Iterator[None]:
         return 1
 
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo, real_sendto = socket.getaddrinfo, socket.socket.sendto
-    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
-    socket.socket.sendto = refuse  # type: ignore[method-assign,assignment]
-    socket.getaddrinfo = refuse  # type: ignore[assignment]
+    patches: list[tuple[Any, str, Any]] = [
+        (socket.socket, "connect", guarded_connect),
+        (socket.socket, "connect_ex", guarded_connect_ex),
+        (socket.socket, "sendto", refuse),
+        (socket, "getaddrinfo", refuse),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
-        socket.socket.sendto = real_sendto  # type: ignore[method-assign]
-        socket.getaddrinfo = real_getaddrinfo
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 # --- grading ---------------------------------------------------------------------------------------------
@@ -532,4 +535,21 @@ def run_drill(
     for key, value in drill_options(scenario).items():
         setattr(opts, key, value)
     with no_network():
-        return start(loaded, {**scenario.inputs, **given}, opts, reporter, store)
+        return start(without_waits(loaded), {**scenario.inputs, **given}, opts, reporter, store)
+
+
+def without_waits(loaded: Any) -> Any:
+    """The runbook with every retry delay cut to zero: a drill simulates time, it does not spend it.
+
+    The recorded runbook (path, text, sha256) stays the file's; only the in-memory policy changes.
+    """
+    from breakglass.engine.runner import DEFAULT_UNTIL_RETRY
+
+    steps = []
+    for step in loaded.runbook.steps:
+        if step.retries is not None or step.until is not None:
+            policy = step.retries or DEFAULT_UNTIL_RETRY
+            instant = policy.model_copy(update={"delay": 0.0, "max_delay": 0.0})
+            step = step.model_copy(update={"retries": instant})
+        steps.append(step)
+    return dataclasses.replace(loaded, runbook=loaded.runbook.model_copy(update={"steps": steps}))

@@ -204,9 +204,9 @@ def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> d
     for sid, title, action in _runbook_steps(str((started.get("runbook") or {}).get("text") or "")):
         rows.setdefault(sid, StepRow(sid, title, action))
     for rec in records:
-        sid = rec.get("step")
-        if sid and rec["type"].startswith(("step.", "rollback.")) and str(sid) not in rows:
-            rows[str(sid)] = StepRow(str(sid))
+        named = rec.get("step")
+        if named and rec["type"].startswith(("step.", "rollback.")) and str(named) not in rows:
+            rows[str(named)] = StepRow(str(named))
     return rows
 
 
@@ -404,7 +404,7 @@ def _finish(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The run.finished that closes the latest start or resume, if any."""
     for rec in reversed(records):
         if rec["type"] == "run.finished":
-            return rec
+            return dict(rec)
         if rec["type"] in ("run.started", "run.resumed"):
             return None
     return None
@@ -453,9 +453,9 @@ def _mitigated(records: list[dict[str, Any]], first: str) -> float | None:
 def _at_step(state: RunState) -> str:
     for sid in state.step_ids:
         if str(state.steps[sid].status) in ("running", "applying"):
-            return sid
+            return str(sid)
     i = state.next_index()
-    return state.step_ids[i] if i < len(state.step_ids) else "(end)"
+    return str(state.step_ids[i]) if i < len(state.step_ids) else "(end)"
 
 
 def _counts(rows: Any) -> dict[str, int]:

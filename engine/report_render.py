@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine.report import Report, fmt_seconds, fmt_ts
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
+
+from breakglass.engine.report import Report, fmt_seconds, fmt_ts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
@@ -80,8 +81,16 @@ def timeline_data(report: Report) -> dict[str, Any]:
     """What the HTML page's script draws: one lane per step that ran, gate waits in the lane of their step."""
     by_step: dict[str, list[dict[str, Any]]] = {}
     for g in report.gates:
-        by_step.setdefault(g.step, []).append({"gate": g.gate, "start": g.asked_s, "end": g.decided_s,
-                                               "approved": g.approved, "by": g.by, "how": g.how})
+        by_step.setdefault(g.step, []).append(
+            {
+                "gate": g.gate,
+                "start": g.asked_s,
+                "end": g.decided_s,
+                "approved": g.approved,
+                "by": g.by,
+                "how": g.how,
+            }
+        )
     lanes = []
     for row in report.steps:
         if row.start_s is None:

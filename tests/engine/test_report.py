@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
 from breakglass.engine import drill
 from breakglass.engine.cli import app
 from breakglass.engine.console import JsonReporter
@@ -24,7 +26,6 @@ from breakglass.engine.report import Report, from_store
 from breakglass.engine.report_render import render
 from breakglass.engine.session import RunOptions, start
 from breakglass.engine.store import FileStore
-from typer.testing import CliRunner
 
 HERE = Path(__file__).parent
 RUNBOOK = HERE / "report_case" / "report-demo.yaml"

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from breakglass.engine import drill
 from breakglass.engine.console import JsonReporter
 from breakglass.engine.gates import Terminal

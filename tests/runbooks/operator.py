@@ -126,7 +126,8 @@ class Operator:
                 elif index == 6:
                     child.sendline("")
                 else:
-                    child.sendline(self.answers[questions[index - 7]])
+                    answer = self.answers[questions[index - 7]]
+                    child.sendline(answer() if callable(answer) else answer)
         finally:
             self.transcript = (child.before or "") if isinstance(child.before, str) else ""
             child.close()
