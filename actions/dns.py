@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
+from pydantic import Field
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.dns_common import (
     QueryOutcome,
@@ -25,7 +27,6 @@ from breakglass.actions.dns_common import (
     system_nameservers,
 )
 from breakglass.engine.errors import ActionError
-from pydantic import Field
 
 T = TypeVar("T")
 

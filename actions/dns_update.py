@@ -15,10 +15,11 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from pydantic import Field
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from breakglass.actions.dns_common import RecordType, ServerAddress, parse_rdata, parse_server, query
 from breakglass.engine.errors import ActionError
-from pydantic import Field
 
 DEFAULT_TTL = 300
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pydantic import Field
+
 from breakglass.actions import epp_status, rdap, whois
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
-from pydantic import Field
 
 if TYPE_CHECKING:
     import httpx

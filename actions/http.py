@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field, field_validator, model_validator
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
-from pydantic import Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     import httpx

@@ -11,9 +11,10 @@ import ssl
 import time
 from typing import Any, Literal
 
+from pydantic import Field
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
-from pydantic import Field
 
 
 class NotifyWebhookParams(Params):

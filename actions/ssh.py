@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import Field
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Plan
 from breakglass.actions.ssh_session import (
     ExecOutcome,
@@ -32,7 +34,6 @@ from breakglass.actions.ssh_transfer import (
     remote_digests,
     verify,
 )
-from pydantic import Field
 
 if TYPE_CHECKING:
     import paramiko

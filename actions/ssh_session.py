@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from breakglass.actions.base import Params
 from breakglass.actions.ssh_hostkeys import (
     HostKeyRefused,
@@ -22,7 +24,6 @@ from breakglass.actions.ssh_hostkeys import (
     fingerprint,
     refusing_policy,
 )
-from pydantic import Field
 
 if TYPE_CHECKING:
     import paramiko

@@ -19,6 +19,7 @@ from typing import Any
 
 import dns.message
 import dns.rrset
+
 from breakglass.actions.base import ActionContext
 from breakglass.actions.dns import DnsLookup, DnsPropagation
 

@@ -147,8 +147,7 @@ def read(path: Path) -> tuple[list[AuditRecord], int | None]:
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
         with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                yield lineno, raw
+            yield from enumerate(f, 1)
     except FileNotFoundError:
         return
 

@@ -6,6 +6,7 @@ Heavy modules (pydantic, Jinja2, actions) are imported inside commands so ``--he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -226,7 +227,8 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Resume a stopped run from its audit log: verified, then on from the first step not completed."""
-    from breakglass.engine.session import load_stored, resume as resume_run
+    from breakglass.engine.session import load_stored
+    from breakglass.engine.session import resume as resume_run
 
     if in_doubt not in ("ask", "rerun", "done"):
         raise InputError("--in-doubt takes ask, rerun or done")
@@ -234,12 +236,18 @@ def resume(
     stored = load_stored(store, run_id)
     mode = str(stored.started.get("mode", "live"))
     extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed}
+    given = _parse_inputs(input_, None)
+    fence: Any = contextlib.nullcontext()
     if mode == "drill":
-        from breakglass.engine.drill import drill_options_for_resume
+        from breakglass.engine.drill import drill_options_for_resume, no_network
 
-        extra.update(drill_options_for_resume(stored))
+        drill = drill_options_for_resume(stored)
+        given = {**drill.pop("inputs", {}), **given}  # the scenario's (fake) secrets were never recorded
+        extra.update(drill)
+        fence = no_network()
     opts = _options(mode, operator, approve, yes, gate_timeout, **extra)
-    outcome = resume_run(store, stored.run_id, _parse_inputs(input_, None), opts, _reporter(as_json))
+    with fence:
+        outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json))
     raise typer.Exit(outcome.exit_code)
 
 

@@ -26,190 +26,31 @@ order is the default. The file format::
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
 from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.scenario import (  # re-exported: the drill's public API
+    ANSWER_KEYS,
+    Expectation,
+    Scenario,
+    find_scenario,
+    load_scenario,
+    scenario_files,
+    scenario_name,
+)
 from breakglass.engine.world import LiveWorld
+
+__all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_scenario", "run_drill",
+           "scenario_files", "scenario_name"]
 
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
 LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
-ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
-STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
-TOP_KEYS = frozenset({"title", "description", "inputs", "steps", "expect"})
-STEP_STATUSES = frozenset(
-    {
-        "succeeded",
-        "failed",
-        "skipped",
-        "planned",
-        "rolled_back",
-        "rollback_failed",
-        "pending",
-        "running",
-        "applying",
-    }
-)
-OUTCOMES = frozenset({"succeeded", "failed", "refused", "rolled_back", "interrupted", "aborted"})
-_ORDER_PREFIX = re.compile(r"^\d+-")
-
-
-# --- scenarios -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """The graded path: step statuses, gate decisions and the run's outcome."""
-
-    steps: dict[str, str] = field(default_factory=dict)
-    gates: dict[str, str] = field(default_factory=dict)
-    outcome: str | None = None
-
-    @property
-    def total(self) -> int:
-        return len(self.steps) + len(self.gates) + (1 if self.outcome else 0)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    path: str
-    sha256: str
-    title: str
-    description: str
-    inputs: dict[str, Any]
-    steps: dict[str, dict[str, Any]]
-    expect: Expectation
-
-
-def scenario_name(path: Path) -> str:
-    """``01-client-hold.yaml`` → ``client-hold``."""
-    return _ORDER_PREFIX.sub("", path.stem)
-
-
-def scenario_dir(runbook_path: str, runbook_id: str) -> Path:
-    return Path(runbook_path).resolve().parent / "scenarios" / runbook_id
-
-
-def scenario_files(runbook_path: str, runbook_id: str) -> list[Path]:
-    folder = scenario_dir(runbook_path, runbook_id)
-    if not folder.is_dir():
-        return []
-    return sorted(f for f in folder.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
-
-
-def find_scenario(runbook_path: str, runbook_id: str, name: str | None) -> Path:
-    """A scenario by name, file stem or path; with no name, the runbook's first scenario."""
-    if name and (name.endswith((".yaml", ".yml")) or "/" in name):
-        if Path(name).is_file():
-            return Path(name)
-        raise RunbookError([Problem(name, 1, 1, "no such scenario file")])
-    files = scenario_files(runbook_path, runbook_id)
-    if not files:
-        where = scenario_dir(runbook_path, runbook_id)
-        raise RunbookError(
-            [
-                Problem(
-                    runbook_path,
-                    1,
-                    1,
-                    f"runbook '{runbook_id}' has no drill scenarios "
-                    f"(looked in {where}); write one, or pass --scenario FILE",
-                )
-            ]
-        )
-    if name is None:
-        return files[0]
-    for f in files:
-        if name in (scenario_name(f), f.stem):
-            return f
-    known = ", ".join(scenario_name(f) for f in files)
-    raise RunbookError(
-        [Problem(runbook_path, 1, 1, f"runbook '{runbook_id}' has no scenario '{name}'; it has: {known}")]
-    )
-
-
-def load_scenario(path: Path) -> Scenario:
-    """Parse and check a scenario file; every problem is reported as file:line:col."""
-    from breakglass.engine.loader import read_text
-    from breakglass.engine.yamlsource import SourceError, parse
-
-    text = read_text(path)
-    try:
-        src = parse(text, str(path))
-    except SourceError as exc:
-        raise RunbookError(exc.problems) from None
-    data = src.data if isinstance(src.data, dict) else None
-    if data is None:
-        raise RunbookError([src.problem((), "a scenario is a mapping with title, steps and expect")])
-    problems = _check(data, src)
-    if problems:
-        raise RunbookError(problems)
-    expect = data.get("expect") or {}
-    return Scenario(
-        name=scenario_name(path),
-        path=str(path.resolve()),
-        sha256=hashlib.sha256(text.encode()).hexdigest(),
-        title=str(data.get("title", scenario_name(path))),
-        description=str(data.get("description", "")),
-        inputs=dict(data.get("inputs") or {}),
-        steps={str(k): dict(v or {}) for k, v in (data.get("steps") or {}).items()},
-        expect=Expectation(
-            dict(expect.get("steps") or {}), dict(expect.get("gates") or {}), expect.get("outcome")
-        ),
-    )
-
-
-def _check(data: dict[str, Any], src: Any) -> list[Problem]:
-    problems = [
-        src.problem(
-            (k,), f"unknown key '{k}' in a scenario; allowed: {', '.join(sorted(TOP_KEYS))}", key=True
-        )
-        for k in data
-        if k not in TOP_KEYS
-    ]
-    for key in ("inputs", "steps", "expect"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            problems.append(src.problem((key,), f"'{key}' must be a mapping"))
-    steps: dict[str, Any] = data["steps"] if isinstance(data.get("steps"), dict) else {}
-    for sid, spec in steps.items():
-        if spec is not None and not isinstance(spec, dict):
-            problems.append(src.problem(("steps", sid), f"step '{sid}' must be a mapping"))
-            continue
-        for k in spec or {}:
-            if k not in STEP_KEYS:
-                problems.append(
-                    src.problem(
-                        ("steps", sid, k),
-                        f"unknown key '{k}' for step '{sid}'; allowed: {', '.join(sorted(STEP_KEYS))}",
-                        key=True,
-                    )
-                )
-        outputs = (spec or {}).get("outputs")
-        if outputs is not None and (not isinstance(outputs, list) or not outputs):
-            problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
-    expect: dict[str, Any] = data["expect"] if isinstance(data.get("expect"), dict) else {}
-    for sid, status in (expect.get("steps") or {}).items():
-        if status not in STEP_STATUSES:
-            problems.append(src.problem(("expect", "steps", sid), f"unknown step status '{status}'"))
-    for gid, decision in (expect.get("gates") or {}).items():
-        if decision not in ("approved", "denied"):
-            problems.append(
-                src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'")
-            )
-    if expect.get("outcome") is not None and expect["outcome"] not in OUTCOMES:
-        problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))
-    return problems
-
 
 # --- the simulated world ---------------------------------------------------------------------------------
 
@@ -226,8 +67,13 @@ class SimulatedWorld:
         self.applied: set[str] = set()
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
+        self.waited = 0.0
 
     # World protocol ------------------------------------------------------------------------------------
+
+    def wait(self, seconds: float) -> None:
+        """Retry delays are simulated time: counted, never slept."""
+        self.waited += seconds
 
     def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
         if self._is_rollback(step_id, action):
@@ -523,7 +369,7 @@ def drill_options_for_resume(stored: Any) -> dict[str, Any]:
         )
     world = SimulatedWorld(scenario)
     world.replay(stored.records)
-    return {"world": world, "before_finish": grader(scenario, world)}
+    return {"world": world, "before_finish": grader(scenario, world), "inputs": dict(scenario.inputs)}
 
 
 def run_drill(
@@ -535,21 +381,5 @@ def run_drill(
     for key, value in drill_options(scenario).items():
         setattr(opts, key, value)
     with no_network():
-        return start(without_waits(loaded), {**scenario.inputs, **given}, opts, reporter, store)
+        return start(loaded, {**scenario.inputs, **given}, opts, reporter, store)
 
-
-def without_waits(loaded: Any) -> Any:
-    """The runbook with every retry delay cut to zero: a drill simulates time, it does not spend it.
-
-    The recorded runbook (path, text, sha256) stays the file's; only the in-memory policy changes.
-    """
-    from breakglass.engine.runner import DEFAULT_UNTIL_RETRY
-
-    steps = []
-    for step in loaded.runbook.steps:
-        if step.retries is not None or step.until is not None:
-            policy = step.retries or DEFAULT_UNTIL_RETRY
-            instant = policy.model_copy(update={"delay": 0.0, "max_delay": 0.0})
-            step = step.model_copy(update={"retries": instant})
-        steps.append(step)
-    return dataclasses.replace(loaded, runbook=loaded.runbook.model_copy(update={"steps": steps}))

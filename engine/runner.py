@@ -265,7 +265,7 @@ class Runner:
                 return ActionResult(result.output, False, reason, result.secrets), attempt
             self.record("step.retried", {"step": step.id, "attempt": attempt, "reason": reason,
                                          "delay": round(delay, 3)}, sync=False)
-            time.sleep(delay)
+            self.world.wait(delay)
             delay = min(delay * policy.backoff, policy.max_delay)
         raise AssertionError("unreachable: Retry.attempts is at least 1")
 
@@ -354,7 +354,8 @@ class Runner:
         except (BreakglassError, ValueError) as exc:
             result = ActionResult({}, False, _one_line(exc))
         kind = "rollback.succeeded" if result.ok else "rollback.failed"
-        self.record(kind, {"step": step.id, "output": dict(result.output), "error": "" if result.ok else result.message})
+        error = "" if result.ok else result.message
+        self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})
 
 
 def _declares_secrets(registry: Registry, name: str) -> bool:

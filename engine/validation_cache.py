@@ -1,8 +1,9 @@
 """Remembers runbook files that validated cleanly, so `breakglass validate` in an editor loop or a
 pre-commit hook does not pay for pydantic and Jinja2 on every unchanged file.
 
-An entry is the SHA-256 of the file's name and bytes (the id must equal the name) together with a fingerprint of the code that judged it (every
-module of breakglass.engine and breakglass.actions, by name, size and mtime). Any edit to the runbook or
+An entry is the SHA-256 of the file's name and bytes (the id must equal the name) together with a
+fingerprint of the code that judged it (every module of breakglass.engine and breakglass.actions, by name,
+size and mtime). Any edit to the runbook or
 to breakglass makes the entry miss. Only runbooks whose actions are all built in are remembered: a plugin
 can change without breakglass noticing. Only successes are stored; a broken file is always re-checked so
 its problems are printed.

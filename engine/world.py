@@ -5,6 +5,7 @@ Keeping this one seam is what makes a dry-run and a drill walk exactly the same 
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
@@ -14,6 +15,7 @@ class World(Protocol):
     def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult: ...
     def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan: ...
     def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult: ...
+    def wait(self, seconds: float) -> None: ...
 
 
 class LiveWorld:
@@ -27,3 +29,7 @@ class LiveWorld:
 
     def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
         return action.apply(params, ctx, plan)
+
+    def wait(self, seconds: float) -> None:
+        """The pause between retries; Ctrl-C interrupts it."""
+        time.sleep(seconds)

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from breakglass.actions.base import ActionContext
 from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
 from breakglass.actions.dns_common import ServerAddress, parse_server
 from breakglass.actions.registry import BUILTIN, Registry
 from breakglass.engine.errors import ActionError
-
 from tests.lab import free_tcp_udp_port
 from tests.lab.bind import BindServer, bind_module_factory, ipv6_loopback_available, zone_text  # noqa: F401
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from breakglass.actions.base import ActionContext, ActionResult, Plan
 from breakglass.actions.dns import DnsLookup
 from breakglass.actions.dns_update import DnsUpdate, TsigCredentials
 from breakglass.engine.errors import ActionError
-
 from tests.lab.bind import BindServer, TsigKey, bind_factory, zone_text  # noqa: F401
 
 ZONE = "example.test."

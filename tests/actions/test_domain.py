@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakglass.actions import epp_status, rdap
 from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.domain import DomainStatus, DomainStatusParams, ExpiryAuditParams
-
 from tests.lab.rdap import RdapServer, Reply, error_object, rdap_server
 from tests.lab.whois import WhoisServer, whois_server
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from breakglass.actions.base import ActionContext, ActionResult, Effect
-from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
 from pydantic import ValidationError
 
+from breakglass.actions.base import ActionContext, ActionResult, Effect
+from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
 from tests.lab.https import CA_NAME, EXPIRED, WWW, WebLab, web
 
 __all__ = ["web"]  # the fixture is used by name

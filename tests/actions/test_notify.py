@@ -6,7 +6,6 @@ import json
 
 from breakglass.actions.base import ActionContext, Effect
 from breakglass.actions.notify import NotifyWebhook
-
 from tests.lab.https import WebLab, web
 
 __all__ = ["web"]  # the fixture is used by name

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakglass.actions.base import ActionContext, ActionResult, Effect
 from breakglass.actions.ssh import SshDownload, SshRun, SshUpload
-
 from tests.lab.sshd import SshServer, keygen, known_hosts_line, sshd
 
 __all__ = ["sshd"]  # the fixture is used by name

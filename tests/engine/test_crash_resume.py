@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakglass.engine import audit
 from breakglass.engine.machine import replay
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakglass.engine import audit
 from breakglass.engine.errors import AuditError
 from breakglass.engine.loader import load_text

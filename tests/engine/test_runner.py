@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakglass.engine import audit
 from breakglass.engine.loader import load_text
 from breakglass.engine.runner import RunOutcome

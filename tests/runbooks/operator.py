@@ -120,7 +120,7 @@ class Operator:
                 elif index == 3:
                     child.sendline(self.gates.get(gate, "yes"))
                 elif index == 4:
-                    child.sendline("abort")
+                    child.sendline("skip" if self.gates.get(gate) == "skip" else "abort")
                 elif index == 5:
                     child.sendline("y")
                 elif index == 6:

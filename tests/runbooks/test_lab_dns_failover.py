@@ -7,8 +7,6 @@ switch gate is open, the post-switch check fails, and the zone serves the origin
 
 from __future__ import annotations
 
-import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,27 +15,12 @@ import pytest
 
 from tests.lab import free_port
 from tests.lab.bind import BindServer, TsigKey, bind_factory, zone_text  # noqa: F401  (fixture)
-from tests.lab.https import WWW, LabHandler, LabServer, make_pki
+from tests.lab.https import WWW, make_pki
+from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
 
 ZONE = "example.test."
 PRIMARY_IP, STANDBY_IP = "192.0.2.10", "198.51.100.7"  # data in the zone only: nothing connects to them
-
-
-def serve(cert: tuple[Path, Path] | None) -> LabServer:
-    server = LabServer(("127.0.0.1", 0), LabHandler)
-    server.received = []
-    if cert is not None:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*cert)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
-
-
-def stop(server: LabServer) -> None:
-    server.shutdown()
-    server.server_close()
 
 
 class Lab:
@@ -51,10 +34,7 @@ class Lab:
 
     def close(self) -> None:
         for server in (self.standby, self.hooks):
-            try:
-                stop(server)
-            except OSError:
-                pass
+            stop(server)
 
     def inputs(self) -> dict[str, Any]:
         port = self.standby.server_address[1]
@@ -77,7 +57,7 @@ class Lab:
             "low_ttl": 60,
             "ttl_wait_max": 0,
             "resolvers": [self.bind.address],
-            "webhook_url": f"http://127.0.0.1:{self.hooks.server_address[1]}/services/T0/B0/lab-secret",
+            "webhook_url": hook_url(self.hooks),
         }
 
     def env(self, home: Path) -> dict[str, str]:

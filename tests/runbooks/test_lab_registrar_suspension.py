@@ -9,7 +9,6 @@ skipped.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.lab.bind import BindServer, bind_factory, zone_text  # noqa: F401  (fixture)
-from tests.lab.https import LabHandler, LabServer
 from tests.lab.rdap import RdapServer, Reply, rdap_server, synthetic_domain  # noqa: F401  (fixture)
+from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
 
 DOMAIN = "example.test"
@@ -35,13 +34,10 @@ class Lab:
         held = synthetic_domain(DOMAIN, "2026-03-14T04:00:00Z", ["client hold", "client transfer prohibited"])
         released = synthetic_domain(DOMAIN, "2026-03-14T04:00:00Z", ["client transfer prohibited"])
         rdap.routes[f"/rdap/domain/{DOMAIN}"] = [Reply(body=held), Reply(body=released)]
-        self.hooks = LabServer(("127.0.0.1", 0), LabHandler)
-        self.hooks.received = []
-        threading.Thread(target=self.hooks.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.hooks = serve()
 
     def close(self) -> None:
-        self.hooks.shutdown()
-        self.hooks.server_close()
+        stop(self.hooks)
 
     def inputs(self) -> dict[str, Any]:
         return {
@@ -53,7 +49,7 @@ class Lab:
             "rdap_url": f"{self.rdap.base}/rdap/",
             "blocklists": [{"zone": "dbl.test", "name": "Lab DBL", "kind": "domain"}],
             "dnsbl_resolver": self.tld.address,
-            "webhook_url": f"http://127.0.0.1:{self.hooks.server_address[1]}/services/T0/B0/lab",
+            "webhook_url": hook_url(self.hooks),
         }
 
     def registry_lifts_the_hold(self) -> str:
