@@ -15,6 +15,8 @@ import base64
 import ipaddress
 from typing import Any
 
+from pydantic import Field
+
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.spf import (
     LOOKUP_LIMIT,
@@ -25,7 +27,6 @@ from breakglass.actions.spf import (
     is_spf,
     parse_record,
 )
-from pydantic import Field
 
 
 class MailAuthRecordsParams(Params):
@@ -122,17 +123,13 @@ def spf_report(dns: DnsClient, domain: str) -> dict[str, Any]:
     counter = LookupCounter(dns)
     try:
         counter.walk(domain, records[0], depth=0)
-    except SpfError as exc:
-        return {**report, "status": "permerror", "error": str(exc), "lookups": counter.lookups}
+    except SpfError as exc:  # PermError (a broken include) or TempError (an include that does not answer)
+        return {**report, "status": exc.result, "error": str(exc), "lookups": counter.lookups}
     flags = counter.flags + _all_flags(records[0])
     if counter.lookups > LOOKUP_LIMIT:
-        flags.append(
-            f"{counter.lookups} DNS lookups, over the limit of {LOOKUP_LIMIT}: permerror (RFC 7208 4.6.4)"
-        )
+        flags.append(f"{counter.lookups} DNS lookups, over the limit of {LOOKUP_LIMIT}: permerror (RFC 7208 4.6.4)")
     if counter.voids > VOID_LIMIT:
-        flags.append(
-            f"{counter.voids} void lookups, over the limit of {VOID_LIMIT}: permerror (RFC 7208 4.6.4)"
-        )
+        flags.append(f"{counter.voids} void lookups, over the limit of {VOID_LIMIT}: permerror (RFC 7208 4.6.4)")
     status = "permerror" if counter.lookups > LOOKUP_LIMIT or counter.voids > VOID_LIMIT else "ok"
     return {
         **report,
@@ -148,9 +145,7 @@ def _all_flags(record: str) -> list[str]:
     words = [w.lower() for w in record.split()[1:]]
     if "+all" in words or "all" in words:
         return ["+all: every host on the internet passes SPF for this domain"]
-    if not any(w.lstrip("+-~?") == "all" for w in words) and not any(
-        w.startswith("redirect=") for w in words
-    ):
+    if not any(w.lstrip("+-~?") == "all" for w in words) and not any(w.startswith("redirect=") for w in words):
         return ["no 'all' and no redirect: unmatched senders get neutral"]
     return []
 
@@ -372,6 +367,4 @@ class MailSpfCheck(Action):
             helo = check_host(dns, params.ip, "", params.helo)
             output["helo"] = {"result": helo.result, "mechanism": helo.mechanism, "reason": helo.reason}
         decided = f" by {result.mechanism}" if result.mechanism else ""
-        return ActionResult(
-            output, message=f"SPF {result.result} for {params.ip} at {result.domain}{decided}"
-        )
+        return ActionResult(output, message=f"SPF {result.result} for {params.ip} at {result.domain}{decided}")

@@ -87,8 +87,7 @@ def select_zones(zones: list[str | ZoneSpec] | None) -> list[ZoneSpec]:
     if zones is None:
         return list(known.values())
     return [
-        z if isinstance(z, ZoneSpec) else known.get(z.lower().rstrip("."), ZoneSpec(zone=z.rstrip(".")))
-        for z in zones
+        z if isinstance(z, ZoneSpec) else known.get(z.lower().rstrip("."), ZoneSpec(zone=z.rstrip("."))) for z in zones
     ]
 
 
@@ -236,9 +235,7 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     listed = [r for r in rows if r["status"] == "listed"]
-    counts = {
-        s: sum(1 for r in rows if r["status"] == s) for s in ("listed", "not_listed", "refused", "error")
-    }
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("listed", "not_listed", "refused", "error")}
     return {
         "listed_count": counts["listed"],
         "listed_on": sorted({r["zone"] for r in listed}),
@@ -259,9 +256,7 @@ class MailBlacklist(Action):
         timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout
         specs = select_zones(params.zones)
         rows, skipped = run_coroutine(
-            check_all(
-                params.targets, specs, params.resolver, min(timeout, params.timeout), params.concurrency
-            )
+            check_all(params.targets, specs, params.resolver, min(timeout, params.timeout), params.concurrency)
         )
         summary = summarize(rows)
         output = {"results": rows, "skipped": skipped, **summary}

@@ -19,8 +19,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, TypeVar
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from pydantic import Field, model_validator
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 
 T = TypeVar("T")
 
@@ -116,9 +117,7 @@ class Probe:
         return self.report
 
     def _converse(self, message: EmailMessage | None) -> None:
-        sock = self.stage(
-            "connect", lambda: socket.create_connection((self.address, self.port), self.params.timeout)
-        )
+        sock = self.stage("connect", lambda: socket.create_connection((self.address, self.port), self.params.timeout))
         self.smtp.sock, self.smtp.file, self.smtp._host = sock, None, self.host  # type: ignore[attr-defined]
         self.report["banner"] = self.stage(
             "banner", lambda: self.expect("banner", self.smtp.getreply(), range(220, 221))
@@ -133,9 +132,7 @@ class Probe:
 
     def _ehlo(self, stage: str = "ehlo") -> None:
         self.smtp.ehlo_resp = None
-        text = self.stage(
-            stage, lambda: self.expect(stage, self.smtp.ehlo(self.params.helo_name), range(250, 251))
-        )
+        text = self.stage(stage, lambda: self.expect(stage, self.smtp.ehlo(self.params.helo_name), range(250, 251)))
         self.report[stage] = {
             "text": text.splitlines()[0] if text else "",
             "extensions": sorted(self.smtp.esmtp_features),
@@ -144,9 +141,7 @@ class Probe:
     def _starttls(self) -> None:
         context = tls_context(self.params.verify_tls, self.params.ca_file)
         self.stage("starttls", lambda: self.expect("starttls", self.smtp.docmd("STARTTLS"), range(220, 221)))
-        tls_sock = self.stage(
-            "tls_handshake", lambda: context.wrap_socket(self.smtp.sock, server_hostname=self.host)
-        )
+        tls_sock = self.stage("tls_handshake", lambda: context.wrap_socket(self.smtp.sock, server_hostname=self.host))
         self.smtp.sock, self.smtp.file = tls_sock, None
         self.report["tls"] = {
             "version": tls_sock.version(),
@@ -244,13 +239,13 @@ def _addresses(dns: Any, name: str) -> list[str]:
     return dns.addresses(name, 4) + dns.addresses(name, 6)
 
 
-def build_message(params: SmtpProbeParams, ctx: ActionContext) -> EmailMessage:
+def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str | None = None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = params.mail_from or f"postmaster@{params.helo_name}"
     message["To"] = params.send_to
     message["Subject"] = f"{params.subject} ({ctx.run_id}/{ctx.step_id})"
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=params.helo_name)
+    message["Message-ID"] = message_id or make_msgid(domain=params.helo_name)
     message.set_content(
         f"Test message sent by breakglass run {ctx.run_id}, step {ctx.step_id}, operator {ctx.operator}.\n"
         "It checks that this mailbox receives mail; no reply is needed.\n"
@@ -282,8 +277,7 @@ def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult
         return ActionResult(
             output,
             ok=False,
-            message=f"SMTP to {where} failed at {final['failed_stage']}: "
-            f"{final['code'] or ''} {final['text']}".strip(),
+            message=f"SMTP to {where} failed at {final['failed_stage']}: {final['code'] or ''} {final['text']}".strip(),
         )
     return ActionResult(output, message=f"SMTP {final['host']}:{final['port']} answered every stage")
 
@@ -307,6 +301,7 @@ class SmtpProbe(Action):
         message = build_message(params, ctx)
         via = params.host or f"MX of {params.domain}"
         change = {
+            "message_id": message["Message-ID"],
             "action": "send_message",
             "via": via,
             "from": message["From"],
@@ -314,8 +309,14 @@ class SmtpProbe(Action):
             "subject": message["Subject"],
             "body": message.get_content(),
         }
-        return Plan(summary=f"send a test message to {params.send_to} via {via}", changes=[change])
+        # apply sends the very message shown here: same Message-ID, so the audit and the mailbox agree.
+        return Plan(
+            summary=f"send a test message to {params.send_to} via {via}",
+            changes=[change],
+            state={"message_id": message["Message-ID"]},
+        )
 
     def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
         assert isinstance(params, SmtpProbeParams)
-        return probe(params, build_message(params, ctx) if params.send_to else None)
+        message_id = plan.state.get("message_id")
+        return probe(params, build_message(params, ctx, message_id) if params.send_to else None)

@@ -58,6 +58,7 @@ def broken_zone() -> str:
     lines += ['open TXT "v=spf1 +all"', 'twice TXT "v=spf1 -all"', 'twice TXT "v=spf1 ~all"']
     lines += ['voids TXT "v=spf1 a:no1.broken.test a:no2.broken.test mx:no3.broken.test -all"']
     lines += ['_dmarc.open TXT "v=DMARC1; p=none"', "nullmx MX 0 ."]
+    lines += ['flaky TXT "v=spf1 include:down.test -all"']
     return "\n".join(lines)
 
 
@@ -74,8 +75,9 @@ def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
         "example.test.": zone_text("example.test.", example_zone()),
         "broken.test.": zone_text("broken.test.", broken_zone()),
         "127.in-addr.arpa.": zone_text("127.in-addr.arpa.", REVERSE),
+        "down.test.": "not a zone file: named answers SERVFAIL for down.test\n",
     }
-    with BindServer(zones, workdir=tmp_path_factory.mktemp("mailauth")) as server:
+    with BindServer(zones, broken_zones=["down.test."], workdir=tmp_path_factory.mktemp("mailauth")) as server:
         yield server
 
 
@@ -123,6 +125,12 @@ def test_spf_void_lookups_plus_all_multiple_and_missing(dns: BindServer) -> None
     assert records(dns, "twice.broken.test")["spf"]["status"] == "multiple"
     missing = records(dns, "mx.broken.test")["spf"]
     assert missing["status"] == "missing" and missing["flags"][0].startswith("missing")
+
+
+def test_spf_include_that_does_not_answer_is_temperror(dns: BindServer) -> None:
+    report = records(dns, "flaky.broken.test")["spf"]
+    assert report["status"] == "temperror" and "SERVFAIL" in report["error"]
+    assert spf(dns, "192.0.2.1", "a@flaky.broken.test")["result"] == "temperror"  # RFC 7208 5.2
 
 
 def test_dmarc_policy_and_rua(dns: BindServer) -> None:

@@ -104,9 +104,7 @@ def test_ipv6_reversed_nibbles(dnsbl: BindServer) -> None:
 
 
 def test_domains_and_bitmask_lists(dnsbl: BindServer) -> None:
-    ok, out = run(
-        targets=["bad.example", "refused.example", "mixed.example"], zones=LISTS, resolver=dnsbl.address
-    )
+    ok, out = run(targets=["bad.example", "refused.example", "mixed.example"], zones=LISTS, resolver=dnsbl.address)
     assert row(out, "bad.example", "dbl.spamhaus.org")["status"] == "listed"
     assert row(out, "bad.example", "dbl.spamhaus.org")["reason"] == "phishing domain"
     uribl_refused = row(out, "refused.example", "multi.uribl.com")
@@ -136,9 +134,7 @@ def test_unreachable_resolver_is_an_error_finding() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # takes queries, never answers
         port = silent.getsockname()[1]
-        ok, out = run(
-            targets=["192.0.2.1"], zones=["zen.spamhaus.org"], resolver=f"127.0.0.1:{port}", timeout=0.3
-        )
+        ok, out = run(targets=["192.0.2.1"], zones=["zen.spamhaus.org"], resolver=f"127.0.0.1:{port}", timeout=0.3)
     assert not ok
     assert out["results"][0]["status"] == "error" and "no answer within 0.3s" in out["results"][0]["meaning"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from breakglass.actions.base import ActionContext, Effect
 from breakglass.actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
-
 from tests.lab import free_port
 from tests.lab.bind import bind_factory, zone_text  # noqa: F401  (bind_factory is a fixture)
 from tests.lab.smtp import LabPki, RecordingHandler, RejectingHandler, SilentServer, SmtpServer
@@ -66,9 +66,7 @@ def test_starttls_verification_failure_is_the_failure_point(pki: LabPki) -> None
 def test_starttls_verified_by_name_through_mx(pki: LabPki, bind_factory) -> None:  # noqa: F811
     server_dns = bind_factory({"test.": zone_text("test.", "@ MX 10 mail.test.\nmail A 127.0.0.1")})
     with SmtpServer(RecordingHandler(), tls=pki) as server:
-        ok, out = probe(
-            domain="test", port=server.port, resolver=server_dns.address, ca_file=str(pki.ca_file)
-        )
+        ok, out = probe(domain="test", port=server.port, resolver=server_dns.address, ca_file=str(pki.ca_file))
     assert ok, out
     assert out["mx"] == ["mail.test"]
     assert out["certificate"]["name_match"] is True
@@ -112,13 +110,15 @@ def test_send_message_is_received(pki: LabPki) -> None:
             timeout=5,
         )
         action = SmtpProbe()
-        result = action.apply(params, CTX, action.plan(params, CTX))
+        plan = action.plan(params, CTX)
+        result = action.apply(params, CTX, plan)
     assert result.ok, result.output
     assert [s["stage"] for s in result.output["stages"]][-3:] == ["mail", "rcpt", "data"]
     assert len(handler.messages) == 1
     received = handler.messages[0]
     assert received["from"] == "probe@example.test" and received["to"] == ["ops@example.test"]
     assert "run42" in received["data"] and result.output["sent"]["message_id"] in received["data"]
+    assert result.output["sent"]["message_id"] == plan.changes[0]["message_id"]  # the planned message was sent
 
 
 def test_send_to_makes_the_invocation_mutating_and_plans_the_message() -> None:

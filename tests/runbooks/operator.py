@@ -64,8 +64,13 @@ class JsonRun:
 def run_json(args: list[str], env: Mapping[str, str], timeout: float = 300) -> JsonRun:
     """Run the CLI without a terminal (gates refuse unless --yes/--approve) and collect --json events."""
     proc = subprocess.run(
-        [*BREAKGLASS, *args, "--json"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        env=dict(env), timeout=timeout, cwd=ROOT,
+        [*BREAKGLASS, *args, "--json"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        timeout=timeout,
+        cwd=ROOT,
     )
     events = []
     for line in proc.stdout.splitlines():
@@ -90,8 +95,15 @@ class Operator:
     def run(self, args: list[str], env: Mapping[str, str], timeout: float = 300) -> int:
         import pexpect
 
-        child = pexpect.spawn(BREAKGLASS[0], [*BREAKGLASS[1:], *args], env=dict(env), cwd=str(ROOT),
-                              encoding="utf-8", timeout=timeout, dimensions=(50, 80))
+        child = pexpect.spawn(
+            BREAKGLASS[0],
+            [*BREAKGLASS[1:], *args],
+            env=dict(env),
+            cwd=str(ROOT),
+            encoding="utf-8",
+            timeout=timeout,
+            dimensions=(50, 80),
+        )
         questions = list(self.answers)
         patterns = [
             pexpect.EOF,
@@ -135,14 +147,21 @@ class Operator:
 
 
 def runs_of(env: Mapping[str, str]) -> list[dict[str, Any]]:
-    proc = subprocess.run([*BREAKGLASS, "runs", "--json"], capture_output=True, text=True, env=dict(env),
-                          cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [*BREAKGLASS, "runs", "--json"], capture_output=True, text=True, env=dict(env), cwd=ROOT, timeout=60
+    )
     return list(json.loads(proc.stdout or "[]"))
 
 
 def audit_records(env: Mapping[str, str], run_id: str = "last") -> list[dict[str, Any]]:
-    proc = subprocess.run([*BREAKGLASS, "audit", "show", run_id, "--json"], capture_output=True, text=True,
-                          env=dict(env), cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [*BREAKGLASS, "audit", "show", run_id, "--json"],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return list(json.loads(proc.stdout))
 

@@ -47,8 +47,9 @@ class Lab:
         self.host_dir = tmp / "mailhost"
         (self.host_dir / "spool" / "active").mkdir(parents=True)
         (self.host_dir / "mail.log").write_text(LOG)
-        (self.host_dir / "mailq.txt").write_text("4XyZ2*  2048 Sat Nov  2 09:13:00  newsletter@example.test\n"
-                                                 "-- 6 Kbytes in 3 Requests.\nqueued: 3\n")
+        (self.host_dir / "mailq.txt").write_text(
+            "4XyZ2*  2048 Sat Nov  2 09:13:00  newsletter@example.test\n-- 6 Kbytes in 3 Requests.\nqueued: 3\n"
+        )
         for name in ("4XyZ2", "4XyZ3", "4XyZ4"):
             (self.host_dir / "spool" / "active" / name).write_text(f"queued message {name}\n")
         self.relay = SmtpServer(RecordingHandler(), ident="relay.example.test ESMTP").__enter__()
@@ -142,8 +143,9 @@ def test_live_run_holds_the_queue_and_proves_delivery(lab: Lab, bg_home: Path) -
 
 def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
     spool = lab.spool()
-    result = run_json(["run", "mail-ip-blacklisted", "--dry-run", "--yes", *input_args(lab.inputs(), lab.tmp)],
-                      cli_env(bg_home))
+    result = run_json(
+        ["run", "mail-ip-blacklisted", "--dry-run", "--yes", *input_args(lab.inputs(), lab.tmp)], cli_env(bg_home)
+    )
     assert result.code == 0, result.stderr
     status = result.steps()
     assert status["outbound_queue"] == "succeeded" and status["blocklists"] == "succeeded"

@@ -68,8 +68,9 @@ class Lab:
 @pytest.fixture
 def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], rdap_server: RdapServer) -> Iterator[Lab]:  # noqa: F811
     # The TLD zone has no delegation for example.test (withdrawn), and the blocklist lists the domain.
-    tld = bind_factory({"test.": zone_text("test.", "example.test.dbl IN A 127.0.1.4", serial=7)},
-                       update_zones=["test."])
+    tld = bind_factory(
+        {"test.": zone_text("test.", "example.test.dbl IN A 127.0.1.4", serial=7)}, update_zones=["test."]
+    )
     ours = bind_factory({f"{DOMAIN}.": zone_text(f"{DOMAIN}.", "www IN A 192.0.2.10", serial=3)})
     lab = Lab(tmp_path, tld, ours, rdap_server)
     yield lab
@@ -102,8 +103,9 @@ def test_live_run_with_the_registrar_call_answered_at_a_terminal(lab: Lab, bg_ho
 def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
     serial = lab.tld.soa_serial("test.")
     zone = lab.tld.zone_file("test.").read_text()
-    result = run_json(["run", "registrar-suspension", "--dry-run", "--yes", *input_args(lab.inputs(), lab.tmp)],
-                      cli_env(bg_home))
+    result = run_json(
+        ["run", "registrar-suspension", "--dry-run", "--yes", *input_args(lab.inputs(), lab.tmp)], cli_env(bg_home)
+    )
     assert result.code == 0, result.stderr
     status = result.steps()
     assert status["rdap_status"] == "succeeded" and status["contact_registrar"] == "succeeded"

@@ -17,8 +17,15 @@ MORE = ["domain-expiry", "server-compromised", "mail-silently-dropped", "custome
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BREAKGLASS, *args], capture_output=True, text=True, env=cli_env(home), cwd=ROOT,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*BREAKGLASS, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_the_runbooks_the_issue_asks_for_are_shipped() -> None:
