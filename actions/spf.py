@@ -366,7 +366,7 @@ class Evaluation:
             self.chain.append(f"{domain}: {record.redirect.text}")
             target = self.target(record.redirect, domain)
             inner = self.check_host(target)
-            if False:  # RFC 7208 6.1: a redirect to nowhere is a permerror
+            if inner.result == "none":  # RFC 7208 6.1: a redirect to nowhere is a permerror
                 raise PermError(f"redirect target {target} has no SPF record")
             return inner
         return self._result("neutral", None, domain, "no mechanism matched (default result)")

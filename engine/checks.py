@@ -16,7 +16,8 @@ from breakglass.engine.model import Gate, InputSpec, InputType, Runbook, Step
 from breakglass.engine.yamlsource import Path, Source
 
 CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
-JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "true", "false", "none", "True", "False", "None"})
+# `loop` is Jinja's own variable inside {% for %}; outside a loop it fails at render time like any undefined.
+JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "loop", "true", "false", "none", "True", "False", "None"})
 
 
 class _Scope:

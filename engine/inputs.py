@@ -102,6 +102,14 @@ def _as_int(value: Any) -> int:
         raise InputError(f"'{value}' is not an integer") from None
 
 
+def _as_host(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return _hostname(text, need_dot=False)
+
+
 def coerce(name: str, spec: InputSpec, value: Any) -> Any:
     """Check ``value`` against the input's type and return it in its typed form."""
     t = spec.type
@@ -121,6 +129,8 @@ def coerce(name: str, spec: InputSpec, value: Any) -> Any:
             return _hostname(str(value), need_dot=True)
         if t is InputType.HOSTNAME:
             return _hostname(str(value), need_dot=False)
+        if t is InputType.HOST:
+            return _as_host(value)
         if t in (InputType.IPV4, InputType.IPV6, InputType.IP):
             return _as_ip(value, {InputType.IPV4: 4, InputType.IPV6: 6}.get(t))
         if t is InputType.URL:

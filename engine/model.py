@@ -28,6 +28,7 @@ class InputType(StrEnum):
     LIST = "list"
     DOMAIN = "domain"
     HOSTNAME = "hostname"
+    HOST = "host"  # a host name or an IP address: what ssh and smtp targets usually are
     IPV4 = "ipv4"
     IPV6 = "ipv6"
     IP = "ip"

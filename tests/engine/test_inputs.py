@@ -18,6 +18,8 @@ def _spec(kind: str, **extra: Any) -> InputSpec:
 
 
 ACCEPT = [
+    ("host", "192.0.2.7", "192.0.2.7"),
+    ("host", "mx1.example.net", "mx1.example.net"),
     ("domain", "example.com", "example.com"),
     ("domain", "Example.COM.", "example.com"),
     ("domain", "bücher.de", "xn--bcher-kva.de"),
@@ -46,6 +48,7 @@ ACCEPT = [
 ]
 
 REJECT = [
+    ("host", "exa mple", "not a valid domain name"),
     ("domain", "exa mple..com", "not a valid domain name"),
     ("domain", "-bad.com", "label '-bad'"),
     ("domain", "bad-.com", "label 'bad-'"),
@@ -191,3 +194,18 @@ def test_bad_declarations_are_refused_at_validation(inputs: dict[str, Any], mess
         _runbook(inputs)
     assert any(message in p.message for p in info.value.problems), info.value.problems
     assert all(p.line >= 1 and p.column >= 1 for p in info.value.problems)
+
+
+@pytest.mark.parametrize(("raw", "typed"), [("127.0.0.1", "127.0.0.1"), ("[::1]", "::1"),
+                                            ("standby-1.example.net", "standby-1.example.net"),
+                                            ("db", "db")])
+def test_host_accepts_names_and_addresses(raw: str, typed: str) -> None:
+    rb = _runbook({"host": {"type": "host"}})
+    assert resolve(rb, {"host": raw}, {}) == {"host": typed}
+
+
+@pytest.mark.parametrize("raw", ["exa mple", "-bad.example", "a..b", "300.1.2.3.4"])
+def test_host_rejects_what_is_neither(raw: str) -> None:
+    rb = _runbook({"host": {"type": "host"}})
+    with pytest.raises(InputError, match="input 'host' \\(host\\)"):
+        resolve(rb, {"host": raw}, {})
