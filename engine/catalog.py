@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,10 +106,27 @@ def describe(loaded: LoadedRunbook) -> dict[str, Any]:
             "description": rb.description, "inputs": inputs, "steps": steps}
 
 
+def _paragraphs(text: str) -> list[str]:
+    """Markdown source → paragraphs and list items, each on one line (source line breaks are not meaning)."""
+    out: list[str] = []
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        starts_item = bool(re.match(r"([-*+]|\d+[.)])\s", line))
+        if not line:
+            out.append("")
+        elif out and out[-1] and not starts_item and not raw.startswith("    "):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return out
+
+
 def _wrap(text: str, indent: str) -> list[str]:
     out: list[str] = []
-    for para in text.strip().splitlines():
-        out += textwrap.wrap(para, WIDTH - len(indent), initial_indent=indent, subsequent_indent=indent) or [""]
+    for para in _paragraphs(text):
+        hang = indent + "  " if re.match(r"([-*+]|\d+[.)])\s", para) else indent
+        out += textwrap.wrap(para, WIDTH - len(indent), initial_indent=indent, subsequent_indent=hang,
+                             break_on_hyphens=False) or [""]
     return out
 
 

@@ -76,8 +76,12 @@ class TerminalReporter:
         sid = rec.get("step", "")
         title = self.titles.get(sid) or rec.get("title", "")
         took = f" ({rec['duration_ms'] / 1000:.2f}s)" if rec.get("duration_ms") is not None else ""
-        tail = f" — {detail}" if detail else ""
+        lines = [line for line in detail.strip().splitlines() if line.strip()]
+        tail = f" — {lines[0]}" if len(lines) == 1 else ""
         self._print(f"{self._paint(icon, colour)} {sid}: {title}{took}{tail}")
+        if len(lines) > 1:  # one line per step stays scannable; longer messages go underneath, indented
+            for line in lines:
+                self._print(f"    {line}")
 
     def _on_run_started(self, rec: dict[str, Any]) -> None:
         rb = rec.get("runbook", {})
