@@ -132,21 +132,21 @@ def _wrap(text: str, indent: str) -> list[str]:
 
 def render_description(info: dict[str, Any]) -> str:
     """Plain text that fits an 80-column terminal."""
-    lines = [f"{info['id']} — {info['title']}", f"severity {info['severity']}"
+    lines = [*_wrap(f"{info['id']} — {info['title']}", ""), f"severity {info['severity']}"
              + (f" · tags {', '.join(info['tags'])}" if info["tags"] else ""), ""]
     lines += _wrap(info["description"], "")
     lines += ["", "Inputs:"]
     for i in info["inputs"]:
         need = "required" if i["required"] else f"default {i['default']!r}" if i["default"] is not None else "optional"
         env = f", env ${i['env']}" if i["env"] else ""
-        lines.append(f"  {i['name']} ({i['type']}, {need}{env})"[:WIDTH])
+        lines += _wrap(f"{i['name']} ({i['type']}, {need}{env})", "  ")
         lines += _wrap(i["description"], "      ")
     if not info["inputs"]:
         lines.append("  (none)")
     lines += ["", "Steps:  [G] gated   [W] changes the world   [R] has a rollback"]
     for n, s in enumerate(info["steps"], 1):
         marks = ("G" if s["gated"] else " ") + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
-        lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})"[:WIDTH])
+        lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})")
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
             lines += _wrap(f"when: {s['when']}", "          ")

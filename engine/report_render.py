@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from breakglass.engine.report import Report, fmt_seconds, fmt_ts
@@ -45,15 +46,28 @@ def md_code(value: Any) -> Markup:
     return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704
 
 
-def _common(env: Environment) -> Environment:
+def _common(env: SandboxedEnvironment) -> SandboxedEnvironment:
     env.filters["secs"] = fmt_seconds
     env.filters["ts"] = fmt_ts
     env.filters["short"] = lambda h: str(h)[:16]
+    env.filters["value"] = fmt_value
     return env
 
 
-def markdown_env() -> Environment:
-    env = Environment(
+def fmt_value(value: Any) -> str:
+    """An input's value as a reader wants it: lists joined, nothing shown as a dash."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def markdown_env() -> SandboxedEnvironment:
+    # Our own trusted templates; sandboxed anyway, as every template in breakglass is.
+    env = SandboxedEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=False,  # noqa: S701  (markdown, not HTML: finalize=md_escape escapes every value)
         undefined=StrictUndefined,
@@ -66,8 +80,8 @@ def markdown_env() -> Environment:
     return _common(env)
 
 
-def html_env() -> Environment:
-    env = Environment(
+def html_env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=StrictUndefined,

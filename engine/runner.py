@@ -127,21 +127,20 @@ class Runner:
 
     def learn_declared_secrets(self) -> None:
         """Secrets that actions declare in arguments needing only the inputs (a header built from a plain
-        input, a literal password): known before ``run.started`` records the inputs and the runbook text.
-        Arguments built from earlier steps' output are learned when their step runs."""
-        ctx = {"inputs": self.inputs, "steps": {}, "run": {"id": "", "mode": self.mode, "operator": "",
-                                                           "runbook": self.loaded.runbook.id, "started": ""}}
+        input, a webhook URL, a literal password): known before ``run.started`` records the inputs.
+
+        Each argument renders on its own, so one that needs an earlier step's output (a message text) does
+        not hide the secret in another; those are learned again when their step runs."""
+        ctx = {"inputs": self.inputs, "steps": self.state.context(),
+               "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
+                       "started": ""}}
         for step in self.loaded.runbook.steps:
             calls = [(step.action, step.with_)]
             if step.rollback is not None:
                 calls.append((step.rollback.action, step.rollback.with_))
             for name, args in calls:
-                if not _declares_secrets(self.registry, name):
-                    continue
-                try:
-                    self._prepare(name, args, ctx)
-                except (BreakglassError, ValueError):
-                    continue
+                if _declares_secrets(self.registry, name):
+                    self.redactor.add(*_declared_secrets(self.registry.get(name), args, ctx))
 
     # --- one step --------------------------------------------------------------------------------------
 
@@ -365,6 +364,25 @@ def _declares_secrets(registry: Registry, name: str) -> bool:
         return False
     overridden = getattr(cls, "secrets_for", None) is not getattr(Action, "secrets_for", None)
     return bool(cls.secret_params) or overridden
+
+
+def _declared_secrets(cls: type[Action], args: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, ...]:
+    from pydantic import ValidationError
+
+    rendered: dict[str, Any] = {}
+    for key, value in args.items():
+        try:
+            rendered[key] = templates.render_value(value, ctx)
+        except BreakglassError:
+            continue
+    try:
+        params = cls.Params.model_validate(rendered)
+    except ValidationError:
+        params = cls.Params.model_construct(**rendered)  # incomplete, but enough to find the secrets
+    try:
+        return tuple(cls().secrets_for(params))
+    except (AttributeError, TypeError, ValueError):
+        return ()
 
 
 def _one_line(exc: BaseException) -> str:
