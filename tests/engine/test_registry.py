@@ -1,0 +1,137 @@
+"""The action registry: built-ins resolve lazily, third parties plug in through entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.registry import BUILTIN, Registry, UnknownAction
+from breakglass.engine.errors import BreakglassError
+
+HEAVY = ("paramiko", "httpx", "httpcore", "dns.resolver", "dns.query", "dns.asyncquery", "cryptography")
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})})
+    return proc.stdout
+
+
+def test_listing_and_validating_import_no_heavy_library(tmp_path: Path) -> None:
+    rb = tmp_path / "heavy.yaml"
+    rb.write_text(textwrap.dedent("""\
+        id: heavy
+        title: Uses the actions with heavy libraries
+        steps:
+          - {id: ssh, title: ssh, action: ssh.run, with: {host: h, user: u, command: [uptime], read_only: true}}
+          - {id: web, title: web, action: http.probe, with: {url: "https://example.invalid/"}}
+          - {id: dns, title: dns, action: dns.lookup, with: {name: example.invalid}}
+          - {id: mail, title: mail, action: mail.smtp_probe, with: {host: mx.example.invalid}}
+        """))
+    out = _python(textwrap.dedent(f"""\
+        import json, sys
+        from breakglass.actions.registry import Registry
+        from breakglass.engine.loader import load_file
+        r = Registry()
+        r.describe()
+        load_file({str(rb)!r}, r)
+        print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+        """))
+    assert json.loads(out) == []
+
+
+def test_every_builtin_resolves_to_an_action_with_documented_arguments() -> None:
+    registry = Registry()
+    for name in BUILTIN:
+        cls = registry.get(name)
+        assert cls.name == name and isinstance(cls.effect, Effect) and cls.summary
+        for arg, field in cls.Params.model_fields.items():
+            assert field.description, f"{name}: argument {arg} has no description"
+
+
+def test_unknown_action_suggests_the_nearest_name() -> None:
+    with pytest.raises(UnknownAction, match="did you mean 'dns.update'"):
+        Registry().get("dns.updte")
+
+
+class _PingParams(Params):
+    host: str
+
+
+class _Ping(Action):
+    name = "acme.ping"
+    summary = "test action"
+    Params = _PingParams
+
+    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+        return ActionResult({"pong": True})
+
+
+def test_direct_registration_and_duplicates() -> None:
+    registry = Registry()
+    registry.register(_Ping)
+    assert registry.get("acme.ping") is _Ping
+    with pytest.raises(BreakglassError, match="already registered"):
+        registry.register(_Ping)
+
+    class Shadow(_Ping):
+        name = "dns.lookup"
+
+    with pytest.raises(BreakglassError, match="already registered"):
+        Registry().register(Shadow)
+
+
+def _plugin(tmp_path: Path, entries: dict[str, str]) -> dict[str, str]:
+    """A minimal installed distribution on PYTHONPATH with breakglass.actions entry points."""
+    (tmp_path / "acme_actions.py").write_text(textwrap.dedent("""\
+        from breakglass.actions.base import Action, ActionResult, Params
+
+        class PingParams(Params):
+            host: str
+
+        class Ping(Action):
+            name = "acme.ping"
+            summary = "Ping a host (third-party test action)"
+            Params = PingParams
+
+            def run(self, params, ctx):
+                return ActionResult({"pong": params.host})
+        """))
+    dist = tmp_path / "acme_actions-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-actions\nVersion: 1.0\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entries.items())
+    (dist / "entry_points.txt").write_text(f"[breakglass.actions]\n{lines}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_third_party_action_through_an_entry_point(tmp_path: Path) -> None:
+    env = _plugin(tmp_path, {"acme.ping": "acme_actions:Ping"})
+    out = _python(textwrap.dedent("""\
+        from breakglass.actions.base import ActionContext
+        from breakglass.actions.registry import Registry
+        r = Registry()
+        cls = r.get("acme.ping")
+        print("acme.ping" in r.names(), cls().run(cls.Params(host="h1"), ActionContext()).output["pong"])
+        """), env)
+    assert out.split() == ["True", "h1"]
+
+
+def test_entry_point_that_shadows_a_builtin_is_refused(tmp_path: Path) -> None:
+    env = _plugin(tmp_path, {"dns.lookup": "acme_actions:Ping"})
+    out = _python(textwrap.dedent("""\
+        from breakglass.actions.registry import Registry
+        from breakglass.engine.errors import BreakglassError
+        try:
+            Registry().names()
+        except BreakglassError as exc:
+            print("refused:", exc)
+        """), env)
+    assert out.startswith("refused: action 'dns.lookup' is registered twice")
