@@ -8,9 +8,7 @@ are left out and named there.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 from breakglass.engine import audit
 from breakglass.engine.errors import AuditError
 from breakglass.engine.machine import RunState
+from breakglass.engine.store import driver_alive
 
 MASK = "***"
 DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "at_step")
@@ -133,21 +132,6 @@ def read_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except ValueError:
             problems.append(f"line {lineno}: unreadable, left out of this report")
     return records, problems
-
-
-def driver_alive(log_path: Path) -> bool:
-    """Whether a process holds the run's lock, i.e. is driving it right now."""
-    lock = log_path.parent / "lock"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def from_store(store: Any, run_id: str) -> Report:

@@ -120,15 +120,32 @@ class FileStore:
         return out
 
 
+def driver_alive(log_path: Path) -> bool:
+    """Whether a process holds the run's lock, i.e. is driving it right now."""
+    lock = log_path.parent / "lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _summarise(path: Path) -> RunSummary | None:
     records, _ = audit.read(path)
     if not records:
         return None
     first = records[0]
-    status = "running"
+    # No run.finished: either a process is driving it now, or one died (kill -9, power) and it awaits resume.
+    status = "running" if driver_alive(path) else "interrupted"
     for rec in reversed(records):
-        if rec.type == "run.finished":
-            status = str(rec.get("status", "finished"))
+        if rec.type in ("run.finished", "run.resumed"):
+            if rec.type == "run.finished":
+                status = str(rec.get("status", "finished"))
             break
     return RunSummary(
         id=path.parent.name,
