@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from breakglass.engine.report import Report, fmt_seconds, fmt_ts
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&$])")
 _MD_PLAIN = re.compile(r"[^\\`*_{}\[\]<>()#+!|~&$\s]*(?: [^\\`*_{}\[\]<>()#+!|~&$\s]+)*")

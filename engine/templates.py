@@ -173,7 +173,7 @@ def unsafe_access(ast: Any) -> str | None:
 
     for node in ast.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
-            return node.attr
+            return str(node.attr)
     for node in ast.find_all(nodes.Getitem):
         key = node.arg.value if isinstance(node.arg, nodes.Const) else None
         if isinstance(key, str) and key.startswith("_"):

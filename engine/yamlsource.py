@@ -18,7 +18,7 @@ from breakglass.engine.errors import Problem
 try:  # libyaml is several times faster; fall back silently where it is not built
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on the platform's PyYAML build
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader
 
 MAX_BYTES = 512 * 1024
 MAX_NODES = 100_000
