@@ -23,23 +23,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 TARGET_TRIVIAL_MS = 1.0
 TARGET_SHELL_MS = 3.0
 
 
-class _Quiet:
-    """A reporter that prints nothing: the bench measures the engine, not the terminal."""
-
-    def event(self, rec: dict[str, Any]) -> None:
-        return None
-
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def trivial_runbook(n: int) -> str:
@@ -78,6 +66,7 @@ def step_gaps_ms(log: Path) -> list[float]:
 
 
 def run_in_process(path: Path, home: Path, profile: bool) -> tuple[list[float], float, str]:
+    from breakglass.engine.console import NullReporter
     from breakglass.engine.loader import load_file
     from breakglass.engine.session import RunOptions, start
     from breakglass.engine.store import FileStore
@@ -89,7 +78,7 @@ def run_in_process(path: Path, home: Path, profile: bool) -> tuple[list[float], 
     began = time.perf_counter()
     if prof:
         prof.enable()
-    outcome = start(loaded, {}, opts, _Quiet(), store=store)
+    outcome = start(loaded, {}, opts, NullReporter(), store=store)
     if prof:
         prof.disable()
     wall = time.perf_counter() - began

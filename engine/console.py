@@ -18,6 +18,19 @@ ICONS = {
 }
 
 
+class NullReporter:
+    """Prints nothing: for embedding the engine, tests and benchmarks (the audit log still has it all)."""
+
+    def event(self, rec: dict[str, Any]) -> None:
+        return None
+
+    def step_begins(self, step_id: str, title: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class JsonReporter:
     """Every audit record as one JSON line on stdout (``--json``)."""
 

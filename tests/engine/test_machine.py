@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from breakglass.engine import audit
+from breakglass.engine.console import NullReporter
 from breakglass.engine.errors import AuditError
 from breakglass.engine.loader import load_text
 from breakglass.engine.machine import DONE, RUN_EVENTS, STEP_TRANSITIONS, RunState, StepStatus, replay
@@ -149,15 +149,6 @@ steps:
 }
 
 
-class _Quiet:
-    def event(self, rec: dict[str, Any]) -> None:
-        return None
-
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.mark.parametrize(("name", "mode", "status"), [
@@ -170,7 +161,7 @@ def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, 
     opts = RunOptions(mode=mode, operator="tester", approvals=frozenset({"change"}),
                       before_finish=seen.append)
     store = FileStore(tmp_path / "home")
-    outcome = start(loaded, {}, opts, _Quiet(), store=store)
+    outcome = start(loaded, {}, opts, NullReporter(), store=store)
     assert outcome.status == status
     live = seen[0].state
     records = [r.to_dict() for r in audit.read(store.log_path(outcome.run_id))[0]]
@@ -190,7 +181,7 @@ def test_replay_rejects_a_reordered_real_log(tmp_path: Path) -> None:
     loaded = load_text(RUNBOOKS["mixed"], str(tmp_path / "mixed.yaml"))
     store = FileStore(tmp_path / "home")
     opts = RunOptions(operator="t", approvals=frozenset({"change"}))
-    outcome = start(loaded, {}, opts, _Quiet(), store=store)
+    outcome = start(loaded, {}, opts, NullReporter(), store=store)
     records = [r.to_dict() for r in audit.read(store.log_path(outcome.run_id))[0]]
     started = next(i for i, r in enumerate(records) if r["type"] == "step.started" and r["step"] == "probe")
     records.insert(started, records.pop(started + 1))  # the outcome before the start

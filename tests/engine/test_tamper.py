@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from breakglass.engine import audit
+from breakglass.engine.console import NullReporter
 from breakglass.engine.loader import load_text
 from breakglass.engine.session import RunOptions, start
 from breakglass.engine.store import FileStore
@@ -36,15 +37,6 @@ steps:
 """
 
 
-class _Quiet:
-    def event(self, rec: dict[str, Any]) -> None:
-        return None
-
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def run(bg_home: Path, tmp_path: Path) -> tuple[str, Path, str]:
     loaded = load_text(RUNBOOK, str(tmp_path / "tamper.yaml"))
     store = FileStore(bg_home)
     opts = RunOptions(operator="t", approvals=frozenset({"change"}))
-    outcome = start(loaded, {}, opts, _Quiet(), store=store)
+    outcome = start(loaded, {}, opts, NullReporter(), store=store)
     assert outcome.status == "succeeded"
     path = store.log_path(outcome.run_id)
     assert len(path.read_bytes().splitlines()) >= 10
