@@ -1,0 +1,89 @@
+"""shell.run: argv without a shell, clear failures, and no command left running behind a dead engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from breakglass.actions.base import ActionContext, Effect
+from breakglass.actions.shell import ShellRun, ShellRunParams
+from tests.conftest import BREAKGLASS
+
+
+def _run(**params: object) -> tuple[bool, dict, str]:
+    action = ShellRun()
+    result = action.run(ShellRunParams.model_validate(params), ActionContext())
+    return result.ok, result.output, result.message
+
+
+def test_templated_text_stays_one_argument(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    ok, out, _ = _run(argv=["echo", f"example.com; touch {marker}"])
+    assert ok and out["stdout"] == f"example.com; touch {marker}\n"
+    assert not marker.exists()
+
+
+def test_missing_program_is_a_clear_failure() -> None:
+    ok, out, message = _run(argv=["no-such-program-breakglass"])
+    assert not ok and out["exit_code"] is None
+    assert message == "cannot run no-such-program-breakglass: not found"
+
+
+def test_exit_codes_and_ok_codes() -> None:
+    assert _run(argv=["sh", "-c", "exit 3"])[:2][0] is False
+    ok, out, _ = _run(argv=["sh", "-c", "exit 3"], ok_codes=[0, 3])
+    assert ok and out["exit_code"] == 3
+
+
+def test_read_only_decides_the_effect() -> None:
+    action = ShellRun()
+    assert action.effect_for(ShellRunParams(argv=["true"])) is Effect.WRITE
+    assert action.effect_for(ShellRunParams(argv=["true"], read_only=True)) is Effect.READ
+
+
+def test_timeout_kills_the_command() -> None:
+    action = ShellRun()
+    began = time.monotonic()
+    result = action.run(ShellRunParams(argv=["sleep", "30"]), ActionContext(timeout=0.5))
+    assert not result.ok and result.output["timed_out"] is True
+    assert time.monotonic() - began < 5
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_command_dies_when_the_engine_is_killed(tmp_path: Path, bg_home: Path) -> None:
+    pidfile = tmp_path / "pid"
+    rb = tmp_path / "long-change.yaml"
+    rb.write_text(f"""\
+id: long-change
+title: A change that takes a while
+steps:
+  - id: change
+    title: Change slowly
+    action: shell.run
+    with: {{argv: [sh, -c, 'echo $$ > {pidfile}; exec sleep 60']}}
+""")
+    engine = subprocess.Popen([BREAKGLASS, "run", str(rb), "--approve", "change"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    engine.send_signal(signal.SIGKILL)
+    engine.wait(10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+            return  # dead, waiting for its (new) parent to reap it
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the command kept running after the engine was killed")
