@@ -6,17 +6,21 @@ import re
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import RunbookError
-from breakglass.engine.loader import LoadedRunbook, load_file, runbook_files, search_dirs
-from breakglass.engine.yamlsource import SourceError, load_header
+from breakglass.engine.locate import runbook_files, search_dirs
+
+if TYPE_CHECKING:
+    from breakglass.engine.loader import LoadedRunbook
 
 WIDTH = 80
 
 
 def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     """id, title, severity, tags and path of every runbook found; only parses YAML (fast, no validation)."""
+    from breakglass.engine.yamlsource import SourceError, load_header
+
     rows = []
     for f in runbook_files(search_dirs(extra_dirs)):
         try:
@@ -58,6 +62,7 @@ def _validate_one(f: Path, cache: Any) -> dict[str, Any]:
     if cache is not None and content and cache.known_valid(f.name, content):
         return {"file": str(f), "ok": True, "problems": [], "cached": True}
     from breakglass.actions.registry import BUILTIN
+    from breakglass.engine.loader import load_file
 
     try:
         loaded = load_file(f, _registry())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
@@ -16,8 +16,8 @@ from breakglass.engine.yamlsource import Path, Source, SourceError, parse
 if TYPE_CHECKING:  # the registry imports pydantic; `list` must not pay for it
     from breakglass.actions.registry import Registry
 
-SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
-SUFFIXES = (".yaml", ".yml")
+# Re-exported: finding runbooks lives apart so listing and cached validation never import YAML.
+from breakglass.engine.locate import SHIPPED_DIR, SUFFIXES, find, runbook_files, search_dirs  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -184,41 +184,3 @@ def _suggest(key: str, path: Path, root: Any) -> str:
     names = [f.alias or n for n, f in candidates.model_fields.items()]
     near = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean '{near[0]}'?)" if near else f"; allowed here: {', '.join(names)}"
-
-
-# --- finding runbooks ------------------------------------------------------------------------------
-
-
-def search_dirs(extra: Iterable[str] = ()) -> list[FsPath]:
-    """Where runbooks are looked up: --runbooks dirs, then $BREAKGLASS_PATH, then the shipped ones."""
-    dirs = [FsPath(d) for d in extra]
-    dirs += [FsPath(d) for d in os.environ.get("BREAKGLASS_PATH", "").split(os.pathsep) if d]
-    dirs.append(SHIPPED_DIR)
-    return dirs
-
-
-def runbook_files(dirs: Iterable[FsPath]) -> list[FsPath]:
-    seen: dict[str, FsPath] = {}
-    for d in dirs:
-        if d.is_dir():
-            for f in sorted(d.iterdir()):
-                if f.suffix in SUFFIXES and f.is_file():
-                    seen.setdefault(f.stem, f)
-    return list(seen.values())
-
-
-def find(name: str, extra: Iterable[str] = ()) -> FsPath:
-    """A runbook by path or by id; raise RunbookError with the ids that do exist."""
-    direct = FsPath(name)
-    if direct.suffix in SUFFIXES or os.sep in name:
-        if direct.is_file():
-            return direct
-        raise RunbookError([Problem(name, 1, 1, "no such runbook file")])
-    files = runbook_files(search_dirs(extra))
-    for f in files:
-        if f.stem == name:
-            return f
-    near = difflib.get_close_matches(name, [f.stem for f in files], n=1)
-    hint = f" (did you mean '{near[0]}'?)" if near else ""
-    message = f"no runbook named '{name}'{hint}; `breakglass list` shows them"
-    raise RunbookError([Problem(name, 1, 1, message)])

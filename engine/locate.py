@@ -1,0 +1,48 @@
+"""Where runbooks are: shipped with breakglass, on $BREAKGLASS_PATH, or in --runbooks directories."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from pathlib import Path as FsPath
+
+from breakglass.engine.errors import Problem, RunbookError
+
+SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
+SUFFIXES = (".yaml", ".yml")
+
+
+def search_dirs(extra: Iterable[str] = ()) -> list[FsPath]:
+    """Where runbooks are looked up: --runbooks dirs, then $BREAKGLASS_PATH, then the shipped ones."""
+    dirs = [FsPath(d) for d in extra]
+    dirs += [FsPath(d) for d in os.environ.get("BREAKGLASS_PATH", "").split(os.pathsep) if d]
+    dirs.append(SHIPPED_DIR)
+    return dirs
+
+
+def runbook_files(dirs: Iterable[FsPath]) -> list[FsPath]:
+    seen: dict[str, FsPath] = {}
+    for d in dirs:
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.suffix in SUFFIXES and f.is_file():
+                    seen.setdefault(f.stem, f)
+    return list(seen.values())
+
+
+def find(name: str, extra: Iterable[str] = ()) -> FsPath:
+    """A runbook by path or by id; raise RunbookError with the ids that do exist."""
+    direct = FsPath(name)
+    if direct.suffix in SUFFIXES or os.sep in name:
+        if direct.is_file():
+            return direct
+        raise RunbookError([Problem(name, 1, 1, "no such runbook file")])
+    files = runbook_files(search_dirs(extra))
+    for f in files:
+        if f.stem == name:
+            return f
+    near = difflib.get_close_matches(name, [f.stem for f in files], n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    message = f"no runbook named '{name}'{hint}; `breakglass list` shows them"
+    raise RunbookError([Problem(name, 1, 1, message)])
