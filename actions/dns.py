@@ -102,6 +102,7 @@ def _deadline(ctx: ActionContext, worst_case: float) -> float:
 async def _bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
     """Run every job, at most ``concurrency`` at once, keeping their order."""
     import asyncio  # lazily: listing and validating runbooks imports this module
+
     gate = asyncio.Semaphore(concurrency)
 
     async def one(job: Callable[[], Awaitable[T]]) -> T:
@@ -184,6 +185,7 @@ class DnsAuthoritative(Action):
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module
+
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
         source, targets = self._targets(params, deadline)
         if not targets:
@@ -264,6 +266,7 @@ async def _ask_one(
 ) -> dict[str, Any]:
     """Ask one server for the zone's SOA and for name/type, without recursion (we want its own data)."""
     import asyncio  # lazily: listing and validating runbooks imports this module
+
     server = parse_server(address, params.port)
     opts: dict[str, Any] = {
         "timeout": params.timeout,
@@ -341,6 +344,7 @@ class DnsPropagation(Action):
 
     def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module
+
         expected_texts = [params.expected] if isinstance(params.expected, str) else list(params.expected)
         expected = self._expected(params.type, expected_texts)
         servers = _parse_servers(params.servers)
