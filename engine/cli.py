@@ -248,6 +248,8 @@ def resume(
     opts = _options(mode, operator, approve, yes, gate_timeout, **extra)
     with fence:
         outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json))
+    if outcome.note:
+        typer.echo(f"{outcome.note} (audit head {outcome.head})", err=True)
     raise typer.Exit(outcome.exit_code)
 
 

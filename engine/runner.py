@@ -45,6 +45,7 @@ class RunOutcome:
     run_id: str
     status: str
     head: str
+    note: str = ""  # said to the operator when nothing ran (e.g. resuming a finished run)
 
     @property
     def exit_code(self) -> int:

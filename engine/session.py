@@ -144,7 +144,8 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
         runner.learn_declared_secrets()
         try:
             if state.status == "succeeded" and state.next_index() == len(rb.steps) and not torn:
-                return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"])
+                return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"],
+                                  note=f"run {stored.run_id} already finished; nothing to resume")
             resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": state.status,
                                        "at_step": _at(state), "operator": opts.operator}
             if torn:
