@@ -82,7 +82,8 @@ def list_cmd(runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
 def show(runbook: str, runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
     """Show a runbook: its inputs and steps, which are gated and which change the world."""
     from breakglass.engine.catalog import describe, render_description
-    from breakglass.engine.loader import find, load_file
+    from breakglass.engine.loader import load_file
+    from breakglass.engine.locate import find
 
     loaded = load_file(find(runbook, runbooks or []))
     info = describe(loaded)
@@ -204,7 +205,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a runbook. Exit 0 finished, 1 failed or aborted, 2 invalid input, 3 refused gate, 130 interrupted."""
-    from breakglass.engine.loader import find, load_file
+    from breakglass.engine.loader import load_file
+    from breakglass.engine.locate import find
     from breakglass.engine.session import start
 
     loaded = load_file(find(runbook, runbooks or []))

@@ -55,7 +55,8 @@ def drill(
         scenario_files,
         scenario_name,
     )
-    from breakglass.engine.loader import find, load_file
+    from breakglass.engine.loader import load_file
+    from breakglass.engine.locate import find
 
     loaded = load_file(find(runbook or DEFAULT_RUNBOOK, runbooks or []))
     rb = loaded.runbook

@@ -16,8 +16,6 @@ from breakglass.engine.yamlsource import Path, Source, SourceError, parse
 if TYPE_CHECKING:  # the registry imports pydantic; `list` must not pay for it
     from breakglass.actions.registry import Registry
 
-# Re-exported: finding runbooks lives apart so listing and cached validation never import YAML.
-from breakglass.engine.locate import SHIPPED_DIR, SUFFIXES, find, runbook_files, search_dirs  # noqa: E402,F401
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class Runner:
         actx = self._action_context(step.id, step.timeout)
         begun = time.monotonic()
         if effect is Effect.READ:
-            if not self._gate_passes(step.id, step, step.confirm, effect, args_shown, None):
+            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), None):
                 return
             result, attempts = self._attempts(step, lambda: self.world.run(step.id, action, params, actx), actx)
         else:
@@ -180,7 +180,7 @@ class Runner:
                 return
             if final:
                 return
-            if not self._gate_passes(step.id, step, step.confirm, effect, args_shown, plan_data):
+            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data):
                 return
             self.record("step.applying", {"step": step.id})
             result, attempts = self._attempts(
@@ -207,6 +207,12 @@ class Runner:
         for secret_arg in cls.secret_params:
             self.redactor.add(getattr(params, secret_arg, None))
         return action, params
+
+    def _as_written(self, params: Params) -> dict[str, Any]:
+        """The arguments the runbook gave, rendered: what an operator at a gate needs, without the defaults
+        (the full set is in the step's record)."""
+        return dict(self.redactor(params.model_dump(mode="json", by_alias=True, exclude_unset=True,
+                                                    exclude_none=True)))
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
@@ -346,7 +352,7 @@ class Runner:
                                                      "summary": self.redactor.text(plan.summary)})
                     return
                 gate_step = step.model_copy(update={"title": rb.title or f"undo {step.title}", "action": rb.action})
-                if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, args,
+                if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, self._as_written(params),
                                          {"summary": self.redactor.text(plan.summary), "changes": plan.changes}):
                     self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
                     return

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from breakglass.engine.cli import app
-from breakglass.engine.loader import SHIPPED_DIR
+from breakglass.engine.locate import SHIPPED_DIR
 
 ALPHA = """\
 id: alpha-check

@@ -229,7 +229,7 @@ socket.getaddrinfo = _refuse
 
 def test_readme_first_command_default_drill_with_no_network_and_no_tty(tmp_path: Path) -> None:
     """`breakglass drill --yes`: the shipped default, in a fresh process that may not touch the network."""
-    from breakglass.engine.loader import SHIPPED_DIR
+    from breakglass.engine.locate import SHIPPED_DIR
 
     if not (SHIPPED_DIR / "scenarios" / drill.DEFAULT_RUNBOOK).is_dir():
         pytest.skip(f"runbook '{drill.DEFAULT_RUNBOOK}' ships no scenarios yet")
