@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from breakglass.actions.base import Action
+    from breakglass.actions.registry import Registry
 
 MASK = "***"
 # A secret shorter than this would mask ordinary text everywhere; such values are refused as secrets.
@@ -48,3 +52,40 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self(v) for v in value]
         return value
+
+
+def declares_secrets(registry: Registry, name: str) -> bool:
+    """Whether an action can carry secrets in its arguments (declared fields, or its own secrets_for)."""
+    from breakglass.actions.base import Action
+    from breakglass.engine.errors import BreakglassError
+
+    try:
+        cls = registry.get(name)
+    except BreakglassError:
+        return False
+    overridden = getattr(cls, "secrets_for", None) is not getattr(Action, "secrets_for", None)
+    return bool(cls.secret_params) or overridden
+
+
+def declared_secrets(cls: type[Action], args: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, ...]:
+    """The secrets an action declares in ``args``, rendering each argument on its own (one that needs an
+    earlier step's output must not hide a secret in another)."""
+    from pydantic import ValidationError
+
+    from breakglass.engine import templates
+    from breakglass.engine.errors import BreakglassError
+
+    rendered: dict[str, Any] = {}
+    for key, value in args.items():
+        try:
+            rendered[key] = templates.render_value(value, ctx)
+        except BreakglassError:
+            continue
+    try:
+        params = cls.Params.model_validate(rendered)
+    except ValidationError:
+        params = cls.Params.model_construct(**rendered)  # incomplete, but enough to find the secrets
+    try:
+        return tuple(cls().secrets_for(params))
+    except (AttributeError, TypeError, ValueError):
+        return ()

@@ -8,11 +8,8 @@ against a simulated world.
 from __future__ import annotations
 
 import hashlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +18,12 @@ from breakglass.actions.registry import Registry
 from breakglass.engine import templates
 from breakglass.engine.audit import AuditWriter, canonical
 from breakglass.engine.errors import ActionError, ActionTimeout, BreakglassError, TemplateError
+from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
 from breakglass.engine.machine import RunState
 from breakglass.engine.model import Gate, Retry, Step, gate_of
-from breakglass.engine.redact import Redactor
+from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, "rolled_back": 1, "refused": 3, "interrupted": 130}
@@ -85,7 +83,7 @@ class Runner:
         """Run steps from index ``start`` to the end, then record how the run finished."""
         status, reason = "succeeded", ""
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 for step in self.loaded.runbook.steps[start:]:
                     self._step(step)
         except _Stop as stop:
@@ -140,8 +138,8 @@ class Runner:
             if step.rollback is not None:
                 calls.append((step.rollback.action, step.rollback.with_))
             for name, args in calls:
-                if _declares_secrets(self.registry, name):
-                    self.redactor.add(*_declared_secrets(self.registry.get(name), args, ctx))
+                if declares_secrets(self.registry, name):
+                    self.redactor.add(*declared_secrets(self.registry.get(name), args, ctx))
 
     # --- one step --------------------------------------------------------------------------------------
 
@@ -286,7 +284,7 @@ class Runner:
         try:
             if timeout is None:
                 return call()
-            return _call_with_timeout(call, timeout, actx)
+            return call_with_timeout(call, timeout, actx)
         except ActionTimeout as exc:
             return ActionResult(output={"timed_out": True}, ok=False, message=str(exc))
         except ActionError as exc:
@@ -364,73 +362,5 @@ class Runner:
         self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})
 
 
-def _declares_secrets(registry: Registry, name: str) -> bool:
-    try:
-        cls = registry.get(name)
-    except BreakglassError:
-        return False
-    overridden = getattr(cls, "secrets_for", None) is not getattr(Action, "secrets_for", None)
-    return bool(cls.secret_params) or overridden
-
-
-def _declared_secrets(cls: type[Action], args: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, ...]:
-    from pydantic import ValidationError
-
-    rendered: dict[str, Any] = {}
-    for key, value in args.items():
-        try:
-            rendered[key] = templates.render_value(value, ctx)
-        except BreakglassError:
-            continue
-    try:
-        params = cls.Params.model_validate(rendered)
-    except ValidationError:
-        params = cls.Params.model_construct(**rendered)  # incomplete, but enough to find the secrets
-    try:
-        return tuple(cls().secrets_for(params))
-    except (AttributeError, TypeError, ValueError):
-        return ()
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _call_with_timeout(call: Callable[[], ActionResult], timeout: float, actx: ActionContext) -> ActionResult:
-    """Run the action in a daemon thread; past the timeout, signal cancel and give up on it."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True, name=f"step-{actx.step_id}")
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        actx.cancel.set()
-        worker.join(0.5)  # a cooperative action stops promptly; an abandoned one dies with the process
-        raise ActionTimeout(f"step timed out after {timeout:g}s")
-    if "error" in box:
-        raise box["error"]
-    result: ActionResult = box["result"]
-    return result
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A termination signal stops the run the way Ctrl-C does: recorded, not lost."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
