@@ -48,7 +48,7 @@ class RRsetChange:
     after: RRset
 
 
-class UpdateRejected(Exception):
+class UpdateRejected(ActionError):
     """The provider refused or failed the change; the message says why and that nothing changed."""
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from breakglass.engine.errors import ActionError
+
 if TYPE_CHECKING:
     import httpx
 
@@ -31,7 +33,7 @@ CACHE_NAME = "rdap-dns-bootstrap.json"
 ACCEPT = "application/rdap+json, application/json;q=0.9"
 
 
-class BootstrapError(Exception):
+class BootstrapError(ActionError):
     """A bootstrap file that is not a usable RFC 9224 registry."""
 
 

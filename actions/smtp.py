@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pydantic import Field, model_validator
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.engine.errors import ActionError
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ class SmtpProbeParams(Params):
         return self
 
 
-class StageFailed(Exception):
+class StageFailed(ActionError):
     """A stage stopped the conversation; carries the SMTP reply when there was one."""
 
     def __init__(self, stage: str, text: str, code: int | None = None) -> None:

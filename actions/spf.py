@@ -19,6 +19,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from breakglass.engine.errors import ActionError
+
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 LOOKUP_LIMIT = 10  # RFC 7208 4.6.4: DNS-querying mechanisms and redirect, across the whole evaluation
@@ -33,7 +35,7 @@ _MACRO = re.compile(r"%(?:\{([a-zA-Z])([0-9]*)(r?)([.\-+,/_=]*)\}|([%_\-]))")
 _TOPLABEL = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9\-]*[a-z0-9])?$", re.IGNORECASE)
 
 
-class SpfError(Exception):
+class SpfError(ActionError):
     """Evaluation stops with this result (permerror or temperror)."""
 
     result = "permerror"

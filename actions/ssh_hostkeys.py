@@ -16,11 +16,13 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from breakglass.engine.errors import ActionError
+
 if TYPE_CHECKING:
     import paramiko
 
 
-class HostKeyRefused(Exception):
+class HostKeyRefused(ActionError):
     """The server's host key is not in known_hosts, or differs from the one recorded there."""
 
     def __init__(self, message: str, *, changed: bool, fingerprint: str, key_type: str) -> None:

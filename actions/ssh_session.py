@@ -24,6 +24,7 @@ from breakglass.actions.ssh_hostkeys import (
     fingerprint,
     refusing_policy,
 )
+from breakglass.engine.errors import ActionError
 
 if TYPE_CHECKING:
     import paramiko
@@ -64,7 +65,7 @@ class SshConnection(Params):
     )
 
 
-class SshFailure(Exception):
+class SshFailure(ActionError):
     """The connection or session failed; ``kind`` is one of connect, host_key_unknown, host_key_changed,
     auth, ssh, credentials."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakglass.actions.ssh_session import execute
+from breakglass.engine.errors import ActionError
 
 if TYPE_CHECKING:
     import paramiko
@@ -37,7 +38,7 @@ class FilePair:
     remote: str
 
 
-class TransferMismatch(Exception):
+class TransferMismatch(ActionError):
     """A copied file differs from its source in size or SHA-256."""
 
 
