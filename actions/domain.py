@@ -1,16 +1,19 @@
-"""``domain.status`` and ``domain.expiry_audit``: what a registry says about a domain, in incident terms.
+"""``domain.status``: what a registry says about a domain, in incident terms.
 
 The registry's RDAP answer (RFC 9083) is the authority for statuses and expiry; the registrar's answer, found
 through the registry's ``related`` link, is where ICANN's RDAP profile puts the abuse contact. WHOIS
 (RFC 3912) is a fallback for TLDs without RDAP, marked low-reliability. Every failure is a finding with a
 ``status``; nothing here lets an httpx exception reach the engine.
+
+The lookup machinery (``lookup``, ``prepare``, ``make_client``, ``run_async``) is shared with
+``domain.expiry_audit`` in ``domain_audit``, which runs many lookups over one client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -27,7 +30,9 @@ T = TypeVar("T")
 AUTHORITATIVE = ("ok", "not_found")  # the registry answered; anything else means we do not know
 
 
-class _LookupParams(Params):
+class LookupParams(Params):
+    """Where and how to look domains up: shared by domain.status and domain.expiry_audit."""
+
     rdap_url: str | None = Field(
         None,
         description="RDAP base URL to ask instead of the bootstrap's "
@@ -61,29 +66,12 @@ class _LookupParams(Params):
     now: datetime | None = Field(None, description="the clock for days_until_expiry (default: now, UTC)")
 
 
-class DomainStatusParams(_LookupParams):
+class DomainStatusParams(LookupParams):
     domain: str = Field(description="the registered domain to look up, e.g. example.com")
     follow_referral: bool = Field(
         True,
         description="also ask the registrar's RDAP server named by the "
         "registry's related link (where the abuse contact lives)",
-    )
-
-
-class ExpiryAuditParams(_LookupParams):
-    domains: list[str] = Field(min_length=1, description="registered domains to check")
-    concurrency: int = Field(20, ge=1, le=500, description="lookups in flight at once, in total")
-    per_server: int = Field(4, ge=1, le=100, description="requests in flight at once per RDAP server")
-    per_server_interval: float = Field(
-        0.0,
-        ge=0,
-        le=60,
-        description="minimum seconds between two requests to the same RDAP server (polite rate limit)",
-    )
-    follow_referral: bool = Field(
-        False,
-        description="also ask registrars' RDAP servers (doubles requests; "
-        "expiry and statuses come from the registry anyway)",
     )
 
 
@@ -276,7 +264,7 @@ def _iso(value: Any) -> str | None:
 # --- running: one event loop per step, one AsyncClient shared by every lookup in it.
 
 
-def clock(params: _LookupParams, ctx: ActionContext) -> datetime:
+def clock(params: LookupParams, ctx: ActionContext) -> datetime:
     """The ``now`` argument, else ``ctx.settings['now']`` (tests, drills), else the wall clock."""
     value = params.now or ctx.settings.get("now")
     if isinstance(value, str):
@@ -299,7 +287,8 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return box[0]
 
 
-def _client(params: _LookupParams, connections: int) -> httpx.AsyncClient:
+def make_client(params: LookupParams, connections: int) -> httpx.AsyncClient:
+    """The one AsyncClient a step's lookups share, with at most ``connections`` open at once."""
     import httpx
 
     # RFC 7480 section 5.2: RDAP servers redirect to the authoritative server, so redirects are followed.
@@ -311,8 +300,8 @@ def _client(params: _LookupParams, connections: int) -> httpx.AsyncClient:
     )
 
 
-async def _prepare(
-    params: _LookupParams, ctx: ActionContext, client: httpx.AsyncClient, follow: bool
+async def prepare(
+    params: LookupParams, ctx: ActionContext, client: httpx.AsyncClient, follow: bool
 ) -> tuple[Lookup, list[str]]:
     """Bootstrap (refreshed on demand) and settings; a failed refresh falls back to the cached copy."""
     policy = rdap.FetchPolicy(params.timeout, params.retries, params.backoff, params.max_retry_after)
@@ -352,97 +341,11 @@ class DomainStatus(Action):
         return ActionResult(output=output, ok=output["status"] in AUTHORITATIVE, message=_headline(output))
 
     async def _run(self, params: DomainStatusParams, ctx: ActionContext) -> dict[str, Any]:
-        async with _client(params, 4) as client:
-            how, notes = await _prepare(params, ctx, client, params.follow_referral)
+        async with make_client(params, 4) as client:
+            how, notes = await prepare(params, ctx, client, params.follow_referral)
             output = await lookup(params.domain, how, client, rdap.ServerGate(per_server=2))
         output["findings"] = output["findings"] + notes
         return output
-
-
-class DomainExpiryAudit(Action):
-    """Many domains at once: expiry and risky statuses, most urgent first."""
-
-    name: ClassVar[str] = "domain.expiry_audit"
-    summary: ClassVar[str] = "check expiry and risky statuses of many domains, sorted by urgency"
-    effect: ClassVar[Effect] = Effect.READ
-    Params = ExpiryAuditParams
-
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, ExpiryAuditParams)
-        output = run_async(lambda: self._run(params, ctx))
-        c = output["counts"]
-        message = (
-            f"{c['total']} domains: {c['risky']} risky, {c['expired']} expired, "
-            f"{c['expiring']} expiring within {params.warn_days} days, {c['errors']} lookups failed"
-        )
-        return ActionResult(output=output, ok=True, message=message)
-
-    async def _run(self, params: ExpiryAuditParams, ctx: ActionContext) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = []
-        pending: Iterator[str] = iter(dict.fromkeys(params.domains))  # shared by workers; duplicates once
-        async with _client(params, params.concurrency) as client:
-            how, notes = await _prepare(params, ctx, client, params.follow_referral)
-            gate = rdap.ServerGate(params.per_server, params.per_server_interval)
-
-            async def worker() -> None:
-                for name in pending:
-                    if ctx.cancel.is_set():
-                        return
-                    rows.append(audit_row(await lookup(name, how, client, gate), params.warn_days))
-                    if len(rows) % 100 == 0:
-                        ctx.progress(f"{len(rows)} domains checked")
-
-            await asyncio.gather(*(worker() for _ in range(min(params.concurrency, len(params.domains)))))
-        rows.sort(key=urgency)
-        return {"domains": rows, "counts": counts(rows, params.warn_days), "findings": notes}
-
-
-def audit_row(output: dict[str, Any], warn_days: int) -> dict[str, Any]:
-    """The compact line an audit keeps per domain (the full answer is dropped to keep memory flat)."""
-    risky = [s["epp"] for s in output["statuses"] if s["risky"]]
-    days = output["days_until_expiry"]
-    level = "unknown" if output["status"] not in AUTHORITATIVE else "ok"
-    if risky or (days is not None and days < 0):
-        level = "critical"
-    elif days is not None and days <= warn_days:
-        level = "warning"
-    registrar = output.get("registrar") or {}
-    return {
-        "domain": output["domain"],
-        "status": output["status"],
-        "source": output["source"],
-        "urgency": level,
-        "risky_statuses": risky,
-        "resolves": output["resolves"],
-        "expires": output["expires"],
-        "days_until_expiry": days,
-        "registrar": registrar.get("name"),
-        "abuse_email": registrar.get("abuse_email"),
-        "findings": output["findings"],
-    }
-
-
-def urgency(row: dict[str, Any]) -> tuple[int, int, float, str]:
-    """Risky statuses first, then fewest days to expiry, then failed lookups, then the rest by name."""
-    days = row["days_until_expiry"]
-    return (
-        0 if row["risky_statuses"] else 1,
-        1 if days is None else 0,
-        float(days) if days is not None else 0.0,
-        row["domain"],
-    )
-
-
-def counts(rows: list[dict[str, Any]], warn_days: int) -> dict[str, int]:
-    days = [r["days_until_expiry"] for r in rows if r["days_until_expiry"] is not None]
-    return {
-        "total": len(rows),
-        "risky": sum(1 for r in rows if r["risky_statuses"]),
-        "expired": sum(1 for d in days if d < 0),
-        "expiring": sum(1 for d in days if 0 <= d <= warn_days),
-        "not_found": sum(1 for r in rows if r["status"] == "not_found"),
-        "errors": sum(1 for r in rows if r["status"] not in AUTHORITATIVE),
-    }
 
 
 def _headline(output: dict[str, Any]) -> str:

@@ -1,56 +1,40 @@
 """HTTP actions: probe a URL (status, latency, redirects, body match, TLS certificate) and call an API.
 
-``resolve`` pins host names to addresses like ``curl --resolve``: the connection goes to the pinned IP
-while the URL, the Host header, SNI and certificate verification keep the real name. That is how the
-standby is checked under the production hostname *before* DNS is switched to it. It is done with an httpcore
-network backend that only swaps the address it dials, so redirects back to the same host stay pinned.
+``resolve`` pins host names to addresses like ``curl --resolve`` while SNI and certificate checks keep the
+real name, so the standby can be checked under the production hostname before DNS is switched; how that
+works, and how the certificate is read, is in ``http_tls``.
 
-httpx, httpcore and cryptography are imported inside functions. Response bodies are data: only a bounded
-excerpt is kept and it is never rendered as a template.
+httpx is imported inside functions. Response bodies are data: only a bounded excerpt is kept and it is never
+rendered as a template.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import socket
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.http_tls import (
+    parse_resolve,
+    peek_certificate,
+    pinned_address,
+    pinning_transport,
+    ssl_context,
+    tls_of,
+)
 from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
 
 if TYPE_CHECKING:
     import httpx
 
 EXCERPT_CHARS = 2048
-Pins = dict[tuple[str, int | None], str]
-
-
-def parse_resolve(value: dict[str, str] | list[str] | None) -> Pins:
-    """``{"host": ip}``, ``{"host:port": ip}`` or curl's ``["host:port:ip"]`` → {(host, port|None): ip}."""
-    if not value:
-        return {}
-    items = value.items() if isinstance(value, dict) else (_split_curl(v) for v in value)
-    pins: Pins = {}
-    for name, ip in items:
-        host, _, port = name.rpartition(":") if ":" in name else (name, "", "")
-        address = ip.strip("[]").split(",")[0]
-        ipaddress.ip_address(address)  # raises ValueError: caught by pydantic as a parameter error
-        pins[(host.lower(), int(port) if port else None)] = address
-    return pins
-
-
-def _split_curl(entry: str) -> tuple[str, str]:
-    host, port, ip = entry.split(":", 2)
-    return f"{host}:{port}", ip
 
 
 class HttpTarget(Params):
@@ -91,50 +75,13 @@ class HttpTarget(Params):
         return value
 
 
-def _ssl_context(p: HttpTarget) -> ssl.SSLContext:
-    if not p.verify_tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if p.ca_file:
-        return ssl.create_default_context(cafile=p.ca_file)
-    import httpx
-
-    return httpx.create_ssl_context()
-
-
-def _transport(ssl_ctx: ssl.SSLContext, pins: Pins) -> httpx.HTTPTransport:
-    import httpcore
-    import httpx
-
-    class PinningBackend(httpcore.SyncBackend):
-        def connect_tcp(
-            self,
-            host: str,
-            port: int,
-            timeout: float | None = None,
-            local_address: str | None = None,
-            socket_options: Any = None,
-        ) -> httpcore.NetworkStream:
-            key = host.lower()
-            address = pins.get((key, port)) or pins.get((key, None)) or host
-            return super().connect_tcp(address, port, timeout, local_address, socket_options)
-
-    transport = httpx.HTTPTransport(verify=ssl_ctx)
-    # httpx takes no network backend, so swap the pool it built for one that dials the pinned addresses;
-    # httpcore still passes the URL's host name as SNI and for the certificate check.
-    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_ctx, network_backend=PinningBackend())
-    return transport
-
-
 def build_client(p: HttpTarget, follow_redirects: bool, timeout: float) -> httpx.Client:
     """An httpx client honouring the TLS settings and pins; proxies from the environment are not used,
     because a proxy would dial the name itself and silently defeat ``resolve``."""
     import httpx
 
     return httpx.Client(
-        transport=_transport(_ssl_context(p), parse_resolve(p.resolve)),
+        transport=pinning_transport(ssl_context(p.verify_tls, p.ca_file), parse_resolve(p.resolve)),
         timeout=timeout,
         follow_redirects=follow_redirects,
         max_redirects=p.max_redirects,
@@ -158,7 +105,7 @@ def exchange(client: httpx.Client, method: str, p: HttpTarget, **kwargs: Any) ->
     started = time.monotonic()
     with client.stream(method, p.url, headers=p.headers, **kwargs) as response:
         latency_ms = round((time.monotonic() - started) * 1000)
-        tls = _tls_of(response)
+        tls = tls_of(response)
         body = bytearray()
         truncated = False
         for chunk in response.iter_bytes():
@@ -167,56 +114,6 @@ def exchange(client: httpx.Client, method: str, p: HttpTarget, **kwargs: Any) ->
                 truncated = True
                 break
     return Exchange(response, bytes(body[: p.max_body]), truncated, latency_ms, tls)
-
-
-def _tls_of(response: httpx.Response) -> dict[str, Any] | None:
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(True)  # positional: httpcore hands out the C-level _ssl._SSLSocket
-    info = certificate_fields(der) if der else {}
-    return {**info, "version": ssl_object.version(), "cipher": ssl_object.cipher()[0]}
-
-
-def certificate_fields(der: bytes) -> dict[str, Any]:
-    """Issuer, subject, names and validity of a DER certificate; days_to_expiry is negative once expired."""
-    from cryptography import x509
-
-    cert = x509.load_der_x509_certificate(der)
-    not_after = cert.not_valid_after_utc
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        san = [str(v) for v in names.get_values_for_type(x509.DNSName)]
-        san += [str(v) for v in names.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        san = []
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "san": san,
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": not_after.isoformat(),
-        # whole days, truncated toward zero: 30.5 days left is 30, expired 3.2 days ago is -3
-        "days_to_expiry": int((not_after - datetime.now(UTC)).total_seconds() / 86400),
-    }
-
-
-def peek_certificate(p: HttpTarget) -> dict[str, Any] | None:
-    """The server's certificate fetched without verifying it, to explain a failed verification."""
-    parts = urlsplit(p.url)
-    host, port = parts.hostname or "", parts.port or 443
-    address = _pinned_address(p) or host
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # only to read what the server presents; nothing is sent over it
-    try:
-        with socket.create_connection((address, port), timeout=p.timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=host) as tls:
-                der = tls.getpeercert(binary_form=True)
-    except OSError:
-        return None
-    return certificate_fields(der) if der else None
 
 
 def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
@@ -228,7 +125,7 @@ def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
     output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None}
     message = f"{method} {shown_url}: {reason}"
     if kind == "tls":
-        cert = peek_certificate(p)
+        cert = peek_certificate(p.url, p.resolve, p.timeout)
         output["tls"] = cert
         if cert is not None:
             message += (
@@ -338,20 +235,12 @@ class HttpProbe(Action):
         except httpx.HTTPError as exc:
             return failure(exc, params, params.method)
         output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x)}
-        output["pinned_to"] = _pinned_address(params)
+        output["pinned_to"] = pinned_address(params.url, params.resolve)
         output["body_match"] = _body_match(params, x)
         ok, message = _judge_probe(params, output)
         return ActionResult(
             output=scrub(output, secrets), ok=ok, message=scrub(message, secrets), secrets=secrets
         )
-
-
-def _pinned_address(p: HttpTarget) -> str | None:
-    parts = urlsplit(p.url)
-    pins = parse_resolve(p.resolve)
-    host = (parts.hostname or "").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return pins.get((host, port)) or pins.get((host, None))
 
 
 def _body_match(p: HttpProbeParams, x: Exchange) -> bool | None:

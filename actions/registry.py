@@ -31,7 +31,7 @@ BUILTIN: dict[str, str] = {
     "dns.update": "breakglass.actions.dns_update:DnsUpdate",
     # domains and registrars (issue 6)
     "domain.status": "breakglass.actions.domain:DomainStatus",
-    "domain.expiry_audit": "breakglass.actions.domain:DomainExpiryAudit",
+    "domain.expiry_audit": "breakglass.actions.domain_audit:DomainExpiryAudit",
     # mail (issue 7)
     "mail.blacklist": "breakglass.actions.mail_blacklist:MailBlacklist",
     "mail.auth_records": "breakglass.actions.mail_auth:MailAuthRecords",

@@ -9,7 +9,6 @@ are left out and named there.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,97 +16,21 @@ from typing import Any
 from breakglass.engine import audit
 from breakglass.engine.errors import AuditError
 from breakglass.engine.machine import RunState
+
+# The data model lives in report_model; its names are re-exported so ``engine.report`` stays the one import.
+from breakglass.engine.report_model import Chain as Chain
+from breakglass.engine.report_model import Event as Event
+from breakglass.engine.report_model import GateRow as GateRow
+from breakglass.engine.report_model import Report as Report
+from breakglass.engine.report_model import StepRow as StepRow
+from breakglass.engine.report_model import fmt_seconds as fmt_seconds
+from breakglass.engine.report_model import fmt_ts as fmt_ts
 from breakglass.engine.store import driver_alive
 
 MASK = "***"
 DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "at_step")
 STEP_END = ("step.succeeded", "step.failed", "step.skipped", "step.interrupted")
 DECISIONS = ("gate.approved", "gate.denied")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One audit record as a timeline row."""
-
-    seq: int
-    ts: str
-    at_s: float  # seconds since the first record
-    type: str
-    subject: str  # the step or gate it concerns
-    by: str
-    detail: str
-
-
-@dataclass
-class StepRow:
-    id: str
-    title: str = ""
-    action: str = ""
-    effect: str = ""  # read | write | notify, once the step started
-    status: str = "pending"
-    start_s: float | None = None
-    end_s: float | None = None
-    duration_s: float | None = None
-    attempts: int = 0
-    summary: str = ""  # the plan of a mutating step
-    error: str = ""
-    approved_by: str = ""
-
-
-@dataclass
-class GateRow:
-    gate: str
-    step: str
-    asked_s: float
-    decided_s: float | None = None
-    approved: bool | None = None
-    by: str = ""
-    how: str = ""
-    choice: str = ""
-    waited_s: float | None = None  # gate.asked → decision, from the record timestamps
-
-
-@dataclass
-class Chain:
-    ok: bool
-    head: str
-    records: int
-    problems: list[str]
-
-
-@dataclass
-class Report:
-    run_id: str
-    runbook: dict[str, Any]
-    mode: str
-    status: str  # the run.finished status, or in_progress / interrupted for a live status view
-    finished: bool
-    reason: str
-    chain: Chain
-    operators: list[str]
-    inputs: dict[str, Any]
-    first_ts: str
-    last_ts: str
-    total_s: float
-    events: list[Event]
-    steps: list[StepRow]
-    gates: list[GateRow]
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    rollback: list[dict[str, Any]] = field(default_factory=list)
-    time_to_diagnose_s: float | None = None
-    time_to_mitigate_s: float | None = None
-    at_step: str = ""  # where a run that has not finished stands
-    drill: dict[str, Any] | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: dataclasses.asdict deep-copies every value, which costs seconds on big logs.
-        out = dict(vars(self))
-        out["chain"] = dict(vars(self.chain))
-        for key in ("events", "steps", "gates"):
-            out[key] = [dict(vars(item)) for item in getattr(self, key)]
-        return out
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -469,24 +392,3 @@ def _drill(started: dict[str, Any], graded: dict[str, Any] | None) -> dict[str, 
         ):
             out[key] = graded.get(key)
     return out
-
-
-def fmt_seconds(value: float | None) -> str:
-    """12.3 s, 4 min 05 s, 1 h 02 min: durations for people."""
-    if value is None:
-        return "n/a"
-    if value < 60:
-        return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
-    minutes, seconds = divmod(int(round(value)), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def fmt_ts(ts: str) -> str:
-    """An ISO timestamp as 2024-05-01 12:00:01Z for tables."""
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
-    except ValueError:
-        return ts

@@ -16,7 +16,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from breakglass.engine.report import Report, fmt_seconds, fmt_ts
+from breakglass.engine.report_model import Report, fmt_seconds, fmt_ts
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.

@@ -16,7 +16,8 @@ import pytest
 
 from breakglass.actions import epp_status, rdap
 from breakglass.actions.base import ActionContext, ActionResult
-from breakglass.actions.domain import DomainStatus, DomainStatusParams, ExpiryAuditParams
+from breakglass.actions.domain import DomainStatus, DomainStatusParams
+from breakglass.actions.domain_audit import ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object, rdap_server
 from tests.lab.whois import WhoisServer, whois_server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from breakglass.actions.base import ActionContext, ActionResult
-from breakglass.actions.domain import DomainExpiryAudit, ExpiryAuditParams
+from breakglass.actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object, fleet, rdap_server, synthetic_domain
 
 __all__ = ["rdap_server"]

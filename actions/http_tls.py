@@ -1,0 +1,144 @@
+"""How the HTTP actions connect: TLS settings, pinned addresses, and the certificate the server presents.
+
+``resolve`` pins host names to addresses like ``curl --resolve``: the connection goes to the pinned IP
+while the URL, the Host header, SNI and certificate verification keep the real name. That is how the
+standby is checked under the production hostname *before* DNS is switched to it. It is done with an httpcore
+network backend that only swaps the address it dials, so redirects back to the same host stay pinned.
+
+httpx, httpcore and cryptography are imported inside functions, so importing an action stays cheap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import httpx
+
+Pins = dict[tuple[str, int | None], str]
+
+
+def parse_resolve(value: dict[str, str] | list[str] | None) -> Pins:
+    """``{"host": ip}``, ``{"host:port": ip}`` or curl's ``["host:port:ip"]`` → {(host, port|None): ip}."""
+    if not value:
+        return {}
+    items = value.items() if isinstance(value, dict) else (_split_curl(v) for v in value)
+    pins: Pins = {}
+    for name, ip in items:
+        host, _, port = name.rpartition(":") if ":" in name else (name, "", "")
+        address = ip.strip("[]").split(",")[0]
+        ipaddress.ip_address(address)  # raises ValueError: caught by pydantic as a parameter error
+        pins[(host.lower(), int(port) if port else None)] = address
+    return pins
+
+
+def _split_curl(entry: str) -> tuple[str, str]:
+    host, port, ip = entry.split(":", 2)
+    return f"{host}:{port}", ip
+
+
+def pinned_address(url: str, resolve: dict[str, str] | list[str] | None) -> str | None:
+    """The address ``resolve`` pins the URL's host (and port) to, if any."""
+    parts = urlsplit(url)
+    pins = parse_resolve(resolve)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return pins.get((host, port)) or pins.get((host, None))
+
+
+def ssl_context(verify_tls: bool, ca_file: str | None) -> ssl.SSLContext:
+    """No verification, a private CA bundle, or httpx's default trust store, in that order of precedence."""
+    if not verify_tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def pinning_transport(ssl_ctx: ssl.SSLContext, pins: Pins) -> httpx.HTTPTransport:
+    """An httpx transport that dials the pinned address of a host and the host itself otherwise."""
+    import httpcore
+    import httpx
+
+    class PinningBackend(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.NetworkStream:
+            key = host.lower()
+            address = pins.get((key, port)) or pins.get((key, None)) or host
+            return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+    transport = httpx.HTTPTransport(verify=ssl_ctx)
+    # httpx takes no network backend, so swap the pool it built for one that dials the pinned addresses;
+    # httpcore still passes the URL's host name as SNI and for the certificate check.
+    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_ctx, network_backend=PinningBackend())
+    return transport
+
+
+def tls_of(response: httpx.Response) -> dict[str, Any] | None:
+    """Certificate, protocol version and cipher of a streamed response; None over plain HTTP.
+    Read while the stream is open: the connection is gone once the body is consumed."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(True)  # positional: httpcore hands out the C-level _ssl._SSLSocket
+    info = certificate_fields(der) if der else {}
+    return {**info, "version": ssl_object.version(), "cipher": ssl_object.cipher()[0]}
+
+
+def certificate_fields(der: bytes) -> dict[str, Any]:
+    """Issuer, subject, names and validity of a DER certificate; days_to_expiry is negative once expired."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    not_after = cert.not_valid_after_utc
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = [str(v) for v in names.get_values_for_type(x509.DNSName)]
+        san += [str(v) for v in names.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        san = []
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "san": san,
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": not_after.isoformat(),
+        # whole days, truncated toward zero: 30.5 days left is 30, expired 3.2 days ago is -3
+        "days_to_expiry": int((not_after - datetime.now(UTC)).total_seconds() / 86400),
+    }
+
+
+def peek_certificate(
+    url: str, resolve: dict[str, str] | list[str] | None, timeout: float
+) -> dict[str, Any] | None:
+    """The server's certificate fetched without verifying it, to explain a failed verification."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    address = pinned_address(url, resolve) or host
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # only to read what the server presents; nothing is sent over it
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return certificate_fields(der) if der else None
