@@ -3,6 +3,7 @@ shell syntax, so an input like ``example.com; rm -rf /`` stays one argument."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -68,7 +69,8 @@ class ShellRun(Action):
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
-                _dying_with_parent([program, *argv[1:]]), cwd=params.cwd, env={**os.environ, **params.env},
+                _dying_with_parent([program, *argv[1:]]), cwd=params.cwd,
+                env={**os.environ, **params.env} if params.env else None,
                 stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
@@ -119,8 +121,13 @@ def _dying_with_parent(argv: list[str]) -> list[str]:
     util-linux's setpriv sets PR_SET_PDEATHSIG and execs the command (about 1 ms); a preexec_fn would cost
     more, because it forces a full fork of the Python process.
     """
-    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    setpriv = _setpriv()
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv") if sys.platform == "linux" else None
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
