@@ -16,7 +16,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from breakglass.engine.report_model import Report, fmt_seconds, fmt_ts
+from breakglass.engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
@@ -65,9 +65,21 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+class ReportEnvironment(SandboxedEnvironment):
+    """Sandboxed, as every template in breakglass is. The report's own dataclasses are known safe, which
+    spares the sandbox's per-attribute checks and keeps a 10,000-event report well under a second."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if type(obj) in _MODEL_TYPES and not attr.startswith("_"):
+            return True
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
+_MODEL_TYPES = frozenset({Report, Event, StepRow, GateRow, Chain})
+
+
 def markdown_env() -> SandboxedEnvironment:
-    # Our own trusted templates; sandboxed anyway, as every template in breakglass is.
-    env = SandboxedEnvironment(
+    env = ReportEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=False,  # noqa: S701  (markdown, not HTML: finalize=md_escape escapes every value)
         undefined=StrictUndefined,
@@ -81,7 +93,7 @@ def markdown_env() -> SandboxedEnvironment:
 
 
 def html_env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = ReportEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=StrictUndefined,
