@@ -103,21 +103,29 @@ class AuditWriter:
 
     def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
         """Write one record; when ``sync``, it is on disk before this returns."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            self._catch_up()
-            record: dict[str, Any] = {"seq": self.seq + 1, "ts": utc_now(), "type": type_, **self.stamp, **data,
-                                      "prev": self.head}
-            record["hash"] = digest(record)
-            line = canonical(record) + b"\n"
-            written = os.write(self._fd, line)
-            if written != len(line):
-                raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes); disk full?")
-            if sync:
-                os.fsync(self._fd)
-            self.seq, self.head, self.size = self.seq + 1, record["hash"], self.size + written
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                return self._append_locked(type_, data, sync)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            # Nothing may act on the world without its record: the run stops here (fail closed).
+            raise AuditError(f"{self.path}: cannot write the audit log ({exc.strerror}); the run stops "
+                             "here; free space or fix the disk, then resume") from None
+
+    def _append_locked(self, type_: str, data: Mapping[str, Any], sync: bool) -> dict[str, Any]:
+        self._catch_up()
+        record: dict[str, Any] = {"seq": self.seq + 1, "ts": utc_now(), "type": type_, **self.stamp, **data,
+                                  "prev": self.head}
+        record["hash"] = digest(record)
+        line = canonical(record) + b"\n"
+        written = os.write(self._fd, line)
+        if sync:
+            os.fsync(self._fd)
+        if written != len(line):
+            raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes); disk full?")
+        self.seq, self.head, self.size = self.seq + 1, record["hash"], self.size + written
         return record
 
     def sync(self) -> None:

@@ -17,7 +17,7 @@ from breakglass.actions.base import Action, ActionContext, ActionResult, Effect,
 from breakglass.actions.registry import Registry
 from breakglass.engine import templates
 from breakglass.engine.audit import AuditWriter, canonical
-from breakglass.engine.errors import ActionError, ActionTimeout, BreakglassError, TemplateError
+from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
 from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
@@ -146,6 +146,8 @@ class Runner:
     def _step(self, step: Step) -> None:
         try:
             self._step_inner(step)
+        except AuditError:
+            raise  # without a log nothing else may happen: the run stops
         except (BreakglassError, ValueError) as exc:  # rendering, argument or planning failures
             self._fail(step, _one_line(exc), {}, 0.0)
 
