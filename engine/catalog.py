@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from breakglass.engine.loader import LoadedRunbook
 
 WIDTH = 80
+LISTED_KEYS = frozenset({"id", "title", "severity", "tags"})
 
 
 def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
@@ -24,7 +25,7 @@ def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     rows = []
     for f in runbook_files(search_dirs(extra_dirs)):
         try:
-            data = load_header(f.read_text(encoding="utf-8"), str(f))
+            data = load_header(f.read_text(encoding="utf-8"), str(f), LISTED_KEYS)
         except (OSError, UnicodeDecodeError, SourceError):
             data = None
         if not isinstance(data, dict):

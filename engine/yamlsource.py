@@ -225,11 +225,12 @@ def parse(text: str, file: str) -> Source:
     return builder.source
 
 
-def load_header(text: str, file: str) -> Any:
-    """Plain data of a document, fast and without positions, for listings (`breakglass list`).
+def load_header(text: str, file: str, keys: frozenset[str]) -> dict[str, Any] | None:
+    """Only the top-level ``keys`` of a document, for listings (`breakglass list`): the document is parsed
+    into nodes (in C where libyaml is built) and only those keys' values become Python data.
 
-    Still refuses what would crash or stall the parser (size, depth); aliases are shared, not expanded,
-    by the safe loader, so an alias bomb costs nothing here.
+    Still refuses what would crash or stall the parser (size, depth); an alias bomb costs nothing here,
+    since aliases stay shared nodes. None when the document is not a mapping.
     """
     if len(text) > MAX_BYTES:
         raise SourceError([Problem(file, 1, 1, "file too large")])
@@ -237,7 +238,11 @@ def load_header(text: str, file: str) -> Any:
         _check_depth(text, file)
         loader = _Loader(text)
         try:
-            return loader.get_single_data()
+            root = loader.get_single_node()
+            if not isinstance(root, yaml.MappingNode):
+                return None
+            return {str(k.value): loader.construct_object(v, deep=True) for k, v in root.value
+                    if isinstance(k, yaml.ScalarNode) and k.value in keys}
         finally:
             loader.dispose()
     except (yaml.YAMLError, RecursionError, ValueError):
