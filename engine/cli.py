@@ -278,7 +278,7 @@ def note(
     from breakglass.engine.notes import append_note
 
     rec = append_note(_store(), run_id, text, operator or default_operator())
-    typer.echo(f"note {rec['seq']} added to {rec['run']}")
+    typer.echo(f"note {rec['seq']} added to {rec['run']}; audit head now {rec['hash']}")
 
 
 @audit_app.command("verify")
@@ -296,12 +296,15 @@ def audit_verify(
     verdict = verify(store.log_path(run_id), head)
     if as_json:
         _echo_json({"run": run_id, "ok": verdict.ok, "records": verdict.records, "head": verdict.head,
-                    "problems": verdict.problems})
+                    "problems": verdict.problems, "after_head": verdict.after_head})
     else:
         for p in verdict.problems:
             typer.echo(f"{store.log_path(run_id)}: {p}", err=True)
         if verdict.ok:
             typer.echo(f"ok: {verdict.records} records, head {verdict.head}")
+            if head and verdict.after_head:
+                typer.echo(f"the head you gave is pinned; {len(verdict.after_head)} record(s) were added after it: "
+                           f"{', '.join(verdict.after_head)}")
     if not verdict.ok:
         raise typer.Exit(6)
 

@@ -128,7 +128,7 @@ def test_truncated_at_a_line_boundary_needs_the_head(run: tuple[str, Path, str])
     write(path, lines(path)[:-2])
     assert verify(run_id).returncode == 0
     proc = verify(run_id, "--head", head)
-    assert proc.returncode == 6 and "not at the head" in proc.stderr, proc.stderr
+    assert proc.returncode == 6 and "does not pass through the head" in proc.stderr, proc.stderr
 
 
 def _rehash(rec: dict[str, Any]) -> bytes:
@@ -164,7 +164,19 @@ def test_whole_chain_rewritten_only_the_head_tells(run: tuple[str, Path, str]) -
     assert verify(run_id).returncode == 0, "a consistent rewrite passes without the head"
     proc = verify(run_id, "--head", head)
     assert proc.returncode == 6
-    assert "not at the head" in proc.stderr and head[:16] in proc.stderr
+    assert "does not pass through the head" in proc.stderr and head[:16] in proc.stderr
+
+
+def test_a_note_after_the_published_head_is_not_tampering(run: tuple[str, Path, str]) -> None:
+    run_id, path, head = run
+    note = subprocess.run([BG, "note", run_id, "called the registrar, ticket 4411"], capture_output=True,
+                          text=True, check=True)
+    new_head = note.stdout.split("audit head now ")[1].strip()
+    proc = verify(run_id, "--head", head)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 record(s) were added after it: note" in proc.stdout
+    assert verify(run_id, "--head", new_head).returncode == 0
+    assert verify(run_id, "--head", "0" * 64).returncode == 6
 
 
 def test_resume_refuses_a_tampered_log(run: tuple[str, Path, str]) -> None:
