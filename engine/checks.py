@@ -24,8 +24,9 @@ class _Scope:
     """What a template may name at one place in the runbook."""
 
     def __init__(self, inputs: set[str] | None, steps_before: list[str], later: set[str],
-                 extra: frozenset[str]) -> None:
+                 extra: frozenset[str], secrets: frozenset[str] = frozenset()) -> None:
         self.inputs = inputs  # None: the inputs section itself is broken, so input names are not checked
+        self.secrets = secrets  # inputs redacted by value: templates may use them only as they are
         self.steps_before = set(steps_before)
         self.later = later
         self.roots = CONTEXT_ROOTS | extra | JINJA_GLOBALS
@@ -45,7 +46,10 @@ def check_parts(inputs: Mapping[str, InputSpec | None] | None, steps: Sequence[S
     if inputs is not None:
         problems += _check_inputs(inputs, src)
     problems += _check_step_ids(step_ids, src)
-    problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry)
+    secrets = frozenset(n for n, spec in (inputs or {}).items()
+                        if spec is not None and (spec.type is InputType.SECRET or spec.env))
+    problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry,
+                             secrets)
     return problems
 
 
@@ -88,7 +92,7 @@ def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Pro
 
 
 def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids: Sequence[str | None],
-                 src: Source, registry: Registry) -> Iterator[Problem]:
+                 src: Source, registry: Registry, secrets: frozenset[str] = frozenset()) -> Iterator[Problem]:
     all_ids = [i for i in step_ids if i is not None]
     seen: list[str] = []
     has_rollback = False
@@ -100,8 +104,10 @@ def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids
             continue
         path: Path = ("steps", index)
         later = set(all_ids[index:])
-        plain = _Scope(inputs, seen, later, frozenset())
-        with_result = _Scope(inputs, seen, later, frozenset({"result"}))
+        plain = _Scope(inputs, seen, later, frozenset(), secrets)
+        with_result = _Scope(inputs, seen, later, frozenset({"result"}), secrets)
+        if templates.is_template(step.title):
+            yield from _check_template(step.title, (*path, "title"), src, plain, expression=False)
         yield from _check_action(step.action, step.with_, path, src, registry)
         yield from _check_tree(step.with_, (*path, "with"), src, plain)
         for field, scope in (("when", plain), ("expect", with_result), ("until", with_result)):
@@ -112,7 +118,7 @@ def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids
         if step.rollback is not None:
             has_rollback = True
             rb_path = (*path, "rollback")
-            rb_scope = _Scope(inputs, [*seen, step.id], later - {step.id}, frozenset())
+            rb_scope = _Scope(inputs, [*seen, step.id], later - {step.id}, frozenset(), secrets)
             yield from _check_action(step.rollback.action, step.rollback.with_, rb_path, src, registry)
             yield from _check_tree(step.rollback.with_, (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(step.rollback.confirm, (*rb_path, "confirm"), src, rb_scope)
@@ -191,6 +197,10 @@ def _check_template(text: str, path: Path, src: Source, scope: _Scope, expressio
         yield src.problem(path, f"template reaches for '{unsafe}', which the sandbox refuses: templates may "
                           "only read inputs, steps and run")
         return
+    altered = templates.secret_transform(ast, scope.secrets)
+    if altered:
+        yield src.problem(path, f"template alters the secret input '{altered[0]}' with {altered[1]}: secrets are "
+                          "redacted by value, so use them only as they are ({{ inputs." + altered[0] + " }})")
     local = templates.assigned_names(ast)
     reported: set[str] = set()
     for root, attr in templates.references(ast):

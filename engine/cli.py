@@ -123,7 +123,10 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="W
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            raise InputError(f"cannot write the schema to {output}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
 

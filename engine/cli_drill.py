@@ -100,5 +100,8 @@ def report(
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the report to {output}: {exc.strerror}") from None
         typer.echo(f"report written to {output}", err=True)

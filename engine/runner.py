@@ -154,13 +154,15 @@ class Runner:
     def _step_inner(self, step: Step) -> None:
         ctx_data = self.context()
         if step.when is not None and not templates.evaluate(step.when, ctx_data):
-            self.record("step.skipped", {"step": step.id, "title": step.title, "reason": "its `when` was false"})
+            self.record("step.skipped", {"step": step.id, "title": self._title(step),
+                                         "reason": "its `when` was false"})
             return
         action, params = self._prepare(step.action, step.with_, ctx_data)
         effect = action.effect_for(params)
         args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
-        self.reporter.step_begins(step.id, step.title)
-        self.record("step.started", {"step": step.id, "title": step.title, "action": step.action,
+        title = self._title(step)
+        self.reporter.step_begins(step.id, title)
+        self.record("step.started", {"step": step.id, "title": title, "action": step.action,
                                      "effect": str(effect), "args": args_shown}, sync=effect is not Effect.READ)
         actx = self._action_context(step.id, step.timeout)
         begun = time.monotonic()
@@ -208,6 +210,16 @@ class Runner:
             self.redactor.add(getattr(params, secret_arg, None))
         return action, params
 
+    def _title(self, step: Step) -> str:
+        """The step's title with its templates filled in (``Point {{ inputs.hostname }} at the standby``);
+        the text as written when it cannot render yet (it names a step that has not run)."""
+        if not templates.is_template(step.title):
+            return step.title
+        try:
+            return self.redactor.text(str(templates.render_string(step.title, self.context())))
+        except TemplateError:
+            return step.title
+
     def _as_written(self, params: Params) -> dict[str, Any]:
         """The arguments the runbook gave, rendered: what an operator at a gate needs, without the defaults
         (the full set is in the step's record)."""
@@ -232,11 +244,11 @@ class Runner:
         if gate is None:
             return True
         ctx_data = self.context()
-        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{step.title}'?"
+        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{self._title(step)}'?"
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
         digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
-        req = GateRequest(gate_id, step.id, step.title, self.redactor.text(str(message)),
+        req = GateRequest(gate_id, step.id, self._title(step), self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ)
         self.record("gate.asked", {"step": step.id, "gate": gate_id, "message": req.message, "shown": shown,
                                    "digest": digest, "type_to_confirm": bool(typed)})
@@ -312,10 +324,11 @@ class Runner:
 
     def _fail(self, step: Step, error: str, output: dict[str, Any], seconds: float, attempts: int = 1) -> None:
         if str(self.state.steps[step.id].status) == "pending":
-            self.record("step.started", {"step": step.id, "title": step.title, "action": step.action,
+            self.record("step.started", {"step": step.id, "title": self._title(step), "action": step.action,
                                          "effect": "read", "args": {}}, sync=False)
         continued = step.on_failure == "continue"
-        self.record("step.failed", {"step": step.id, "error": error, "output": output, "attempts": attempts,
+        self.record("step.failed", {"step": step.id, "title": self._title(step), "error": error, "output": output,
+                                    "attempts": attempts,
                                     "duration_ms": round(seconds * 1000, 3), "continued": continued})
         if continued:
             return
@@ -341,7 +354,7 @@ class Runner:
             effect = action.effect_for(params)
             args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
             self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args,
-                                             "title": rb.title or f"undo {step.title}"})
+                                             "title": rb.title or f"undo {self._title(step)}"})
             actx = self._action_context(step.id, step.timeout)
             if effect is Effect.READ:
                 result = self._call(lambda: self.world.run(step.id, action, params, actx), step.timeout, actx)
@@ -351,7 +364,8 @@ class Runner:
                     self.record("rollback.skipped", {"step": step.id, "reason": "dry-run",
                                                      "summary": self.redactor.text(plan.summary)})
                     return
-                gate_step = step.model_copy(update={"title": rb.title or f"undo {step.title}", "action": rb.action})
+                gate_step = step.model_copy(update={"title": rb.title or f"undo {self._title(step)}",
+                                                    "action": rb.action})
                 if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, self._as_written(params),
                                          {"summary": self.redactor.text(plan.summary), "changes": plan.changes}):
                     self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})

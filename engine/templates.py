@@ -194,3 +194,34 @@ def assigned_names(ast: Any) -> set[str]:
     from jinja2 import nodes
 
     return {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+
+
+# Filters that hand a value back unchanged: a secret passed through them is still redacted by value.
+_VERBATIM_FILTERS = frozenset({"default", "d", "string"})
+
+
+def secret_transform(ast: Any, secrets: frozenset[str]) -> tuple[str, str] | None:
+    """(input name, what) when a template alters a secret input before using it (``inputs.token|upper``,
+    ``inputs.token[:4]``, a loop over it). Redaction works by value, so an altered secret could not be
+    recognised in the log or on the terminal: such templates are refused when the runbook is validated."""
+    from jinja2 import nodes
+
+    if not secrets:
+        return None
+
+    def secret_name(node: Any) -> str | None:
+        if not (isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name)
+                and node.node.name == "inputs"):
+            return None
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        return str(key) if key in secrets else None
+
+    for node in ast.find_all((nodes.Filter, nodes.Getattr, nodes.Getitem, nodes.Call, nodes.For)):
+        operand = node.iter if isinstance(node, nodes.For) else getattr(node, "node", None)
+        name = secret_name(operand)
+        if name is None or (isinstance(node, nodes.Filter) and node.name in _VERBATIM_FILTERS):
+            continue
+        what = {nodes.Filter: f"the filter '{getattr(node, 'name', '')}'", nodes.Getattr: "an attribute or method",
+                nodes.Getitem: "an index or slice", nodes.Call: "a call", nodes.For: "a loop"}[type(node)]
+        return name, what
+    return None
