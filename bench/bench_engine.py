@@ -28,8 +28,6 @@ TARGET_TRIVIAL_MS = 1.0
 TARGET_SHELL_MS = 3.0
 
 
-
-
 def trivial_runbook(n: int) -> str:
     lines = ["id: bench-trivial", "title: engine overhead, trivial steps", "steps:"]
     for i in range(n):

@@ -136,14 +136,23 @@ def _wrap(text: str, indent: str) -> list[str]:
     return out
 
 
+def _yaml_value(value: Any) -> str:
+    """A value as it would be written in the runbook (true, [a, b]), not as Python prints it."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def render_description(info: dict[str, Any]) -> str:
     """Plain text that fits an 80-column terminal."""
     lines = [*_wrap(f"{info['id']} — {info['title']}", ""), f"severity {info['severity']}"
              + (f" · tags {', '.join(info['tags'])}" if info["tags"] else ""), ""]
-    lines += _wrap(info["description"], "")
-    lines += ["", "Inputs:"]
+    if info["description"].strip():
+        lines += [*_wrap(info["description"], ""), ""]
+    lines += ["Inputs:"]
     for i in info["inputs"]:
-        need = "required" if i["required"] else f"default {i['default']!r}" if i["default"] is not None else "optional"
+        need = ("required" if i["required"] else f"default {_yaml_value(i['default'])}" if i["default"] is not None
+                else "optional")
         env = f", env ${i['env']}" if i["env"] else ""
         lines += _wrap(f"{i['name']} ({i['type']}, {need}{env})", "  ")
         lines += _wrap(i["description"], "      ")

@@ -266,6 +266,8 @@ def runs(as_json: JsonOpt = False) -> None:
     if as_json:
         _echo_json(rows)
         return
+    if rows:
+        typer.echo(f"{'RUN':<52} {'MODE':<8} {'STATUS':<12} STARTED")
     for r in rows:
         typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<12} {r['started']}")
 

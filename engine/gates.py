@@ -71,8 +71,14 @@ class Terminal:
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
-    def ask(self, prompt: str, timeout: float | None = None) -> str | None:
-        """One line from the operator; None on end of input or timeout. Ctrl-C propagates."""
+    def ask(self, prompt: str, timeout: float | None = None, fresh: bool = False) -> str | None:
+        """One line from the operator; None on end of input or timeout. Ctrl-C propagates.
+
+        ``fresh`` discards what was typed before the prompt appeared: a "y" pressed while an earlier step
+        was still printing must not approve a gate nobody has read yet.
+        """
+        if fresh:
+            self._discard_typeahead()
         self.stderr.write(prompt)
         self.stderr.flush()
         self.timed_out = False
@@ -86,6 +92,15 @@ class Terminal:
         if not line:
             return None
         return line.rstrip("\r\n")
+
+
+    def _discard_typeahead(self) -> None:
+        import termios
+
+        try:
+            termios.tcflush(self.stdin.fileno(), termios.TCIFLUSH)
+        except (OSError, ValueError, AttributeError, termios.error):
+            return  # not a terminal (a test's StringIO, a pipe): nothing buffered by a tty to discard
 
 
 @dataclass
@@ -119,14 +134,15 @@ class Gatekeeper:
             t.say(f"  {line}")
         try:
             if req.type_to_confirm:
-                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout)
+                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout,
+                               fresh=True)
                 if answer is None:
                     return self._no(started, self._silence())
                 if answer.strip() != req.type_to_confirm:
                     choice = self._refusal_choice()
                     return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
                 return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
-            answer = t.ask("Approve? [yes / no = abort / skip]: ", self.timeout)
+            answer = t.ask("Approve? [yes / no = abort / skip]: ", self.timeout, fresh=True)
         except KeyboardInterrupt:
             t.say("")
             return self._no(started, "interrupt")
@@ -158,11 +174,17 @@ class Gatekeeper:
 
 
 def _describe(shown: dict[str, Any]) -> list[str]:
+    """What the operator reads before deciding: the plan first, then the arguments as YAML would write them."""
+    import json
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
     lines = []
     if shown.get("plan"):
         lines.append(f"plan: {shown['plan']}")
     for change in shown.get("changes") or []:
-        lines.append(f"  {change}")
+        lines.append(f"  {text(change)}")
     for key, value in (shown.get("args") or {}).items():
-        lines.append(f"{key}: {value}")
+        lines.append(f"{key}: {text(value)}")
     return lines

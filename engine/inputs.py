@@ -35,13 +35,22 @@ def _hostname(value: str, need_dot: bool) -> str:
     labels = ascii_name.split(".")
     bad = next((label for label in labels if not _LABEL.match(label)), None)
     if bad is not None:
-        shown = "an empty label" if bad == "" else f"label '{bad}'"
-        raise InputError(f"'{value}' is not a valid domain name: {shown} is not letters, digits and hyphens")
+        raise InputError(f"'{value}' is not a valid domain name: {_label_problem(bad)}")
     if need_dot and len(labels) < 2:
         raise InputError(f"'{value}' is not a domain name: it needs at least two labels, like example.com")
     if labels[-1].isdigit():
         raise InputError(f"'{value}' is not a domain name: the top-level label is numeric")
     return ascii_name
+
+
+def _label_problem(label: str) -> str:
+    if label == "":
+        return "an empty label (two dots in a row, or a leading dot)"
+    if len(label) > 63:
+        return f"label '{label[:20]}…' is longer than 63 characters"
+    if label.startswith("-") or label.endswith("-"):
+        return f"label '{label}' starts or ends with a hyphen"
+    return f"label '{label}' has characters other than letters, digits and hyphens"
 
 
 def _as_bool(value: Any) -> bool:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path as FsPath
 
-from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.errors import InputError
 
 SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
 SUFFIXES = (".yaml", ".yml")
@@ -32,17 +32,16 @@ def runbook_files(dirs: Iterable[FsPath]) -> list[FsPath]:
 
 
 def find(name: str, extra: Iterable[str] = ()) -> FsPath:
-    """A runbook by path or by id; raise RunbookError with the ids that do exist."""
+    """A runbook by path or by id; InputError (exit 2) naming the closest id when there is none."""
     direct = FsPath(name)
     if direct.suffix in SUFFIXES or os.sep in name:
         if direct.is_file():
             return direct
-        raise RunbookError([Problem(name, 1, 1, "no such runbook file")])
+        raise InputError(f"{name}: no such runbook file")
     files = runbook_files(search_dirs(extra))
     for f in files:
         if f.stem == name:
             return f
     near = difflib.get_close_matches(name, [f.stem for f in files], n=1)
     hint = f" (did you mean '{near[0]}'?)" if near else ""
-    message = f"no runbook named '{name}'{hint}; `breakglass list` shows them"
-    raise RunbookError([Problem(name, 1, 1, message)])
+    raise InputError(f"no runbook named '{name}'{hint}; `breakglass list` shows them")

@@ -9,7 +9,8 @@ Step lifecycle::
     pending ──step.started──▶ running ──step.applying──▶ applying ──▶ succeeded | failed
        │                        │ ├──step.succeeded/failed──▶ succeeded | failed
        │                        │ ├──step.planned (dry-run)──▶ planned
-       │                        │ └──step.skipped (gate: skip)──▶ skipped
+       │                        │ ├──step.skipped (gate: skip)──▶ skipped
+       │                        │ └──step.refused (gate: abort)──▶ refused
        └──step.skipped (when)──▶ skipped
     succeeded ──rollback.succeeded──▶ rolled_back      succeeded ──rollback.failed──▶ rollback_failed
 
@@ -36,6 +37,7 @@ class StepStatus(StrEnum):
     PLANNED = "planned"
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
+    REFUSED = "refused"  # its gate said no and the run stopped there; a resume asks again
 
 
 S = StepStatus
@@ -59,6 +61,8 @@ STEP_TRANSITIONS: dict[tuple[StepStatus, str], StepStatus] = {
     (S.APPLYING, "step.in_doubt"): S.APPLYING,
     (S.APPLYING, "step.started"): S.RUNNING,  # the operator chose to run an in-doubt step again
     (S.FAILED, "step.started"): S.RUNNING,  # resume of an aborted run tries the failed step again
+    (S.RUNNING, "step.refused"): S.REFUSED,
+    (S.REFUSED, "step.started"): S.RUNNING,  # resume of a refused run asks the gate again
     (S.SUCCEEDED, "rollback.succeeded"): S.ROLLED_BACK,
     (S.SUCCEEDED, "rollback.failed"): S.ROLLBACK_FAILED,
     (S.SUCCEEDED, "rollback.started"): S.SUCCEEDED,

@@ -58,6 +58,8 @@ def fmt_value(value: Any) -> str:
     """An input's value as a reader wants it: lists joined, nothing shown as a dash."""
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "—"
     if isinstance(value, dict):

@@ -21,7 +21,7 @@ from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, Bre
 from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
-from breakglass.engine.machine import RunState
+from breakglass.engine.machine import RunState, StepStatus
 from breakglass.engine.model import Gate, Retry, Step, gate_of
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
@@ -102,7 +102,8 @@ class Runner:
             self.before_finish(self)
         counts: dict[str, int] = {}
         for st in self.state.steps.values():
-            counts[str(st.status)] = counts.get(str(st.status), 0) + 1
+            label = "failed (continued)" if st.status is StepStatus.FAILED and st.continued else str(st.status)
+            counts[label] = counts.get(label, 0) + 1
         rec = self.record("run.finished", {"run": self.state.run_id, "status": status, "reason": reason,
                                            "counts": counts})
         return RunOutcome(self.state.run_id, status, rec["hash"])
@@ -264,6 +265,7 @@ class Runner:
         if decision.choice == "skip":
             self.record("step.skipped", {"step": step.id, "reason": f"gate refused by {decision.by}; skipped"})
             return False
+        self.record("step.refused", {"step": step.id, "by": decision.by, "how": decision.how})
         raise _Stop("refused", f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
 
     def _attempts(self, step: Step, call: Callable[[], ActionResult],

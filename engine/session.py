@@ -11,7 +11,7 @@ from typing import Any
 
 from breakglass.actions.registry import Registry
 from breakglass.engine import audit, inputs
-from breakglass.engine.errors import AuditError, GateRefused, RunbookError
+from breakglass.engine.errors import AuditError, GateRefused, InputError, RunbookError
 from breakglass.engine.gates import Gatekeeper, Terminal
 from breakglass.engine.loader import LoadedRunbook, load_file, load_text
 from breakglass.engine.machine import RunState, replay
@@ -48,6 +48,20 @@ def _gatekeeper(opts: RunOptions) -> Gatekeeper:
                       timeout=opts.gate_timeout, terminal=opts.terminal)
 
 
+def _check_approvals(rb: Any, approvals: frozenset[str]) -> None:
+    """A mistyped --approve would silently leave its gate to refuse at 3 a.m.: name it now instead."""
+    import difflib
+
+    gates = {s.id for s in rb.steps} | {f"{s.id}.rollback" for s in rb.steps if s.rollback is not None}
+    unknown = sorted(approvals - gates)
+    if unknown:
+        hints = []
+        for name in unknown:
+            near = difflib.get_close_matches(name, sorted(gates), n=1)
+            hints.append(f"--approve {name}: no such step" + (f" (did you mean '{near[0]}'?)" if near else ""))
+        raise InputError("; ".join(hints))
+
+
 def _settings(opts: RunOptions) -> dict[str, Any]:
     # Manual steps may complete unattended only where --yes is allowed: a dry-run or a drill.
     return {"assume_yes": opts.yes and opts.mode != "live", **opts.settings}
@@ -59,6 +73,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
     store = store or FileStore()
     rb = loaded.runbook
     values = inputs.resolve(rb, given)
+    _check_approvals(rb, opts.approvals)
     gates = _gatekeeper(opts)
     redactor = Redactor(inputs.secret_values(rb, values))
     run_id = store.new_run_id(rb.id)
@@ -134,6 +149,7 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
     recorded = {k: v for k, v in stored.started.get("inputs", {}).items()
                 if k not in stored.started.get("secret_inputs", [])}
     values = inputs.resolve(rb, {**recorded, **given})
+    _check_approvals(rb, opts.approvals)
     state = replay([s.id for s in rb.steps], stored.records)
     with store.lock(stored.run_id):
         torn = audit.set_aside_torn_tail(store.log_path(stored.run_id))

@@ -37,8 +37,6 @@ steps:
 """
 
 
-
-
 @pytest.fixture
 def run(bg_home: Path, tmp_path: Path) -> tuple[str, Path, str]:
     """A finished run: its id, its log and its published head."""
