@@ -206,7 +206,8 @@ class WebLab:
         return [r for s in self.servers for r in s.received]
 
 
-def _serve(cert: tuple[Path, Path] | None) -> LabServer:
+def serve(cert: tuple[Path, Path] | None = None) -> LabServer:
+    """Start a server on 127.0.0.1 and a free port; HTTPS when ``cert`` (certificate, key) is given."""
     server = LabServer(("127.0.0.1", 0), LabHandler)
     server.received = []
     if cert is not None:
@@ -222,7 +223,7 @@ def _serve(cert: tuple[Path, Path] | None) -> LabServer:
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
     """Start the three servers for the module's tests; stop them afterwards."""
     pki = make_pki(tmp_path_factory.mktemp("pki"))
-    servers = [_serve(None), _serve(pki.www), _serve(pki.expired)]
+    servers = [serve(None), serve(pki.www), serve(pki.expired)]
     lab = WebLab(pki.ca_file, *(s.server_address[1] for s in servers), servers=servers)  # type: ignore[misc]
     try:
         yield lab
