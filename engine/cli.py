@@ -43,6 +43,22 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Verify and show a run's audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from breakglass.engine.version import __version__
+
+        typer.echo(f"breakglass {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log."""
+
 # One table from the exception tree to exit codes (0 finished, 1 failed, 130 interrupted: see runner).
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (RunbookError, 2), (InputError, 2), (TemplateError, 2), (GateRefused, 3), (RunNotFound, 4),

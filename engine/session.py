@@ -18,9 +18,8 @@ from breakglass.engine.machine import RunState, replay
 from breakglass.engine.redact import Redactor
 from breakglass.engine.runner import Runner, RunOutcome
 from breakglass.engine.store import FileStore
+from breakglass.engine.version import __version__
 from breakglass.engine.world import LiveWorld, World
-
-VERSION = "0.1.0"
 
 
 class InDoubtRefused(GateRefused):
@@ -90,7 +89,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
             "inputs": values, "secret_inputs": sorted(n for n, s in rb.inputs.items()
                                                       if s.type == "secret" or s.env
                                                       or runner.redactor(values.get(n)) != values.get(n)),
-            "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": VERSION,
+            "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
             **opts.extra_start,
         })
         runner.started_ts = rec["ts"]
