@@ -149,7 +149,12 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
                 if k not in stored.started.get("secret_inputs", [])}
     values = inputs.resolve(rb, {**recorded, **given})
     _check_approvals(rb, opts.approvals)
-    state = replay([s.id for s in rb.steps], stored.records)
+    ids = [s.id for s in rb.steps]
+    gone = sorted({str(r["step"]) for r in stored.records if r.get("step")} - set(ids))
+    if gone:
+        raise InputError(f"the runbook no longer has step(s) {', '.join(gone)} that this run already recorded; "
+                         "a resume goes on from the log, so those steps must stay (add new ones instead)")
+    state = replay(ids, stored.records)
     with store.lock(stored.run_id):
         torn = audit.set_aside_torn_tail(store.log_path(stored.run_id))
         writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})

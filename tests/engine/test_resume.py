@@ -102,3 +102,12 @@ def test_resuming_a_finished_run_does_nothing(tmp_path: Path, bg_home: Path) -> 
     assert again.returncode == 0 and "already finished; nothing to resume" in again.stderr
     assert (bg_home / "runs" / run_id / "audit.jsonl").read_bytes() == before
     assert out.read_text() == "applied\n"
+
+
+def test_accepted_change_that_drops_a_recorded_step_is_explained(tmp_path: Path, bg_home: Path) -> None:
+    rb, _out, run_id = _killed_while_applying(tmp_path, bg_home)
+    rb.write_text(rb.read_text().replace("id: change", "id: renamed"))
+    result = _bg("resume", run_id, "--in-doubt", "done", "--accept-changed")
+    assert result.returncode == 2
+    assert "no longer has step(s) change that this run already recorded" in result.stderr
+    assert "Traceback" not in result.stderr
