@@ -212,6 +212,11 @@ class HttpProbeParams(HttpTarget):
         return self
 
 
+def _secrets(params: HttpTarget) -> tuple[str, ...]:
+    """Secret values in a request's headers and URL, known before plan or gate (for the engine's redactor)."""
+    return redact_headers(params.headers)[1] + redact_url(params.url)[1]
+
+
 class HttpProbe(Action):
     """Check that a URL answers as expected; read-only, so it also runs in dry-runs."""
 
@@ -221,14 +226,12 @@ class HttpProbe(Action):
     Params = HttpProbeParams
 
     def secrets_for(self, params: HttpProbeParams) -> tuple[str, ...]:
-        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
-        return redact_headers(params.headers)[1] + redact_url(params.url)[1]
+        return _secrets(params)
 
     def run(self, params: HttpProbeParams, ctx: ActionContext) -> ActionResult:
         import httpx
 
-        _, secrets = redact_headers(params.headers)
-        secrets += redact_url(params.url)[1]
+        secrets = _secrets(params)
         try:
             with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:
                 x = exchange(client, params.method, params)
@@ -289,8 +292,7 @@ class HttpRequest(Action):
     Params = HttpRequestParams
 
     def secrets_for(self, params: HttpRequestParams) -> tuple[str, ...]:
-        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
-        return redact_headers(params.headers)[1] + redact_url(params.url)[1]
+        return _secrets(params)
 
     def plan(self, params: HttpRequestParams, ctx: ActionContext) -> Plan:
         url, _ = redact_url(params.url)
@@ -301,8 +303,7 @@ class HttpRequest(Action):
     def apply(self, params: HttpRequestParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         import httpx
 
-        _, secrets = redact_headers(params.headers)
-        secrets += redact_url(params.url)[1]
+        secrets = _secrets(params)
         body = {} if params.json_body is None else {"json": params.json_body}
         try:
             with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:

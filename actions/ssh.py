@@ -38,6 +38,7 @@ from breakglass.actions.ssh_transfer import (
 if TYPE_CHECKING:
     import paramiko
 
+# The engine's default Action.secrets_for reads these, so they are redacted before plan or gate.
 _SECRET_PARAMS = frozenset({"password", "key_passphrase"})
 
 
@@ -103,9 +104,6 @@ class SshRun(Action):
     Params = SshRunParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def secrets_for(self, params: SshRunParams) -> tuple[str, ...]:
-        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
-        return secrets_of(params)
 
     def effect_for(self, params: SshRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE
@@ -179,9 +177,6 @@ class SshUpload(Action):
     Params = SshUploadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def secrets_for(self, params: SshUploadParams) -> tuple[str, ...]:
-        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
-        return secrets_of(params)
 
     def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
         local = Path(params.local).expanduser()
@@ -216,9 +211,6 @@ class SshDownload(Action):
     Params = SshDownloadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
-    def secrets_for(self, params: SshDownloadParams) -> tuple[str, ...]:
-        """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""
-        return secrets_of(params)
 
     def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:
         local = Path(params.local).expanduser()

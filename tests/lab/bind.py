@@ -243,30 +243,7 @@ def _require_named() -> None:
         pytest.skip(f"BIND 9 named is not installed ({NAMED}); .ci/run installs bind9")
 
 
-@pytest.fixture
-def bind_factory(tmp_path: Path) -> Iterator[Callable[..., BindServer]]:
-    """Start ``named`` with ``bind_factory(zones, **BindServer kwargs)``; every one stops after the test."""
-    servers: list[BindServer] = []
-
-    def start(zones: Mapping[str, str], **kwargs: Any) -> BindServer:
-        _require_named()
-        kwargs.setdefault("workdir", tmp_path / f"named{len(servers)}")
-        kwargs["workdir"].mkdir(parents=True, exist_ok=True)
-        server = BindServer(zones, **kwargs)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def bind_module_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., BindServer]]:
-    """Like ``bind_factory`` but the servers live for the whole test module (start-up costs ~0.5 s each)."""
-    servers: list[BindServer] = []
-    base = tmp_path_factory.mktemp("named")
-
+def _starter(base: Path, servers: list[BindServer]) -> Callable[..., BindServer]:
     def start(zones: Mapping[str, str], **kwargs: Any) -> BindServer:
         _require_named()
         kwargs.setdefault("workdir", base / f"named{len(servers)}")
@@ -275,6 +252,22 @@ def bind_module_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ca
         servers.append(server)
         return server.start()
 
-    yield start
+    return start
+
+
+@pytest.fixture
+def bind_factory(tmp_path: Path) -> Iterator[Callable[..., BindServer]]:
+    """Start ``named`` with ``bind_factory(zones, **BindServer kwargs)``; every one stops after the test."""
+    servers: list[BindServer] = []
+    yield _starter(tmp_path, servers)
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def bind_module_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., BindServer]]:
+    """Like ``bind_factory`` but the servers live for the whole test module (start-up costs ~0.5 s each)."""
+    servers: list[BindServer] = []
+    yield _starter(tmp_path_factory.mktemp("named"), servers)
     for server in servers:
         server.stop()
