@@ -3,17 +3,25 @@
 Built-ins are named here as ``module:Class`` strings so that resolving ``dns.lookup`` imports only
 ``breakglass.actions.dns`` (which itself imports dnspython lazily). Entry points are scanned only when a name
 is not built in, or when every action is listed, because scanning installed distributions costs start-up.
+Validating a runbook needs only each action's argument names: for built-ins they come from
+data/arguments.json, generated from the argument models (a test keeps it current), so ``validate`` imports
+neither the action modules nor pydantic.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from breakglass.actions.base import Action
 from breakglass.engine.errors import BreakglassError
+
+if TYPE_CHECKING:  # the base module imports pydantic; validation must not pay for it
+    from breakglass.actions.base import Action
 
 ENTRY_POINT_GROUP = "breakglass.actions"
 
@@ -57,7 +65,48 @@ class UnknownAction(BreakglassError):
         super().__init__(f"unknown action '{name}'{hint}")
 
 
+ARGUMENTS_FILE = Path(__file__).resolve().parent / "data" / "arguments.json"
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """The ``with:`` keys of an action as a runbook writes them (aliases): what validation checks."""
+
+    accepted: tuple[str, ...]
+    required: tuple[str, ...]
+
+    @classmethod
+    def of(cls, action: type[Action]) -> Arguments:
+        fields = action.Params.model_fields
+        return cls(tuple(f.alias or n for n, f in fields.items()),
+                   tuple(f.alias or n for n, f in fields.items() if f.is_required()))
+
+
+def argument_table() -> dict[str, dict[str, list[str]]]:
+    """The built-ins' arguments from their models, as data/arguments.json holds them."""
+    registry = Registry()
+    table = {}
+    for name in sorted(BUILTIN):
+        args = Arguments.of(registry.get(name))
+        table[name] = {"accepted": list(args.accepted), "required": list(args.required)}
+    return table
+
+
+def write_argument_table() -> None:
+    """Regenerate data/arguments.json after changing a built-in action's arguments."""
+    rows = [f" {json.dumps(name)}: {json.dumps(row)}" for name, row in argument_table().items()]
+    ARGUMENTS_FILE.write_text("{\n" + ",\n".join(rows) + "\n}\n", encoding="utf-8")  # a line per action
+
+
+@functools.cache
+def _builtin_arguments() -> dict[str, Arguments]:
+    table = json.loads(ARGUMENTS_FILE.read_text(encoding="utf-8"))
+    return {name: Arguments(tuple(row["accepted"]), tuple(row["required"])) for name, row in table.items()}
+
+
 def _load(target: str) -> type[Action]:
+    from breakglass.actions.base import Action
+
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Action)):
@@ -108,6 +157,14 @@ class Registry:
         cls = _load(target)
         self._classes[name] = cls
         return cls
+
+    def arguments(self, name: str) -> Arguments:
+        """The arguments ``name`` accepts; UnknownAction when no action has that name."""
+        if name not in self._classes and name in BUILTIN and self.builtin.get(name) == BUILTIN[name]:
+            known = _builtin_arguments().get(name)
+            if known is not None:
+                return known
+        return Arguments.of(self.get(name))
 
     def describe(self) -> list[dict[str, Any]]:
         """Every action with its arguments and effect, for ``breakglass actions``."""

@@ -38,54 +38,29 @@ def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def validate_paths(paths: list[str], use_cache: bool = True) -> list[dict[str, Any]]:
+def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
     """Validate files (directories are searched for runbooks); the shipped ones when no path is given."""
-    from breakglass.engine.validation_cache import ValidationCache
-
     files: list[Path] = []
     for p in paths:
         path = Path(p)
         files += runbook_files([path]) if path.is_dir() else [path]
     if not paths:
         files = runbook_files(search_dirs([]))
-    cache = ValidationCache() if use_cache else None
-    results = [_validate_one(f, cache) for f in files]
-    if cache is not None:
-        cache.save()
+    if not files:
+        return []
+    from breakglass.actions.registry import Registry
+    from breakglass.engine.loader import check_file
+
+    registry = Registry()  # one for all files: action classes a plugin brings are imported once
+    results = []
+    for f in files:
+        try:
+            check_file(f, registry)
+        except RunbookError as exc:
+            results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]})
+        else:
+            results.append({"file": str(f), "ok": True, "problems": []})
     return results
-
-
-def _validate_one(f: Path, cache: Any) -> dict[str, Any]:
-    try:
-        content = f.read_bytes()
-    except OSError:
-        content = b""
-    if cache is not None and content and cache.known_valid(f.name, content):
-        return {"file": str(f), "ok": True, "problems": [], "cached": True}
-    from breakglass.actions.registry import BUILTIN
-    from breakglass.engine.loader import load_file
-
-    try:
-        loaded = load_file(f, _registry())
-    except RunbookError as exc:
-        return {"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]}
-    actions = {s.action for s in loaded.runbook.steps} | {s.rollback.action for s in loaded.runbook.steps
-                                                          if s.rollback}
-    if cache is not None and actions <= set(BUILTIN):
-        cache.remember(f.name, content)
-    return {"file": str(f), "ok": True, "problems": []}
-
-
-_REGISTRIES: list[Any] = []
-
-
-def _registry() -> Any:
-    """One registry per process: action classes are imported once however many files are checked."""
-    if not _REGISTRIES:
-        from breakglass.actions.registry import Registry
-
-        _REGISTRIES.append(Registry())
-    return _REGISTRIES[0]
 
 
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Checks that need more than one field: step ids, actions and their arguments, templates and references.
 
 Each check yields Problems located in the source; the loader collects all of them so an engineer fixes a
-file in one pass.
+file in one pass. The checks read the parsed data (plain dicts and lists) after engine.shape has checked
+its structure, so validating a file never needs the pydantic model.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 from breakglass.actions.registry import Registry, UnknownAction
 from breakglass.engine import templates
 from breakglass.engine.errors import InputError, Problem, TemplateError
-from breakglass.engine.model import Gate, InputSpec, InputType, Runbook, Step
+from breakglass.engine.input_types import InputType
 from breakglass.engine.yamlsource import Path, Source
+
+Raw = dict[str, Any]  # an input or a step as parsed, its structure already checked
 
 CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
 # `loop` is Jinja's own variable inside {% for %}; outside a loop it fails at render time like any undefined.
@@ -32,28 +35,24 @@ class _Scope:
         self.roots = CONTEXT_ROOTS | extra | JINJA_GLOBALS
 
 
-def check_runbook(rb: Runbook, src: Source, registry: Registry) -> list[Problem]:
-    return check_parts(dict(rb.inputs), list(rb.steps), [s.id for s in rb.steps], src, registry)
-
-
-def check_parts(inputs: Mapping[str, InputSpec | None] | None, steps: Sequence[Step | None],
+def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | None],
                 step_ids: Sequence[str | None], src: Source, registry: Registry) -> list[Problem]:
-    """Check what is structurally valid: ``None`` marks an input or step pydantic rejected (reported there).
+    """Check the inputs and steps; ``None`` marks one whose structure is wrong (reported by engine.shape).
 
-    The loader also calls this when the file has structural errors, so one pass shows every problem.
+    Every structurally sound part is checked even when others are broken, so one pass shows every problem.
     """
     problems: list[Problem] = []
     if inputs is not None:
         problems += _check_inputs(inputs, src)
     problems += _check_step_ids(step_ids, src)
     secrets = frozenset(n for n, spec in (inputs or {}).items()
-                        if spec is not None and (spec.type is InputType.SECRET or spec.env))
+                        if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
     problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry,
                              secrets)
     return problems
 
 
-def _check_inputs(inputs: Mapping[str, InputSpec | None], src: Source) -> Iterator[Problem]:
+def _check_inputs(inputs: Mapping[str, Raw | None], src: Source) -> Iterator[Problem]:
     names = set(inputs)
     for name, spec in inputs.items():
         path: Path = ("inputs", name)
@@ -62,19 +61,21 @@ def _check_inputs(inputs: Mapping[str, InputSpec | None], src: Source) -> Iterat
                               key=True)
         if spec is None:
             continue
-        if spec.type is InputType.CHOICE and not spec.choices:
+        kind = InputType(spec.get("type", InputType.STRING))
+        default = spec.get("default")
+        if kind is InputType.CHOICE and not spec.get("choices"):
             yield src.problem(path, f"input '{name}' has type choice but no choices")
-        if isinstance(spec.default, str) and templates.is_template(spec.default):
+        if isinstance(default, str) and templates.is_template(default):
             scope = _Scope(names - {name}, [], set(), frozenset())
-            yield from _check_template(spec.default, (*path, "default"), src, scope, expression=False)
-        elif spec.default is not None and spec.type is not InputType.SECRET:
-            from breakglass.engine.inputs import coerce
+            yield from _check_template(default, (*path, "default"), src, scope, expression=False)
+        elif default is not None and kind is not InputType.SECRET:
+            from breakglass.engine.inputs import coerce_as
 
             try:
-                coerce(name, spec, spec.default)
+                coerce_as(name, kind, spec.get("choices"), default)
             except InputError as exc:
                 yield src.problem((*path, "default"), f"default of input '{name}': {exc}")
-        if spec.type is InputType.SECRET and spec.default is not None:
+        if kind is InputType.SECRET and default is not None:
             yield src.problem((*path, "default"), f"secret input '{name}' must not have a default in the "
                               "file; use env: to read it from the environment")
 
@@ -91,41 +92,43 @@ def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Pro
             first[step_id] = index
 
 
-def _check_steps(inputs: set[str] | None, steps: Sequence[Step | None], step_ids: Sequence[str | None],
+def _check_steps(inputs: set[str] | None, steps: Sequence[Raw | None], step_ids: Sequence[str | None],
                  src: Source, registry: Registry, secrets: frozenset[str] = frozenset()) -> Iterator[Problem]:
     all_ids = [i for i in step_ids if i is not None]
     seen: list[str] = []
     has_rollback = False
     for index, step in enumerate(steps):
-        if step is None:  # rejected by the model; its id still counts for references that follow
+        if step is None:  # structurally wrong; its id still counts for references that follow
             if step_ids[index] is not None:
                 seen.append(str(step_ids[index]))
             has_rollback = has_rollback or "rollback" in _raw(src, ("steps", index))
             continue
         path: Path = ("steps", index)
+        step_id = step["id"]
         later = set(all_ids[index:])
         plain = _Scope(inputs, seen, later, frozenset(), secrets)
         with_result = _Scope(inputs, seen, later, frozenset({"result"}), secrets)
-        if templates.is_template(step.title):
-            yield from _check_template(step.title, (*path, "title"), src, plain, expression=False)
-        yield from _check_action(step.action, step.with_, path, src, registry)
-        yield from _check_tree(step.with_, (*path, "with"), src, plain)
+        if templates.is_template(step["title"]):
+            yield from _check_template(step["title"], (*path, "title"), src, plain, expression=False)
+        yield from _check_action(step["action"], step.get("with", {}), path, src, registry)
+        yield from _check_tree(step.get("with", {}), (*path, "with"), src, plain)
         for field, scope in (("when", plain), ("expect", with_result), ("until", with_result)):
-            value = getattr(step, field)
+            value = step.get(field)
             if isinstance(value, str):
                 yield from _check_template(value, (*path, field), src, scope, expression=True)
-        yield from _check_gate(step.confirm, (*path, "confirm"), src, plain)
-        if step.rollback is not None:
+        yield from _check_gate(step.get("confirm"), (*path, "confirm"), src, plain)
+        rollback = step.get("rollback")
+        if rollback is not None:
             has_rollback = True
             rb_path = (*path, "rollback")
-            rb_scope = _Scope(inputs, [*seen, step.id], later - {step.id}, frozenset(), secrets)
-            yield from _check_action(step.rollback.action, step.rollback.with_, rb_path, src, registry)
-            yield from _check_tree(step.rollback.with_, (*rb_path, "with"), src, rb_scope)
-            yield from _check_gate(step.rollback.confirm, (*rb_path, "confirm"), src, rb_scope)
-        if step.on_failure == "rollback" and not has_rollback:
-            yield src.problem((*path, "on_failure"), f"step '{step.id}' says on_failure: rollback but "
+            rb_scope = _Scope(inputs, [*seen, step_id], later - {step_id}, frozenset(), secrets)
+            yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, registry)
+            yield from _check_tree(rollback.get("with", {}), (*rb_path, "with"), src, rb_scope)
+            yield from _check_gate(rollback.get("confirm"), (*rb_path, "confirm"), src, rb_scope)
+        if step.get("on_failure") == "rollback" and not has_rollback:
+            yield src.problem((*path, "on_failure"), f"step '{step_id}' says on_failure: rollback but "
                               "neither it nor any earlier step has a rollback")
-        seen.append(step.id)
+        seen.append(step_id)
 
 
 def _raw(src: Source, path: Path) -> Any:
@@ -141,9 +144,9 @@ def _raw(src: Source, path: Path) -> Any:
 def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:
     if isinstance(confirm, str):
         yield from _check_template(confirm, path, src, scope, expression=False)
-    elif isinstance(confirm, Gate):
+    elif isinstance(confirm, dict):
         for field in ("message", "type_to_confirm"):
-            value = getattr(confirm, field)
+            value = confirm.get(field)
             if value:
                 yield from _check_template(value, (*path, field), src, scope, expression=False)
 
@@ -151,26 +154,23 @@ def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterato
 def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
                   registry: Registry) -> Iterator[Problem]:
     try:
-        cls = registry.get(name)
+        arguments = registry.arguments(name)
     except UnknownAction as exc:
         yield src.problem((*path, "action"), str(exc))
         return
-    fields = cls.Params.model_fields
-    accepted = {f.alias or n: n for n, f in fields.items()} | {n: n for n in fields}
     for arg in args:
-        if arg not in accepted:
+        if arg not in arguments.accepted:
             import difflib
 
-            near = difflib.get_close_matches(arg, list(accepted), n=1)
+            near = difflib.get_close_matches(arg, list(arguments.accepted), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
-            options = ", ".join(sorted(f.alias or n for n, f in fields.items()))
+            options = ", ".join(sorted(arguments.accepted))
             yield src.problem((*path, "with", arg), f"action '{name}' does not accept argument "
                               f"'{arg}'{hint}; it accepts: {options}", key=True)
-    given = {accepted.get(a) for a in args}
-    for n, f in fields.items():
-        if f.is_required() and n not in given:
+    for arg in arguments.required:
+        if arg not in args:
             where = (*path, "with") if (*path, "with") in src.marks else (*path, "action")
-            yield src.problem(where, f"action '{name}' needs argument '{f.alias or n}'")
+            yield src.problem(where, f"action '{name}' needs argument '{arg}'")
 
 
 def _check_tree(value: Any, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:

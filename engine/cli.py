@@ -113,13 +113,12 @@ def show(runbook: str, runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -
 @app.command()
 def validate(
     paths: Annotated[list[str] | None, typer.Argument(help="Runbook files or directories.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-check files that validated before.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate runbook files; every problem as file:line:col. Exit 2 when any is invalid."""
     from breakglass.engine.catalog import validate_paths
 
-    results = validate_paths(paths or [], use_cache=not no_cache)
+    results = validate_paths(paths or [])
     if as_json:
         _echo_json(results)
     else:

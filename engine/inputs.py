@@ -10,12 +10,15 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from breakglass.engine import templates
 from breakglass.engine.errors import InputError, TemplateError
-from breakglass.engine.model import InputSpec, InputType, Runbook
+from breakglass.engine.input_types import InputType
+
+if TYPE_CHECKING:  # pydantic: validation checks input defaults without building the model
+    from breakglass.engine.model import InputSpec, Runbook
 
 # RFC 1035 §2.3.1 / RFC 1123 §2.1: letters, digits, hyphens; no leading or trailing hyphen; ≤ 63 per label.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.I)
@@ -121,7 +124,10 @@ def _as_host(value: Any) -> str:
 
 def coerce(name: str, spec: InputSpec, value: Any) -> Any:
     """Check ``value`` against the input's type and return it in its typed form."""
-    t = spec.type
+    return coerce_as(name, spec.type, spec.choices, value)
+
+
+def coerce_as(name: str, t: InputType, choices: list[str | int] | None, value: Any) -> Any:
     try:
         if t is InputType.INTEGER:
             return _as_int(value)
@@ -130,9 +136,9 @@ def coerce(name: str, spec: InputSpec, value: Any) -> Any:
         if t is InputType.LIST:
             return _as_list(value)
         if t is InputType.CHOICE:
-            choices = [str(c) for c in spec.choices or []]
-            if str(value) not in choices:
-                raise InputError(f"'{value}' is not one of: {', '.join(choices)}")
+            allowed = [str(c) for c in choices or []]
+            if str(value) not in allowed:
+                raise InputError(f"'{value}' is not one of: {', '.join(allowed)}")
             return str(value)
         if t is InputType.DOMAIN:
             return _hostname(str(value), need_dot=True)

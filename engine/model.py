@@ -1,46 +1,35 @@
 """The runbook as frozen data: Runbook, InputSpec, Step, Gate, Retry, Rollback.
 
-These models are the single source of the runbook format: the loader validates files against them and
-``breakglass schema`` publishes their JSON Schema for editors. Everything here is structure; meaning that
-needs more than one field (step references, action arguments, templates) is checked by ``engine.checks``.
+These models are the single source of the runbook format. ``breakglass schema`` publishes their JSON Schema,
+committed as engine/runbook.schema.json for editors and for ``engine.shape``, which checks files against it
+without importing pydantic; tests hold the file equal to the model and the two checks in agreement. The
+models build the runbook a run executes. Everything here is structure; meaning that needs more than one
+field (step references, action arguments, templates) is checked by ``engine.checks``.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from breakglass.engine.input_types import InputType
 
 RUNBOOK_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 STEP_ID = r"^[a-z][a-z0-9_]*$"
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class InputType(StrEnum):
-    STRING = "string"
-    INTEGER = "integer"
-    BOOLEAN = "boolean"
-    CHOICE = "choice"
-    LIST = "list"
-    DOMAIN = "domain"
-    HOSTNAME = "hostname"
-    HOST = "host"  # a host name or an IP address: what ssh and smtp targets usually are
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
-    IP = "ip"
-    URL = "url"
-    EMAIL = "email"
-    SECRET = "secret"  # noqa: S105 - the name of a type, not a password
+    # strict: a runbook says what it means. `attempts: "3"` or `required: "yes"` is a mistake to report, and
+    # strict types are what the JSON Schema says, so the schema check in engine.shape and this model agree.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class InputSpec(Frozen):
     """One typed parameter of a runbook."""
 
-    type: InputType = Field(InputType.STRING, description="The value's type; checked before any step runs.")
+    type: InputType = Field(InputType.STRING, strict=False,  # strict enums take only members, not "domain"
+                            description="The value's type; checked before any step runs.")
     description: str = Field("", description="What the operator should enter (markdown).")
     default: Any = Field(None, description="Default value; a string may be a template over other inputs.")
     required: bool | None = Field(

@@ -57,7 +57,7 @@ def test_readme_first_command_runs_a_drill_on_a_fresh_install(tmp_path: Path) ->
     assert "[DRILL]" in proc.stdout
     assert "drill grade" in proc.stdout
     # The installed (not editable) package ships its runbooks, and every one of them validates.
-    check = subprocess.run([str(repo / ".venv" / "bin" / "breakglass"), "validate", "--no-cache"], cwd=tmp_path,
+    check = subprocess.run([str(repo / ".venv" / "bin" / "breakglass"), "validate"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("ok  ") >= 8 and "site-packages/breakglass/runbooks" in check.stdout

@@ -1,4 +1,5 @@
-"""The committed runbook.schema.json is what `breakglass schema` prints, so editors see the real format."""
+"""The committed engine/runbook.schema.json is what `breakglass schema` prints: editors and `validate` see the
+real format."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_schema_is_current() -> None:
-    committed = json.loads((ROOT / "runbook.schema.json").read_text())
-    assert committed == json_schema(), "run: breakglass schema -o runbook.schema.json"
+    committed = json.loads((ROOT / "engine" / "runbook.schema.json").read_text())
+    assert committed == json_schema(), "run: breakglass schema -o engine/runbook.schema.json"
 
 
 def test_shipped_runbooks_point_editors_at_it() -> None:
     for rb in sorted((ROOT / "runbooks").glob("*.yaml")):
         first = rb.read_text().splitlines()[0]
-        assert first == "# yaml-language-server: $schema=../runbook.schema.json", rb.name
+        assert first == "# yaml-language-server: $schema=../engine/runbook.schema.json", rb.name

@@ -46,11 +46,6 @@ def test_show_fits_80_columns(runbook: str, tmp_path: Path) -> None:
     assert wide == []
 
 
-@pytest.mark.parametrize("path", RUNBOOK_FILES, ids=IDS)
-def test_file_header_points_editors_at_the_schema(path: Path) -> None:
-    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=../runbook.schema.json"
-
-
 @pytest.mark.parametrize("runbook", IDS)
 def test_every_runbook_has_at_least_two_scenarios(runbook: str) -> None:
     assert len(list((RUNBOOKS / "scenarios" / runbook).glob("*.yaml"))) >= 2
