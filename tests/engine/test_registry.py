@@ -135,3 +135,42 @@ def test_entry_point_that_shadows_a_builtin_is_refused(tmp_path: Path) -> None:
             print("refused:", exc)
         """), env)
     assert out.startswith("refused: action 'dns.lookup' is registered twice")
+
+
+def test_validating_imports_neither_pydantic_nor_action_modules(tmp_path: Path) -> None:
+    """`breakglass validate` starts fast because structure comes from the schema and built-in arguments
+    from data/arguments.json; a stray import of pydantic or of an action module would undo that."""
+    rb = tmp_path / "light.yaml"
+    rb.write_text(textwrap.dedent("""\
+        id: light
+        title: Built-in actions only
+        steps:
+          - {id: dns, title: dns, action: dns.lookup, with: {name: example.invalid}}
+          - {id: ssh, title: ssh, action: ssh.run, with: {host: h, user: u, command: [uptime], read_only: true}}
+          - {id: fix, title: fix, action: dns.update, with: {zone: z, name: n, type: A, records: [192.0.2.1],
+               server: 127.0.0.1}}
+        """))
+    out = _python(textwrap.dedent(f"""\
+        import json, sys
+        sys.argv = ["breakglass", "validate", {str(rb)!r}]
+        from breakglass.engine.cli import main
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        loaded = [m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "asyncio")
+                  or m.startswith("breakglass.actions.") and m != "breakglass.actions.registry"]
+        print(json.dumps([code, sorted(loaded)]))
+        """))
+    assert json.loads(out.splitlines()[-1]) == [0, []], out
+
+
+def test_plugin_arguments_are_checked_by_the_plugin_model(tmp_path: Path) -> None:
+    env = _plugin(tmp_path, {"acme.ping": "acme_actions:Ping"})
+    rb = tmp_path / "ping.yaml"
+    rb.write_text("id: ping\ntitle: Ping\nsteps:\n  - {id: p, title: p, action: acme.ping, with: {hots: h}}\n")
+    proc = subprocess.run([sys.executable, "-c", "from breakglass.engine.cli import main; main()", "validate",
+                           str(rb)], capture_output=True, text=True, env={**os.environ, **env})
+    assert proc.returncode == 2
+    assert "does not accept argument 'hots' (did you mean 'host'?)" in proc.stderr
+    assert "action 'acme.ping' needs argument 'host'" in proc.stderr
