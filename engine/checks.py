@@ -188,29 +188,27 @@ def _check_tree(value: Any, path: Path, src: Source, scope: _Scope) -> Iterator[
 def _check_template(text: str, path: Path, src: Source, scope: _Scope, expression: bool) -> Iterator[Problem]:
     is_expr = expression and not templates.is_template(text)
     try:
-        ast = templates.parse(text, expression=is_expr)
+        found = templates.facts(text, is_expr, scope.secrets)
     except TemplateError as exc:
         yield src.problem(path, f"{exc} in {text!r}")
         return
-    unsafe = templates.unsafe_access(ast)
-    if unsafe:
-        yield src.problem(path, f"template reaches for '{unsafe}', which the sandbox refuses: templates may "
-                          "only read inputs, steps and run")
+    if found.unsafe:
+        yield src.problem(path, f"template reaches for '{found.unsafe}', which the sandbox refuses: templates "
+                          "may only read inputs, steps and run")
         return
-    altered = templates.secret_transform(ast, scope.secrets)
-    if altered:
-        yield src.problem(path, f"template alters the secret input '{altered[0]}' with {altered[1]}: secrets are "
-                          "redacted by value, so use them only as they are ({{ inputs." + altered[0] + " }})")
-    local = templates.assigned_names(ast)
+    if found.altered_secret:
+        name, how = found.altered_secret
+        yield src.problem(path, f"template alters the secret input '{name}' with {how}: secrets are redacted "
+                          "by value, so use them only as they are ({{ inputs." + name + " }})")
     reported: set[str] = set()
-    for root, attr in templates.references(ast):
-        message = _reference_problem(root, attr, scope, local)
+    for root, attr in found.references:
+        message = _reference_problem(root, attr, scope, found.local)
         if message and message not in reported:
             reported.add(message)
             yield src.problem(path, message)
 
 
-def _reference_problem(root: str, attr: str | None, scope: _Scope, local: set[str]) -> str | None:
+def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozenset[str]) -> str | None:
     if root in local:
         return None
     if root not in scope.roots:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from breakglass.engine.errors import TemplateError
@@ -148,6 +149,37 @@ def parse(text: str, expression: bool) -> Any:
         return env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What validation needs to know about one template, independent of where it sits in the runbook."""
+
+    unsafe: str | None  # the private attribute it reaches for, if any
+    altered_secret: tuple[str, str] | None  # (secret input, how) when it transforms a secret
+    local: frozenset[str]  # names it assigns itself
+    references: tuple[tuple[str, str | None], ...]  # (root, first attribute) it reads
+
+
+class _Flat:
+    """The AST's nodes listed once in document order; ``find_all`` filters the list instead of walking the
+    tree again for each question asked of it (that walk dominated validating a large runbook)."""
+
+    def __init__(self, ast: Any) -> None:
+        from jinja2 import nodes
+
+        self.nodes = list(ast.find_all(nodes.Node))
+
+    def find_all(self, kind: Any) -> Iterator[Any]:
+        return (n for n in self.nodes if isinstance(n, kind))
+
+
+@functools.lru_cache(maxsize=4096)
+def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
+    """Parse and examine a template once per distinct text (runbooks repeat "{{ inputs.domain }}")."""
+    flat = _Flat(parse(text, expression))
+    return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
+                 tuple(references(flat)))
 
 
 def references(ast: Any) -> Iterator[tuple[str, str | None]]:
