@@ -190,27 +190,57 @@ class LookupCounter:
 # ---- DMARC, DKIM, MTA-STS, TLS-RPT -----------------------------------------------------------------------
 
 
+def _dmarc_candidates(domain: str) -> list[str]:
+    """Where a domain's DMARC policy may live, nearest first: the DNS tree walk of DMARCbis
+    (draft-ietf-dmarc-dmarcbis 4.10), which replaced RFC 7489's public-suffix lookup of the organisational
+    domain. At most 8 queries: a name of more than 8 labels jumps straight to its last 7. The top-level
+    domain itself is never asked (no public-suffix policy is consulted here)."""
+    labels = domain.strip(".").split(".")
+    names = [".".join(labels)]
+    if len(labels) > 8:
+        labels = labels[-7:]
+        names.append(".".join(labels))
+    while len(labels) > 2:
+        labels = labels[1:]
+        names.append(".".join(labels))
+    return names
+
+
 def dmarc_report(dns: DnsClient, domain: str) -> dict[str, Any]:
-    texts, error = txt_strings(dns, f"_dmarc.{domain}")
-    records = [t for t in texts if t.replace(" ", "").lower().startswith("v=dmarc1")]
-    if error:
-        return {"status": "error", "error": error}
-    if len(records) != 1:
-        # RFC 7489 6.6.3: none or several records means no DMARC policy applies.
-        return {"status": "missing" if not records else "multiple", "records_found": len(records)}
-    policy = tags(records[0])
+    for name in _dmarc_candidates(domain):
+        texts, error = txt_strings(dns, f"_dmarc.{name}")
+        if error:
+            return {"status": "error", "error": error, "name": f"_dmarc.{name}"}
+        records = [t for t in texts if t.replace(" ", "").lower().startswith("v=dmarc1")]
+        if len(records) > 1:
+            # RFC 7489 6.6.3: several records means no DMARC policy applies.
+            return {"status": "multiple", "records_found": len(records), "name": f"_dmarc.{name}"}
+        if records:
+            return _dmarc_policy(records[0], name, inherited=name != domain.strip("."))
+    return {"status": "missing", "records_found": 0, "searched": [f"_dmarc.{n}" for n in
+                                                                   _dmarc_candidates(domain)]}
+
+
+def _dmarc_policy(record: str, found_at: str, inherited: bool) -> dict[str, Any]:
+    policy = tags(record)
+    # A policy found above the domain governs it as a subdomain: sp= when set, else p= (RFC 7489 6.6.3).
+    applied = (policy.get("sp") or policy.get("p", "")) if inherited else policy.get("p", "")
     flags = []
-    if policy.get("p", "").lower() == "none":
-        flags.append("p=none: monitoring only, receivers do not act on failures")
+    if applied.lower() == "none":
+        flags.append("p=none: monitoring only, receivers do not act on failures" if not inherited else
+                     f"inherits {found_at}'s policy none: monitoring only, receivers do not act on failures")
     if "rua" not in policy:
         flags.append("no rua: nobody receives aggregate reports")
     if policy.get("p", "").lower() not in ("none", "quarantine", "reject"):
         flags.append("missing or invalid p= tag (RFC 7489 6.3)")
     return {
         "status": "ok",
-        "record": records[0],
+        "record": record,
+        "found_at": f"_dmarc.{found_at}",
+        "inherited": inherited,
         "policy": policy.get("p"),
         "subdomain_policy": policy.get("sp"),
+        "applied_policy": applied or None,
         "pct": policy.get("pct", "100"),
         "rua": [u.strip() for u in policy.get("rua", "").split(",") if u.strip()],
         "adkim": policy.get("adkim", "r"),

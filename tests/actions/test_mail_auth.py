@@ -58,6 +58,7 @@ def broken_zone() -> str:
     lines += ['open TXT "v=spf1 +all"', 'twice TXT "v=spf1 -all"', 'twice TXT "v=spf1 ~all"']
     lines += ['voids TXT "v=spf1 a:no1.broken.test a:no2.broken.test mx:no3.broken.test -all"']
     lines += ['_dmarc.open TXT "v=DMARC1; p=none"', "nullmx MX 0 ."]
+    lines += ['_dmarc.team TXT "v=DMARC1; p=reject; sp=none; rua=mailto:d@broken.test"']
     lines += ['flaky TXT "v=spf1 include:down.test -all"']
     return "\n".join(lines)
 
@@ -140,6 +141,33 @@ def test_dmarc_policy_and_rua(dns: BindServer) -> None:
     weak = records(dns, "open.broken.test")
     assert weak["dmarc"]["policy"] == "none" and any("monitoring only" in p for p in weak["problems"])
     assert records(dns, "broken.test")["dmarc"]["status"] == "missing"
+
+
+def test_dmarc_of_a_subdomain_is_found_on_its_parent(dns: BindServer) -> None:
+    """No _dmarc at the sending subdomain: receivers apply the parent's policy (RFC 7489 6.6.3, DMARCbis
+    tree walk), so a subdomain without its own record is not 'missing DMARC'."""
+    dmarc = records(dns, "mail.example.test")["dmarc"]
+    assert dmarc["status"] == "ok" and dmarc["inherited"] is True
+    assert dmarc["found_at"] == "_dmarc.example.test" and dmarc["applied_policy"] == "reject"
+    own = records(dns, "example.test")["dmarc"]
+    assert own["inherited"] is False and own["found_at"] == "_dmarc.example.test"
+
+
+def test_dmarc_subdomain_policy_applies_to_inheritors(dns: BindServer) -> None:
+    dmarc = records(dns, "deep.er.team.broken.test")["dmarc"]
+    assert dmarc["found_at"] == "_dmarc.team.broken.test"
+    assert dmarc["policy"] == "reject" and dmarc["applied_policy"] == "none"  # sp= governs subdomains
+    assert any("inherits team.broken.test's policy none" in f for f in dmarc["flags"])
+    assert records(dns, "team.broken.test")["dmarc"]["applied_policy"] == "reject"
+
+
+def test_dmarc_walk_is_bounded_and_never_asks_the_tld(dns: BindServer) -> None:
+    name = ".".join(f"l{n}" for n in range(12)) + ".broken.test"  # 14 labels
+    dmarc = records(dns, name)["dmarc"]
+    assert dmarc["status"] == "missing"
+    assert len(dmarc["searched"]) <= 8
+    assert dmarc["searched"][0] == f"_dmarc.{name}" and dmarc["searched"][-1] == "_dmarc.broken.test"
+    assert "_dmarc.test" not in dmarc["searched"]
 
 
 def test_dkim_selectors(dns: BindServer) -> None:
