@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +42,12 @@ class Params(BaseModel):
 
     # defer_build: validating a runbook needs only the field names; the validator is built on first use.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+# The name `Params` is also each action's class attribute; this alias keeps annotations in Action
+# pointing at the model class, not at that attribute.
+ParamsModel = Params
+P = TypeVar("P", bound=ParamsModel)
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,20 @@ class ActionContext:
         return max(0.05, self.timeout - (time.monotonic() - self.started))
 
 
-class Action:
-    """Base class of every action. Subclasses set the class attributes and implement run or plan+apply."""
+class Action(Generic[P]):
+    """Base class of every action. Subclasses name their argument model twice, as the type parameter
+    (``class DnsLookup(Action[DnsLookupParams])``, for the type checker) and as ``Params`` (for the engine,
+    which builds the arguments from the rendered ``with:``), set the other class attributes and implement
+    run or plan+apply."""
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     effect: ClassVar[Effect] = Effect.READ
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[ParamsModel]] = ParamsModel
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
 
-    def secrets_for(self, params: Params) -> tuple[str, ...]:
+    def secrets_for(self, params: P) -> tuple[str, ...]:
         """Secret values in these arguments, redacted before the arguments are recorded or shown.
 
         The default returns the ``secret_params`` values; actions with secrets inside structures (an
@@ -114,19 +123,19 @@ class Action:
         """
         return tuple(str(v) for n in self.secret_params if (v := getattr(params, n, None)) not in (None, ""))
 
-    def effect_for(self, params: Params) -> Effect:
+    def effect_for(self, params: P) -> Effect:
         """The effect of this invocation; e.g. ``ssh.run`` with ``read_only: true`` is a read."""
         return self.effect
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
+    def run(self, params: P, ctx: ActionContext) -> ActionResult:
         """Perform a read-only action."""
         raise ActionError(f"{self.name} is a mutating action: it has a plan and an apply, not a run")
 
-    def plan(self, params: Params, ctx: ActionContext) -> Plan:
+    def plan(self, params: P, ctx: ActionContext) -> Plan:
         """Describe what ``apply`` would change. The default names the action and its arguments."""
         shown = {k: v for k, v in params.model_dump(mode="json").items() if v is not None}
         return Plan(summary=f"{self.name} {shown}")
 
-    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+    def apply(self, params: P, ctx: ActionContext, plan: Plan) -> ActionResult:
         """Make the change the plan describes. Read-only actions never get here."""
         return self.run(params, ctx)

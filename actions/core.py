@@ -14,13 +14,12 @@ class WaitSleepParams(Params):
     reason: str = Field("", description="Why, for the operator and the report (e.g. 'let the TTL expire').")
 
 
-class WaitSleep(Action):
+class WaitSleep(Action[WaitSleepParams]):
     name = "wait.sleep"
     summary = "Wait a number of seconds (e.g. for a TTL to expire); Ctrl-C stops the wait."
     Params = WaitSleepParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, WaitSleepParams)
+    def run(self, params: WaitSleepParams, ctx: ActionContext) -> ActionResult:
         cancelled = ctx.cancel.wait(params.seconds)
         return ActionResult({"slept": params.seconds, "cancelled": cancelled}, not cancelled,
                             params.reason or f"waited {params.seconds:g}s")
@@ -37,13 +36,12 @@ def _true(value: Any) -> bool:
     return bool(value)
 
 
-class Assert(Action):
+class Assert(Action[AssertParams]):
     name = "assert"
     summary = "A read-only check over templates: fails the step unless every condition holds."
     Params = AssertParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, AssertParams)
+    def run(self, params: AssertParams, ctx: ActionContext) -> ActionResult:
         conditions = params.that if isinstance(params.that, list) else [params.that]
         results = [_true(c) for c in conditions]
         failed = [i for i, ok in enumerate(results) if not ok]
@@ -55,11 +53,10 @@ class LogNoteParams(Params):
     text: str = Field(description="The note, recorded in the audit log and the report.")
 
 
-class LogNote(Action):
+class LogNote(Action[LogNoteParams]):
     name = "log.note"
     summary = "Record a note in the audit log (for the post-incident report)."
     Params = LogNoteParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, LogNoteParams)
+    def run(self, params: LogNoteParams, ctx: ActionContext) -> ActionResult:
         return ActionResult({"note": params.text}, True, params.text)

@@ -122,7 +122,7 @@ def _parse_servers(texts: Sequence[str], default_port: int = 53) -> list[ServerA
 # -- dns.lookup ---------------------------------------------------------------------------------------------
 
 
-class DnsLookup(Action):
+class DnsLookup(Action[DnsLookupParams]):
     name = "dns.lookup"
     summary = "Look up one name and type at a resolver or server: answers, TTL, rcode, latency."
     effect = Effect.READ
@@ -177,7 +177,7 @@ def serial_newer(a: int, b: int) -> bool:
     return (a < b and b - a > 2**31) or (a > b and a - b < 2**31)
 
 
-class DnsAuthoritative(Action):
+class DnsAuthoritative(Action[DnsAuthoritativeParams]):
     name = "dns.authoritative"
     summary = "Ask every authoritative server of a zone directly; report agreement, serial lag, lame servers."
     effect = Effect.READ
@@ -336,7 +336,7 @@ def _summarise(out: dict[str, Any]) -> str:
 # -- dns.propagation ----------------------------------------------------------------------------------------
 
 
-class DnsPropagation(Action):
+class DnsPropagation(Action[DnsPropagationParams]):
     name = "dns.propagation"
     summary = "Ask many resolvers at once whether a name returns the expected value; report a percentage."
     effect = Effect.READ

@@ -216,7 +216,7 @@ class DnsUpdateParams(Params):
     timeout: float = Field(5.0, gt=0, description="Seconds to wait for the primary on each request.")
 
 
-class DnsUpdate(Action):
+class DnsUpdate(Action[DnsUpdateParams]):
     name = "dns.update"
     summary = "Replace, add or delete records with an RFC 2136 update (TSIG); plan shows the diff."
     effect = Effect.WRITE

@@ -327,7 +327,7 @@ async def prepare(
     return how, notes
 
 
-class DomainStatus(Action):
+class DomainStatus(Action[DomainStatusParams]):
     """Registry status, holds, locks, expiry and the registrar's abuse contact for one domain."""
 
     name: ClassVar[str] = "domain.status"
@@ -335,8 +335,7 @@ class DomainStatus(Action):
     effect: ClassVar[Effect] = Effect.READ
     Params = DomainStatusParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, DomainStatusParams)
+    def run(self, params: DomainStatusParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))
         return ActionResult(output=output, ok=output["status"] in AUTHORITATIVE, message=_headline(output))
 

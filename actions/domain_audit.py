@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from breakglass.actions import rdap
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect
 from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare, run_async
 
 
@@ -35,7 +35,7 @@ class ExpiryAuditParams(LookupParams):
     )
 
 
-class DomainExpiryAudit(Action):
+class DomainExpiryAudit(Action[ExpiryAuditParams]):
     """Many domains at once: expiry and risky statuses, most urgent first."""
 
     name: ClassVar[str] = "domain.expiry_audit"
@@ -43,8 +43,7 @@ class DomainExpiryAudit(Action):
     effect: ClassVar[Effect] = Effect.READ
     Params = ExpiryAuditParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, ExpiryAuditParams)
+    def run(self, params: ExpiryAuditParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))
         c = output["counts"]
         message = (

@@ -217,7 +217,7 @@ def _secrets(params: HttpTarget) -> tuple[str, ...]:
     return redact_headers(params.headers)[1] + redact_url(params.url)[1]
 
 
-class HttpProbe(Action):
+class HttpProbe(Action[HttpProbeParams]):
     """Check that a URL answers as expected; read-only, so it also runs in dry-runs."""
 
     name = "http.probe"
@@ -283,7 +283,7 @@ class HttpRequestParams(HttpTarget):
     )
 
 
-class HttpRequest(Action):
+class HttpRequest(Action[HttpRequestParams]):
     """Call an HTTP API (provider, status page, ticket system); a mutating action, gated and planned."""
 
     name = "http.request"

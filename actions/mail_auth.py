@@ -339,14 +339,13 @@ def problems(report: dict[str, Any]) -> list[str]:
     return found
 
 
-class MailAuthRecords(Action):
+class MailAuthRecords(Action[MailAuthRecordsParams]):
     name = "mail.auth_records"
     summary = "Read MX, SPF (lookup count), DMARC, DKIM, PTR/FCrDNS, MTA-STS and TLS-RPT records of a domain"
     effect = Effect.READ
     Params = MailAuthRecordsParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, MailAuthRecordsParams)
+    def run(self, params: MailAuthRecordsParams, ctx: ActionContext) -> ActionResult:
         dns = DnsClient.for_resolver(params.resolver, params.timeout)
         domain = params.domain.rstrip(".").lower()
         report: dict[str, Any] = {
@@ -364,14 +363,13 @@ class MailAuthRecords(Action):
         return ActionResult(report, message=message)
 
 
-class MailSpfCheck(Action):
+class MailSpfCheck(Action[MailSpfCheckParams]):
     name = "mail.spf_check"
     summary = "Evaluate SPF (RFC 7208 check_host) for a sending IP, MAIL FROM and HELO"
     effect = Effect.READ
     Params = MailSpfCheckParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, MailSpfCheckParams)
+    def run(self, params: MailSpfCheckParams, ctx: ActionContext) -> ActionResult:
         try:
             ipaddress.ip_address(params.ip)
         except ValueError:

@@ -130,7 +130,7 @@ def combine(spec: ZoneSpec, answers: list[str]) -> tuple[Status, str]:
     for wanted in ("listed", "refused", "error"):
         picked = [meaning for status, meaning in readings if status == wanted]
         if picked:
-            return wanted, "; ".join(dict.fromkeys(picked))  # type: ignore[return-value]
+            return wanted, "; ".join(dict.fromkeys(picked))
     return "not_listed", ""
 
 
@@ -245,14 +245,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class MailBlacklist(Action):
+class MailBlacklist(Action[MailBlacklistParams]):
     name = "mail.blacklist"
     summary = "Check IPs and domains against DNS blocklists (Spamhaus, Barracuda, SpamCop, URIBL...)"
     effect = Effect.READ
     Params = MailBlacklistParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, MailBlacklistParams)
+    def run(self, params: MailBlacklistParams, ctx: ActionContext) -> ActionResult:
         timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout
         specs = select_zones(params.zones)
         rows, skipped = run_coroutine(

@@ -22,13 +22,12 @@ class ManualParams(Params):
     required: bool = Field(True, description="Fail the step if any checklist item is answered no.")
 
 
-class Manual(Action):
+class Manual(Action[ManualParams]):
     name = "manual"
     summary = "Instructions and a checklist the operator completes; the answers are the output."
     Params = ManualParams
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, ManualParams)
+    def run(self, params: ManualParams, ctx: ActionContext) -> ActionResult:
         terminal = getattr(ctx.prompter, "terminal", None)
         if terminal is None or not terminal.interactive:
             if ctx.settings.get("assume_yes"):

@@ -72,7 +72,7 @@ def _ssl_context(p: NotifyWebhookParams) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=p.ca_file) if p.ca_file else True
 
 
-class NotifyWebhook(Action):
+class NotifyWebhook(Action[NotifyWebhookParams]):
     """Post a message to a webhook; shown but not sent in a dry-run."""
 
     name = "notify.webhook"

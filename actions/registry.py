@@ -76,7 +76,7 @@ class Arguments:
     required: tuple[str, ...]
 
     @classmethod
-    def of(cls, action: type[Action]) -> Arguments:
+    def of(cls, action: type[Action[Any]]) -> Arguments:
         fields = action.Params.model_fields
         return cls(tuple(f.alias or n for n, f in fields.items()),
                    tuple(f.alias or n for n, f in fields.items() if f.is_required()))
@@ -104,7 +104,7 @@ def _builtin_arguments() -> dict[str, Arguments]:
     return {name: Arguments(tuple(row["accepted"]), tuple(row["required"])) for name, row in table.items()}
 
 
-def _load(target: str) -> type[Action]:
+def _load(target: str) -> type[Action[Any]]:
     from breakglass.actions.base import Action
 
     module_name, _, attr = target.partition(":")
@@ -119,7 +119,7 @@ class Registry:
     """Resolves action names; caches classes; a duplicate name from an entry point is an error."""
 
     builtin: dict[str, str] = field(default_factory=lambda: dict(BUILTIN))
-    _classes: dict[str, type[Action]] = field(default_factory=dict)
+    _classes: dict[str, type[Action[Any]]] = field(default_factory=dict)
     _plugins: dict[str, str] | None = None
 
     def plugins(self) -> dict[str, str]:
@@ -140,13 +140,13 @@ class Registry:
     def names(self) -> list[str]:
         return sorted({*self.builtin, *self.plugins()})
 
-    def register(self, cls: type[Action]) -> None:
+    def register(self, cls: type[Action[Any]]) -> None:
         """Add an action class directly (tests, embedding); a name already taken is an error."""
         if cls.name in self.builtin or cls.name in self._classes:
             raise BreakglassError(f"action '{cls.name}' is already registered")
         self._classes[cls.name] = cls
 
-    def get(self, name: str) -> type[Action]:
+    def get(self, name: str) -> type[Action[Any]]:
         if name in self._classes:
             return self._classes[name]
         target = self.builtin.get(name)

@@ -41,23 +41,20 @@ def _clip(data: bytes, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", "replace"), len(data) > limit
 
 
-class ShellRun(Action):
+class ShellRun(Action[ShellRunParams]):
     name = "shell.run"
     summary = "Run a local command (argv, no shell); exit code, stdout and stderr in the output."
     effect = Effect.WRITE
     Params = ShellRunParams
 
-    def effect_for(self, params: Params) -> Effect:
-        assert isinstance(params, ShellRunParams)
+    def effect_for(self, params: ShellRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE
 
-    def plan(self, params: Params, ctx: ActionContext) -> Plan:
-        assert isinstance(params, ShellRunParams)
+    def plan(self, params: ShellRunParams, ctx: ActionContext) -> Plan:
         where = f" in {params.cwd}" if params.cwd else ""
         return Plan(summary=f"run {shlex.join(_argv(params))}{where}")
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, ShellRunParams)
+    def run(self, params: ShellRunParams, ctx: ActionContext) -> ActionResult:
         argv = _argv(params)
         if not argv:
             return ActionResult({"exit_code": None}, False, "empty command")
@@ -110,7 +107,7 @@ class ShellRun(Action):
             _kill(proc)
             raise
 
-    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+    def apply(self, params: ShellRunParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         return self.run(params, ctx)
 
 

@@ -142,7 +142,13 @@ class Probe:
     def _starttls(self) -> None:
         context = tls_context(self.params.verify_tls, self.params.ca_file)
         self.stage("starttls", lambda: self.expect("starttls", self.smtp.docmd("STARTTLS"), range(220, 221)))
-        tls_sock = self.stage("tls_handshake", lambda: context.wrap_socket(self.smtp.sock, server_hostname=self.host))
+
+        def handshake() -> ssl.SSLSocket:
+            if self.smtp.sock is None:  # a stage failure, like any other closed connection
+                raise OSError("the connection closed before the TLS handshake")
+            return context.wrap_socket(self.smtp.sock, server_hostname=self.host)
+
+        tls_sock = self.stage("tls_handshake", handshake)
         self.smtp.sock, self.smtp.file = tls_sock, None
         self.report["tls"] = {
             "version": tls_sock.version(),
@@ -237,7 +243,8 @@ def resolve_targets(params: SmtpProbeParams) -> tuple[list[tuple[str, int, str]]
 
 
 def _addresses(dns: Any, name: str) -> list[str]:
-    return dns.addresses(name, 4) + dns.addresses(name, 6)
+    found: list[str] = dns.addresses(name, 4) + dns.addresses(name, 6)
+    return found
 
 
 def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str | None = None) -> EmailMessage:
@@ -283,22 +290,19 @@ def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult
     return ActionResult(output, message=f"SMTP {final['host']}:{final['port']} answered every stage")
 
 
-class SmtpProbe(Action):
+class SmtpProbe(Action[SmtpProbeParams]):
     name = "mail.smtp_probe"
     summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
     effect = Effect.READ
     Params = SmtpProbeParams
 
-    def effect_for(self, params: Params) -> Effect:
-        assert isinstance(params, SmtpProbeParams)
+    def effect_for(self, params: SmtpProbeParams) -> Effect:
         return Effect.WRITE if params.send_to else Effect.READ
 
-    def run(self, params: Params, ctx: ActionContext) -> ActionResult:
-        assert isinstance(params, SmtpProbeParams)
+    def run(self, params: SmtpProbeParams, ctx: ActionContext) -> ActionResult:
         return probe(params, None)
 
-    def plan(self, params: Params, ctx: ActionContext) -> Plan:
-        assert isinstance(params, SmtpProbeParams)
+    def plan(self, params: SmtpProbeParams, ctx: ActionContext) -> Plan:
         message = build_message(params, ctx)
         via = params.host or f"MX of {params.domain}"
         change = {
@@ -317,7 +321,6 @@ class SmtpProbe(Action):
             state={"message_id": message["Message-ID"]},
         )
 
-    def apply(self, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
-        assert isinstance(params, SmtpProbeParams)
+    def apply(self, params: SmtpProbeParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         message_id = plan.state.get("message_id")
         return probe(params, build_message(params, ctx, message_id) if params.send_to else None)

@@ -95,7 +95,7 @@ def _failure(p: SshConnection, exc: SshFailure, **extra: Any) -> ActionResult:
     return ActionResult(output=output, ok=False, message=str(exc), secrets=secrets_of(p))
 
 
-class SshRun(Action):
+class SshRun(Action[SshRunParams]):
     """Run a command over SSH; a write unless ``read_only: true``."""
 
     name = "ssh.run"
@@ -168,7 +168,7 @@ def _judge(p: SshRunParams, command: str, o: ExecOutcome) -> tuple[bool, str]:
     return True, f"{command!r} on {where} exited {o.exit_code}"
 
 
-class SshUpload(Action):
+class SshUpload(Action[SshUploadParams]):
     """Copy a local file or directory onto a host over SFTP, verified by size and SHA-256."""
 
     name = "ssh.upload"
@@ -202,7 +202,7 @@ class SshUpload(Action):
         )
 
 
-class SshDownload(Action):
+class SshDownload(Action[SshDownloadParams]):
     """Copy a remote file or directory to this machine over SFTP, verified by size and SHA-256."""
 
     name = "ssh.download"

@@ -83,7 +83,7 @@ def refusing_policy(known_hosts: Path, accept_new: bool) -> Any:
     """
     import paramiko
 
-    class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
         def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
             host, port = _split_known_hosts_name(hostname)
             if accept_new:

@@ -75,14 +75,14 @@ class SimulatedWorld:
         """Retry delays are simulated time: counted, never slept."""
         self.waited += seconds
 
-    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
         if self._is_rollback(step_id, action):
             return self._rollback(step_id)
         if action.name in LOCAL_ACTIONS:
             return self._local(step_id, action, params, ctx)
         return self._answer(step_id)
 
-    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan:
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan:
         spec = self.specs.get(step_id, {}).get("plan")
         if self._is_rollback(step_id, action) or not isinstance(spec, dict):
             shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
@@ -95,7 +95,7 @@ class SimulatedWorld:
         )
 
     def apply(
-        self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan
+        self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan
     ) -> ActionResult:
         if self._is_rollback(step_id, action):
             return self._rollback(step_id)
@@ -106,12 +106,12 @@ class SimulatedWorld:
 
     # Answers -------------------------------------------------------------------------------------------
 
-    def _is_rollback(self, step_id: str, action: Action) -> bool:
+    def _is_rollback(self, step_id: str, action: Action[Any]) -> bool:
         """A call for a step that already applied, or with another action than its first call, undoes it."""
         first = self.first_action.setdefault(step_id, action.name)
         return step_id in self.applied or first != action.name
 
-    def _local(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+    def _local(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
         if action.name == "wait.sleep":
             self.durations.setdefault(step_id, float(getattr(params, "seconds", 0.0)))
             params = params.model_copy(update={"seconds": 0.0})

@@ -67,7 +67,7 @@ def declares_secrets(registry: Registry, name: str) -> bool:
     return bool(cls.secret_params) or overridden
 
 
-def declared_secrets(cls: type[Action], args: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, ...]:
+def declared_secrets(cls: type[Action[Any]], args: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, ...]:
     """The secrets an action declares in ``args``, rendering each argument on its own (one that needs an
     earlier step's output must not hide a secret in another)."""
     from pydantic import ValidationError

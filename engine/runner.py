@@ -190,7 +190,7 @@ class Runner:
                 step, lambda: self.world.apply(step.id, action, params, actx, plan), actx)
         self._conclude(step, result, attempts, time.monotonic() - begun)
 
-    def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action, Params]:
+    def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action[Any], Params]:
         cls = self.registry.get(name)
         rendered = templates.render_value(args, ctx_data)
         action = cls()

@@ -6,28 +6,29 @@ Keeping this one seam is what makes a dry-run and a drill walk exactly the same 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
 
 
 class World(Protocol):
-    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult: ...
-    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan: ...
-    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult: ...
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult: ...
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan: ...
+    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext,
+              plan: Plan) -> ActionResult: ...
     def wait(self, seconds: float) -> None: ...
 
 
 class LiveWorld:
     """The real world: every call goes to the action."""
 
-    def run(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> ActionResult:
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
         return action.run(params, ctx)
 
-    def plan(self, step_id: str, action: Action, params: Params, ctx: ActionContext) -> Plan:
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan:
         return action.plan(params, ctx)
 
-    def apply(self, step_id: str, action: Action, params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
         return action.apply(params, ctx, plan)
 
     def wait(self, seconds: float) -> None:
