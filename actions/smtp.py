@@ -35,6 +35,8 @@ class SmtpProbeParams(Params):
     timeout: float = Field(default=10.0, gt=0, description="seconds allowed for each stage")
     helo_name: str = Field(default="breakglass.invalid", description="name announced in EHLO")
     starttls: bool = Field(default=True, description="upgrade with STARTTLS when the server offers it")
+    implicit_tls: bool | None = Field(
+        default=None, description="TLS from the first byte (RFC 8314 submissions port); default: when port is 465")
     require_starttls: bool = Field(default=False, description="fail when STARTTLS is not offered")
     verify_tls: bool = Field(default=True, description="verify the certificate chain and name")
     ca_file: str | None = Field(default=None, description="CA bundle (PEM) to verify against")
@@ -120,11 +122,17 @@ class Probe:
     def _converse(self, message: EmailMessage | None) -> None:
         sock = self.stage("connect", lambda: socket.create_connection((self.address, self.port), self.params.timeout))
         self.smtp.sock, self.smtp.file, self.smtp._host = sock, None, self.host  # type: ignore[attr-defined]
+        implicit = self.params.implicit_tls if self.params.implicit_tls is not None else self.port == 465
+        if implicit:
+            self._handshake()
         self.report["banner"] = self.stage(
             "banner", lambda: self.expect("banner", self.smtp.getreply(), range(220, 221))
         )
         self._ehlo()
-        if "starttls" in self.smtp.esmtp_features and self.params.starttls:
+        self.report["implicit_tls"] = implicit
+        if implicit:  # already encrypted: STARTTLS is neither offered nor needed inside TLS
+            pass
+        elif "starttls" in self.smtp.esmtp_features and self.params.starttls:
             self._starttls()
         elif self.params.require_starttls:
             raise StageFailed("starttls", "server does not offer STARTTLS")
@@ -140,8 +148,14 @@ class Probe:
         }
 
     def _starttls(self) -> None:
-        context = tls_context(self.params.verify_tls, self.params.ca_file)
         self.stage("starttls", lambda: self.expect("starttls", self.smtp.docmd("STARTTLS"), range(220, 221)))
+        self._handshake()
+        self.smtp.helo_resp = self.smtp.ehlo_resp = None
+        self.smtp.esmtp_features = {}
+        self._ehlo("ehlo_tls")  # RFC 3207 4.2: forget what was learnt before TLS and ask again
+
+    def _handshake(self) -> None:
+        context = tls_context(self.params.verify_tls, self.params.ca_file)
 
         def handshake() -> ssl.SSLSocket:
             if self.smtp.sock is None:  # a stage failure, like any other closed connection
@@ -156,9 +170,6 @@ class Probe:
             "verified": self.params.verify_tls,
         }
         self.report["certificate"] = certificate_report(tls_sock.getpeercert(binary_form=True), self.host)
-        self.smtp.helo_resp = self.smtp.ehlo_resp = None
-        self.smtp.esmtp_features = {}
-        self._ehlo("ehlo_tls")  # RFC 3207 4.2: forget what was learnt before TLS and ask again
 
     def _send(self, message: EmailMessage) -> None:
         sender = message["From"]

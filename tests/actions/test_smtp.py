@@ -16,7 +16,7 @@ CTX = ActionContext(run_id="run42", step_id="probe")
 
 
 def probe(**kwargs: object) -> tuple[bool, dict]:
-    result = SmtpProbe().run(SmtpProbeParams(timeout=5, **kwargs), CTX)
+    result = SmtpProbe().run(SmtpProbeParams(**{"timeout": 5, **kwargs}), CTX)
     return result.ok, result.output
 
 
@@ -71,6 +71,40 @@ def test_starttls_verified_by_name_through_mx(pki: LabPki, bind_factory) -> None
     assert out["mx"] == ["mail.test"]
     assert out["certificate"]["name_match"] is True
     assert out["tls"]["verified"] is True
+
+
+def test_implicit_tls_submission_port(pki: LabPki) -> None:
+    """Port 465 (RFC 8314): TLS from the first byte, then the banner inside it; a message goes through."""
+    handler = RecordingHandler()
+    with SmtpServer(handler, tls=pki, implicit_tls=True) as server:
+        ok, out = probe(host=server.address, implicit_tls=True, ca_file=str(pki.ca_file), verify_tls=False)
+        params = SmtpProbeParams(host=server.address, implicit_tls=True, verify_tls=False, timeout=5,
+                                 send_to="ops@example.test", mail_from="probe@example.test")
+        sent = SmtpProbe().apply(params, CTX, SmtpProbe().plan(params, CTX))
+        # The same server spoken to in plain text: the handshake never comes, the banner stage fails.
+        plain_ok, plain = probe(host=server.address, implicit_tls=False, timeout=1)
+    assert ok, out
+    assert stages(out) == ["connect", "tls_handshake", "banner", "ehlo"]
+    assert out["implicit_tls"] is True and out["tls"]["version"].startswith("TLS")
+    assert out["certificate"]["names"] == ["mail.test"]
+    assert sent.ok, sent.output
+    assert handler.messages and handler.messages[0]["to"] == ["ops@example.test"]
+    assert not plain_ok and plain["failed_stage"] == "banner"
+
+
+def test_implicit_tls_is_the_default_on_port_465(pki: LabPki) -> None:
+    server = SmtpServer(RecordingHandler(), tls=pki, implicit_tls=True)
+    server.port = server.controller.port = 465  # a privileged port: the CI runs as root
+    try:
+        server.__enter__()
+    except (OSError, RuntimeError) as exc:
+        pytest.skip(f"cannot listen on 127.0.0.1:465 here: {exc}")
+    try:
+        ok, out = probe(host="127.0.0.1:465", verify_tls=False)
+    finally:
+        server.__exit__(None, None, None)
+    assert ok, out
+    assert out["implicit_tls"] is True and stages(out)[:2] == ["connect", "tls_handshake"]
 
 
 def test_require_starttls_on_plain_server_fails() -> None:

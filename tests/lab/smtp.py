@@ -121,16 +121,20 @@ class LabPki:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1 and a free port; STARTTLS is offered when ``tls`` is given."""
+    """aiosmtpd on 127.0.0.1 and a free port; STARTTLS is offered when ``tls`` is given, or TLS from the
+    first byte with ``implicit_tls``."""
 
-    def __init__(self, handler: Any, tls: LabPki | None = None, ident: str = "breakglass-test ESMTP") -> None:
+    def __init__(self, handler: Any, tls: LabPki | None = None, ident: str = "breakglass-test ESMTP",
+                 implicit_tls: bool = False) -> None:
         from aiosmtpd.controller import Controller
 
         self.handler = handler
         self.host = "127.0.0.1"
         self.port = free_port()
         kwargs: dict[str, Any] = {"ident": ident}
-        if tls is not None:
+        if tls is not None and implicit_tls:  # TLS from the first byte, as on port 465 (RFC 8314)
+            kwargs.update(ssl_context=tls.server_context())
+        elif tls is not None:
             kwargs.update(tls_context=tls.server_context(), require_starttls=False)
         self.controller = Controller(handler, hostname=self.host, port=self.port, **kwargs)
 
