@@ -46,8 +46,6 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
         files += runbook_files([path]) if path.is_dir() else [path]
     if not paths:
         files = runbook_files(search_dirs([]))
-    if not files:
-        return []
     from breakglass.actions.registry import Registry
     from breakglass.engine.loader import check_file
 

@@ -14,6 +14,7 @@ from breakglass.engine.yamlsource import Path, Source, SourceError, parse
 if TYPE_CHECKING:
     from breakglass.actions.registry import Registry
 
+
 @dataclass(frozen=True)
 class LoadedRunbook:
     """A valid runbook with where it came from and the hash of its exact text."""
@@ -117,14 +118,15 @@ def _one_line(problems: list[Problem]) -> list[Problem]:
 
 
 def load_file(path: str | os.PathLike[str], registry: Registry | None = None) -> LoadedRunbook:
-    text = read_text(path)
-    stem = FsPath(path).name.rsplit(".", 1)[0]
-    return load_text(text, str(path), registry, expected_id=stem)
+    return load_text(read_text(path), str(path), registry, expected_id=_stem(path))
 
 
 def check_file(path: str | os.PathLike[str], registry: Registry | None = None) -> Source:
-    text = read_text(path)
-    return check_text(text, str(path), registry, expected_id=FsPath(path).name.rsplit(".", 1)[0])
+    return check_text(read_text(path), str(path), registry, expected_id=_stem(path))
+
+
+def _stem(path: str | os.PathLike[str]) -> str:
+    return FsPath(path).name.rsplit(".", 1)[0]  # the id a runbook file must carry
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> Path:

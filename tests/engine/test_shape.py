@@ -73,28 +73,21 @@ KEYS = st.sampled_from(["id", "title", "with", "retry", "confirm", "type", "defa
                         "message", "x", "action", "env", "choices", "required", "max_delay"])
 
 
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
 def _set(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
-    node: Any = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
+    _at(data, path[:-1])[path[-1]] = value
 
 
 def _delete(data: dict[str, Any], path: tuple[Any, ...]) -> None:
-    node: Any = data
-    for part in path[:-1]:
-        node = node[part]
-    del node[path[-1]]
+    del _at(data, path[:-1])[path[-1]]
 
 
-def _at(path: tuple[Any, ...]) -> Any:
-    node: Any = SEED
-    for part in path:
-        node = node[part]
-    return node
-
-
-DICT_PATHS = [p for p in [(), *PATHS] if isinstance(_at(p), dict)]
+DICT_PATHS = [p for p in [(), *PATHS] if isinstance(_at(SEED, p), dict)]
 MUTATIONS = st.lists(st.one_of(
     st.tuples(st.just("set"), st.sampled_from(PATHS), VALUES),
     st.tuples(st.just("delete"), st.sampled_from(PATHS), st.none()),
