@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -103,10 +103,10 @@ class ActionContext:
 
 
 class Action(Generic[P]):
-    """Base class of every action. Subclasses name their argument model twice, as the type parameter
-    (``class DnsLookup(Action[DnsLookupParams])``, for the type checker) and as ``Params`` (for the engine,
-    which builds the arguments from the rendered ``with:``), set the other class attributes and implement
-    run or plan+apply."""
+    """Base class of every action. Subclasses name their argument model as the type parameter
+    (``class DnsLookup(Action[DnsLookupParams])``), set the other class attributes and implement run or
+    plan+apply. The engine builds arguments with ``Params``, taken from that parameter (a class may also
+    set ``Params`` itself)."""
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
@@ -114,6 +114,15 @@ class Action(Generic[P]):
     Params: ClassVar[type[ParamsModel]] = ParamsModel
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            model = get_args(base)[0] if get_origin(base) is Action and get_args(base) else None
+            if isinstance(model, type) and issubclass(model, ParamsModel):
+                cls.Params = model
 
     def secrets_for(self, params: P) -> tuple[str, ...]:
         """Secret values in these arguments, redacted before the arguments are recorded or shown.

@@ -17,7 +17,6 @@ class WaitSleepParams(Params):
 class WaitSleep(Action[WaitSleepParams]):
     name = "wait.sleep"
     summary = "Wait a number of seconds (e.g. for a TTL to expire); Ctrl-C stops the wait."
-    Params = WaitSleepParams
 
     def run(self, params: WaitSleepParams, ctx: ActionContext) -> ActionResult:
         cancelled = ctx.cancel.wait(params.seconds)
@@ -39,7 +38,6 @@ def _true(value: Any) -> bool:
 class Assert(Action[AssertParams]):
     name = "assert"
     summary = "A read-only check over templates: fails the step unless every condition holds."
-    Params = AssertParams
 
     def run(self, params: AssertParams, ctx: ActionContext) -> ActionResult:
         conditions = params.that if isinstance(params.that, list) else [params.that]
@@ -56,7 +54,6 @@ class LogNoteParams(Params):
 class LogNote(Action[LogNoteParams]):
     name = "log.note"
     summary = "Record a note in the audit log (for the post-incident report)."
-    Params = LogNoteParams
 
     def run(self, params: LogNoteParams, ctx: ActionContext) -> ActionResult:
         return ActionResult({"note": params.text}, True, params.text)

@@ -126,7 +126,6 @@ class DnsLookup(Action[DnsLookupParams]):
     name = "dns.lookup"
     summary = "Look up one name and type at a resolver or server: answers, TTL, rcode, latency."
     effect = Effect.READ
-    Params = DnsLookupParams
 
     def run(self, params: DnsLookupParams, ctx: ActionContext) -> ActionResult:
         servers = self._servers(params.server)
@@ -181,7 +180,6 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
     name = "dns.authoritative"
     summary = "Ask every authoritative server of a zone directly; report agreement, serial lag, lame servers."
     effect = Effect.READ
-    Params = DnsAuthoritativeParams
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module
@@ -340,7 +338,6 @@ class DnsPropagation(Action[DnsPropagationParams]):
     name = "dns.propagation"
     summary = "Ask many resolvers at once whether a name returns the expected value; report a percentage."
     effect = Effect.READ
-    Params = DnsPropagationParams
 
     def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module

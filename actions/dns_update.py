@@ -220,7 +220,6 @@ class DnsUpdate(Action[DnsUpdateParams]):
     name = "dns.update"
     summary = "Replace, add or delete records with an RFC 2136 update (TSIG); plan shows the diff."
     effect = Effect.WRITE
-    Params = DnsUpdateParams
     secret_params = frozenset({"tsig_secret"})
 
     def provider(self, params: DnsUpdateParams, ctx: ActionContext) -> DnsProvider:

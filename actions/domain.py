@@ -333,7 +333,6 @@ class DomainStatus(Action[DomainStatusParams]):
     name: ClassVar[str] = "domain.status"
     summary: ClassVar[str] = "RDAP (or WHOIS) status, holds, expiry and registrar abuse contact of a domain"
     effect: ClassVar[Effect] = Effect.READ
-    Params = DomainStatusParams
 
     def run(self, params: DomainStatusParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))

@@ -41,7 +41,6 @@ class DomainExpiryAudit(Action[ExpiryAuditParams]):
     name: ClassVar[str] = "domain.expiry_audit"
     summary: ClassVar[str] = "check expiry and risky statuses of many domains, sorted by urgency"
     effect: ClassVar[Effect] = Effect.READ
-    Params = ExpiryAuditParams
 
     def run(self, params: ExpiryAuditParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))

@@ -223,7 +223,6 @@ class HttpProbe(Action[HttpProbeParams]):
     name = "http.probe"
     summary = "GET/HEAD a URL: status, latency, redirects, body match, TLS certificate (resolve pins the IP)"
     effect = Effect.READ
-    Params = HttpProbeParams
 
     def secrets_for(self, params: HttpProbeParams) -> tuple[str, ...]:
         return _secrets(params)
@@ -289,7 +288,6 @@ class HttpRequest(Action[HttpRequestParams]):
     name = "http.request"
     summary = "Send an HTTP request (method, headers, JSON body); credentials in headers are redacted"
     effect = Effect.WRITE
-    Params = HttpRequestParams
 
     def secrets_for(self, params: HttpRequestParams) -> tuple[str, ...]:
         return _secrets(params)

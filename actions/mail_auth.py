@@ -343,7 +343,6 @@ class MailAuthRecords(Action[MailAuthRecordsParams]):
     name = "mail.auth_records"
     summary = "Read MX, SPF (lookup count), DMARC, DKIM, PTR/FCrDNS, MTA-STS and TLS-RPT records of a domain"
     effect = Effect.READ
-    Params = MailAuthRecordsParams
 
     def run(self, params: MailAuthRecordsParams, ctx: ActionContext) -> ActionResult:
         dns = DnsClient.for_resolver(params.resolver, params.timeout)
@@ -367,7 +366,6 @@ class MailSpfCheck(Action[MailSpfCheckParams]):
     name = "mail.spf_check"
     summary = "Evaluate SPF (RFC 7208 check_host) for a sending IP, MAIL FROM and HELO"
     effect = Effect.READ
-    Params = MailSpfCheckParams
 
     def run(self, params: MailSpfCheckParams, ctx: ActionContext) -> ActionResult:
         try:

@@ -249,7 +249,6 @@ class MailBlacklist(Action[MailBlacklistParams]):
     name = "mail.blacklist"
     summary = "Check IPs and domains against DNS blocklists (Spamhaus, Barracuda, SpamCop, URIBL...)"
     effect = Effect.READ
-    Params = MailBlacklistParams
 
     def run(self, params: MailBlacklistParams, ctx: ActionContext) -> ActionResult:
         timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout

@@ -25,7 +25,6 @@ class ManualParams(Params):
 class Manual(Action[ManualParams]):
     name = "manual"
     summary = "Instructions and a checklist the operator completes; the answers are the output."
-    Params = ManualParams
 
     def run(self, params: ManualParams, ctx: ActionContext) -> ActionResult:
         terminal = getattr(ctx.prompter, "terminal", None)

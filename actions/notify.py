@@ -78,7 +78,6 @@ class NotifyWebhook(Action[NotifyWebhookParams]):
     name = "notify.webhook"
     summary = "Post a message to a Slack-compatible or JSON webhook (shown, not sent, in a dry-run)"
     effect = Effect.NOTIFY
-    Params = NotifyWebhookParams
 
     def secrets_for(self, params: NotifyWebhookParams) -> tuple[str, ...]:
         """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""

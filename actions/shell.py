@@ -45,7 +45,6 @@ class ShellRun(Action[ShellRunParams]):
     name = "shell.run"
     summary = "Run a local command (argv, no shell); exit code, stdout and stderr in the output."
     effect = Effect.WRITE
-    Params = ShellRunParams
 
     def effect_for(self, params: ShellRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE

@@ -305,7 +305,6 @@ class SmtpProbe(Action[SmtpProbeParams]):
     name = "mail.smtp_probe"
     summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
     effect = Effect.READ
-    Params = SmtpProbeParams
 
     def effect_for(self, params: SmtpProbeParams) -> Effect:
         return Effect.WRITE if params.send_to else Effect.READ

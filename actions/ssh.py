@@ -101,9 +101,7 @@ class SshRun(Action[SshRunParams]):
     name = "ssh.run"
     summary = "Run a command on a host over SSH (host key verified against known_hosts)"
     effect = Effect.WRITE
-    Params = SshRunParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
-
 
     def effect_for(self, params: SshRunParams) -> Effect:
         return Effect.READ if params.read_only else Effect.WRITE
@@ -174,9 +172,7 @@ class SshUpload(Action[SshUploadParams]):
     name = "ssh.upload"
     summary = "Copy a file or directory onto a host over SFTP, verified by SHA-256"
     effect = Effect.WRITE
-    Params = SshUploadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
-
 
     def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
         local = Path(params.local).expanduser()
@@ -208,9 +204,7 @@ class SshDownload(Action[SshDownloadParams]):
     name = "ssh.download"
     summary = "Copy a file or directory off a host over SFTP, verified by SHA-256"
     effect = Effect.READ
-    Params = SshDownloadParams
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
-
 
     def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:
         local = Path(params.local).expanduser()

@@ -93,7 +93,6 @@ class Terminal:
             return None
         return line.rstrip("\r\n")
 
-
     def _discard_typeahead(self) -> None:
         import termios
 
