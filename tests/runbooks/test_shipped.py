@@ -70,6 +70,32 @@ def test_scenario_drills_to_its_expected_outcome(scenario: Path, bg_home: Path) 
     graded = [e for e in result.events if e.get("type") == "drill.graded"]
     assert graded, result.stderr
     assert graded[0]["deviations"] == [], graded[0]["deviations"]
-    expected = graded[0].get("expected_outcome") or result.finished["status"]
-    assert result.finished["status"] == expected
+    expected = expected_outcome(scenario)
+    assert result.finished["status"] == expected, (result.finished["status"], expected)
+    assert graded[0]["outcome"] == expected
     assert result.code in (0, 1), result.stderr
+
+
+def expected_outcome(scenario: Path) -> str:
+    """The outcome the scenario's author wrote down; every shipped scenario must say it."""
+    import yaml
+
+    expect = (yaml.safe_load(scenario.read_text(encoding="utf-8")) or {}).get("expect") or {}
+    assert expect.get("outcome"), f"{scenario}: expect.outcome is missing"
+    return str(expect["outcome"])
+
+
+def test_expected_outcome_check_can_fail(tmp_path: Path) -> None:
+    """The check above compares two independent facts: a scenario that expects another outcome fails it."""
+    source = RUNBOOKS / "scenarios" / "dns-failover" / "03-primary-is-up.yaml"
+    wrong = tmp_path / "dns-failover" / source.name
+    wrong.parent.mkdir()
+    wrong.write_text(source.read_text(encoding="utf-8").replace("outcome: failed", "outcome: succeeded"),
+                     encoding="utf-8")
+    assert expected_outcome(source) == "failed"
+    assert expected_outcome(wrong) == "succeeded"
+    result = run_json(["drill", "dns-failover", "--scenario", str(wrong), "--yes"], cli_env(tmp_path / "home"),
+                      timeout=120)
+    graded = [e for e in result.events if e.get("type") == "drill.graded"]
+    assert graded and graded[0]["outcome"] == "failed"
+    assert result.finished["status"] != expected_outcome(wrong)
