@@ -230,8 +230,30 @@ def run(
 
     loaded = load_file(find(runbook, runbooks or []))
     opts = _options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout)
-    outcome = start(loaded, _parse_inputs(input_, inputs_file), opts, _reporter(as_json))
+    given = _ask_missing(loaded.runbook, _parse_inputs(input_, inputs_file), opts.terminal)
+    outcome = start(loaded, given, opts, _reporter(as_json))
     raise typer.Exit(outcome.exit_code)
+
+
+def _ask_missing(rb: Any, given: dict[str, Any], terminal: Any) -> dict[str, Any]:
+    """At a terminal, a required input left out is asked for (a secret without echo) instead of stopping the
+    run at 3 a.m. for a forgotten -i; without one, the run refuses as before and names what is missing."""
+    if not terminal.interactive:
+        return given
+    values = dict(given)
+    for name, spec in rb.inputs.items():
+        if name in values or (spec.env and spec.env in os.environ) or spec.default is not None \
+                or not spec.is_required:
+            continue
+        secret = str(spec.type) == "secret"
+        about = f" ({spec.description.strip().splitlines()[0]})" if spec.description.strip() else ""
+        answer = terminal.ask(f"input '{name}'{about}, {spec.type}{', not shown' if secret else ''}: ",
+                              echo=not secret)
+        if answer is None:
+            break  # end of input: resolve() names what is still missing
+        if answer.strip():
+            values[name] = answer if secret else answer.strip()
+    return values
 
 
 @app.command()
@@ -361,6 +383,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("breakglass: interrupted\n")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`breakglass list | head -1`): what it wanted it has; not an interruption.
+        # Python's own advice: point stdout at /dev/null so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:  # a bug: say so plainly, keep the details for the bug report
         where = _save_crash_report()
         sys.stderr.write(f"breakglass: internal error: {type(exc).__name__}: {exc}\n"

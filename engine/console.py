@@ -1,16 +1,25 @@
 """What the operator sees while a run goes: one line per step, a final summary, or JSON lines.
 
 Reporters only print records that were already redacted and written to the audit log, so the terminal can
-never show something the log does not hold.
+never show something the log does not hold. Text in those records came from a runbook or the world, so it is
+printed with its control characters made visible (engine.text): no output can move the cursor and redraw a
+gate. Nothing animates while a question is on the screen: the terminal pauses the spinner before any prompt.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
 from typing import Any, TextIO
+
+from breakglass.engine.text import visible, visible_line
+
+# Runs that stopped where a resume goes on (not a finished success, nor a drill's clean end).
+RESUMABLE = frozenset({"refused", "interrupted", "failed"})
+OUTPUT_TAIL = 8  # lines of a command's output shown under its step; the whole of it is in the log and report
 
 ICONS = {
     "succeeded": ("✔", "32"), "failed": ("✘", "31"), "skipped": ("↷", "33"), "planned": ("☐", "36"),
@@ -48,35 +57,60 @@ class JsonReporter:
         return None
 
 
+def colour_wanted(out: TextIO) -> bool:
+    """Colour only on a terminal that can show it, and never when the user said no (https://no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(out, "isatty", lambda: False)())
+
+
 class TerminalReporter:
     """Human output: a line per step with its status; colour and a spinner only on a TTY."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.colour = colour_wanted(self.out)
+        self.animate = self.tty and os.environ.get("TERM") != "dumb"
         self._spinner: _Spinner | None = None
+        self._current: tuple[str, str] | None = None  # the step now working, for a spinner after a prompt
         self.titles: dict[str, str] = {}
 
     def _paint(self, text: str, colour: str) -> str:
-        return f"\x1b[{colour}m{text}\x1b[0m" if self.tty else text
+        return f"\x1b[{colour}m{text}\x1b[0m" if self.colour else text
 
     def _print(self, text: str) -> None:
         self._stop_spinner()
-        self.out.write(text + "\n")
-        self.out.flush()
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            # Whoever read our output (a pager, `| head`) is gone; the run goes on, its log has it all.
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the reporter
+            self.tty = self.animate = False
 
     def step_begins(self, step_id: str, title: str) -> None:
         self.titles[step_id] = title
-        if self.tty:
+        self._current = (step_id, title)
+        self._start_spinner()
+
+    def _start_spinner(self) -> None:
+        if self.animate and self._current is not None:
             self._stop_spinner()
-            self._spinner = _Spinner(self.out, f"{step_id}: {title}")
+            step_id, title = self._current
+            self._spinner = _Spinner(self.out, visible_line(f"{step_id}: {title}"))
 
     def _stop_spinner(self) -> None:
         if self._spinner:
             self._spinner.stop()
             self._spinner = None
 
+    def pause(self) -> None:
+        """A question is about to be asked: nothing may move on the screen until it is answered."""
+        self._stop_spinner()
+
     def close(self) -> None:
+        self._current = None
         self._stop_spinner()
 
     def event(self, rec: dict[str, Any]) -> None:
@@ -87,23 +121,39 @@ class TerminalReporter:
     def _step_line(self, rec: dict[str, Any], status: str, detail: str = "") -> None:
         icon, colour = ICONS.get(status, ("•", "0"))
         sid = rec.get("step", "")
+        if self._current and self._current[0] == sid:
+            self._current = None
         title = self.titles.get(sid) or rec.get("title", "")
         took = f" ({rec['duration_ms'] / 1000:.2f}s)" if rec.get("duration_ms") is not None else ""
-        lines = [line for line in detail.strip().splitlines() if line.strip()]
+        # Split on newlines only: str.splitlines() also breaks at \r and friends, which would hide them.
+        lines = [visible_line(line) for line in str(detail).strip().split("\n") if line.strip()]
         tail = f" — {lines[0]}" if len(lines) == 1 else ""
-        self._print(f"{self._paint(icon, colour)} {sid}: {title}{took}{tail}")
+        self._print(f"{self._paint(icon, colour)} {visible_line(str(sid))}: {visible_line(str(title))}{took}{tail}")
         if len(lines) > 1:  # one line per step stays scannable; longer messages go underneath, indented
             for line in lines:
                 self._print(f"    {line}")
+
+    def _output_tail(self, rec: dict[str, Any]) -> None:
+        """The last lines a command printed (shell.run, ssh.run): what the operator ran it to see."""
+        output = rec.get("output") or {}
+        for stream in ("stdout", "stderr"):
+            text = output.get(stream)
+            if not isinstance(text, str) or not text.strip():
+                continue
+            lines = text.rstrip("\n").split("\n")
+            if len(lines) > OUTPUT_TAIL:
+                self._print(f"    │ … {len(lines) - OUTPUT_TAIL} earlier line(s) of {stream} in the report")
+            for line in lines[-OUTPUT_TAIL:]:
+                self._print(f"    │ {visible_line(line)}")
 
     def _on_run_started(self, rec: dict[str, Any]) -> None:
         rb = rec.get("runbook", {})
         banner = " [DRILL]" if rec.get("mode") == "drill" else " [DRY-RUN]" if rec.get("mode") == "dry-run" else ""
         self._print(f"run {rec['run']}{banner}")
-        self._print(f"runbook {rb.get('id')}: {rb.get('title')}  (operator {rec.get('operator')})")
+        self._print(visible_line(f"runbook {rb.get('id')}: {rb.get('title')}  (operator {rec.get('operator')})"))
 
     def _on_run_resumed(self, rec: dict[str, Any]) -> None:
-        self._print(f"resuming run {rec['run']} at step {rec.get('at_step')}")
+        self._print(visible_line(f"resuming run {rec['run']} at step {rec.get('at_step')}"))
         torn = rec.get("torn_tail")
         if torn:
             self._print(f"  line {torn.get('line')} of the log was cut short by a crash; its "
@@ -111,9 +161,11 @@ class TerminalReporter:
 
     def _on_step_succeeded(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "succeeded", str(rec.get("message") or ""))
+        self._output_tail(rec)
 
     def _on_step_failed(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "failed", str(rec.get("error") or rec.get("message") or ""))
+        self._output_tail(rec)
 
     def _on_step_skipped(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "skipped", str(rec.get("reason", "")))
@@ -123,31 +175,36 @@ class TerminalReporter:
             self._step_line(rec, "planned", f"would: {rec.get('summary')}")
 
     def _on_step_retried(self, rec: dict[str, Any]) -> None:
-        self._print(f"  ↻ {rec.get('step')}: attempt {rec.get('attempt')} — {rec.get('reason')}; "
-                    f"next in {rec.get('delay')}s")
+        self._print(visible_line(f"  ↻ {rec.get('step')}: attempt {rec.get('attempt')} — {rec.get('reason')}; "
+                                 f"next in {rec.get('delay')}s"))
 
     def _on_gate_approved(self, rec: dict[str, Any]) -> None:
-        self._print(f"  ✔ gate {rec.get('gate')} approved by {rec.get('by')} ({rec.get('how')})")
+        self._print(visible_line(f"  ✔ gate {rec.get('gate')} approved by {rec.get('by')} ({rec.get('how')})"))
+        self._start_spinner()  # the step goes on working: show that it does
 
     def _on_gate_denied(self, rec: dict[str, Any]) -> None:
         why = {"no-tty": "no terminal and no --approve: fail closed", "eof": "end of input",
                "interrupt": "interrupted at the prompt", "timeout": "no answer in time"}.get(rec.get("how", ""), "")
-        self._print(self._paint(f"  ⛔ gate {rec.get('gate')} refused by {rec.get('by')} ({rec.get('how')}"
-                                f"{': ' + why if why else ''}); {rec.get('choice')}", "31"))
+        self._print(self._paint(visible_line(f"  ⛔ gate {rec.get('gate')} refused by {rec.get('by')} "
+                                             f"({rec.get('how')}{': ' + why if why else ''}); {rec.get('choice')}"),
+                                "31"))
 
     def _on_rollback_succeeded(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "rolled_back", "rolled back")
 
     def _on_rollback_failed(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "rollback_failed", f"rollback failed: {rec.get('error')}")
+        self._output_tail(rec)
 
     def _on_note(self, rec: dict[str, Any]) -> None:
-        self._print(f"  ✎ note by {rec.get('by')}: {rec.get('text')}")
+        self._print(f"  ✎ note by {visible_line(str(rec.get('by')))}:")
+        for line in str(rec.get("text", "")).split("\n"):
+            self._print(f"    {visible_line(line)}")
 
     def _on_drill_graded(self, rec: dict[str, Any]) -> None:
         self._print(f"drill grade: {rec.get('score')}/{rec.get('total')} as expected")
         for miss in rec.get("deviations", []):
-            self._print(f"  ✘ {miss}")
+            self._print(f"  ✘ {visible_line(str(miss))}")
 
     def _on_run_finished(self, rec: dict[str, Any]) -> None:
         counts = rec.get("counts", {})
@@ -156,8 +213,10 @@ class TerminalReporter:
         self._print("")
         self._print(self._paint(f"run {rec.get('status')}", colour) + (f": {shown}" if shown else ""))
         if rec.get("reason"):
-            self._print(f"  {rec['reason']}")
+            self._print(f"  {visible_line(str(rec['reason']))}")
         self._print(f"audit head {rec.get('hash')}  (paste it into the incident channel to pin the log)")
+        if rec.get("status") in RESUMABLE:
+            self._print(f"to go on from here: breakglass resume {rec.get('run')}")
 
 
 class _Spinner:
@@ -166,6 +225,7 @@ class _Spinner:
     def __init__(self, out: TextIO, label: str) -> None:
         self.out, self.label = out, label
         self._stop = threading.Event()
+        self._drawn = False
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -174,6 +234,7 @@ class _Spinner:
         i = 0
         if self._stop.wait(0.3):  # fast steps never flash a spinner
             return
+        self._drawn = True
         while not self._stop.is_set():
             self.out.write(f"\r{self.FRAMES[i % len(self.FRAMES)]} {self.label} "
                            f"({time.monotonic() - start:.0f}s)\x1b[K")
@@ -184,5 +245,6 @@ class _Spinner:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.out.write("\r\x1b[K")
-        self.out.flush()
+        if self._drawn:  # erase only our own line: clearing one we never drew could wipe a question
+            self.out.write("\r\x1b[K")
+            self.out.flush()

@@ -13,8 +13,11 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from breakglass.engine.text import visible, visible_line
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class GateRequest:
     shown: dict[str, Any]  # what the operator sees: rendered (redacted) arguments, the plan
     digest: str
     mutating: bool
+    notify: bool = False  # a message to people: "no" skips it rather than stopping the incident response
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,16 @@ def default_operator() -> str:
 
 @dataclass
 class Terminal:
-    """The operator's terminal. Prompts go to stderr so stdout can carry --json events."""
+    """The operator's terminal. Prompts go to stderr so stdout can carry --json events.
+
+    Everything said here may carry runbook or world text, so it is shown with its control characters made
+    visible. ``before_prompt`` is called before anything is written: the reporter stops its spinner there,
+    so no animation redraws the line a question stands on.
+    """
 
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    before_prompt: Callable[[], None] | None = None
     timed_out: bool = field(default=False, init=False)  # why the last ask() returned None: timeout, not EOF
 
     @property
@@ -67,20 +77,28 @@ class Terminal:
         except (AttributeError, ValueError):
             return False
 
+    def _quiet(self) -> None:
+        if self.before_prompt is not None:
+            self.before_prompt()
+
     def say(self, text: str) -> None:
-        self.stderr.write(text + "\n")
+        self._quiet()
+        self.stderr.write("\n".join(visible_line(line) for line in text.split("\n")) + "\n")
         self.stderr.flush()
 
-    def ask(self, prompt: str, timeout: float | None = None, fresh: bool = False) -> str | None:
+    def ask(self, prompt: str, timeout: float | None = None, echo: bool = True) -> str | None:
         """One line from the operator; None on end of input or timeout. Ctrl-C propagates.
 
-        ``fresh`` discards what was typed before the prompt appeared: a "y" pressed while an earlier step
-        was still printing must not approve a gate nobody has read yet.
+        What was typed before the prompt appeared is discarded: a "y" pressed while an earlier step was still
+        printing must not approve a gate, tick a checklist item or settle an in-doubt step nobody has read.
+        ``echo=False`` reads a secret without showing it.
         """
-        if fresh:
-            self._discard_typeahead()
-        self.stderr.write(prompt)
+        self._quiet()
+        self._discard_typeahead()
+        self.stderr.write(visible(prompt))
         self.stderr.flush()
+        if not echo:
+            return self._read_hidden(timeout)
         self.timed_out = False
         if timeout is not None:
             ready, _, _ = select.select([self.stdin], [], [], timeout)
@@ -92,6 +110,25 @@ class Terminal:
         if not line:
             return None
         return line.rstrip("\r\n")
+
+    def _read_hidden(self, timeout: float | None) -> str | None:
+        import termios
+
+        fd = self.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        try:
+            if timeout is not None and not select.select([self.stdin], [], [], timeout)[0]:
+                self.timed_out = True
+                return None
+            line = self.stdin.readline()
+        finally:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            self.stderr.write("\n")
+            self.stderr.flush()
+        return line.rstrip("\r\n") if line else None
 
     def _discard_typeahead(self) -> None:
         import termios
@@ -133,15 +170,16 @@ class Gatekeeper:
             t.say(f"  {line}")
         try:
             if req.type_to_confirm:
-                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout,
-                               fresh=True)
+                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout)
                 if answer is None:
                     return self._no(started, self._silence())
                 if answer.strip() != req.type_to_confirm:
                     choice = self._refusal_choice()
                     return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
                 return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
-            answer = t.ask("Approve? [yes / no = abort / skip]: ", self.timeout, fresh=True)
+            question = ("Send? [yes / no = skip it / abort]: " if req.notify
+                        else "Approve? [yes / no = abort / skip]: ")
+            answer = t.ask(question, self.timeout)
         except KeyboardInterrupt:
             t.say("")
             return self._no(started, "interrupt")
@@ -150,7 +188,8 @@ class Gatekeeper:
         word = answer.strip().lower()
         if word in ("y", "yes"):
             return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
-        choice = "skip" if word in ("s", "skip") else "abort"
+        skips = ("s", "skip", "n", "no") if req.notify else ("s", "skip")
+        choice = "skip" if word in skips else "abort"
         return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
 
     def _refusal_choice(self) -> str:

@@ -65,6 +65,12 @@ class Runner:
     before_finish: Callable[[Runner], None] | None = None  # e.g. a drill's grading, recorded before the end
     started_ts: str = ""
 
+    def __post_init__(self) -> None:
+        # One screen: whatever asks the operator something (a gate, a manual step, the in-doubt question)
+        # first stops the reporter's spinner, which would otherwise redraw the line the question is on.
+        self.gates.terminal.before_prompt = getattr(self.reporter, "pause", None)
+        self._waited = 0.0  # seconds this step spent waiting at gates: the operator's time, not the step's
+
     @property
     def mode(self) -> str:
         return self.state.mode
@@ -167,6 +173,7 @@ class Runner:
                                      "effect": str(effect), "args": args_shown}, sync=effect is not Effect.READ)
         actx = self._action_context(step.id, step.timeout)
         begun = time.monotonic()
+        self._waited = 0.0
         if effect is Effect.READ:
             if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), None):
                 return
@@ -188,7 +195,7 @@ class Runner:
             self.record("step.applying", {"step": step.id})
             result, attempts = self._attempts(
                 step, lambda: self.world.apply(step.id, action, params, actx, plan), actx)
-        self._conclude(step, result, attempts, time.monotonic() - begun)
+        self._conclude(step, result, attempts, time.monotonic() - begun - self._waited)
 
     def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action[Any], Params]:
         cls = self.registry.get(name)
@@ -250,10 +257,12 @@ class Runner:
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
         digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
         req = GateRequest(gate_id, step.id, self._title(step), self.redactor.text(str(message)),
-                          str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ)
+                          str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
+                          notify=effect is Effect.NOTIFY)
         self.record("gate.asked", {"step": step.id, "gate": gate_id, "message": req.message, "shown": shown,
                                    "digest": digest, "type_to_confirm": bool(typed)})
         decision: GateDecision = self.gates.decide(req)
+        self._waited += decision.waited_s
         data = {"step": step.id, "gate": gate_id, "digest": digest, **decision.to_dict()}
         data["answer"] = "" if typed is not None and not decision.approved else decision.answer
         if decision.approved:
