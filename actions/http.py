@@ -125,14 +125,14 @@ def exchange(client: httpx.Client, method: str, p: HttpTarget, **kwargs: Any) ->
     return Exchange(response, bytes(body[: p.max_body]), truncated, latency_ms, tls)
 
 
-def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
-    """An httpx error as a result: a kind (tls, timeout, connect, redirects, protocol) and advice."""
+def failure(exc: Exception, p: HttpTarget, method: str, guard: RedirectGuard) -> ActionResult:
+    """An httpx error as a result: a kind (tls, timeout, connect, redirects, redirect, protocol) and advice."""
     import httpx
 
     shown_url, secrets = redact_url(p.url)
     kind, reason = _classify(exc)
-    output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None}
-    message = f"{method} {shown_url}: {reason}"
+    output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None, **guard.fields()}
+    message = f"{method} {shown_url}: {reason}{guard.note()}"
     if kind == "tls":
         cert = peek_certificate(p.url, p.resolve, p.timeout)
         output["tls"] = cert
@@ -179,8 +179,7 @@ def response_fields(x: Exchange, guard: RedirectGuard) -> dict[str, Any]:
     r = x.response
     headers, _ = redact_headers(dict(r.headers))
     return {
-        "headers_withheld": guard.withheld,
-        "headers_withheld_from": guard.withheld_from,
+        **guard.fields(),
         "status": r.status_code,
         "latency_ms": x.latency_ms,
         "final_url": redact_url(str(r.url))[0],
@@ -249,7 +248,7 @@ class HttpProbe(Action[HttpProbeParams]):
             with build_client(params, params.follow_redirects, ctx.remaining(params.timeout), guard) as client:
                 x = exchange(client, params.method, params)
         except (httpx.HTTPError, RedirectRefused) as exc:
-            return failure(exc, params, params.method)
+            return failure(exc, params, params.method, guard)
         output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x, guard)}
         output["pinned_to"] = pinned_address(params.url, params.resolve)
         output["body_match"] = _body_match(params, x)
@@ -323,7 +322,7 @@ class HttpRequest(Action[HttpRequestParams]):
             with build_client(params, params.follow_redirects, ctx.remaining(params.timeout), guard) as client:
                 x = exchange(client, params.method, params, **body)
         except (httpx.HTTPError, RedirectRefused) as exc:
-            return failure(exc, params, params.method)
+            return failure(exc, params, params.method, guard)
         output = {"url": plan.changes[0]["url"], "method": params.method, **response_fields(x, guard)}
         output["json"] = _json_of(x)
         ok = status_ok(x.response.status_code, params.expect_status, range(200, 300))

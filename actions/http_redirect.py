@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
@@ -68,6 +68,10 @@ class RedirectGuard:
             request.headers.pop(name, None)
         if names and self.withheld_from is None:
             self.withheld, self.withheld_from = names, shown
+
+    def fields(self) -> dict[str, Any]:
+        """What the output says about it: the header names withheld and the origin they were withheld from."""
+        return {"headers_withheld": self.withheld, "headers_withheld_from": self.withheld_from}
 
     def note(self) -> str:
         """One clause for the step's message, empty when nothing was withheld."""

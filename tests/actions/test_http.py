@@ -335,6 +335,16 @@ def test_headers_stay_withheld_when_the_chain_comes_back(web: WebLab, elsewhere:
     assert result.output["headers_withheld"] == ["X-Api-Key"]
 
 
+def test_withheld_headers_are_reported_when_the_other_origin_fails(web: WebLab) -> None:
+    from tests.lab import free_port
+
+    gone = f"http://127.0.0.2:{free_port(host='127.0.0.2')}/"
+    result = probe(url=f"{web.http_url}/away?to={gone}", headers={"X-Api-Key": "k-dead-end-5566"}, timeout=3)
+    assert not result.ok and result.output["error"] == "connect"
+    assert result.output["headers_withheld"] == ["X-Api-Key"]
+    assert "headers not sent there: X-Api-Key" in result.message
+
+
 def test_redirect_copying_a_url_secret_to_another_origin_is_not_followed(
     web: WebLab, elsewhere: LabServer
 ) -> None:
