@@ -191,7 +191,7 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
                 f"found no authoritative servers for {params.zone} via {source}; pass `nameservers:`"
             )
         name = params.name or params.zone
-        rows = asyncio.run(self._ask_all(params, name, targets, deadline))
+        rows = _mark_lagging(asyncio.run(self._ask_all(params, name, targets, deadline)))
         output = {
             "zone": params.zone,
             "name": name,
@@ -277,32 +277,56 @@ async def _ask_one(
         query_async(server, params.zone, "SOA", **opts), query_async(server, name, params.type, **opts)
     )
     serial = int(soa.rdatas()[0].serial) if soa.status == "NOERROR" and soa.authoritative else None
+    finding, problem = _finding(soa, answer)
     row = {
         "nameserver": label,
         **answer.to_dict(),
         "server": address,
         "serial": serial,
-        "finding": _finding(soa, answer),
+        "finding": finding,
+        "problem": problem,
     }
     row["answers"] = sorted(row["answers"])
     return row
 
 
-def _finding(soa: QueryOutcome, answer: QueryOutcome) -> str:
-    """ok | not answering | lame (answers, but not authoritatively for the zone: RFC 1912 2.8)."""
-    if not soa.responded or not answer.responded:
-        return "not answering"
+def _finding(soa: QueryOutcome, answer: QueryOutcome) -> tuple[str, str | None]:
+    """(finding, what is wrong with this server) from its own two answers: not answering | lame | ok.
+    The fourth finding, lagging, needs every server's serial: ``_mark_lagging`` sets it."""
+    for outcome in (soa, answer):
+        if not outcome.responded:
+            why = f" ({outcome.error})" if outcome.error else ""
+            attempts = f"{outcome.status} after {outcome.attempts} attempt(s){why}"
+            return "not answering", f"{outcome.type} query: {attempts}"
     if soa.status != "NOERROR" or not soa.authoritative:
-        return "lame"
-    return "ok"
+        # RFC 1912 2.8: a lame server is listed for the zone but does not serve it authoritatively.
+        got = "without the authoritative (AA) flag" if soa.status == "NOERROR" else f"with {soa.status}"
+        return "lame", f"answers the zone's SOA {got}: it does not serve {soa.name} (lame delegation)"
+    return "ok", None
 
 
-def _agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    good = [r for r in rows if r["finding"] == "ok"]
-    serials = sorted({r["serial"] for r in good})
+def newest_serial(serials: Sequence[int]) -> int | None:
+    """The newest of ``serials`` under RFC 1982 arithmetic, None for none."""
     latest = None
     for serial in serials:
         latest = serial if latest is None or serial_newer(serial, latest) else latest
+    return latest
+
+
+def _mark_lagging(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose authoritative serial is behind the newest any server answered, marked as lagging."""
+    latest = newest_serial([r["serial"] for r in rows if r["finding"] == "ok"])
+    for r in rows:
+        if r["finding"] == "ok" and r["serial"] != latest:
+            r["finding"] = "lagging"
+            r["problem"] = f"serial {r['serial']} is behind the newest serial {latest}: not yet updated"
+    return rows
+
+
+def _agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [r for r in rows if r["finding"] in ("ok", "lagging")]  # answered authoritatively
+    serials = sorted({r["serial"] for r in good})
+    latest = newest_serial(serials)
     sets: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for r in good:
         sets.setdefault((r["status"], tuple(r["answers"])), []).append(r["server"])
@@ -313,7 +337,7 @@ def _agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "lame": [r["server"] for r in rows if r["finding"] == "lame"],
         "serials": serials,
         "latest_serial": latest,
-        "lagging": [r["server"] for r in good if r["serial"] != latest],
+        "lagging": [r["server"] for r in rows if r["finding"] == "lagging"],
         "answer_sets": [{"status": s, "answers": list(a), "servers": who} for (s, a), who in sets.items()],
     }
 

@@ -2,7 +2,8 @@
 
 ``resolve`` pins host names to addresses like ``curl --resolve`` while SNI and certificate checks keep the
 real name, so the standby can be checked under the production hostname before DNS is switched; how that
-works, and how the certificate is read, is in ``http_tls``.
+works, and how the certificate is read, is in ``http_tls``. A redirect to another origin gets none of the
+headers the runbook set (``http_redirect``).
 
 httpx is imported inside functions. Response bodies are data: only a bounded excerpt is kept and it is never
 rendered as a template.
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.http_redirect import RedirectGuard, RedirectRefused
 from breakglass.actions.http_tls import (
     parse_resolve,
     peek_certificate,
@@ -43,7 +45,8 @@ class HttpTarget(Params):
     url: str = Field(description="http:// or https:// URL.")
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Request headers; credentials (Authorization, *token*, *key*) are redacted.",
+        description="Request headers; credentials (Authorization, *token*, *key*) are redacted, and none of "
+        "these headers is sent to another origin a redirect leads to.",
     )
     resolve: dict[str, str] | list[str] | None = Field(
         None,
@@ -75,9 +78,10 @@ class HttpTarget(Params):
         return value
 
 
-def build_client(p: HttpTarget, follow_redirects: bool, timeout: float) -> httpx.Client:
-    """An httpx client honouring the TLS settings and pins; proxies from the environment are not used,
-    because a proxy would dial the name itself and silently defeat ``resolve``."""
+def build_client(p: HttpTarget, follow_redirects: bool, timeout: float, guard: RedirectGuard) -> httpx.Client:
+    """An httpx client honouring the TLS settings and pins, with ``guard`` seeing every request it sends;
+    proxies from the environment are not used, because a proxy would dial the name itself and silently
+    defeat ``resolve``."""
     import httpx
 
     return httpx.Client(
@@ -86,7 +90,12 @@ def build_client(p: HttpTarget, follow_redirects: bool, timeout: float) -> httpx
         follow_redirects=follow_redirects,
         max_redirects=p.max_redirects,
         trust_env=False,
+        event_hooks={"request": [guard]},
     )
+
+
+def redirect_guard(p: HttpTarget) -> RedirectGuard:
+    return RedirectGuard(p.url, p.headers, _secrets(p))
 
 
 @dataclass
@@ -116,14 +125,14 @@ def exchange(client: httpx.Client, method: str, p: HttpTarget, **kwargs: Any) ->
     return Exchange(response, bytes(body[: p.max_body]), truncated, latency_ms, tls)
 
 
-def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
-    """An httpx error as a result: a kind (tls, timeout, connect, redirects, protocol) and advice."""
+def failure(exc: Exception, p: HttpTarget, method: str, guard: RedirectGuard) -> ActionResult:
+    """An httpx error as a result: a kind (tls, timeout, connect, redirects, redirect, protocol) and advice."""
     import httpx
 
     shown_url, secrets = redact_url(p.url)
     kind, reason = _classify(exc)
-    output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None}
-    message = f"{method} {shown_url}: {reason}"
+    output: dict[str, Any] = {"url": shown_url, "method": method, "error": kind, "status": None, **guard.fields()}
+    message = f"{method} {shown_url}: {reason}{guard.note()}"
     if kind == "tls":
         cert = peek_certificate(p.url, p.resolve, p.timeout)
         output["tls"] = cert
@@ -141,6 +150,8 @@ def failure(exc: Exception, p: HttpTarget, method: str) -> ActionResult:
 def _classify(exc: Exception) -> tuple[str, str]:
     import httpx
 
+    if isinstance(exc, RedirectRefused):
+        return "redirect", str(exc)
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -163,11 +174,12 @@ def status_ok(status: int, expect: int | list[int] | None, default: range) -> bo
     return status in (expect if isinstance(expect, list) else [expect])
 
 
-def response_fields(x: Exchange) -> dict[str, Any]:
+def response_fields(x: Exchange, guard: RedirectGuard) -> dict[str, Any]:
     """What both actions report about a response, with secret-named response headers (Set-Cookie) hidden."""
     r = x.response
     headers, _ = redact_headers(dict(r.headers))
     return {
+        **guard.fields(),
         "status": r.status_code,
         "latency_ms": x.latency_ms,
         "final_url": redact_url(str(r.url))[0],
@@ -231,15 +243,17 @@ class HttpProbe(Action[HttpProbeParams]):
         import httpx
 
         secrets = _secrets(params)
+        guard = redirect_guard(params)
         try:
-            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:
+            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout), guard) as client:
                 x = exchange(client, params.method, params)
-        except httpx.HTTPError as exc:
-            return failure(exc, params, params.method)
-        output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x)}
+        except (httpx.HTTPError, RedirectRefused) as exc:
+            return failure(exc, params, params.method, guard)
+        output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x, guard)}
         output["pinned_to"] = pinned_address(params.url, params.resolve)
         output["body_match"] = _body_match(params, x)
         ok, message = _judge_probe(params, output)
+        message += guard.note()
         return ActionResult(
             output=scrub(output, secrets), ok=ok, message=scrub(message, secrets), secrets=secrets
         )
@@ -303,16 +317,17 @@ class HttpRequest(Action[HttpRequestParams]):
 
         secrets = _secrets(params)
         body = {} if params.json_body is None else {"json": params.json_body}
+        guard = redirect_guard(params)
         try:
-            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout)) as client:
+            with build_client(params, params.follow_redirects, ctx.remaining(params.timeout), guard) as client:
                 x = exchange(client, params.method, params, **body)
-        except httpx.HTTPError as exc:
-            return failure(exc, params, params.method)
-        output = {"url": plan.changes[0]["url"], "method": params.method, **response_fields(x)}
+        except (httpx.HTTPError, RedirectRefused) as exc:
+            return failure(exc, params, params.method, guard)
+        output = {"url": plan.changes[0]["url"], "method": params.method, **response_fields(x, guard)}
         output["json"] = _json_of(x)
         ok = status_ok(x.response.status_code, params.expect_status, range(200, 300))
         verdict = "" if ok else f" (expected {params.expect_status or '2xx'})"
-        message = f"{params.method} {output['url']} → {x.response.status_code}{verdict}"
+        message = f"{params.method} {output['url']} → {x.response.status_code}{verdict}{guard.note()}"
         return ActionResult(output=scrub(output, secrets), ok=ok, message=message, secrets=secrets)
 
 

@@ -4,7 +4,9 @@ A DNSBL (RFC 5782) answers an A record inside 127.0.0.0/8 for a listed name and 
 says why, and a TXT record at the same name usually carries a human reason and a link. Some answers are not
 listings at all: Spamhaus answers 127.255.255.252/254/255 when it refuses the *query* (typo, public resolver,
 over quota) and URIBL/SURBL answer 127.0.0.1 for the same. Reading those as "listed" sends an on-call
-engineer chasing a delisting that is not needed, so each list's codes are data in ``data/dnsbl.yaml``.
+engineer chasing a delisting that is not needed, so each list's codes are data in ``data/dnsbl.yaml``. A zone
+given by name only (a team's own Spamhaus mirror, a DQS zone with its key in the name) has no codes, so
+127.255.255.0/24 is read as a refusal on every list whose definition does not say otherwise.
 
 Every (target, list) query runs concurrently: fifty lists cost one round trip, not fifty.
 """
@@ -26,6 +28,8 @@ from breakglass.actions.spf import parse_resolver
 
 Status = Literal["listed", "not_listed", "refused", "error"]
 T = TypeVar("T")
+# Spamhaus's refusal answers (news article 788, codes.tsv): the range mirrors and DQS zones answer from too.
+REFUSED_RANGE = "127.255.255.0/24"
 
 
 class CodeMeaning(BaseModel):
@@ -47,7 +51,9 @@ class ZoneSpec(BaseModel):
     delist: str = Field(default="", description="URL where a listed owner requests removal")
     codes: dict[str, CodeMeaning] = Field(default_factory=dict, description="A answer -> meaning")
     bits: dict[int, str] = Field(default_factory=dict, description="bitmask lists: last-octet bit -> meaning")
-    refused_range: str | None = Field(default=None, description="answers in this CIDR are query refusals")
+    refused_range: str | None = Field(
+        default=REFUSED_RANGE, description="answers in this CIDR are query refusals; null when none are"
+    )
     default: Literal["listed", "refused", "error"] = Field(
         default="listed", description="status of any other 127.0.0.0/8 answer"
     )
@@ -258,12 +264,25 @@ class MailBlacklist(Action[MailBlacklistParams]):
         )
         summary = summarize(rows)
         output = {"results": rows, "skipped": skipped, **summary}
-        usable = summary["counts"]["listed"] + summary["counts"]["not_listed"]
-        if rows and usable == 0:
-            return ActionResult(output, ok=False, message="no list gave a usable answer: check `resolver`")
+        counts = summary["counts"]
+        if rows and counts["listed"] + counts["not_listed"] == 0:
+            message = f"no list gave a usable answer{_unusable(counts)}: check `resolver`"
+            return ActionResult(output, ok=False, message=message)
         message = (
             f"listed on {summary['listed_count']} of {len(rows)} checks: {', '.join(summary['listed_on'])}"
             if summary["listed_count"]
             else f"not listed on any of {len(rows)} checks"
         )
-        return ActionResult(output, message=message)
+        return ActionResult(output, message=message + _unusable(counts))
+
+
+def _unusable(counts: dict[str, int]) -> str:
+    """'; N queries refused (not listings); M errors' for the summary line, empty when all answered."""
+    parts = []
+    if counts["refused"] == 1:
+        parts.append("1 query refused (not a listing)")
+    elif counts["refused"]:
+        parts.append(f"{counts['refused']} queries refused (not listings)")
+    if counts["error"]:
+        parts.append(f"{counts['error']} error{'' if counts['error'] == 1 else 's'}")
+    return "".join(f"; {part}" for part in parts)

@@ -197,8 +197,15 @@ def test_disagreement_lag_silence_and_lameness_are_findings(lab: dict[str, BindS
     assert out["not_answering"] == [dead]
     assert out["lame"] == [lab["lame"].address]
     assert sorted(tuple(s["answers"]) for s in out["answer_sets"]) == [("192.0.2.10",), ("192.0.2.9",)]
-    assert [r["finding"] for r in out["nameservers"]] == ["ok", "ok", "not answering", "lame"]
     assert lab["stale"].address in result.message and dead in result.message
+    # each server's own entry says what is wrong with it, not only the summary
+    rows = out["nameservers"]
+    assert [r["finding"] for r in rows] == ["ok", "lagging", "not answering", "lame"]
+    primary, stale, silent, lame = rows
+    assert primary["problem"] is None
+    assert "serial 9" in stale["problem"] and "newest serial 10" in stale["problem"]
+    assert "TIMEOUT" in silent["problem"]
+    assert "lame" in lame["problem"] and "example.test" in lame["problem"]
 
 
 def test_ns_set_is_found_at_the_parent(lab: dict[str, BindServer]) -> None:

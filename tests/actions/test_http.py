@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from breakglass.actions.base import ActionContext, ActionResult, Effect
 from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
-from tests.lab.https import CA_NAME, EXPIRED, WWW, WebLab, web
+from tests.lab.https import CA_NAME, EXPIRED, WWW, LabServer, WebLab, elsewhere, url_of, web
 
-__all__ = ["web"]  # the fixture is used by name
+__all__ = ["elsewhere", "web"]  # the fixtures are used by name
 
 PIN = {WWW: "127.0.0.1", EXPIRED: "127.0.0.1"}
 
@@ -274,3 +274,84 @@ def test_secrets_are_known_before_the_request_is_sent() -> None:
     action = HttpRequest()
     params = action.Params(url="http://127.0.0.1/x?token=tok-445566", headers={"Authorization": TOKEN})
     assert set(action.secrets_for(params)) == {TOKEN, "sk-live-0123456789abcdef", "tok-445566"}
+
+
+# ---- a redirect to another origin (127.0.0.1 → 127.0.0.2) gets none of the runbook's headers -----------------
+
+SECRET_HEADERS = {
+    "X-Api-Key": "k-redirect-778899",
+    "Authorization": "Bearer sk-redirect-0123456789",
+    "Cookie": "sid=c-redirect-445566",
+    "X-Tenant": "acme-blue",  # not secret-named: still the runbook's, still not the other origin's business
+}
+
+
+def landed(server: LabServer, path: str) -> dict[str, str]:
+    """The headers of the last request ``server`` saw for ``path``, by lower-case name."""
+    hits = [r for r in server.seen if r.path.split("?")[0] == path]
+    assert hits, f"{path} was never requested"
+    return {k.lower(): v for k, v in hits[-1].headers.items()}
+
+
+@pytest.mark.parametrize("kind", ["probe", "request"])
+def test_cross_origin_redirect_withholds_every_runbook_header(
+    web: WebLab, elsewhere: LabServer, kind: str
+) -> None:
+    target = f"{url_of(elsewhere)}/landing-{kind}"
+    url = f"{web.http_url}/away?to={target}"
+    if kind == "probe":
+        result = probe(url=url, headers=SECRET_HEADERS)
+    else:
+        result, _ = request(method="POST", url=url, headers=SECRET_HEADERS, follow_redirects=True, json={})
+    # the first origin got the headers, the second one none of them (httpx alone forwards all but Authorization)
+    first = landed(web.servers[0], "/away")
+    assert first["x-api-key"] == "k-redirect-778899" and first["x-tenant"] == "acme-blue"
+    second = landed(elsewhere, f"/landing-{kind}")
+    for name, value in SECRET_HEADERS.items():
+        assert name.lower() not in second, name
+        assert all(value not in v for v in second.values()), name
+    # and the operator is told, by name, in the output and the one-line message
+    assert result.output["headers_withheld"] == list(SECRET_HEADERS)
+    assert result.output["headers_withheld_from"] == url_of(elsewhere)
+    assert "headers not sent there: X-Api-Key, Authorization, Cookie, X-Tenant" in result.message
+    assert url_of(elsewhere) in result.message
+
+
+def test_same_origin_redirect_keeps_the_headers(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/redirect", headers={"X-Api-Key": "k-same-origin-1122"})
+    assert result.ok
+    assert landed(web.servers[0], "/")["x-api-key"] == "k-same-origin-1122"
+    assert result.output["headers_withheld"] == [] and result.output["headers_withheld_from"] is None
+    assert "not sent" not in result.message
+
+
+def test_headers_stay_withheld_when_the_chain_comes_back(web: WebLab, elsewhere: LabServer) -> None:
+    # 127.0.0.1 → 127.0.0.2 → 127.0.0.1: the way back was chosen by the other origin, not by the runbook
+    back = f"{web.http_url}/status/204"
+    url = f"{web.http_url}/away?to={url_of(elsewhere)}/away?to={back}"
+    result = probe(url=url, headers={"X-Api-Key": "k-round-trip-3344"})
+    assert result.ok and result.output["status"] == 204
+    assert "x-api-key" not in landed(web.servers[0], "/status/204")
+    assert result.output["headers_withheld"] == ["X-Api-Key"]
+
+
+def test_withheld_headers_are_reported_when_the_other_origin_fails(web: WebLab) -> None:
+    from tests.lab import free_port
+
+    gone = f"http://127.0.0.2:{free_port(host='127.0.0.2')}/"
+    result = probe(url=f"{web.http_url}/away?to={gone}", headers={"X-Api-Key": "k-dead-end-5566"}, timeout=3)
+    assert not result.ok and result.output["error"] == "connect"
+    assert result.output["headers_withheld"] == ["X-Api-Key"]
+    assert "headers not sent there: X-Api-Key" in result.message
+
+
+def test_redirect_copying_a_url_secret_to_another_origin_is_not_followed(
+    web: WebLab, elsewhere: LabServer
+) -> None:
+    # the first server appends the request's own query (api_key included) to a Location on another origin
+    url = f"{web.http_url}/copy?to={url_of(elsewhere)}/stolen&api_key=abcdef123456"
+    result = probe(url=url)
+    assert not result.ok and result.output["error"] == "redirect"
+    assert not [r for r in elsewhere.seen if r.path.startswith("/stolen")]
+    assert "abcdef123456" not in result.message and "abcdef123456" not in json.dumps(result.output)
+    assert "not following the redirect" in result.message

@@ -38,6 +38,14 @@ ZEN = """
 DBL = 'bad.example A 127.0.1.4\nbad.example TXT "phishing domain"\n'
 URIBL = "refused.example A 127.0.0.1\nmixed.example A 127.0.0.14\n"
 BARRACUDA = "99.2.0.192 A 127.0.0.2\n77.2.0.192 A 192.0.2.77\n"
+# A team's own Spamhaus mirror, given to mail.blacklist by name only: no codes, Spamhaus's refusal answers.
+MIRROR = "zen.mirror.example.test"
+MIRROR_RECORDS = """
+99.2.0.192 A 127.0.0.2
+252.2.0.192 A 127.255.255.252
+254.2.0.192 A 127.255.255.254
+255.2.0.192 A 127.255.255.255
+"""
 
 
 def run(**kwargs: Any) -> tuple[bool, dict[str, Any]]:
@@ -56,12 +64,31 @@ def dnsbl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
         "dbl.spamhaus.org.": zone_text("dbl.spamhaus.org.", DBL),
         "multi.uribl.com.": zone_text("multi.uribl.com.", URIBL),
         "b.barracudacentral.org.": zone_text("b.barracudacentral.org.", BARRACUDA),
+        f"{MIRROR}.": zone_text(f"{MIRROR}.", MIRROR_RECORDS + refusal_rows_of_codes_tsv()),
     }
     with BindServer(zones, workdir=tmp_path_factory.mktemp("dnsbl")) as server:
         yield server
 
 
 LISTS = ["zen.spamhaus.org", "dbl.spamhaus.org", "multi.uribl.com", "b.barracudacentral.org"]
+REFUSALS = ipaddress.ip_network("127.255.255.0/24")
+
+
+def refusal_rows_of_codes_tsv() -> str:
+    """codes.tsv's answers in 127.255.255.0/24 (any list), each at 10.0.<row>.1 in the mirror zone."""
+    return "".join(
+        f"1.{i}.0.10 A {e['answer']}\n"
+        for i, e in enumerate(load_codes())
+        if is_refusal(e["answer"])
+    )
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether a codes.tsv answer column (an address, NXDOMAIN or a description) is in 127.255.255.0/24."""
+    try:
+        return ipaddress.ip_address(answer) in REFUSALS
+    except ValueError:
+        return False
 
 
 def test_listed_ipv4_with_codes_txt_reason_and_delist_link(dnsbl: BindServer) -> None:
@@ -92,6 +119,9 @@ def test_refusal_is_not_a_listing(dnsbl: BindServer) -> None:
     assert "public/open resolver" in zen["meaning"] and "open resolver" in zen["reason"]
     assert out["listed_count"] == 0
     assert not ok  # the only list refused us: nothing usable, the step says so
+    params = MailBlacklistParams(targets=["192.0.2.254"], zones=["zen.spamhaus.org"], resolver=dnsbl.address)
+    result = MailBlacklist().run(params, ActionContext())
+    assert "1 query refused" in result.message and "resolver" in result.message
 
 
 def test_ipv6_reversed_nibbles(dnsbl: BindServer) -> None:
@@ -112,6 +142,30 @@ def test_domains_and_bitmask_lists(dnsbl: BindServer) -> None:
     mixed = row(out, "mixed.example", "multi.uribl.com")
     assert mixed["status"] == "listed" and all(w in mixed["meaning"] for w in ("black", "grey", "red"))
     assert out["listed_targets"] == ["bad.example", "mixed.example"]
+
+
+def test_zone_given_by_name_only_reads_spamhaus_refusals_as_refusals(dnsbl: BindServer) -> None:
+    targets = ["192.0.2.99", "192.0.2.252", "192.0.2.254", "192.0.2.255", "192.0.2.1"]
+    result = MailBlacklist().run(
+        MailBlacklistParams(targets=targets, zones=[MIRROR], resolver=dnsbl.address), ActionContext()
+    )
+    out = result.output
+    assert [row(out, t, MIRROR)["status"] for t in targets] == [
+        "listed",
+        "refused",
+        "refused",
+        "refused",
+        "not_listed",
+    ]
+    assert out["listed_targets"] == ["192.0.2.99"] and out["counts"]["refused"] == 3
+    assert result.ok and "listed on 1 of 5 checks" in result.message
+    assert "3 queries refused" in result.message
+
+
+def test_a_definition_can_say_its_list_lists_in_the_refusal_range(dnsbl: BindServer) -> None:
+    own = ZoneSpec(zone=MIRROR, refused_range=None)
+    _, out = run(targets=["192.0.2.254"], zones=[own], resolver=dnsbl.address)
+    assert out["results"][0]["status"] == "listed"
 
 
 def test_answer_outside_loopback_is_an_error(dnsbl: BindServer) -> None:
@@ -293,6 +347,25 @@ def test_codes_tsv_agrees(
         for token in TOKENS:
             if re.search(rf"\b{token}\b", theirs, re.IGNORECASE):
                 assert re.search(rf"\b{token}\b", result["meaning"], re.IGNORECASE), (token, entry, result)
+
+
+def test_codes_tsv_refusals_are_refusals_on_a_zone_given_by_name_only(
+    dnsbl: BindServer, shared_fixtures: Path
+) -> None:
+    # Every answer the real-world table files under 127.255.255.0/24, served by a list known only by name.
+    rows = [
+        (f"10.0.{i}.1", e)
+        for i, e in enumerate(CODE_ROWS)
+        if is_refusal(e["answer"])
+    ]
+    assert rows
+    result = MailBlacklist().run(
+        MailBlacklistParams(targets=[t for t, _ in rows], zones=[MIRROR], resolver=dnsbl.address), ActionContext()
+    )
+    for target, entry in rows:
+        assert expected_status(entry["meaning"]) == {"refused", "error"}, entry
+        assert row(result.output, target, MIRROR)["status"] == "refused", entry
+    assert f"{len(rows)} queries refused" in result.message
 
 
 def test_codes_tsv_coverage(shared_fixtures: Path) -> None:

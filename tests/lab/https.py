@@ -2,7 +2,9 @@
 
 The HTTPS server presents a certificate for ``www.example.test`` (a name that resolves nowhere, RFC 6761),
 so a probe only reaches it by pinning the name to 127.0.0.1; a second one presents an expired certificate.
-Every POST/PUT/PATCH/DELETE is recorded (path, headers, JSON) so tests can check what a webhook received.
+Every POST/PUT/PATCH/DELETE is recorded (path, headers, JSON) so tests can check what a webhook received, and
+every request at all in ``seen``. ``elsewhere`` is one more plain HTTP server on 127.0.0.2 (loopback too on
+Linux): another origin for redirect tests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -110,7 +113,8 @@ def _cert(
 
 
 class LabHandler(BaseHTTPRequestHandler):
-    """Routes: / (page), /redirect → /hop → /, /loop, /status/N, /big, and any write method (recorded)."""
+    """Routes: / (page), /redirect → /hop → /, /loop, /status/N, /big, /away?to=URL (302 to URL),
+    /copy?to=URL&... (302 to URL with this request's whole query appended), any write method (recorded)."""
 
     protocol_version = "HTTP/1.1"
     server: LabServer
@@ -119,13 +123,22 @@ class LabHandler(BaseHTTPRequestHandler):
         return None  # keep test output quiet
 
     def do_GET(self) -> None:
+        self._see(None)
         self._route(send_body=True)
 
     def do_HEAD(self) -> None:
+        self._see(None)
         self._route(send_body=False)
 
     def do_POST(self) -> None:
-        self._record()
+        if self.path.startswith(("/away", "/copy")):
+            self._see(None)
+            self._route(send_body=True)
+        else:
+            self._record()
+
+    def _see(self, payload: Any) -> None:
+        self.server.seen.append(Received(self.command, self.path, dict(self.headers.items()), payload))
 
     do_PUT = do_PATCH = do_DELETE = do_POST
 
@@ -143,6 +156,11 @@ class LabHandler(BaseHTTPRequestHandler):
             self._reply(302, b"", "text/plain", send_body, {"Location": "/loop"})
         elif path.startswith("/status/"):
             self._reply(int(path.rsplit("/", 1)[1]), b"status page\n", "text/plain", send_body)
+        elif path in ("/away", "/copy"):
+            query = urlsplit(self.path).query
+            target = parse_qs(query)["to"][0]
+            location = f"{target}?{query}" if path == "/copy" else target
+            self._reply(302, b"", "text/plain", send_body, {"Location": location})
         elif path == "/big":
             self._reply(200, b"x" * 300_000, "text/plain", send_body)
         else:
@@ -156,6 +174,7 @@ class LabHandler(BaseHTTPRequestHandler):
         except ValueError:
             payload = raw.decode("utf-8", "replace")
         self.server.received.append(Received(self.command, self.path, dict(self.headers.items()), payload))
+        self._see(payload)
         # echoes the Authorization header back, as careless APIs do, so tests see it scrubbed from the output
         answer = {"ok": True, "seen_authorization": self.headers.get("Authorization")}
         status = 500 if self.path.startswith("/fail") else 200
@@ -177,6 +196,7 @@ class LabHandler(BaseHTTPRequestHandler):
 class LabServer(ThreadingHTTPServer):
     daemon_threads = True
     received: list[Received]
+    seen: list[Received]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # clients that refuse our certificate hang up mid-handshake on purpose; no traceback for that
@@ -206,10 +226,11 @@ class WebLab:
         return [r for s in self.servers for r in s.received]
 
 
-def serve(cert: tuple[Path, Path] | None = None) -> LabServer:
-    """Start a server on 127.0.0.1 and a free port; HTTPS when ``cert`` (certificate, key) is given."""
-    server = LabServer(("127.0.0.1", 0), LabHandler)
+def serve(cert: tuple[Path, Path] | None = None, host: str = "127.0.0.1") -> LabServer:
+    """Start a server on ``host`` and a free port; HTTPS when ``cert`` (certificate, key) is given."""
+    server = LabServer((host, 0), LabHandler)
     server.received = []
+    server.seen = []
     if cert is not None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*cert)
@@ -231,3 +252,19 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+@pytest.fixture(scope="module")
+def elsewhere() -> Iterator[LabServer]:
+    """A plain HTTP server on 127.0.0.2: the other origin a redirect leads to; ``seen`` holds what it got."""
+    server = serve(None, host="127.0.0.2")
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def url_of(server: LabServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
