@@ -129,6 +129,15 @@ def gate_of(confirm: bool | str | Gate | None) -> Gate | None:
     return confirm
 
 
+def gate_for(confirm: bool | str | Gate | None, mutating: bool) -> Gate | None:
+    """The gate a step meets in a live run: the one it asks for, else a plain one when it changes the world,
+    unless the runbook says ``confirm: false``. The runner and ``show`` both ask this, so they cannot differ."""
+    gate = gate_of(confirm)
+    if gate is None and mutating and confirm is not False:
+        return Gate()
+    return gate
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of runbook files, for YAML editors (yaml-language-server)."""
     schema = Runbook.model_json_schema(by_alias=True)

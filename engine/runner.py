@@ -22,7 +22,7 @@ from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
 from breakglass.engine.machine import RunState, StepStatus
-from breakglass.engine.model import Gate, Retry, Step, gate_of
+from breakglass.engine.model import Gate, Retry, Step, gate_for
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
 
@@ -159,7 +159,7 @@ class Runner:
                                          "reason": "its `when` was false"})
             return
         action, params = self._prepare(step.action, step.with_, ctx_data)
-        effect = action.effect_for(params)
+        effect = action.effect_of(step.with_)  # as written, never as rendered: output cannot lift a gate
         args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
         title = self._title(step)
         self.reporter.step_begins(step.id, title)
@@ -175,9 +175,8 @@ class Runner:
             plan = self.world.plan(step.id, action, params, actx)
             plan_data = {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
             final = self.mode == "dry-run"
-            self.record("step.planned", {"step": step.id, **plan_data, "final": final,
-                                         "refused": plan.refused, "gated": self._gate_for(step.confirm, effect)
-                                         is not None})
+            self.record("step.planned", {"step": step.id, **plan_data, "final": final, "refused": plan.refused,
+                                         "gated": gate_for(step.confirm, True) is not None})  # as a live run
             if plan.refused:
                 self._fail(step, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0)
                 return
@@ -233,11 +232,8 @@ class Runner:
                              runbook_id=self.loaded.runbook.id, prompter=self.gates)
 
     def _gate_for(self, confirm: Any, effect: Effect) -> Gate | None:
-        gate = gate_of(confirm)
-        # In a live run every mutating step is gated unless the runbook says confirm: false.
-        if gate is None and confirm is not False and effect is not Effect.READ and self.mode != "dry-run":
-            gate = Gate()
-        return gate
+        # A dry-run changes nothing, so it asks only where the runbook asks explicitly.
+        return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
     def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
                      plan: dict[str, Any] | None) -> bool:
@@ -353,7 +349,7 @@ class Runner:
         assert rb is not None  # guarded by the caller
         try:
             action, params = self._prepare(rb.action, rb.with_, self.context())
-            effect = action.effect_for(params)
+            effect = action.effect_of(rb.with_)
             args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
             self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args,
                                              "title": rb.title or f"undo {self._title(step)}"})
