@@ -64,7 +64,7 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:
     from breakglass.actions.base import Effect
     from breakglass.actions.registry import Registry
-    from breakglass.engine.model import gate_for
+    from breakglass.engine.model import gate_for, repeat_note
 
     rb = loaded.runbook
     registry = Registry()
@@ -74,7 +74,8 @@ def describe(loaded: LoadedRunbook) -> dict[str, Any]:
         mutating = effect is not Effect.READ
         steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": str(effect),
                       "mutating": mutating, "gated": gate_for(s.confirm, mutating) is not None,
-                      "when": s.when, "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
+                      "repeats": repeat_note(s) if mutating else None, "when": s.when,
+                      "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
                       "description": s.description})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
@@ -135,4 +136,6 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
             lines += _wrap(f"when: {s['when']}", "          ")
+        if s["repeats"]:
+            lines += _wrap(f"repeats: {s['repeats']}", "          ")
     return "\n".join(lines)

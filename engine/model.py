@@ -138,6 +138,23 @@ def gate_for(confirm: bool | str | Gate | None, mutating: bool) -> Gate | None:
     return gate
 
 
+# `until` without `retries`: poll for about a minute.
+UNTIL_RETRY = Retry(attempts=10, delay=5.0)
+
+
+def retry_policy(step: Step) -> Retry:
+    """How often one start of the step may call its action: after one approval, for a mutating step."""
+    return step.retries or (UNTIL_RETRY if step.until else Retry(attempts=1))
+
+
+def repeat_note(step: Step) -> str | None:
+    """What the operator must know when one approval may apply a change more than once, else None."""
+    times = retry_policy(step).attempts
+    if times == 1:
+        return None
+    return f"may apply up to {times} times ({'retries' if step.retries else 'until'})"
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of runbook files, for YAML editors (yaml-language-server)."""
     schema = Runbook.model_json_schema(by_alias=True)

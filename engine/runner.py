@@ -22,12 +22,11 @@ from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
 from breakglass.engine.machine import RunState, StepStatus
-from breakglass.engine.model import Gate, Retry, Step, gate_for
+from breakglass.engine.model import Gate, Step, gate_for, repeat_note, retry_policy
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, "rolled_back": 1, "refused": 3, "interrupted": 130}
-DEFAULT_UNTIL_RETRY = Retry(attempts=10, delay=5.0)
 
 
 class _Stop(Exception):
@@ -182,7 +181,8 @@ class Runner:
                 return
             if final:
                 return
-            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data):
+            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data,
+                                     repeat_note(step)):
                 return
             self.record("step.applying", {"step": step.id})
             result, attempts = self._attempts(
@@ -236,7 +236,7 @@ class Runner:
         return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
     def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
-                     plan: dict[str, Any] | None) -> bool:
+                     plan: dict[str, Any] | None, repeats: str | None = None) -> bool:
         gate = self._gate_for(confirm, effect)
         if gate is None:
             return True
@@ -244,6 +244,8 @@ class Runner:
         message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{self._title(step)}'?"
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
+        if repeats:  # retries/until re-apply after this one approval
+            shown["repeats"] = repeats
         digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
         req = GateRequest(gate_id, step.id, self._title(step), self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ)
@@ -267,7 +269,7 @@ class Runner:
     def _attempts(self, step: Step, call: Callable[[], ActionResult],
                   actx: ActionContext) -> tuple[ActionResult, int]:
         """Call the action until it succeeds (and ``until`` holds) or the attempts run out."""
-        policy = step.retries or (DEFAULT_UNTIL_RETRY if step.until else Retry(attempts=1))
+        policy = retry_policy(step)
         delay = policy.delay
         for attempt in range(1, policy.attempts + 1):
             actx.started = time.monotonic()
