@@ -114,6 +114,9 @@ class Action(Generic[P]):
     Params: ClassVar[type[ParamsModel]] = ParamsModel
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
+    # A boolean argument whose literal ``true`` makes this invocation a read (``read_only``). It decides
+    # gating, so validation accepts only a literal true or false there: never a template, never "yes" or 1.
+    read_only_flag: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -132,9 +135,19 @@ class Action(Generic[P]):
         """
         return tuple(str(v) for n in self.secret_params if (v := getattr(params, n, None)) not in (None, ""))
 
-    def effect_for(self, params: P) -> Effect:
-        """The effect of this invocation; e.g. ``ssh.run`` with ``read_only: true`` is a read."""
-        return self.effect
+    @classmethod
+    def effect_of(cls, args: Mapping[str, Any]) -> Effect:
+        """The effect of one invocation, decided from its ``with`` arguments as the runbook wrote them.
+
+        The only place an effect is decided: ``show``, the gate and the dry-run all ask it. It reads the
+        arguments before rendering, so nothing an earlier step printed can decide whether a step is gated;
+        an action whose effect depends on a templated argument (``mail.smtp_probe``'s ``send_to``) takes the
+        larger effect as soon as the argument is written at all. The default: ``read_only_flag`` set to the
+        literal ``true`` makes a read, anything else is the declared ``effect``.
+        """
+        if cls.read_only_flag is not None and args.get(cls.read_only_flag) is True:
+            return Effect.READ
+        return cls.effect
 
     def run(self, params: P, ctx: ActionContext) -> ActionResult:
         """Perform a read-only action."""

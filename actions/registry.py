@@ -74,12 +74,16 @@ class Arguments:
 
     accepted: tuple[str, ...]
     required: tuple[str, ...]
+    # Arguments that decide the step's effect, hence its gate: a literal true or false, never a template.
+    literal_bools: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, action: type[Action[Any]]) -> Arguments:
         fields = action.Params.model_fields
+        flag = action.read_only_flag
         return cls(tuple(f.alias or n for n, f in fields.items()),
-                   tuple(f.alias or n for n, f in fields.items() if f.is_required()))
+                   tuple(f.alias or n for n, f in fields.items() if f.is_required()),
+                   (flag,) if flag is not None else ())
 
 
 def argument_table() -> dict[str, dict[str, list[str]]]:
@@ -88,7 +92,10 @@ def argument_table() -> dict[str, dict[str, list[str]]]:
     table = {}
     for name in sorted(BUILTIN):
         args = Arguments.of(registry.get(name))
-        table[name] = {"accepted": list(args.accepted), "required": list(args.required)}
+        row = {"accepted": list(args.accepted), "required": list(args.required)}
+        if args.literal_bools:
+            row["literal_bools"] = list(args.literal_bools)
+        table[name] = row
     return table
 
 
@@ -101,7 +108,8 @@ def write_argument_table() -> None:
 @functools.cache
 def _builtin_arguments() -> dict[str, Arguments]:
     table = json.loads(ARGUMENTS_FILE.read_text(encoding="utf-8"))
-    return {name: Arguments(tuple(row["accepted"]), tuple(row["required"])) for name, row in table.items()}
+    return {name: Arguments(tuple(row["accepted"]), tuple(row["required"]), tuple(row.get("literal_bools", ())))
+            for name, row in table.items()}
 
 
 def _load(target: str) -> type[Action[Any]]:

@@ -28,7 +28,8 @@ class ShellRunParams(Params):
     cwd: str | None = Field(None, description="Working directory.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     stdin: str | None = Field(None, description="Text fed to the command's standard input.")
-    read_only: bool = Field(False, description="True marks a diagnostic: it runs in dry-runs and is not gated.")
+    read_only: bool = Field(False, strict=True, description="true marks a diagnostic: it runs in dry-runs and is not "
+                            "gated. Written as a literal true or false, never a template.")
     ok_codes: list[int] = Field(default_factory=lambda: [0], description="Exit codes that count as success.")
     max_output: int = Field(MAX_OUTPUT, ge=0, description="Bytes of stdout/stderr kept in the output.")
 
@@ -45,9 +46,7 @@ class ShellRun(Action[ShellRunParams]):
     name = "shell.run"
     summary = "Run a local command (argv, no shell); exit code, stdout and stderr in the output."
     effect = Effect.WRITE
-
-    def effect_for(self, params: ShellRunParams) -> Effect:
-        return Effect.READ if params.read_only else Effect.WRITE
+    read_only_flag = "read_only"
 
     def plan(self, params: ShellRunParams, ctx: ActionContext) -> Plan:
         where = f" in {params.cwd}" if params.cwd else ""

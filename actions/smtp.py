@@ -4,7 +4,8 @@
 an expired certificate behind STARTTLS (RFC 3207), or a policy rejection at RCPT. The probe walks the stages
 of RFC 5321 one by one (connect, banner, EHLO, STARTTLS, MAIL, RCPT, DATA), times each, and reports the first
 that failed with its SMTP code and text. Sending a test message changes the world (someone receives it), so
-with ``send_to`` the invocation is a WRITE: planned in a dry-run, gated in a live run.
+with ``send_to`` written in the runbook (even as a template) the invocation is a WRITE: planned in a dry-run,
+gated in a live run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -306,15 +307,20 @@ class SmtpProbe(Action[SmtpProbeParams]):
     summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
     effect = Effect.READ
 
-    def effect_for(self, params: SmtpProbeParams) -> Effect:
-        return Effect.WRITE if params.send_to else Effect.READ
+    @classmethod
+    def effect_of(cls, args: Mapping[str, Any]) -> Effect:
+        # Written at all, even as a template that may render empty: whether mail goes out must not wait for
+        # the rendered value, which an earlier step's output can decide.
+        return Effect.WRITE if args.get("send_to") is not None else Effect.READ
 
     def run(self, params: SmtpProbeParams, ctx: ActionContext) -> ActionResult:
         return probe(params, None)
 
     def plan(self, params: SmtpProbeParams, ctx: ActionContext) -> Plan:
-        message = build_message(params, ctx)
         via = params.host or f"MX of {params.domain}"
+        if not params.send_to:  # written as a template that rendered empty: still gated, but say so
+            return Plan(summary=f"probe {via} only: send_to is empty, no message is sent")
+        message = build_message(params, ctx)
         change = {
             "message_id": message["Message-ID"],
             "action": "send_message",

@@ -50,7 +50,9 @@ class SshRunParams(SshConnection):
     )
     read_only: bool = Field(
         False,
-        description="True marks a diagnostic that changes nothing: it runs in dry-runs and is not gated.",
+        strict=True,
+        description="true marks a diagnostic that changes nothing: it runs in dry-runs and is not gated. "
+        "Written as a literal true or false, never a template.",
     )
     command_timeout: float = Field(
         60.0, gt=0, description="Seconds the command may run before it is stopped."
@@ -102,9 +104,7 @@ class SshRun(Action[SshRunParams]):
     summary = "Run a command on a host over SSH (host key verified against known_hosts)"
     effect = Effect.WRITE
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
-
-    def effect_for(self, params: SshRunParams) -> Effect:
-        return Effect.READ if params.read_only else Effect.WRITE
+    read_only_flag = "read_only"
 
     def plan(self, params: SshRunParams, ctx: ActionContext) -> Plan:
         where = _where(params)

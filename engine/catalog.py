@@ -64,21 +64,19 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:
     from breakglass.actions.base import Effect
     from breakglass.actions.registry import Registry
-    from breakglass.engine.model import gate_of
+    from breakglass.engine.model import gate_for, repeat_note
 
     rb = loaded.runbook
     registry = Registry()
     steps = []
     for s in rb.steps:
-        cls = registry.get(s.action)
-        declared = str(cls.effect)
-        mutating = cls.effect is not Effect.READ or s.with_.get("read_only") is False
-        if s.with_.get("read_only") is True:
-            mutating = False
-        gated = gate_of(s.confirm) is not None or (mutating and s.confirm is not False)
-        steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": declared,
-                      "mutating": mutating, "gated": gated, "when": s.when, "on_failure": s.on_failure,
-                      "rollback": s.rollback.action if s.rollback else None, "description": s.description})
+        effect = registry.get(s.action).effect_of(s.with_)  # what the runner will decide, from the same text
+        mutating = effect is not Effect.READ
+        steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": str(effect),
+                      "mutating": mutating, "gated": gate_for(s.confirm, mutating) is not None,
+                      "repeats": repeat_note(s) if mutating else None, "when": s.when,
+                      "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
+                      "description": s.description})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
@@ -138,4 +136,6 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
             lines += _wrap(f"when: {s['when']}", "          ")
+        if s["repeats"]:
+            lines += _wrap(f"repeats: {s['repeats']}", "          ")
     return "\n".join(lines)

@@ -171,6 +171,22 @@ def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
         if arg not in args:
             where = (*path, "with") if (*path, "with") in src.marks else (*path, "action")
             yield src.problem(where, f"action '{name}' needs argument '{arg}'")
+    for arg in arguments.literal_bools:
+        if arg in args and not isinstance(args[arg], bool):
+            yield src.problem((*path, "with", arg), _not_literal_bool(arg, args[arg]))
+
+
+def _not_literal_bool(arg: str, value: Any) -> str:
+    """Why an effect-deciding argument must be a YAML boolean: lax coercion read "yes", 1 and "on" as true
+    and let a template (an earlier step's output) decide, so a change ran ungated while `show` said gated."""
+    if isinstance(value, str) and templates.is_template(value):
+        return (f"'{arg}' must be a literal true or false, not a template: it decides whether the step is "
+                "gated, and no step's output may decide that")
+    import json
+
+    shown = json.dumps(value, ensure_ascii=True)  # escapes control characters: the runbook is untrusted
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"'{arg}' must be a literal true or false, not {shown}: it decides whether the step is gated"
 
 
 def _check_tree(value: Any, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:

@@ -225,4 +225,6 @@ def _describe(shown: dict[str, Any]) -> list[str]:
         lines.append(f"  {text(change)}")
     for key, value in (shown.get("args") or {}).items():
         lines.append(f"{key}: {text(value)}")
+    if shown.get("repeats"):
+        lines.append(f"repeats: {shown['repeats']}")
     return lines

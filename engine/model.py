@@ -129,6 +129,32 @@ def gate_of(confirm: bool | str | Gate | None) -> Gate | None:
     return confirm
 
 
+def gate_for(confirm: bool | str | Gate | None, mutating: bool) -> Gate | None:
+    """The gate a step meets in a live run: the one it asks for, else a plain one when it changes the world,
+    unless the runbook says ``confirm: false``. The runner and ``show`` both ask this, so they cannot differ."""
+    gate = gate_of(confirm)
+    if gate is None and mutating and confirm is not False:
+        return Gate()
+    return gate
+
+
+# `until` without `retries`: poll for about a minute.
+UNTIL_RETRY = Retry(attempts=10, delay=5.0)
+
+
+def retry_policy(step: Step) -> Retry:
+    """How often one start of the step may call its action: after one approval, for a mutating step."""
+    return step.retries or (UNTIL_RETRY if step.until else Retry(attempts=1))
+
+
+def repeat_note(step: Step) -> str | None:
+    """What the operator must know when one approval may apply a change more than once, else None."""
+    times = retry_policy(step).attempts
+    if times == 1:
+        return None
+    return f"may apply up to {times} times ({'retries' if step.retries else 'until'})"
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of runbook files, for YAML editors (yaml-language-server)."""
     schema = Runbook.model_json_schema(by_alias=True)

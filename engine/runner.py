@@ -22,12 +22,11 @@ from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
 from breakglass.engine.machine import RunState, StepStatus
-from breakglass.engine.model import Gate, Retry, Step, gate_of
+from breakglass.engine.model import Gate, Step, gate_for, repeat_note, retry_policy
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, "rolled_back": 1, "refused": 3, "interrupted": 130}
-DEFAULT_UNTIL_RETRY = Retry(attempts=10, delay=5.0)
 
 
 class _Stop(Exception):
@@ -165,7 +164,7 @@ class Runner:
                                          "reason": "its `when` was false"})
             return
         action, params = self._prepare(step.action, step.with_, ctx_data)
-        effect = action.effect_for(params)
+        effect = action.effect_of(step.with_)  # as written, never as rendered: output cannot lift a gate
         args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
         title = self._title(step)
         self.reporter.step_begins(step.id, title)
@@ -182,15 +181,15 @@ class Runner:
             plan = self.world.plan(step.id, action, params, actx)
             plan_data = {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
             final = self.mode == "dry-run"
-            self.record("step.planned", {"step": step.id, **plan_data, "final": final,
-                                         "refused": plan.refused, "gated": self._gate_for(step.confirm, effect)
-                                         is not None})
+            self.record("step.planned", {"step": step.id, **plan_data, "final": final, "refused": plan.refused,
+                                         "gated": gate_for(step.confirm, True) is not None})  # as a live run
             if plan.refused:
                 self._fail(step, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0)
                 return
             if final:
                 return
-            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data):
+            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data,
+                                     repeat_note(step)):
                 return
             self.record("step.applying", {"step": step.id})
             result, attempts = self._attempts(
@@ -240,14 +239,11 @@ class Runner:
                              runbook_id=self.loaded.runbook.id, prompter=self.gates)
 
     def _gate_for(self, confirm: Any, effect: Effect) -> Gate | None:
-        gate = gate_of(confirm)
-        # In a live run every mutating step is gated unless the runbook says confirm: false.
-        if gate is None and confirm is not False and effect is not Effect.READ and self.mode != "dry-run":
-            gate = Gate()
-        return gate
+        # A dry-run changes nothing, so it asks only where the runbook asks explicitly.
+        return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
     def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
-                     plan: dict[str, Any] | None) -> bool:
+                     plan: dict[str, Any] | None, repeats: str | None = None) -> bool:
         gate = self._gate_for(confirm, effect)
         if gate is None:
             return True
@@ -255,6 +251,8 @@ class Runner:
         message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{self._title(step)}'?"
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
+        if repeats:  # retries/until re-apply after this one approval
+            shown["repeats"] = repeats
         digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
         req = GateRequest(gate_id, step.id, self._title(step), self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
@@ -280,7 +278,7 @@ class Runner:
     def _attempts(self, step: Step, call: Callable[[], ActionResult],
                   actx: ActionContext) -> tuple[ActionResult, int]:
         """Call the action until it succeeds (and ``until`` holds) or the attempts run out."""
-        policy = step.retries or (DEFAULT_UNTIL_RETRY if step.until else Retry(attempts=1))
+        policy = retry_policy(step)
         delay = policy.delay
         for attempt in range(1, policy.attempts + 1):
             actx.started = time.monotonic()
@@ -362,7 +360,7 @@ class Runner:
         assert rb is not None  # guarded by the caller
         try:
             action, params = self._prepare(rb.action, rb.with_, self.context())
-            effect = action.effect_for(params)
+            effect = action.effect_of(rb.with_)
             args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
             self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args,
                                              "title": rb.title or f"undo {self._title(step)}"})

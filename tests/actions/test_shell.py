@@ -42,9 +42,8 @@ def test_exit_codes_and_ok_codes() -> None:
 
 
 def test_read_only_decides_the_effect() -> None:
-    action = ShellRun()
-    assert action.effect_for(ShellRunParams(argv=["true"])) is Effect.WRITE
-    assert action.effect_for(ShellRunParams(argv=["true"], read_only=True)) is Effect.READ
+    assert ShellRun.effect_of({"argv": ["true"]}) is Effect.WRITE
+    assert ShellRun.effect_of({"argv": ["true"], "read_only": True}) is Effect.READ
 
 
 def test_timeout_kills_the_command() -> None:

@@ -157,10 +157,9 @@ def test_send_message_is_received(pki: LabPki) -> None:
 
 def test_send_to_makes_the_invocation_mutating_and_plans_the_message() -> None:
     action = SmtpProbe()
-    read = SmtpProbeParams(host="127.0.0.1:25")
     write = SmtpProbeParams(host="127.0.0.1:25", send_to="ops@example.test")
-    assert action.effect_for(read) is Effect.READ
-    assert action.effect_for(write) is Effect.WRITE
+    assert SmtpProbe.effect_of({"host": "127.0.0.1:25"}) is Effect.READ
+    assert SmtpProbe.effect_of({"host": "127.0.0.1:25", "send_to": "ops@example.test"}) is Effect.WRITE
     plan = action.plan(write, CTX)
     assert "ops@example.test" in plan.summary
     assert plan.changes[0]["to"] == "ops@example.test"

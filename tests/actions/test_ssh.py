@@ -142,7 +142,8 @@ def test_password_is_secret_and_effect_follows_read_only(sshd: SshServer) -> Non
     action = SshRun()
     assert action.secret_params == frozenset({"password", "key_passphrase"})
     params = action.Params(**sshd.params(command="true", password="hunter2-secret"))
-    assert action.effect_for(params) is Effect.WRITE
+    assert SshRun.effect_of({"command": "true"}) is Effect.WRITE
+    assert SshRun.effect_of({"command": "true", "read_only": True}) is Effect.READ
     plan = action.plan(params, ActionContext())
     assert "hunter2-secret" not in repr(plan)
     assert plan.summary.endswith(": true")
