@@ -263,7 +263,13 @@ steps:
     title: Look at the box
     action: shell.run
     with:
-      argv: [sh, -c, 'i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); done; printf "\\033[2J\\033[31mred\\n\\342\\200\\256evil\\n%s\\n" "$0"', '````']
+      argv:
+        - sh
+        - -c
+        - >-
+          i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); done;
+          printf "\\033[2J\\033[31mred\\n\\342\\200\\256evil\\n%s\\n" "$0"
+        - '````'
       read_only: true
   - id: change
     title: Flip the switch
@@ -357,7 +363,8 @@ def test_command_output_is_whole_collapsed_and_shows_control_characters(bg_home:
     # HTML: collapsed (details without open), escaped, every line.
     shown = html.split('<details data-step="diag" data-stream="stdout">', 1)[1].split("</details>", 1)[0]
     pre = shown.split('<pre class="output">', 1)[1].split("</pre>", 1)[0]
-    assert pre.splitlines()[:150] == lines and pre.splitlines()[150:] == ["^[[2J^[[31mred", "&lt;U+202E&gt;evil", "````"]
+    assert pre.splitlines()[:150] == lines
+    assert pre.splitlines()[150:] == ["^[[2J^[[31mred", "&lt;U+202E&gt;evil", "````"]
     for text in (md, html):
         assert "\x1b" not in text and "\u202e" not in text
 
