@@ -21,7 +21,7 @@ order is the default. The file format::
     expect:
       steps: {<step id>: succeeded|failed|skipped|planned|rolled_back|...}
       gates: {<gate id>: approved|denied}
-      outcome: succeeded|failed|refused|rolled_back|interrupted
+      outcome: succeeded|failed|refused|rolled_back|rollback_incomplete|interrupted
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
 from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.runner import rollback_outcome
 from breakglass.engine.scenario import (  # re-exported: the drill's public API
     ANSWER_KEYS,
     Expectation,
@@ -230,7 +231,7 @@ def infer_outcome(
     recent = _since_last_resume(records)
     kinds = [r["type"] for r in recent]
     if "rollback.begun" in kinds:
-        return "rolled_back"
+        return rollback_outcome(recent[kinds.index("rollback.begun"):])
     if "step.interrupted" in kinds:
         return "interrupted"
     for r in recent:

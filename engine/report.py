@@ -28,7 +28,9 @@ from breakglass.engine.report_model import fmt_ts as fmt_ts
 from breakglass.engine.store import driver_alive
 
 MASK = "***"
-DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "at_step")
+RUNBOOK_AUTHOR = "the runbook"  # who a note from the runbook's own text (log.note) is credited to
+DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "decision",
+               "at_step")
 STEP_END = ("step.succeeded", "step.failed", "step.skipped", "step.interrupted")
 DECISIONS = ("gate.approved", "gate.denied")
 
@@ -177,10 +179,14 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     notes: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     rollback: list[dict[str, Any]] = []
+    in_doubt: list[dict[str, Any]] = []
     operators: list[str] = []
+    driver = ""  # who drives the run from here: its starter, then whoever resumed it
     for rec in records:
         kind, at = rec["type"], _seconds(origin, rec["ts"])
         by = str(rec.get("by") or rec.get("operator") or rec.get("marked_by") or "")
+        if kind in ("run.started", "run.resumed"):
+            driver = str(rec.get("operator") or "")
         if by and by not in operators:
             operators.append(by)
         events.append(
@@ -195,7 +201,10 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             )
         )
         if kind.startswith("step.") and rec.get("step") in steps:
-            _on_step(steps[str(rec["step"])], rec, at, notes)
+            _on_step(steps[str(rec["step"])], rec, at, notes, driver)
+            decided = _in_doubt_decision(rec)
+            if decided is not None:
+                in_doubt.append(decided)
         elif kind == "gate.asked":
             gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
         elif kind in DECISIONS:
@@ -247,6 +256,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         at_step="" if finish else _at_step(state),
         counts=_counts(steps.values()),
         drill=_drill(started, graded),
+        in_doubt=in_doubt,
     )
 
 
@@ -262,7 +272,7 @@ def _replay(ids: list[str], records: list[dict[str, Any]], chain: Chain) -> RunS
     return state
 
 
-def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str, Any]]) -> None:
+def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str, Any]], driver: str) -> None:
     kind = rec["type"]
     if kind == "step.started":
         row.title = str(rec.get("title") or row.title)
@@ -285,11 +295,42 @@ def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str,
         row.duration_s = round(min(float(ms) / 1000, span) if isinstance(ms, (int, float)) else span, 3)
         row.attempts = int(rec.get("attempts") or row.attempts)
         row.error = str(rec.get("error") or "")
-        output = rec.get("output") or {}
-        text = output.get("note") if isinstance(output, dict) else None
-        if kind == "step.succeeded" and isinstance(text, str) and text.strip():
-            by = str(rec.get("marked_by") or "")
-            notes.append({"ts": rec["ts"], "by": by, "text": text, "step": row.id})
+        output = rec.get("output")
+        if isinstance(output, dict):
+            typed = _take_output(row, output)
+            text = output.get("note")
+            if kind in ("step.succeeded", "step.failed") and isinstance(text, str) and text.strip():
+                # A note typed at the step's prompt is by whoever drove the run then (a resume may have handed
+                # it to someone else); any other (log.note) was written by the runbook's author.
+                by = driver if typed else RUNBOOK_AUTHOR
+                notes.append({"ts": rec["ts"], "by": by, "text": text, "step": row.id})
+
+
+def _take_output(row: StepRow, output: dict[str, Any]) -> bool:
+    """What a person wants to read again from a step's output: answers typed at a manual step (told apart by
+    their shape, since the engine names no action) and a command's output. True when an operator typed it."""
+    checklist, answers = output.get("checklist"), output.get("answers")
+    typed = isinstance(checklist, dict) or isinstance(answers, dict)
+    if typed:
+        # Only a literal true is a tick: an item answered no, or never reached, stays unticked.
+        row.checklist = {str(k): v is True for k, v in (checklist or {}).items()}
+        row.answers = {str(k): "" if v is None else str(v) for k, v in (answers or {}).items()}
+        row.assumed = output.get("assumed") is True
+    row.stdout = output["stdout"] if isinstance(output.get("stdout"), str) else ""
+    row.stderr = output["stderr"] if isinstance(output.get("stderr"), str) else ""
+    row.output_truncated = bool(output.get("stdout_truncated") or output.get("stderr_truncated"))
+    return typed
+
+
+def _in_doubt_decision(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """A step cut off while applying, and what an operator said about it on resume: run it again, or done."""
+    if rec["type"] == "step.in_doubt":
+        decision, by = str(rec.get("decision") or "rerun"), str(rec.get("by") or "")
+    elif rec["type"] == "step.succeeded" and rec.get("marked_by"):
+        decision, by = "done", str(rec["marked_by"])
+    else:
+        return None
+    return {"ts": rec["ts"], "step": str(rec.get("step", "")), "decision": decision, "by": by}
 
 
 def _on_decision(gates: list[GateRow], steps: dict[str, StepRow], rec: dict[str, Any], at: float) -> None:

@@ -39,6 +39,14 @@ class StepRow:
     summary: str = ""  # the plan of a mutating step
     error: str = ""
     approved_by: str = ""
+    # What the operator typed at a manual step: each checklist item as ticked or not, each question's answer.
+    checklist: dict[str, bool] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+    assumed: bool = False  # a manual step taken as done by --yes: nobody ticked anything
+    # A command's output as the log holds it, shown whole (it was already cut to the action's max_output).
+    stdout: str = ""
+    stderr: str = ""
+    output_truncated: bool = False
 
 
 @dataclass
@@ -87,6 +95,17 @@ class Report:
     at_step: str = ""  # where a run that has not finished stands
     drill: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    in_doubt: list[dict[str, Any]] = field(default_factory=list)  # what was decided about steps cut off mid-change
+
+    @property
+    def answered(self) -> list[StepRow]:
+        """Steps where the operator ticked items or answered questions (manual steps)."""
+        return [s for s in self.steps if s.checklist or s.answers]
+
+    @property
+    def command_output(self) -> list[StepRow]:
+        """Steps that ran a command and kept what it printed."""
+        return [s for s in self.steps if s.stdout or s.stderr]
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow on purpose: dataclasses.asdict deep-copies every value, which costs seconds on big logs.

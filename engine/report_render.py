@@ -3,6 +3,8 @@
 The templates in ``templates/`` are ours and trusted; every value in a report came from the world (action
 output, operator notes) and is only ever passed to them as data, never rendered as a template. HTML is
 autoescaped; markdown values are escaped by the environment's ``finalize`` hook, so a template cannot forget.
+Both hooks also show control characters as text (``engine.text``): a report is read in terminals and editors,
+where an escape sequence or a bidi override in command output would change what the reader sees.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from breakglass.engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts
+from breakglass.engine.text import visible, visible_line
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.
@@ -30,7 +33,7 @@ def md_escape(value: Any) -> str:
         return ""
     if isinstance(value, Markup):
         return str(value)
-    text = str(value)
+    text = visible(str(value))
     if _MD_PLAIN.fullmatch(text):  # the common case, kept cheap: reports can have 10,000 rows
         return text
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
@@ -38,7 +41,7 @@ def md_escape(value: Any) -> str:
 
 def md_code(value: Any) -> Markup:
     """A code span that no value can break out of (the fence is longer than any backtick run inside)."""
-    text = " ".join(str(value).split())
+    text = " ".join(visible_line(str(value)).split())
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -46,11 +49,39 @@ def md_code(value: Any) -> Markup:
     return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704
 
 
+def md_fence(value: Any) -> Markup:
+    """A fenced code block holding ``value`` whole, line for line: the fence is longer than any backtick run
+    inside, so no line of the value can close it; control characters are shown as text."""
+    text = visible(str(value)).rstrip("\n")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    # Markup only tells the markdown finalize hook "already escaped": inside a fence nothing formats.
+    return Markup(f"{fence}\n{text}\n{fence}")  # noqa: S704
+
+
+def md_tick(ticked: bool) -> Markup:
+    """A task-list box (GitHub renders it as a checkbox): ticked only when the operator said so."""
+    return Markup("[x]" if ticked else "[ ]")  # noqa: S704
+
+
+def html_finalize(value: Any) -> Any:
+    """Every value in the HTML page with its control characters shown; autoescaping follows. Markup (the
+    timeline's JSON) is ours and passes untouched."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
+def line_count(value: Any) -> int:
+    return len(str(value).rstrip("\n").splitlines())
+
+
 def _common(env: SandboxedEnvironment) -> SandboxedEnvironment:
     env.filters["secs"] = fmt_seconds
     env.filters["ts"] = fmt_ts
     env.filters["short"] = lambda h: str(h)[:16]
     env.filters["value"] = fmt_value
+    env.filters["lines"] = line_count
     return env
 
 
@@ -91,6 +122,8 @@ def markdown_env() -> SandboxedEnvironment:
         finalize=md_escape,
     )
     env.filters["code"] = md_code
+    env.filters["fence"] = md_fence
+    env.filters["tick"] = md_tick
     return _common(env)
 
 
@@ -101,6 +134,7 @@ def html_env() -> SandboxedEnvironment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=html_finalize,
     )
     return _common(env)
 

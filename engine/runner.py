@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,10 @@ from breakglass.engine.model import Gate, Step, gate_for, repeat_note, retry_pol
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.world import LiveWorld, World
 
-EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, "rolled_back": 1, "refused": 3, "interrupted": 130}
+ROLLED_BACK, ROLLBACK_INCOMPLETE = "rolled_back", "rollback_incomplete"
+# rollback_incomplete has its own code: the world is half changed and someone must look before anything else.
+EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, ROLLED_BACK: 1, "refused": 3, ROLLBACK_INCOMPLETE: 7,
+              "interrupted": 130}
 
 
 class _Stop(Exception):
@@ -63,6 +66,9 @@ class Runner:
     settings: dict[str, Any] = field(default_factory=dict)
     before_finish: Callable[[Runner], None] | None = None  # e.g. a drill's grading, recorded before the end
     started_ts: str = ""
+    # Each step's title as first rendered: text that came out of a render may hold ``{{ }}`` from an input or
+    # an output, and rendering it again would run that (a ``{{ inputs.token|upper }}`` the redactor misses).
+    _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # One screen: whatever asks the operator something (a gate, a manual step, the in-doubt question)
@@ -218,14 +224,22 @@ class Runner:
         return action, params
 
     def _title(self, step: Step) -> str:
-        """The step's title with its templates filled in (``Point {{ inputs.hostname }} at the standby``);
-        the text as written when it cannot render yet (it names a step that has not run)."""
-        if not templates.is_template(step.title):
-            return step.title
+        """The step's title with its templates filled in (``Point {{ inputs.hostname }} at the standby``),
+        rendered once and kept; the text as written when it cannot render yet (it names a step that has not
+        run)."""
+        if step.id not in self._titles:
+            self._titles[step.id] = self._rendered_text(step.title)
+        return self._titles[step.id]
+
+    def _rendered_text(self, text: str) -> str:
+        """Runbook text (a title) with its templates filled in and secrets masked. Only text as written in the
+        runbook comes here, never a value that was already rendered."""
+        if not templates.is_template(text):
+            return text
         try:
-            return self.redactor.text(str(templates.render_string(step.title, self.context())))
+            return self.redactor.text(str(templates.render_string(text, self.context())))
         except TemplateError:
-            return step.title
+            return text
 
     def _as_written(self, params: Params) -> dict[str, Any]:
         """The arguments the runbook gave, rendered: what an operator at a gate needs, without the defaults
@@ -243,18 +257,20 @@ class Runner:
         return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
     def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
-                     plan: dict[str, Any] | None, repeats: str | None = None) -> bool:
+                     plan: dict[str, Any] | None, repeats: str | None = None, title: str | None = None) -> bool:
+        """``title``: what the gate is about, already rendered (a rollback's); the step's own by default."""
         gate = self._gate_for(confirm, effect)
         if gate is None:
             return True
+        title = self._title(step) if title is None else title
         ctx_data = self.context()
-        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{self._title(step)}'?"
+        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{title}'?"
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
         if repeats:  # retries/until re-apply after this one approval
             shown["repeats"] = repeats
         digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
-        req = GateRequest(gate_id, step.id, self._title(step), self.redactor.text(str(message)),
+        req = GateRequest(gate_id, step.id, title, self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
                           notify=effect is Effect.NOTIFY)
         self.record("gate.asked", {"step": step.id, "gate": gate_id, "message": req.message, "shown": shown,
@@ -342,49 +358,69 @@ class Runner:
         if continued:
             return
         if step.on_failure == "rollback":
-            self._rollback(step)
-            raise _Stop("rolled_back", f"step '{step.id}' failed: {error}; completed steps were rolled back")
+            records = self._rollback(step)
+            undone = left_undone(records)
+            if undone:
+                raise _Stop(ROLLBACK_INCOMPLETE, f"step '{step.id}' failed: {error}; rollback incomplete: "
+                                                 f"{', '.join(undone)} not undone (refused or failed): check "
+                                                 "them by hand")
+            raise _Stop(ROLLED_BACK, f"step '{step.id}' failed: {error}; completed steps were rolled back")
         raise _Stop("failed", f"step '{step.id}' failed: {error}")
 
     # --- rollback --------------------------------------------------------------------------------------
 
-    def _rollback(self, failed: Step) -> None:
+    def _rollback(self, failed: Step) -> list[dict[str, Any]]:
+        """Undo completed steps newest first; the records say how each undo ended."""
         steps = {s.id: s for s in self.loaded.runbook.steps}
         todo = [sid for sid in reversed(self.state.completed_with_effect()) if steps[sid].rollback is not None]
         self.record("rollback.begun", {"after": failed.id, "steps": todo})
-        for sid in todo:
-            self._rollback_one(steps[sid])
+        return [self._rollback_one(steps[sid]) for sid in todo]
 
-    def _rollback_one(self, step: Step) -> None:
+    def _rollback_one(self, step: Step) -> dict[str, Any]:
+        """Undo one step; returns the record that ends it (rollback.succeeded, .failed or .skipped)."""
         rb = step.rollback
         assert rb is not None  # guarded by the caller
+        title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(step)}"
         try:
             action, params = self._prepare(rb.action, rb.with_, self.context())
             effect = action.effect_of(rb.with_)
             args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
-            self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args,
-                                             "title": rb.title or f"undo {self._title(step)}"})
+            self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args, "title": title})
             actx = self._action_context(step.id, step.timeout)
             if effect is Effect.READ:
                 result = self._call(lambda: self.world.run(step.id, action, params, actx), step.timeout, actx)
             else:
                 plan = self.world.plan(step.id, action, params, actx)
                 if self.mode == "dry-run":
-                    self.record("rollback.skipped", {"step": step.id, "reason": "dry-run",
-                                                     "summary": self.redactor.text(plan.summary)})
-                    return
-                gate_step = step.model_copy(update={"title": rb.title or f"undo {self._title(step)}",
-                                                    "action": rb.action})
+                    return self.record("rollback.skipped", {"step": step.id, "reason": DRY_RUN_SKIP,
+                                                            "summary": self.redactor.text(plan.summary)})
+                gate_step = step.model_copy(update={"action": rb.action})
                 if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, self._as_written(params),
-                                         {"summary": self.redactor.text(plan.summary), "changes": plan.changes}):
-                    self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
-                    return
+                                         {"summary": self.redactor.text(plan.summary), "changes": plan.changes},
+                                         title=title):
+                    return self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
                 result = self._call(lambda: self.world.apply(step.id, action, params, actx, plan), step.timeout, actx)
         except (BreakglassError, ValueError) as exc:
             result = ActionResult({}, False, _one_line(exc))
         kind = "rollback.succeeded" if result.ok else "rollback.failed"
         error = "" if result.ok else result.message
-        self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})
+        return self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})
+
+
+DRY_RUN_SKIP = "dry-run"  # a dry-run changed nothing, so a rollback it only planned leaves nothing undone
+
+
+def left_undone(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Steps whose undo failed or was refused at its gate, from a rollback's records."""
+    return [str(rec.get("step")) for rec in records
+            if rec.get("type") == "rollback.failed"
+            or (rec.get("type") == "rollback.skipped" and rec.get("reason") != DRY_RUN_SKIP)]
+
+
+def rollback_outcome(records: Iterable[Mapping[str, Any]]) -> str:
+    """How a rollback ended: ``rolled_back`` only when every undo happened; otherwise
+    ``rollback_incomplete``, which is never reported as rolled back."""
+    return ROLLBACK_INCOMPLETE if left_undone(records) else ROLLED_BACK
 
 
 def _one_line(exc: BaseException) -> str:

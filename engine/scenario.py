@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from breakglass.engine.errors import Problem, RunbookError
+from breakglass.engine.runner import EXIT_CODES
 
 ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
 STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
@@ -30,7 +31,7 @@ STEP_STATUSES = frozenset(
         "applying",
     }
 )
-OUTCOMES = frozenset({"succeeded", "failed", "refused", "rolled_back", "interrupted", "aborted"})
+OUTCOMES = frozenset(EXIT_CODES)  # every way a run can finish has an exit code; one list of them
 _ORDER_PREFIX = re.compile(r"^\d+-")
 
 # --- scenarios -------------------------------------------------------------------------------------------

@@ -1,9 +1,15 @@
-"""A run's audit records as terminal lines, for ``breakglass audit show``."""
+"""A run's audit records as terminal lines, for ``breakglass audit show``.
+
+Records hold text from the world (command output, notes, titles): each line shows its control characters as
+text, so a forged escape sequence in a note cannot redraw the operator's screen.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+from breakglass.engine.text import visible_line
 
 DETAIL_KEYS = ("title", "reason", "error", "summary", "message", "status", "text", "by", "how", "choice")
 
@@ -13,13 +19,13 @@ def _detail(rec: dict[str, Any]) -> str:
     for key in DETAIL_KEYS:
         value = rec.get(key)
         if value not in (None, "", [], {}):
-            parts.append(f"{key}={value}")
+            parts.append(f"{key}={visible_line(str(value))}")
     return "  ".join(parts)
 
 
 def timeline_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = []
     for rec in records:
-        step = rec.get("step") or rec.get("gate") or ""
+        step = visible_line(str(rec.get("step") or rec.get("gate") or ""))
         lines.append(f"{rec['seq']:>5} {rec['ts']}  {rec['type']:<18} {step:<22} {_detail(rec)}".rstrip())
     return lines

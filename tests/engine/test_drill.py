@@ -142,6 +142,20 @@ def test_rollback_is_simulated_and_graded(bg_home: Path) -> None:
     assert graded["decisions"][0]["how"] == "flag"
 
 
+def test_a_failed_rollback_is_graded_rollback_incomplete(bg_home: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "undo-fails.yaml"
+    source = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text()
+    scenario.write_text(
+        source.replace("rollback: {output: {restored: true}}", "rollback: {fail: the old record is gone}")
+        .replace("switch: rolled_back", "switch: rollback_failed")
+        .replace("outcome: rolled_back", "outcome: rollback_incomplete")
+    )
+    outcome, records = _drill(str(scenario), approvals=frozenset({"switch"}), yes=False)
+    assert outcome.status == "rollback_incomplete" and outcome.exit_code not in (0, 1)
+    graded = _graded(records)
+    assert graded["outcome"] == "rollback_incomplete" and graded["deviations"] == []
+
+
 def test_an_undescribed_step_is_simulated_and_noted(bg_home: Path, tmp_path: Path) -> None:
     scenario = tmp_path / "sparse.yaml"
     scenario.write_text(

@@ -106,7 +106,10 @@ def test_live_run_report(bg_home: Path) -> None:
     assert change.summary == "run true"
     assert report.time_to_diagnose_s is not None and report.time_to_mitigate_s is not None
     assert 0 <= report.time_to_diagnose_s <= report.time_to_mitigate_s <= report.total_s
-    assert [(n["by"], n["text"]) for n in report.notes][-1] == ("bob", "paged the registrar")
+    assert [(n["by"], n["step"], n["text"]) for n in report.notes] == [
+        ("the runbook", "remember", "checked example.com using token ***"),  # log.note: nobody typed it
+        ("bob", "", "paged the registrar"),
+    ]
     assert "| change | approved | alice | flag |" in md
     assert (
         "checked example.com using token \\*\\*\\*" in md
@@ -212,9 +215,13 @@ def test_tampered_log_is_flagged_and_still_rendered(bg_home: Path) -> None:
 
 def test_values_are_escaped_and_never_rendered_as_templates(bg_home: Path) -> None:
     run_id = _run()
-    nasty = "<img src=x onerror=alert(1)> | **bold** {{ 7*7 }}\nsecond line"
+    nasty = "<img src=x onerror=alert(1)> | **bold** {{ 7*7 }}\nsecond line \x1b]0;pwned\x07\x1b[2J \u202egnp.exe"
     append_note(FileStore(), run_id, nasty, "eve")
     _, md, html, data = _all(run_id)
+    for text in (md, html):  # control characters are shown, not obeyed, wherever a person reads the report
+        assert not re.search("[\x1b\x07\u202e]", text)
+    assert "^\\[\\]0;pwned\\\\x07^\\[\\[2J \\<U\\+202E\\>gnp.exe" in md  # then markdown-escaped
+    assert "^[]0;pwned\\x07^[[2J &lt;U+202E&gt;gnp.exe" in html
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "{{ 7*7 }}" in html and "49" not in html.split("<h2>Operator notes</h2>")[1].split("</ul>")[0]
     row = next(line for line in md.splitlines() if "onerror" in line and line.startswith("| "))
@@ -245,3 +252,155 @@ def test_cli_report_formats_and_file(bg_home: Path, tmp_path: Path) -> None:
     assert shown.exit_code == 0 and shown.output.startswith("# Post-incident report: Demo outage")
     bad = runner.invoke(app, ["report", "last", "--format", "pdf"])
     assert bad.exit_code != 0
+
+
+# --- the run's own truth: answers, in-doubt decisions, command output, who wrote what ---------------------
+
+ANSWERED = """id: answered
+title: Answers, doubts and output
+steps:
+  - id: diag
+    title: Look at the box
+    action: shell.run
+    with:
+      argv:
+        - sh
+        - -c
+        - >-
+          i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); done;
+          printf "\\033[2J\\033[31mred\\n\\342\\200\\256evil\\n%s\\n" "$0"
+        - '````'
+      read_only: true
+  - id: change
+    title: Flip the switch
+    action: shell.run
+    confirm: false
+    with: {argv: ["true"]}
+  - id: call
+    title: Call the registrar
+    action: manual
+    with:
+      instructions: Call them.
+      checklist: [Called the registrar, Posted on the status page]
+      ask: [Registrar ticket number]
+      required: false
+"""
+
+
+class _Tty(io.StringIO):
+    """Answers typed at an operator's terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class _CutOffWhileApplying:
+    """A reporter whose run dies (Ctrl-C) just as ``step`` starts to change the world."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def event(self, rec: dict[str, Any]) -> None:
+        if rec["type"] == "step.applying" and rec["step"] == self.step:
+            raise KeyboardInterrupt
+
+    def step_begins(self, step_id: str, title: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _answered_run(tmp_path: Path, typed: str) -> str:
+    """alice starts the run, which is cut off while ``change`` applies; bob resumes it, marks ``change`` done
+    and answers the manual step."""
+    from breakglass.engine.session import resume
+
+    path = tmp_path / "answered.yaml"
+    path.write_text(ANSWERED)
+    first = start(load_file(path), {}, RunOptions(operator="alice", terminal=Terminal(stdin=_NoTty())),
+                  _CutOffWhileApplying("change"))
+    assert first.status == "interrupted"
+    opts = RunOptions(operator="bob", in_doubt="done", terminal=Terminal(stdin=_Tty(typed), stderr=io.StringIO()))
+    again = resume(FileStore(), first.run_id, {}, opts, JsonReporter(io.StringIO()))
+    assert again.status == "succeeded"
+    return first.run_id
+
+
+def test_answers_doubts_and_notes_are_in_every_report(bg_home: Path, tmp_path: Path) -> None:
+    run_id = _answered_run(tmp_path, "y\nn\n  4411 \ncalled, they open a ticket\n")
+    report, md, html, data = _all(run_id)
+    # Checklist: ticked only what was ticked; answers as typed.
+    assert "- [x] Called the registrar\n" in md
+    assert "- [ ] Posted on the status page (not done)\n" in md and "[x] Posted" not in md
+    assert "- Registrar ticket number: `4411`" in md
+    answers = html.split('<div id="answers">', 1)[1].split("</div>", 1)[0]
+    assert '<li data-ticked="yes">☑ Called the registrar</li>' in answers
+    assert '<li data-ticked="no">☐ Posted on the status page (not done)</li>' in answers
+    assert "<code>4411</code>" in answers
+    call = next(s for s in data["steps"] if s["id"] == "call")
+    assert call["checklist"] == {"Called the registrar": True, "Posted on the status page": False}
+    assert call["answers"] == {"Registrar ticket number": "4411"}
+    # The note typed at the manual step is bob's: he was driving the run by then.
+    assert [(n["by"], n["step"], n["text"]) for n in report.notes] == [("bob", "call", "called, they open a ticket")]
+    assert "— bob (step call): called, they open a ticket" in md
+    # The in-doubt decision, with who made it.
+    assert [(d["step"], d["decision"], d["by"]) for d in data["in_doubt"]] == [("change", "done", "bob")]
+    assert "\n| change | marked done \\(not run again\\) | bob | " in md
+    assert '<table id="in-doubt"><tr>' in html and "marked done (not run again)</td><td>bob</td>" in html
+
+
+def test_command_output_is_whole_collapsed_and_shows_control_characters(bg_home: Path, tmp_path: Path) -> None:
+    report, md, html, data = _all(_answered_run(tmp_path, "y\ny\n1\n\n"))
+    diag = next(s for s in data["steps"] if s["id"] == "diag")
+    assert diag["stdout"].count("\n") == 153 and "\x1b[31m" in diag["stdout"]  # JSON keeps the data as it was
+    lines = [f"line {i}" for i in range(1, 151)]
+    # Markdown: one fenced block, every line, the fence longer than the ```` the command printed.
+    block = md.split("`diag` stdout (153 lines):\n\n", 1)[1].split("\n\n", 1)[0]
+    assert block.splitlines()[0] == "`````" and block.splitlines()[-1] == "`````"
+    assert block.splitlines()[1:151] == lines
+    assert block.splitlines()[151:154] == ["^[[2J^[[31mred", "<U+202E>evil", "````"]
+    # HTML: collapsed (details without open), escaped, every line.
+    shown = html.split('<details data-step="diag" data-stream="stdout">', 1)[1].split("</details>", 1)[0]
+    pre = shown.split('<pre class="output">', 1)[1].split("</pre>", 1)[0]
+    assert pre.splitlines()[:150] == lines
+    assert pre.splitlines()[150:] == ["^[[2J^[[31mred", "&lt;U+202E&gt;evil", "````"]
+    for text in (md, html):
+        assert "\x1b" not in text and "\u202e" not in text
+
+
+def test_assumed_checklist_is_not_shown_as_ticked(bg_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "answered.yaml"
+    path.write_text(ANSWERED)
+    opts = RunOptions(mode="dry-run", operator="alice", yes=True, terminal=Terminal(stdin=_NoTty()))
+    run_id = start(load_file(path), {}, opts, JsonReporter(io.StringIO())).run_id
+    _, md, html, _ = _all(run_id)
+    assert "- [ ] Called the registrar (assumed)" in md and "[x]" not in md
+    assert "nobody ticked these items" in md
+    assert 'data-ticked="yes"' not in html and '<li data-ticked="no">☐ Called the registrar (assumed)</li>' in html
+
+
+def test_rollback_incomplete_run_report(bg_home: Path, tmp_path: Path) -> None:
+    text = RUNBOOK.read_text().replace(
+        "      with: {argv: [\"true\"]}\n      confirm: false", "      with: {argv: [\"false\"]}\n      confirm: false"
+    )
+    assert text != RUNBOOK.read_text()
+    path = tmp_path / "report-demo.yaml"
+    path.write_text(text)
+    opts = RunOptions(operator="alice", approvals=frozenset({"change"}), terminal=Terminal(stdin=_NoTty()))
+    run_id = start(load_file(path), {"token": TOKEN, "fail": "rollback"}, opts, JsonReporter(io.StringIO())).run_id
+    report, md, html, data = _check_common(run_id)
+    assert report.status == data["status"] == "rollback_incomplete"
+    assert "**rollback\\_incomplete**" in md and "rolled back" not in md.split("## Impact window")[0]
+    assert '<span class="status-rollback_incomplete">rollback_incomplete</span>' in html
+    listed = CliRunner().invoke(app, ["runs"])
+    assert "rollback_incomplete" in listed.output
+
+
+def test_audit_show_makes_control_characters_visible() -> None:
+    from breakglass.engine.timeline import timeline_lines
+
+    rec = {"seq": 1, "ts": "2024-05-01T12:00:00Z", "type": "note", "text": "ok\x1b[2J\r\nforged\u202e", "by": "eve"}
+    (line,) = timeline_lines([rec])
+    assert "\x1b" not in line and "\r" not in line and "\n" not in line and "\u202e" not in line
+    assert "ok^[[2J\\x0d\\nforged<U+202E>" in line

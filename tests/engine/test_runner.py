@@ -41,11 +41,11 @@ class Recorder:
         return None
 
 
-def go(tmp_path: Path, text: str, reporter: Recorder | None = None, **opts: Any) -> tuple[RunOutcome,
-                                                                                        list[dict[str, Any]]]:
+def go(tmp_path: Path, text: str, reporter: Recorder | None = None, given: dict[str, Any] | None = None,
+       **opts: Any) -> tuple[RunOutcome, list[dict[str, Any]]]:
     loaded = load_text(text, str(tmp_path / "rb.yaml"))
     store = FileStore(tmp_path / "home")
-    outcome = start(loaded, {}, RunOptions(operator="tester", **opts), reporter or Recorder(), store=store)
+    outcome = start(loaded, given or {}, RunOptions(operator="tester", **opts), reporter or Recorder(), store=store)
     log = store.log_path(outcome.run_id)
     assert audit.verify(log).ok
     return outcome, [r.to_dict() for r in audit.read(log)[0]]
@@ -235,12 +235,46 @@ def test_rollback_runs_in_reverse_each_audited(tmp_path: Path) -> None:
     assert recs.index(of(recs, "step.failed", "boom")[0]) < recs.index(begun)
 
 
-def test_a_gated_rollback_refused_is_recorded(tmp_path: Path) -> None:
-    outcome, recs = go(tmp_path, book("""
+ONE_CHANGE_THEN_BOOM = """
   - id: one
     title: change
     action: shell.run
     confirm: false
+    with: {argv: [/bin/true]}
+    rollback: {action: shell.run, %s}
+  - id: boom
+    title: fails
+    action: shell.run
+    on_failure: rollback
+    with: {argv: [/bin/false], read_only: true}
+"""
+
+
+def test_a_gated_rollback_refused_is_rollback_incomplete(tmp_path: Path) -> None:
+    outcome, recs = go(tmp_path, book(ONE_CHANGE_THEN_BOOM % "with: {argv: [/bin/true]}"))
+    assert of(recs, "gate.denied")[0]["gate"] == "one.rollback"
+    assert of(recs, "rollback.skipped", "one")[0]["reason"] == "rollback gate refused"
+    assert outcome.status == "rollback_incomplete" and outcome.exit_code not in (0, 1)
+    finished = recs[-1]
+    assert finished["status"] == "rollback_incomplete"
+    assert "rolled back" not in finished["reason"] and "one not undone" in finished["reason"]
+
+
+def test_a_failed_rollback_is_rollback_incomplete(tmp_path: Path) -> None:
+    outcome, recs = go(tmp_path, book(ONE_CHANGE_THEN_BOOM % "confirm: false, with: {argv: [/bin/false]}"))
+    assert of(recs, "rollback.failed", "one")
+    assert outcome.status == "rollback_incomplete" and outcome.exit_code not in (0, 1)
+    assert "rolled back" not in recs[-1]["reason"]
+
+
+def test_a_rendered_title_is_never_rendered_again(tmp_path: Path) -> None:
+    """A value holding template text (here an input; as well an output) is shown as text at the rollback gate;
+    rendering it again would put the secret in the log in a form the redactor does not know."""
+    token = "s3cr3t-value"
+    outcome, recs = go(tmp_path, book("""
+  - id: one
+    title: "change for {{ inputs.reason }}"
+    action: shell.run
     with: {argv: [/bin/true]}
     rollback: {action: shell.run, with: {argv: [/bin/true]}}
   - id: boom
@@ -248,10 +282,15 @@ def test_a_gated_rollback_refused_is_recorded(tmp_path: Path) -> None:
     action: shell.run
     on_failure: rollback
     with: {argv: [/bin/false], read_only: true}
-"""))
+""").replace("steps:", "inputs:\n  reason: {type: string}\n  token: {type: secret}\nsteps:"),
+        given={"reason": "{{ inputs.token|upper }}", "token": token}, approvals=frozenset({"one", "one.rollback"}))
     assert outcome.status == "rolled_back"
-    assert of(recs, "gate.denied")[0]["gate"] == "one.rollback"
-    assert of(recs, "rollback.skipped", "one")[0]["reason"] == "rollback gate refused"
+    asked = of(recs, "gate.asked", "one")
+    assert [a["gate"] for a in asked] == ["one", "one.rollback"]
+    assert asked[1]["message"] == "run 'undo change for {{ inputs.token|upper }}'?"
+    assert of(recs, "rollback.started", "one")[0]["title"] == "undo change for {{ inputs.token|upper }}"
+    log = json.dumps(recs)
+    assert token.upper() not in log and token not in log
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------------------------
