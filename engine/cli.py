@@ -383,11 +383,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("breakglass: interrupted\n")
         sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (`breakglass list | head -1`): what it wanted it has; not an interruption.
-        # Python's own advice: point stdout at /dev/null so the flush at exit does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
     except Exception as exc:  # a bug: say so plainly, keep the details for the bug report
         where = _save_crash_report()
         sys.stderr.write(f"breakglass: internal error: {type(exc).__name__}: {exc}\n"
