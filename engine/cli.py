@@ -304,9 +304,9 @@ def runs(as_json: JsonOpt = False) -> None:
         _echo_json(rows)
         return
     if rows:
-        typer.echo(f"{'RUN':<52} {'MODE':<8} {'STATUS':<12} STARTED")
+        typer.echo(f"{'RUN':<52} {'MODE':<8} {'STATUS':<19} STARTED")
     for r in rows:
-        typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<12} {r['started']}")
+        typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<19} {r['started']}")
 
 
 @app.command()

@@ -192,6 +192,9 @@ class TerminalReporter:
     def _on_rollback_succeeded(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "rolled_back", "rolled back")
 
+    def _on_rollback_skipped(self, rec: dict[str, Any]) -> None:
+        self._step_line(rec, "skipped", f"not undone: {rec.get('reason')}")
+
     def _on_rollback_failed(self, rec: dict[str, Any]) -> None:
         self._step_line(rec, "rollback_failed", f"rollback failed: {rec.get('error')}")
         self._output_tail(rec)
