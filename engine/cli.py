@@ -244,6 +244,9 @@ def resume(
     in_doubt: Annotated[str, typer.Option("--in-doubt", help="A step cut off while applying: ask, rerun or done.")]
     = "ask",
     accept_changed: Annotated[bool, typer.Option("--accept-changed", help="Go on with a changed runbook.")] = False,
+    accept_changed_inputs: Annotated[bool, typer.Option(
+        "--accept-changed-inputs", help="Go on with -i values that differ from the run's recorded inputs.")]
+    = False,
     gate_timeout: GateTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -254,21 +257,22 @@ def resume(
     if in_doubt not in ("ask", "rerun", "done"):
         raise InputError("--in-doubt takes ask, rerun or done")
     store = _store()
+    # Read here only for the mode, which run.started fixes; resume reads the log again under the run lock.
     stored = load_stored(store, run_id)
     mode = str(stored.started.get("mode", "live"))
-    extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed}
+    extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed,
+                             "accept_changed_inputs": accept_changed_inputs}
     given = _parse_inputs(input_, None)
     fence: Any = contextlib.nullcontext()
+    setup = None
     if mode == "drill":
         from breakglass.engine.drill import drill_options_for_resume, no_network
 
-        drill = drill_options_for_resume(stored)
-        given = {**drill.pop("inputs", {}), **given}  # the scenario's (fake) secrets were never recorded
-        extra.update(drill)
+        setup = drill_options_for_resume
         fence = no_network()
     opts = _options(mode, operator, approve, yes, gate_timeout, **extra)
     with fence:
-        outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json))
+        outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json), setup=setup)
     if outcome.note:
         typer.echo(f"{outcome.note} (audit head {outcome.head})", err=True)
     raise typer.Exit(outcome.exit_code)
