@@ -166,23 +166,30 @@ def actions(as_json: JsonOpt = False) -> None:
 
 
 def _parse_inputs(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if file is not None:
-        import yaml
+    from breakglass.engine.audit import require_utf8
 
-        try:
-            loaded = yaml.safe_load(file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{file}: cannot read inputs: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise InputError(f"{file}: inputs must be a mapping of name: value")
-        values.update(loaded)
+    values: dict[str, Any] = _inputs_file(file) if file is not None else {}
     for pair in pairs or []:
         name, eq, value = pair.partition("=")
+        require_utf8(name, "an -i input name")
         if not eq or not name:
             raise InputError(f"-i {pair!r}: write inputs as name=value")
+        require_utf8(value, f"input '{name.strip()}'")
         values[name.strip()] = value
     return values
+
+
+def _inputs_file(file: Path) -> dict[str, Any]:
+    """An --inputs file, read as warily as a runbook: bounded size, no device or FIFO, no alias bomb."""
+    from breakglass.engine.yamlsource import SourceError, parse, read_document
+
+    try:
+        loaded = parse(read_document(file, "inputs file"), str(file), "inputs file").data
+    except SourceError as exc:
+        raise InputError("\n".join(str(p) for p in exc.problems)) from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"{file}: inputs must be a mapping of name: value")
+    return loaded
 
 
 def _reporter(as_json: bool) -> Any:
@@ -376,12 +383,14 @@ def _save_crash_report() -> str:
     import traceback
     from datetime import UTC, datetime
 
-    from breakglass.engine.store import home
+    from breakglass.engine.store import home, private_dir
 
     try:
-        path = home() / "crashes" / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(traceback.format_exc())
+        # Owner-only, never through a symlink: a traceback shows arguments, inputs and paths.
+        path = private_dir(home() / "crashes") / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(traceback.format_exc())
         return str(path)
     except OSError:
         return "(could not be saved)"

@@ -63,6 +63,12 @@ def _check_approvals(rb: Any, approvals: frozenset[str]) -> None:
         raise InputError("; ".join(hints))
 
 
+def _require_utf8(opts: RunOptions, given: Mapping[str, Any]) -> None:
+    """Before the run's directory exists: text the log cannot hold is refused, not found at the first record."""
+    audit.require_utf8(opts.operator, "the operator name (--operator)")
+    audit.require_utf8(dict(given), "input")
+
+
 def _settings(opts: RunOptions) -> dict[str, Any]:
     # Manual steps may complete unattended only where --yes is allowed: a dry-run or a drill.
     return {"assume_yes": opts.yes and opts.mode != "live", **opts.settings}
@@ -73,6 +79,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
     """Begin a new run of ``loaded``; inputs are checked before anything is written."""
     store = store or FileStore()
     rb = loaded.runbook
+    _require_utf8(opts, given)
     values = inputs.resolve(rb, given)
     _check_approvals(rb, opts.approvals)
     gates = _gatekeeper(opts)
@@ -149,6 +156,7 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
     from the log under the same lock (a drill's simulated world); its ``inputs`` fill only what the log
     does not hold (the scenario's fake secrets).
     """
+    _require_utf8(opts, given)
     run_id = store.resolve(run_id)
     with store.lock(run_id):
         stored = load_stored(store, run_id)
