@@ -66,6 +66,12 @@ class HttpTarget(Params):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
+        # RFC 3986 §2 has no control characters in a URL; one rendered in from an input or an earlier step's
+        # output must fail this step, not crash the run inside httpx (InvalidURL is no HTTPError).
+        bad = next((i for i, ch in enumerate(url) if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F), None)
+        if bad is not None:
+            raise ValueError(f"the URL holds the control character {url[bad]!r} at position {bad + 1}; "
+                             "percent-encode it (the urlencode filter) or fix what produced it")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL")

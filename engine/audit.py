@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine.errors import AuditError
+from breakglass.engine.errors import AuditError, InputError
 
 GENESIS = "0" * 64
 
@@ -34,6 +34,26 @@ def canonical(record: Mapping[str, Any]) -> bytes:
 
 def digest(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def require_utf8(value: Any, what: str) -> None:
+    """Refuse text the log cannot hold (bytes that are not UTF-8, passed through as surrogates) before anything
+    is written: found at the first record, it left an empty log that `last` then picked."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            bad = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+            raise InputError(f"{what} is not valid UTF-8 ({bad} at character {exc.start + 1}); the audit log "
+                             "holds UTF-8 text only: check the terminal's locale and give it again") from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            require_utf8(key, what)
+            require_utf8(item, f"{what} '{key}'" if isinstance(key, str) and key.isprintable() else what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            require_utf8(item, what)
 
 
 def utc_now() -> str:
@@ -74,8 +94,8 @@ class AuditWriter:
     def __init__(self, path: Path, stamp: Mapping[str, Any] | None = None) -> None:
         self.path = path
         self.stamp = dict(stamp or {})  # fields on every record, e.g. {"run": ..., "mode": "drill"}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fd = _open_log(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         self.seq, self.head, self.size = 0, GENESIS, 0
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
@@ -118,8 +138,14 @@ class AuditWriter:
         self._catch_up()
         record: dict[str, Any] = {"seq": self.seq + 1, "ts": utc_now(), "type": type_, **self.stamp, **data,
                                   "prev": self.head}
-        record["hash"] = digest(record)
-        line = canonical(record) + b"\n"
+        try:
+            record["hash"] = digest(record)
+            line = canonical(record) + b"\n"
+        except UnicodeEncodeError:
+            # Inputs, notes and --operator are checked where they enter; anything else is refused whole,
+            # so the log never holds half a record.
+            raise AuditError(f"{self.path}: a '{type_}' record holds text that is not valid UTF-8; nothing was "
+                             "written and the run stops here") from None
         written = os.write(self._fd, line)
         if sync:
             os.fsync(self._fd)
@@ -135,6 +161,18 @@ class AuditWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _open_log(path: Path, flags: int) -> int:
+    """Open a run's log, never through a symlink: one planted as audit.jsonl would have the engine append
+    (or truncate a torn tail) in a file elsewhere, and the run's own log stay empty."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if path.is_symlink():
+            raise AuditError(f"{path} is a symbolic link; an audit log must be a plain file in its run's "
+                             "directory: find out who replaced it before going on") from None
+        raise AuditError(f"{path}: cannot open the audit log ({exc.strerror})") from None
 
 
 def read(path: Path) -> tuple[list[AuditRecord], int | None]:
@@ -228,7 +266,7 @@ def set_aside_torn_tail(path: Path) -> dict[str, Any] | None:
     complete, so a torn line never announced anything that happened. Resume calls this (under the run lock)
     and records the result in ``run.resumed``: the log is cut back explicitly, never silently "repaired".
     """
-    fd = os.open(path, os.O_RDWR)
+    fd = _open_log(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -243,17 +281,30 @@ def set_aside_torn_tail(path: Path) -> dict[str, Any] | None:
         torn = tail[cut + 1:]
         with open(path, "rb") as f:
             line = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b"")) + 1
-        side = path.with_name(f"{path.name}.torn-line-{line}")
-        with open(side, "wb") as f:
-            f.write(torn)
-            f.flush()
-            os.fsync(f.fileno())
+        sha256 = hashlib.sha256(torn).hexdigest()
+        side = _keep_as_evidence(path, f"torn-line-{line}", torn, sha256)
         os.ftruncate(fd, keep)
         os.fsync(fd)
-        return {"line": line, "bytes": len(torn), "sha256": hashlib.sha256(torn).hexdigest(),
-                "saved_as": side.name}
+        return {"line": line, "bytes": len(torn), "sha256": sha256, "saved_as": side.name}
     finally:
         os.close(fd)
+
+
+def _keep_as_evidence(log: Path, label: str, data: bytes, sha256: str) -> Path:
+    """Write ``data`` beside the log, owner-only like the log (it may hold what the log held), never over
+    an earlier side file nor through a symlink."""
+    for name in (f"{log.name}.{label}", f"{log.name}.{label}-{sha256[:12]}"):
+        side = log.with_name(name)
+        try:
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return side
+    raise AuditError(f"{log}: cannot set the torn last line aside ({label} exists twice); inspect the files by hand")
 
 
 def elapsed(start_ts: str, end_ts: str) -> float:

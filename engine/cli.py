@@ -166,23 +166,30 @@ def actions(as_json: JsonOpt = False) -> None:
 
 
 def _parse_inputs(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if file is not None:
-        import yaml
+    from breakglass.engine.audit import require_utf8
 
-        try:
-            loaded = yaml.safe_load(file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{file}: cannot read inputs: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise InputError(f"{file}: inputs must be a mapping of name: value")
-        values.update(loaded)
+    values: dict[str, Any] = _inputs_file(file) if file is not None else {}
     for pair in pairs or []:
         name, eq, value = pair.partition("=")
+        require_utf8(name, "an -i input name")
         if not eq or not name:
             raise InputError(f"-i {pair!r}: write inputs as name=value")
+        require_utf8(value, f"input '{name.strip()}'")
         values[name.strip()] = value
     return values
+
+
+def _inputs_file(file: Path) -> dict[str, Any]:
+    """An --inputs file, read as warily as a runbook: bounded size, no device or FIFO, no alias bomb."""
+    from breakglass.engine.yamlsource import SourceError, parse, read_document
+
+    try:
+        loaded = parse(read_document(file, "inputs file"), str(file), "inputs file").data
+    except SourceError as exc:
+        raise InputError("\n".join(str(p) for p in exc.problems)) from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"{file}: inputs must be a mapping of name: value")
+    return loaded
 
 
 def _reporter(as_json: bool) -> Any:
@@ -266,6 +273,9 @@ def resume(
     in_doubt: Annotated[str, typer.Option("--in-doubt", help="A step cut off while applying: ask, rerun or done.")]
     = "ask",
     accept_changed: Annotated[bool, typer.Option("--accept-changed", help="Go on with a changed runbook.")] = False,
+    accept_changed_inputs: Annotated[bool, typer.Option(
+        "--accept-changed-inputs", help="Go on with -i values that differ from the run's recorded inputs.")]
+    = False,
     gate_timeout: GateTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -276,21 +286,22 @@ def resume(
     if in_doubt not in ("ask", "rerun", "done"):
         raise InputError("--in-doubt takes ask, rerun or done")
     store = _store()
+    # Read here only for the mode, which run.started fixes; resume reads the log again under the run lock.
     stored = load_stored(store, run_id)
     mode = str(stored.started.get("mode", "live"))
-    extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed}
+    extra: dict[str, Any] = {"in_doubt": in_doubt, "accept_changed": accept_changed,
+                             "accept_changed_inputs": accept_changed_inputs}
     given = _parse_inputs(input_, None)
     fence: Any = contextlib.nullcontext()
+    setup = None
     if mode == "drill":
         from breakglass.engine.drill import drill_options_for_resume, no_network
 
-        drill = drill_options_for_resume(stored)
-        given = {**drill.pop("inputs", {}), **given}  # the scenario's (fake) secrets were never recorded
-        extra.update(drill)
+        setup = drill_options_for_resume
         fence = no_network()
     opts = _options(mode, operator, approve, yes, gate_timeout, **extra)
     with fence:
-        outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json))
+        outcome = resume_run(store, stored.run_id, given, opts, _reporter(as_json), setup=setup)
     if outcome.note:
         typer.echo(f"{outcome.note} (audit head {outcome.head})", err=True)
     raise typer.Exit(outcome.exit_code)
@@ -394,12 +405,14 @@ def _save_crash_report() -> str:
     import traceback
     from datetime import UTC, datetime
 
-    from breakglass.engine.store import home
+    from breakglass.engine.store import home, private_dir
 
     try:
-        path = home() / "crashes" / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(traceback.format_exc())
+        # Owner-only, never through a symlink: a traceback shows arguments, inputs and paths.
+        path = private_dir(home() / "crashes") / f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(traceback.format_exc())
         return str(path)
     except OSError:
         return "(could not be saved)"

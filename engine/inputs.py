@@ -169,7 +169,8 @@ def resolve(rb: Runbook, given: Mapping[str, Any],
     values: dict[str, Any] = {}
     pending: dict[str, str] = {}
     for name, spec in rb.inputs.items():
-        if name in given:
+        # None is "not given": an optional input left empty is recorded as null and comes back so on resume.
+        if given.get(name) is not None:
             raw: Any = given[name]
         elif spec.env and spec.env in env:
             raw = env[spec.env]

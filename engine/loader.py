@@ -9,7 +9,7 @@ from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.yamlsource import Path, Source, SourceError, parse
+from breakglass.engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
     from breakglass.actions.registry import Registry
@@ -26,17 +26,10 @@ class LoadedRunbook:
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
-    file = str(path)
     try:
-        raw = FsPath(path).read_bytes()
-    except OSError as exc:
-        raise RunbookError([Problem(file, 1, 1, f"cannot read runbook: {exc.strerror or exc}")]) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise RunbookError([Problem(file, line, col, "file is not valid UTF-8")]) from None
+        return read_document(path)
+    except SourceError as exc:
+        raise RunbookError(exc.problems) from None
 
 
 def check_text(text: str, file: str, registry: Registry | None = None,

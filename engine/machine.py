@@ -71,8 +71,8 @@ STEP_TRANSITIONS: dict[tuple[StepStatus, str], StepStatus] = {
 
 # Records that change no step's status.
 RUN_EVENTS = frozenset({
-    "run.started", "run.resumed", "run.finished", "gate.asked", "gate.approved", "gate.denied", "note",
-    "rollback.begun", "drill.graded",
+    "run.started", "run.resumed", "run.inputs_changed", "run.finished", "gate.asked", "gate.approved",
+    "gate.denied", "note", "rollback.begun", "drill.graded",
 })
 
 DONE = frozenset({S.SUCCEEDED, S.SKIPPED, S.PLANNED, S.ROLLED_BACK, S.ROLLBACK_FAILED})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from breakglass.engine import audit
 from breakglass.engine.errors import InputError
 from breakglass.engine.store import FileStore
 
@@ -12,6 +13,8 @@ def append_note(store: FileStore, run_id: str, text: str, operator: str) -> dict
     """Append a ``note`` record; the driving process picks the chain up from there."""
     if not text.strip():
         raise InputError("a note needs some text")
+    audit.require_utf8(text, "the note")
+    audit.require_utf8(operator, "the operator name (--operator)")
     run_id = store.resolve(run_id)
     records = store.records(run_id)
     mode = records[0].get("mode", "live") if records else "live"

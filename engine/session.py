@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from breakglass.engine.machine import RunState, replay
 from breakglass.engine.redact import Redactor
 from breakglass.engine.runner import Runner, RunOutcome
 from breakglass.engine.store import FileStore
+from breakglass.engine.text import visible_line
 from breakglass.engine.version import __version__
 from breakglass.engine.world import LiveWorld, World
 
@@ -35,6 +36,7 @@ class RunOptions:
     gate_timeout: float | None = None
     in_doubt: str = "ask"  # ask | rerun | done
     accept_changed: bool = False
+    accept_changed_inputs: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     world: World = field(default_factory=LiveWorld)
     before_finish: Callable[[Runner], None] | None = None
@@ -61,6 +63,12 @@ def _check_approvals(rb: Any, approvals: frozenset[str]) -> None:
         raise InputError("; ".join(hints))
 
 
+def _require_utf8(opts: RunOptions, given: Mapping[str, Any]) -> None:
+    """Before the run's directory exists: text the log cannot hold is refused, not found at the first record."""
+    audit.require_utf8(opts.operator, "the operator name (--operator)")
+    audit.require_utf8(dict(given), "input")
+
+
 def _settings(opts: RunOptions) -> dict[str, Any]:
     # Manual steps may complete unattended only where --yes is allowed: a dry-run or a drill.
     return {"assume_yes": opts.yes and opts.mode != "live", **opts.settings}
@@ -71,6 +79,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
     """Begin a new run of ``loaded``; inputs are checked before anything is written."""
     store = store or FileStore()
     rb = loaded.runbook
+    _require_utf8(opts, given)
     values = inputs.resolve(rb, given)
     _check_approvals(rb, opts.approvals)
     gates = _gatekeeper(opts)
@@ -138,24 +147,34 @@ def _changed_problem(path: str) -> Any:
 
 
 def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
-           registry: Registry | None = None) -> RunOutcome:
-    """Go on with a stopped run from its audit log alone."""
-    stored = load_stored(store, run_id)
-    registry = registry or Registry()
-    loaded = runbook_of(stored, opts.accept_changed, registry)
-    rb = loaded.runbook
-    opts.mode = str(stored.started.get("mode", "live"))
-    recorded = {k: v for k, v in stored.started.get("inputs", {}).items()
-                if k not in stored.started.get("secret_inputs", [])}
-    values = inputs.resolve(rb, {**recorded, **given})
-    _check_approvals(rb, opts.approvals)
-    ids = [s.id for s in rb.steps]
-    gone = sorted({str(r["step"]) for r in stored.records if r.get("step")} - set(ids))
-    if gone:
-        raise InputError(f"the runbook no longer has step(s) {', '.join(gone)} that this run already recorded; "
-                         "a resume goes on from the log, so those steps must stay (add new ones instead)")
-    state = replay(ids, stored.records)
-    with store.lock(stored.run_id):
+           registry: Registry | None = None,
+           setup: Callable[[StoredRun], Mapping[str, Any]] | None = None) -> RunOutcome:
+    """Go on with a stopped run from its audit log alone.
+
+    The run lock comes first and the log is read, verified and replayed under it: replayed before the lock,
+    two resumes of one run both saw a step still to do, and both applied it. ``setup`` derives more options
+    from the log under the same lock (a drill's simulated world); its ``inputs`` fill only what the log
+    does not hold (the scenario's fake secrets).
+    """
+    _require_utf8(opts, given)
+    run_id = store.resolve(run_id)
+    with store.lock(run_id):
+        stored = load_stored(store, run_id)
+        extra = dict(setup(stored)) if setup is not None else {}
+        fallback = extra.pop("inputs", {})
+        opts = replace(opts, **extra, mode=str(stored.started.get("mode", "live")))
+        registry = registry or Registry()
+        loaded = runbook_of(stored, opts.accept_changed, registry)
+        rb = loaded.runbook
+        values, changed = _resumed_inputs(rb, stored.started, given, fallback, opts.accept_changed_inputs)
+        _check_approvals(rb, opts.approvals)
+        ids = [s.id for s in rb.steps]
+        gone = sorted({str(r["step"]) for r in stored.records if r.get("step")} - set(ids))
+        if gone:
+            raise InputError(f"the runbook no longer has step(s) {', '.join(gone)} that this run already "
+                             "recorded; a resume goes on from the log, so those steps must stay (add new ones "
+                             "instead)")
+        state = replay(ids, stored.records)
         torn = audit.set_aside_torn_tail(store.log_path(stored.run_id))
         writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
@@ -171,10 +190,38 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
             if torn:
                 resumed["torn_tail"] = torn
             runner.record("run.resumed", resumed)
+            if changed:
+                runner.record("run.inputs_changed", {"changes": changed, "by": opts.operator})
             _settle_in_doubt(runner, opts)
             return runner.execute(state.next_index())
         finally:
             writer.close()
+
+
+def _resumed_inputs(rb: Any, started: Mapping[str, Any], given: Mapping[str, Any], fallback: Mapping[str, Any],
+                    accept_changed: bool) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The run's inputs as recorded (``fallback`` where the log has none), with ``given`` on top; and what
+    ``given`` changed, as {name: {old, new}}.
+
+    The steps already done were checked against the recorded values: going on with another value (staging
+    checked, production changed) happens only when the operator says so, and is then recorded.
+    """
+    secret = set(started.get("secret_inputs", []))
+    recorded = {k: v for k, v in started.get("inputs", {}).items() if k not in secret}
+    values = inputs.resolve(rb, {**{k: v for k, v in fallback.items() if k not in recorded}, **recorded, **given})
+    changed = {name: {"old": recorded[name], "new": values[name]} for name in given
+               if name in recorded and name in values and values[name] != recorded[name]}
+    if changed and not accept_changed:
+        said = "; ".join(f"input '{visible_line(name)}' was {_shown(c['old'])} when this run started, now "
+                         f"{_shown(c['new'])}" for name, c in changed.items())
+        raise InputError(f"{said}. The steps done so far were checked with the old value: resume without "
+                         "that -i to go on as started, or add --accept-changed-inputs to go on with the new "
+                         "value (recorded in the log and the report)")
+    return values, changed
+
+
+def _shown(value: Any) -> str:
+    return "empty" if value is None else f"'{visible_line(str(value))}'"
 
 
 def _at(state: RunState) -> str:

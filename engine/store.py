@@ -9,6 +9,7 @@ implement the same protocol later.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -70,12 +71,14 @@ class FileStore:
         return self.root / run_id / "audit.jsonl"
 
     def resolve(self, run_id: str) -> str:
-        """A full run id from a unique prefix, or 'last' for the most recent run."""
+        """A full run id from a unique prefix, or 'last' for the most recently started run."""
         if run_id == "last":
-            runs = sorted(p.parent.name for p in self.root.glob("*/audit.jsonl"))
-            if not runs:
+            # By the start its log records, not by directory name: a directory named for a future date would
+            # otherwise take 'last' over, and a log with no run.started (a run that never began) is no run.
+            started = [(ts, p.parent.name) for p in self.root.glob("*/audit.jsonl") if (ts := _started_at(p))]
+            if not started:
                 raise RunNotFound("there are no runs yet")
-            return runs[-1]
+            return max(started)[1]
         if (self.root / run_id / "audit.jsonl").exists():
             return run_id
         matches = [p.parent.name for p in self.root.glob(f"{run_id}*/audit.jsonl")] if "/" not in run_id else []
@@ -98,8 +101,12 @@ class FileStore:
     def lock(self, run_id: str) -> Iterator[None]:
         """Exclusive lock: two processes may not drive the same run."""
         path = self.log_path(run_id).parent / "lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise RunLocked(f"run {run_id}: cannot open its lock {path} ({exc.strerror}); a symlink there is "
+                            "refused") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -112,12 +119,41 @@ class FileStore:
             os.close(fd)
 
     def list_runs(self) -> list[RunSummary]:
+        """Runs in the order they started (as their logs record it), the most recent last."""
         out = []
-        for path in sorted(self.root.glob("*/audit.jsonl")):
+        for path in self.root.glob("*/audit.jsonl"):
             summary = _summarise(path)
             if summary:
                 out.append(summary)
-        return out
+        return sorted(out, key=lambda r: (r.started, r.id))
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as owner-only (0700): runs and crash reports tell what was
+    done to production, by whom, and with which arguments. Directories that exist are left as they are."""
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # another process made it first
+    return path
+
+
+def _started_at(log: Path) -> str | None:
+    """The ``ts`` of the run.started record that begins ``log``, or None when it does not begin with one."""
+    try:
+        with open(log, "rb") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(first, dict) or first.get("type") != "run.started" or not isinstance(first.get("ts"), str):
+        return None
+    return str(first["ts"])
 
 
 def driver_alive(log_path: Path) -> bool:

@@ -20,7 +20,15 @@ def _detail(rec: dict[str, Any]) -> str:
         value = rec.get(key)
         if value not in (None, "", [], {}):
             parts.append(f"{key}={visible_line(str(value))}")
+    changes = rec.get("changes")
+    if rec.get("type") == "run.inputs_changed" and isinstance(changes, dict):  # an input changed on resume
+        parts.append("inputs " + ", ".join(f"{visible_line(str(n))}: {_value(c.get('old'))} → {_value(c.get('new'))}"
+                                           for n, c in changes.items() if isinstance(c, dict)))
     return "  ".join(parts)
+
+
+def _value(value: Any) -> str:
+    return "(empty)" if value is None else f"'{visible_line(str(value))}'"
 
 
 def timeline_lines(records: Iterable[dict[str, Any]]) -> list[str]:

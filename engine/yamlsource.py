@@ -8,6 +8,8 @@ alias bombs (billion laughs) and documents too deep or too large to be a runbook
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,11 +186,43 @@ def _check_depth(text: str, file: str) -> None:
             depth -= 1
 
 
-def parse(text: str, file: str) -> Source:
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def read_document(path: str | os.PathLike[str], kind: str = "runbook") -> str:
+    """A YAML file's text, read at most MAX_BYTES + 1 bytes in: a device, FIFO or directory (a symlink to
+    /dev/zero is read forever) and a file over the cap are refused before they cost time or memory."""
+    file = str(path)
+    try:
+        # O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever, before fstat can refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SourceError([Problem(file, 1, 1, f"cannot read {kind}: {exc.strerror or exc}")]) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError([Problem(file, 1, 1, f"not a regular file (a device, FIFO or directory); "
+                                                   "give a regular file")])
+        try:
+            raw = f.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise SourceError([Problem(file, 1, 1, f"cannot read {kind}: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_BYTES:
+        message = f"file is over {MAX_BYTES} bytes; {_a(kind)} may be at most that"
+        raise SourceError([Problem(file, 1, 1, message)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SourceError([Problem(file, line, col, "file is not valid UTF-8")]) from None
+
+
+def parse(text: str, file: str, kind: str = "runbook") -> Source:
     """Parse one YAML document into a Source; raise SourceError with located problems."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        message = f"file is {size} bytes; a runbook may be at most {MAX_BYTES}"
+        message = f"file is {size} bytes; {_a(kind)} may be at most {MAX_BYTES}"
         raise SourceError([Problem(file, 1, 1, message)])
     try:
         _check_depth(text, file)
@@ -212,12 +246,13 @@ def parse(text: str, file: str) -> Source:
     except RecursionError:
         raise SourceError([Problem(file, 1, 1, TOO_DEEP)]) from None
     if node is None:
-        raise SourceError([Problem(file, 1, 1, "the file is empty; a runbook needs id, title and steps")])
+        needs = "id, title and steps" if kind == "runbook" else "some content"
+        raise SourceError([Problem(file, 1, 1, f"the file is empty; {_a(kind)} needs {needs}")])
     bomb = _oversized(node)
     if bomb is not None:
         line, col = _pos(bomb)
         raise SourceError([Problem(file, line, col, f"document expands to more than {MAX_NODES} values "
-                                   "(an alias bomb, or a recursive alias?); runbooks are far smaller")])
+                                   f"(an alias bomb, or a recursive alias?); {_a(kind)} is far smaller")])
     builder = _Builder(file)
     builder.source.data = builder.build(node, (), 0)
     if builder.problems:
