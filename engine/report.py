@@ -180,6 +180,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     failures: list[dict[str, Any]] = []
     rollback: list[dict[str, Any]] = []
     in_doubt: list[dict[str, Any]] = []
+    inputs_changed: list[dict[str, Any]] = []
     operators: list[str] = []
     driver = ""  # who drives the run from here: its starter, then whoever resumed it
     for rec in records:
@@ -209,6 +210,10 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
         elif kind in DECISIONS:
             _on_decision(gates, steps, rec, at)
+        elif kind == "run.inputs_changed":
+            inputs_changed += [{"name": str(name), "old": change.get("old"), "new": change.get("new"), "by": by,
+                                "ts": rec["ts"]} for name, change in (rec.get("changes") or {}).items()
+                               if isinstance(change, dict)]
         elif kind == "note":
             notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
         elif kind.startswith("rollback."):
@@ -257,6 +262,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         counts=_counts(steps.values()),
         drill=_drill(started, graded),
         in_doubt=in_doubt,
+        inputs_changed=inputs_changed,
     )
 
 

@@ -95,6 +95,7 @@ class Report:
     at_step: str = ""  # where a run that has not finished stands
     drill: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    inputs_changed: list[dict[str, Any]] = field(default_factory=list)  # accepted on resume: name, old, new, by
     in_doubt: list[dict[str, Any]] = field(default_factory=list)  # what was decided about steps cut off mid-change
 
     @property

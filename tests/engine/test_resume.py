@@ -233,6 +233,11 @@ def test_an_accepted_input_change_is_recorded_and_shown(tmp_path: Path, bg_home:
     assert changed[0]["by"] == "ana"
     shown = _bg("audit", "show", run_id).stdout
     assert "target: 'staging' → 'production'" in shown
+    report = _bg("report", run_id, "--format", "markdown").stdout
+    section = report.split("## Inputs changed on resume", 1)[1].split("\n## ", 1)[0]
+    assert "`target`" in section and "staging" in section and "production" in section and "ana" in section
+    html = _bg("report", run_id, "--format", "html").stdout
+    assert 'id="inputs-changed"' in html and "production" in html
 
 
 # --- an optional input left empty (issue 14, item 11) ----------------------------------------------------
