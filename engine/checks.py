@@ -197,9 +197,7 @@ def _check_template(text: str, path: Path, src: Source, scope: _Scope, expressio
                           "may only read inputs, steps and run")
         return
     if found.altered_secret:
-        name, how = found.altered_secret
-        yield src.problem(path, f"template alters the secret input '{name}' with {how}: secrets are redacted "
-                          "by value, so use them only as they are ({{ inputs." + name + " }})")
+        yield src.problem(path, _altered_secret_message(*found.altered_secret, scope.secrets))
     reported: set[str] = set()
     for root, attr in found.references:
         message = _reference_problem(root, attr, scope, found.local)
@@ -228,3 +226,11 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
         return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started"
     return None
 
+
+
+def _altered_secret_message(name: str, how: str, secrets: frozenset[str]) -> str:
+    if name == "inputs":  # the whole mapping: any secret in it may come out transformed
+        return (f"template uses {how} ({', '.join(sorted(secrets))}): secrets are redacted by value, so name "
+                "each input you need, like {{ inputs.domain }}")
+    return (f"template alters the secret input '{name}' with {how}: secrets are redacted by value, so use "
+            "them only as they are ({{ inputs." + name + " }}), on their own or joined with ~")
