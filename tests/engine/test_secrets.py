@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+
+from breakglass.engine.errors import InputError
+from breakglass.engine.redact import TOO_SHORT, Redactor
 
 BG = shutil.which("breakglass") or "breakglass"
 
@@ -155,3 +159,59 @@ def test_resume_asks_for_secrets_again(setup: tuple[Path, list[str]], bg_home: P
     assert b'"stdout": "pushed *** ***\\n"' in resumed.stdout
     assert_clean("resumed --json", resumed.stdout + resumed.stderr)
     every_view_of_the_runs(bg_home)
+
+
+# --- a secret that is also a word the records use ------------------------------------------------------
+
+WORDY = """
+id: wordy
+title: a secret that is also a word of the log
+inputs:
+  token: {type: secret}
+steps:
+  - id: one
+    title: a note
+    action: log.note
+    with: {text: hello}
+  - id: echo
+    title: a command that prints the secret
+    action: shell.run
+    with: {argv: [sh, -c, 'echo "$0"', "{{ inputs.token }}"], read_only: true}
+  - id: after
+    title: reads the output of the step before
+    action: log.note
+    with: {text: "exit {{ steps.echo.output.exit_code }}"}
+"""
+
+
+@pytest.mark.parametrize("word", ["step", "succeeded", "one", "token", "output", "stdout"])
+def test_a_secret_equal_to_a_record_word_masks_text_not_the_run(word: str, tmp_path: Path, bg_home: Path) -> None:
+    """Issue 14, item 13: redaction reached record keys and statuses ('step' → '***'), and the run broke."""
+    path = tmp_path / "wordy.yaml"
+    path.write_text(WORDY)
+    proc = bg("run", str(path), "-i", f"token={word}", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert b'"stdout": "***\\n"' in proc.stdout  # the secret itself is still masked
+    assert b"exit 0" in proc.stdout
+    run_id = next((bg_home / "runs").iterdir()).name
+    assert bg("audit", "verify", run_id).returncode == 0
+    records = [json.loads(line) for line in (bg_home / "runs" / run_id / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["type"] == "run.finished" and records[-1]["status"] == "succeeded"
+    assert records[0]["secret_inputs"] == ["token"]
+    assert [r["step"] for r in records if r["type"] == "step.succeeded"] == ["one", "echo", "after"]
+    assert bg("report", run_id).returncode == 0
+
+
+def test_redaction_keeps_keys_and_the_engines_own_fields() -> None:
+    redact = Redactor({"step", "tok-123"})
+    data = {"step": "step", "status": "succeeded", "output": {"step": "a step with tok-123"}, "reason": "step"}
+    assert redact.record(data) == {"step": "step", "status": "succeeded", "output": {"step": "a *** with ***"},
+                                   "reason": "***"}
+
+
+@pytest.mark.parametrize("value", ["a", "ab"])
+def test_a_secret_too_short_to_mask_is_refused_not_ignored(value: str) -> None:
+    with pytest.raises(InputError) as info:
+        Redactor().add(value)
+    assert str(info.value) == TOO_SHORT
