@@ -234,3 +234,40 @@ def _altered_secret_message(name: str, how: str, secrets: frozenset[str]) -> str
                 "each input you need, like {{ inputs.domain }}")
     return (f"template alters the secret input '{name}' with {how}: secrets are redacted by value, so use "
             "them only as they are ({{ inputs." + name + " }}), on their own or joined with ~")
+
+
+# A command's arguments can be read by every user on the host while it runs (ps, /proc/PID/cmdline), where
+# redaction cannot reach; its environment and standard input cannot.
+COMMAND_LINE = "argv"
+
+
+def warnings(src: Source) -> list[Problem]:
+    """What is allowed but unwise, located like problems; ``validate`` prints them without failing.
+
+    Reads a runbook that passed ``check_text``: a secret input (type secret, or read from env:) placed on a
+    command line."""
+    data = src.data
+    inputs = data.get("inputs") or {}
+    secrets = frozenset(n for n, spec in inputs.items() if spec.get("type") == InputType.SECRET or spec.get("env"))
+    if not secrets:
+        return []
+    found: list[Problem] = []
+    for index, step in enumerate(data.get("steps") or []):
+        for path, call in ((("steps", index), step), (("steps", index, "rollback"), step.get("rollback"))):
+            args = (call or {}).get("with") or {}
+            if COMMAND_LINE in args:
+                found += _secrets_on_command_line(args[COMMAND_LINE], (*path, "with", COMMAND_LINE), src, secrets)
+    return found
+
+
+def _secrets_on_command_line(value: Any, path: Path, src: Source, secrets: frozenset[str]) -> Iterator[Problem]:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _secrets_on_command_line(item, (*path, i), src, secrets)
+    elif isinstance(value, str) and templates.is_template(value):
+        names = sorted({attr for root, attr in templates.facts(value, False, secrets).references
+                        if root == "inputs" and attr in secrets})
+        for name in names:
+            yield src.problem(path, f"warning: secret input '{name}' is placed on a command line, which any user "
+                              "on that host can read while it runs (ps, /proc/PID/cmdline); pass it in env: "
+                              "(env: {NAME: \"{{ inputs." + name + " }}\"}) or stdin: instead")

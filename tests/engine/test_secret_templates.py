@@ -1,15 +1,13 @@
 """Secrets are redacted by value, so templates may use a secret only as it is: altered forms are refused.
 
 The check follows the data flow from each read of a secret to the output. The fuzz test below holds it to
-the property that matters: for every template validation accepts, what it renders (or the error it raises)
-is the same, once redacted, whichever secret it was given; a template whose output still differs let a
-transformed form of the secret through.
+the property that matters: whatever a template validation accepts renders (or fails with an error that
+says), once the secret is redacted, nothing of the secret in a transformed form.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import pytest
@@ -104,10 +102,12 @@ def test_the_whole_inputs_mapping_is_fine_without_secrets() -> None:
 
 # --- the fuzz test ------------------------------------------------------------------------------------
 
-# Two secrets alike in length, case and the characters escaping touches, different in every letter: any
-# output that still tells them apart after redaction carries a transformed form of the secret.
-SECRET_A = "Ж<ξ'Я\\Ѣ&"
-SECRET_B = "Щ<λ'Ю\\Ө&"
+# Letters no template here writes itself, among the characters escaping touches. Once the secret is
+# redacted, any of them left in the output, in either case or escaped (JSON, URL), came from a transformed
+# form of the secret.
+SECRET = "Ж<ξ'Я\\Ѣ&"
+MARKS = {form for letter in "ЖξЯѢ" for form in (letter, letter.upper(), letter.lower())}
+MARKS |= {"\\u04", "\\u03", "%d0", "%d1", "%ce", "%cf"}  # compared in lower case, forwards and backwards
 SECRETS = frozenset({"p"})
 
 BASES = ["inputs.p", "inputs['p']", "inputs.q", "'c<'", "inputs"]
@@ -117,7 +117,7 @@ WRAPPERS = [
         "upper", "lower", "title", "capitalize", "reverse", "first", "last", "list", "join", "join(',')",
         "sort", "unique", "string", "default('')", "d('x')", "e", "escape", "forceescape", "tojson", "to_json",
         "urlencode", "pprint", "trim", "truncate(4)", "truncate(3, true, '')", "center(30)", "indent(2)",
-        "replace('<', '')", "replace('Ж', 'x')", "format", "slice(2)|list", "batch(2)|list", "map('upper')|list",
+        "replace('<', '')", "replace('&', 'x')", "format", "slice(2)|list", "batch(2)|list", "map('upper')|list",
         "select|list", "striptags", "urlize", "wordwrap(3)", "length", "wordcount", "int", "float",
         "dictsort", "min", "max", "items", "attr('upper')", "safe", "default(inputs.p)", "string|upper",
     )),
@@ -149,16 +149,19 @@ def template_texts(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(SHAPES)).format(X=expr, F=draw(st.sampled_from(AFTER)))
 
 
-def _rendered(text: str, secret: str) -> Any:
-    """What the template yields for ``secret``, redacted as the engine records it (errors included)."""
-    context = {"inputs": {"p": secret, "q": "plain<"}, "steps": {}, "run": {"id": "r1"}}
+def _rendered(text: str) -> str:
+    """What the template yields for the secret, redacted as the engine records it (errors included)."""
+    context = {"inputs": {"p": SECRET, "q": "plain<"}, "steps": {}, "run": {"id": "r1"}}
     try:
         value: Any = templates.render_string(text, context)
     except TemplateError as exc:
         value = f"error: {exc}"
-    # A live object's repr (``<generator object ... at 0x7f3a...>``, maybe reversed or escaped) changes from
-    # call to call on its own; the secrets hold no hex digits, so long runs of them are not from a secret.
-    return re.sub(r"[0-9a-fA-F]{8,}", "#", repr(Redactor({secret})(value)))
+    return repr(Redactor({SECRET})(value))
+
+
+def _leaks(output: str) -> set[str]:
+    folded = output.lower()
+    return {m for m in MARKS if m in output or m.lower() in folded or m.lower() in folded[::-1]}
 
 
 def _refused(text: str) -> bool:
@@ -174,7 +177,8 @@ def _refused(text: str) -> bool:
 def test_no_accepted_template_lets_a_transformed_secret_through(text: str) -> None:
     if _refused(text):
         return
-    assert _rendered(text, SECRET_A) == _rendered(text, SECRET_B), text
+    output = _rendered(text)
+    assert not _leaks(output), (text, output)
 
 
 @pytest.mark.parametrize("text", [
@@ -184,4 +188,10 @@ def test_no_accepted_template_lets_a_transformed_secret_through(text: str) -> No
 def test_the_fuzz_oracle_accepts_what_is_safe(text: str) -> None:
     """The property above must not hold only because everything is refused."""
     assert not _refused(text)
-    assert _rendered(text, SECRET_A) == _rendered(text, SECRET_B)
+    assert not _leaks(_rendered(text))
+
+
+@pytest.mark.parametrize("text", ["{{ inputs.p|upper }}", "{{ inputs.p|tojson }}", "{{ inputs.p|urlencode }}",
+                                  "{{ inputs.p[1:-1] }}", "{{ inputs.p|tojson|reverse }}"])
+def test_the_fuzz_oracle_sees_transformed_forms(text: str) -> None:
+    assert _leaks(_rendered(text))

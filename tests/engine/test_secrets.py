@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -215,3 +216,53 @@ def test_a_secret_too_short_to_mask_is_refused_not_ignored(value: str) -> None:
     with pytest.raises(InputError) as info:
         Redactor().add(value)
     assert str(info.value) == TOO_SHORT
+
+
+# --- secrets on a command line ---------------------------------------------------------------------------
+
+ARGV = """\
+id: argv
+title: secrets on a command line
+inputs:
+  token: {type: secret}
+  hook: {type: url, env: BG_HOOK}
+  zone: {type: domain}
+steps:
+  - id: push
+    title: push with the token on the command line
+    action: shell.run
+    with:
+      argv:
+        - curl
+        - "--oauth2-bearer={{ inputs.token }}"
+        - "{{ inputs.zone }}"
+      read_only: true
+    rollback:
+      action: shell.run
+      with: {argv: "undo {{ inputs.hook }}"}
+  - id: quiet
+    title: the token through the environment and stdin
+    action: shell.run
+    with:
+      argv: [sh, -c, 'cat >/dev/null; test -n "$TOKEN"', "{{ inputs.zone }}"]
+      env: {TOKEN: "{{ inputs.token }}"}
+      stdin: "{{ inputs.token }}"
+      read_only: true
+"""
+
+
+def test_validate_warns_about_secrets_on_a_command_line(tmp_path: Path) -> None:
+    """Issue 14, item 13: argv is readable by every user of the host (ps); validate says so, and passes."""
+    path = tmp_path / "argv.yaml"
+    path.write_text(ARGV)
+    proc = bg("validate", str(path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 2, lines
+    token, hook = lines
+    assert re.match(rf"{re.escape(str(path))}:14:\d+: warning: secret input 'token' is placed on a command line", token)
+    assert "ps" in token and "env:" in token and "stdin" in token
+    assert re.match(rf"{re.escape(str(path))}:19:\d+: warning: secret input 'hook'", hook)
+    assert b"ok  " in proc.stdout
+    result = json.loads(bg("validate", str(path), "--json").stdout)
+    assert result[0]["ok"] and len(result[0]["warnings"]) == 2
