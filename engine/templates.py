@@ -156,14 +156,15 @@ class Facts:
     """What validation needs to know about one template, independent of where it sits in the runbook."""
 
     unsafe: str | None  # the private attribute it reaches for, if any
-    altered_secret: tuple[str, str] | None  # (secret input, how) when it transforms a secret
+    altered_secret: tuple[str, str] | None  # (secret input or "inputs", how) when it may transform a secret
     local: frozenset[str]  # names it assigns itself
     references: tuple[tuple[str, str | None], ...]  # (root, first attribute) it reads
 
 
 class _Flat:
     """The AST's nodes listed once in document order; ``find_all`` filters the list instead of walking the
-    tree again for each question asked of it (that walk dominated validating a large runbook)."""
+    tree again for each question asked of it (that walk dominated validating a large runbook). The root
+    stays for the one question that follows the tree's shape: where a secret's value flows."""
 
     def __init__(self, ast: Any) -> None:
         from jinja2 import nodes
@@ -178,9 +179,13 @@ class _Flat:
 @functools.lru_cache(maxsize=4096)
 def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
     """Parse and examine a template once per distinct text (runbooks repeat "{{ inputs.domain }}")."""
-    flat = _Flat(parse(text, expression))
-    return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
-                 tuple(references(flat)))
+    ast = parse(text, expression)
+    try:
+        flat = _Flat(ast)
+        return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
+                     tuple(references(flat)))
+    except RecursionError:  # Jinja2 parses thousands of chained filters that its own tree walk cannot follow
+        raise TemplateError("template nests too deeply to be checked; split it into simpler ones") from None
 
 
 def references(ast: Any) -> Iterator[tuple[str, str | None]]:
@@ -290,8 +295,6 @@ def _input_key(node: Any) -> tuple[bool, str | None]:
 def _flow(node: Any, use: str, secrets: frozenset[str]) -> tuple[str, str] | None:
     """Walk ``node`` knowing how its value is used; the first secret read that is not used whole or as a
     truth value, as (input name, how)."""
-    from jinja2 import nodes
-
     reads, key = _input_key(node)
     if reads:
         if key is None:

@@ -131,7 +131,8 @@ WRAPPERS = [
 SHAPES = [
     "{{{{ {X} }}}}", "pre {{{{ {X} }}}} post", "{{% set v = {X} %}}{{{{ v{F} }}}}",
     "{{% for c in {X} %}}{{{{ c{F} }}}}{{% endfor %}}", "{{% filter upper %}}{{{{ {X} }}}}{{% endfilter %}}",
-    "{{% with v = {X} %}}{{{{ v{F} }}}}{{% endwith %}}", "{{% macro m(a) %}}{{{{ a{F} }}}}{{% endmacro %}}{{{{ m({X}) }}}}",
+    "{{% with v = {X} %}}{{{{ v{F} }}}}{{% endwith %}}",
+    "{{% macro m(a) %}}{{{{ a{F} }}}}{{% endmacro %}}{{{{ m({X}) }}}}",
     "{{% set v %}}{{{{ {X} }}}}{{% endset %}}{{{{ v{F} }}}}", "{{% if {X} %}}yes{{% endif %}}",
     "{{% autoescape true %}}{{{{ {X} }}}}{{% endautoescape %}}",
 ]
@@ -195,3 +196,11 @@ def test_the_fuzz_oracle_accepts_what_is_safe(text: str) -> None:
                                   "{{ inputs.p[1:-1] }}", "{{ inputs.p|tojson|reverse }}"])
 def test_the_fuzz_oracle_sees_transformed_forms(text: str) -> None:
     assert _leaks(_rendered(text))
+
+
+def test_a_template_too_deep_to_follow_is_refused_not_a_crash() -> None:
+    text = "{{ inputs.token" + " | upper" * 3000 + " }}"
+    with pytest.raises(RunbookError) as info:
+        load_text(RUNBOOK.format(text=text), "sec.yaml", expected_id="sec")
+    problem = info.value.problems[0]
+    assert (problem.line, problem.column) == (11, 18) and "nests too deeply" in problem.message
