@@ -45,11 +45,16 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
     if inputs is not None:
         problems += _check_inputs(inputs, src)
     problems += _check_step_ids(step_ids, src)
-    secrets = frozenset(n for n, spec in (inputs or {}).items()
-                        if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
+    secrets = _secret_inputs(inputs or {})
     problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry,
                              secrets)
     return problems
+
+
+def _secret_inputs(inputs: Mapping[str, Raw | None]) -> frozenset[str]:
+    """Inputs redacted by value (engine.inputs.is_secret, read from the file as parsed)."""
+    return frozenset(n for n, spec in inputs.items()
+                     if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
 
 
 def _check_inputs(inputs: Mapping[str, Raw | None], src: Source) -> Iterator[Problem]:
@@ -247,8 +252,7 @@ def warnings(src: Source) -> list[Problem]:
     Reads a runbook that passed ``check_text``: a secret input (type secret, or read from env:) placed on a
     command line."""
     data = src.data
-    inputs = data.get("inputs") or {}
-    secrets = frozenset(n for n, spec in inputs.items() if spec.get("type") == InputType.SECRET or spec.get("env"))
+    secrets = _secret_inputs(data.get("inputs") or {})
     if not secrets:
         return []
     found: list[Problem] = []
