@@ -47,17 +47,19 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
     if not paths:
         files = runbook_files(search_dirs([]))
     from breakglass.actions.registry import Registry
+    from breakglass.engine.checks import warnings
     from breakglass.engine.loader import check_file
 
     registry = Registry()  # one for all files: action classes a plugin brings are imported once
     results = []
     for f in files:
         try:
-            check_file(f, registry)
+            src = check_file(f, registry)
         except RunbookError as exc:
-            results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems]})
+            results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems], "warnings": []})
         else:
-            results.append({"file": str(f), "ok": True, "problems": []})
+            results.append({"file": str(f), "ok": True, "problems": [],
+                            "warnings": [str(w) for w in warnings(src)]})
     return results
 
 

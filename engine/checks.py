@@ -45,11 +45,16 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
     if inputs is not None:
         problems += _check_inputs(inputs, src)
     problems += _check_step_ids(step_ids, src)
-    secrets = frozenset(n for n, spec in (inputs or {}).items()
-                        if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
+    secrets = _secret_inputs(inputs or {})
     problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry,
                              secrets)
     return problems
+
+
+def _secret_inputs(inputs: Mapping[str, Raw | None]) -> frozenset[str]:
+    """Inputs redacted by value (engine.inputs.is_secret, read from the file as parsed)."""
+    return frozenset(n for n, spec in inputs.items()
+                     if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
 
 
 def _check_inputs(inputs: Mapping[str, Raw | None], src: Source) -> Iterator[Problem]:
@@ -213,9 +218,7 @@ def _check_template(text: str, path: Path, src: Source, scope: _Scope, expressio
                           "may only read inputs, steps and run")
         return
     if found.altered_secret:
-        name, how = found.altered_secret
-        yield src.problem(path, f"template alters the secret input '{name}' with {how}: secrets are redacted "
-                          "by value, so use them only as they are ({{ inputs." + name + " }})")
+        yield src.problem(path, _altered_secret_message(*found.altered_secret, scope.secrets))
     reported: set[str] = set()
     for root, attr in found.references:
         message = _reference_problem(root, attr, scope, found.local)
@@ -244,3 +247,47 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
         return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started"
     return None
 
+
+
+def _altered_secret_message(name: str, how: str, secrets: frozenset[str]) -> str:
+    if name == "inputs":  # the whole mapping: any secret in it may come out transformed
+        return (f"template uses {how} ({', '.join(sorted(secrets))}): secrets are redacted by value, so name "
+                "each input you need, like {{ inputs.domain }}")
+    return (f"template alters the secret input '{name}' with {how}: secrets are redacted by value, so use "
+            "them only as they are ({{ inputs." + name + " }}), on their own or joined with ~")
+
+
+# A command's arguments can be read by every user on the host while it runs (ps, /proc/PID/cmdline), where
+# redaction cannot reach; its environment and standard input cannot.
+COMMAND_LINE = "argv"
+
+
+def warnings(src: Source) -> list[Problem]:
+    """What is allowed but unwise, located like problems; ``validate`` prints them without failing.
+
+    Reads a runbook that passed ``check_text``: a secret input (type secret, or read from env:) placed on a
+    command line."""
+    data = src.data
+    secrets = _secret_inputs(data.get("inputs") or {})
+    if not secrets:
+        return []
+    found: list[Problem] = []
+    for index, step in enumerate(data.get("steps") or []):
+        for path, call in ((("steps", index), step), (("steps", index, "rollback"), step.get("rollback"))):
+            args = (call or {}).get("with") or {}
+            if COMMAND_LINE in args:
+                found += _secrets_on_command_line(args[COMMAND_LINE], (*path, "with", COMMAND_LINE), src, secrets)
+    return found
+
+
+def _secrets_on_command_line(value: Any, path: Path, src: Source, secrets: frozenset[str]) -> Iterator[Problem]:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _secrets_on_command_line(item, (*path, i), src, secrets)
+    elif isinstance(value, str) and templates.is_template(value):
+        names = sorted({attr for root, attr in templates.facts(value, False, secrets).references
+                        if root == "inputs" and attr in secrets})
+        for name in names:
+            yield src.problem(path, f"warning: secret input '{name}' is placed on a command line, which any user "
+                              "on that host can read while it runs (ps, /proc/PID/cmdline); pass it in env: "
+                              "(env: {NAME: \"{{ inputs." + name + " }}\"}) or stdin: instead")

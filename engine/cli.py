@@ -125,7 +125,7 @@ def validate(
         for r in results:
             if r["ok"]:
                 typer.echo(f"ok  {r['file']}")
-            for p in r["problems"]:
+            for p in r["problems"] + r["warnings"]:
                 typer.echo(p, err=True)
     if not all(r["ok"] for r in results):
         raise typer.Exit(2)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from breakglass.engine import templates
 from breakglass.engine.errors import InputError, TemplateError
 from breakglass.engine.input_types import InputType
+from breakglass.engine.redact import MIN_SECRET_LENGTH, TOO_SHORT
 
 if TYPE_CHECKING:  # pydantic: validation checks input defaults without building the model
     from breakglass.engine.model import InputSpec, Runbook
@@ -169,11 +170,12 @@ def resolve(rb: Runbook, given: Mapping[str, Any],
     values: dict[str, Any] = {}
     pending: dict[str, str] = {}
     for name, spec in rb.inputs.items():
+        source = "given"
         # None is "not given": an optional input left empty is recorded as null and comes back so on resume.
         if given.get(name) is not None:
             raw: Any = given[name]
         elif spec.env and spec.env in env:
-            raw = env[spec.env]
+            raw, source = env[spec.env], f"read from ${spec.env}"
         elif isinstance(spec.default, str) and templates.is_template(spec.default):
             pending[name] = spec.default
             continue
@@ -187,7 +189,7 @@ def resolve(rb: Runbook, given: Mapping[str, Any],
             values[name] = None
             continue
         try:
-            values[name] = coerce(name, spec, raw)
+            values[name] = _coerce_quietly(name, spec, raw, source)
         except InputError as exc:
             problems.append(str(exc))
     problems += _render_defaults(rb, values, pending)
@@ -209,7 +211,7 @@ def _render_defaults(rb: Runbook, values: dict[str, Any], pending: dict[str, str
             del pending[name]
             progressed = True
             try:
-                values[name] = coerce(name, rb.inputs[name], rendered)
+                values[name] = _coerce_quietly(name, rb.inputs[name], rendered, "of its default")
             except InputError as exc:
                 problems.append(str(exc))
         if not progressed:
@@ -219,12 +221,33 @@ def _render_defaults(rb: Runbook, values: dict[str, Any], pending: dict[str, str
     return problems
 
 
+def is_secret(spec: InputSpec) -> bool:
+    """Inputs of type secret and anything that may be read from an environment variable are redacted."""
+    return spec.type is InputType.SECRET or bool(spec.env)
+
+
+def _coerce_quietly(name: str, spec: InputSpec, value: Any, source: str) -> Any:
+    """``coerce``, with a secret's value kept out of the message: it would reach the terminal and CI logs."""
+    if not is_secret(spec):
+        return coerce(name, spec, value)
+    if spec.type is InputType.SECRET and 0 < len(str(value)) < MIN_SECRET_LENGTH:
+        raise InputError(f"input '{name}' (secret): {TOO_SHORT}")
+    try:
+        return coerce(name, spec, value)
+    except InputError:
+        allowed = f" (one of: {', '.join(map(str, spec.choices or []))})" if spec.type is InputType.CHOICE else ""
+        why = "it is" if spec.type is InputType.SECRET else f"inputs that read ${spec.env} are"
+        raise InputError(f"input '{name}' ({spec.type}): the value {source} is not a valid {spec.type}{allowed}; "
+                         f"it is not shown because {why} treated as secret") from None
+
+
 def secret_values(rb: Runbook, values: Mapping[str, Any]) -> set[str]:
-    """Values to redact: inputs of type secret and anything read from an environment variable."""
+    """Values to redact (each item of a list). Values too short to mask are left out: ``resolve`` refused
+    them for inputs of type secret, and one that short read from the environment (a flag) is no secret."""
     out: set[str] = set()
     for name, spec in rb.inputs.items():
-        if spec.type is InputType.SECRET or spec.env:
-            value = values.get(name)
-            if value not in (None, ""):
-                out.add(str(value))
+        value = values.get(name)
+        if is_secret(spec) and value is not None:
+            out.update(str(v) for v in (value if isinstance(value, list) else [value])
+                       if len(str(v)) >= MIN_SECRET_LENGTH)
     return out

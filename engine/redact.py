@@ -1,9 +1,16 @@
-"""Redaction of secret values, done once where values enter a record or the terminal."""
+"""Redaction of secret values, done once where values enter a record or the terminal.
+
+Redaction is of values, never of structure: mapping keys (record fields, output fields that later
+templates read) and the record fields below that hold the engine's own vocabulary or the runbook's ids are
+left as they are, so a secret that happens to equal ``step`` or ``succeeded`` masks text, not the run.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+
+from breakglass.engine.errors import InputError
 
 if TYPE_CHECKING:
     from breakglass.actions.base import Action
@@ -12,6 +19,15 @@ if TYPE_CHECKING:
 MASK = "***"
 # A secret shorter than this would mask ordinary text everywhere; such values are refused as secrets.
 MIN_SECRET_LENGTH = 3
+TOO_SHORT = (f"a secret of fewer than {MIN_SECRET_LENGTH} characters cannot be masked in the log and on the "
+             "terminal without masking ordinary text; use a longer one")
+# Record fields that hold what the engine writes itself (statuses, ids from the runbook, counts, hashes),
+# never a value from an input or the world; the state machine, resume and reports read them back.
+STRUCTURE = frozenset({
+    "step", "gate", "run", "mode", "status", "previous_status", "at_step", "effect", "action", "digest",
+    "final", "gated", "continued", "attempt", "attempts", "duration_ms", "delay", "counts", "type_to_confirm",
+    "decision", "choice", "approved", "how", "after", "steps", "secret_inputs",
+})
 
 
 class Redactor:
@@ -24,12 +40,15 @@ class Redactor:
             self.add(s)
 
     def add(self, *values: Any) -> None:
+        """Learn secret values; raise InputError for one too short to mask (fail closed, never show it)."""
         changed = False
         for value in values:
             if value is None:
                 continue
             text = str(value)
-            if len(text) >= MIN_SECRET_LENGTH and text not in self._secrets:
+            if 0 < len(text) < MIN_SECRET_LENGTH:
+                raise InputError(TOO_SHORT)
+            if text and text not in self._secrets:
                 self._secrets.add(text)
                 changed = True
         if changed:
@@ -48,10 +67,14 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.text(str(k)): self(v) for k, v in value.items()}
+            return {k: self(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self(v) for v in value]
         return value
+
+    def record(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A record's data with every value redacted except the fields in STRUCTURE."""
+        return {k: v if k in STRUCTURE else self(v) for k, v in data.items()}
 
 
 def declares_secrets(registry: Registry, name: str) -> bool:
@@ -86,6 +109,9 @@ def declared_secrets(cls: type[Action[Any]], args: dict[str, Any], ctx: dict[str
     except ValidationError:
         params = cls.Params.model_construct(**rendered)  # incomplete, but enough to find the secrets
     try:
-        return tuple(cls().secrets_for(params))
+        found = tuple(cls().secrets_for(params))
     except (AttributeError, TypeError, ValueError):
         return ()
+    # One too short to mask is refused when its step prepares, where the failure is recorded, not here
+    # before the run has a log.
+    return tuple(s for s in found if s is None or len(str(s)) >= MIN_SECRET_LENGTH)

@@ -83,7 +83,7 @@ class Runner:
     # --- recording -------------------------------------------------------------------------------------
 
     def record(self, type_: str, data: dict[str, Any], sync: bool = True) -> dict[str, Any]:
-        rec = self.writer.append(type_, self.redactor(data), sync=sync)
+        rec = self.writer.append(type_, self.redactor.record(data), sync=sync)
         self.state.apply(rec)
         self.reporter.event(rec)
         return rec

@@ -156,18 +156,20 @@ class Facts:
     """What validation needs to know about one template, independent of where it sits in the runbook."""
 
     unsafe: str | None  # the private attribute it reaches for, if any
-    altered_secret: tuple[str, str] | None  # (secret input, how) when it transforms a secret
+    altered_secret: tuple[str, str] | None  # (secret input or "inputs", how) when it may transform a secret
     local: frozenset[str]  # names it assigns itself
     references: tuple[tuple[str, str | None], ...]  # (root, first attribute) it reads
 
 
 class _Flat:
     """The AST's nodes listed once in document order; ``find_all`` filters the list instead of walking the
-    tree again for each question asked of it (that walk dominated validating a large runbook)."""
+    tree again for each question asked of it (that walk dominated validating a large runbook). The root
+    stays for the one question that follows the tree's shape: where a secret's value flows."""
 
     def __init__(self, ast: Any) -> None:
         from jinja2 import nodes
 
+        self.root = ast
         self.nodes = list(ast.find_all(nodes.Node))
 
     def find_all(self, kind: Any) -> Iterator[Any]:
@@ -177,9 +179,13 @@ class _Flat:
 @functools.lru_cache(maxsize=4096)
 def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
     """Parse and examine a template once per distinct text (runbooks repeat "{{ inputs.domain }}")."""
-    flat = _Flat(parse(text, expression))
-    return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
-                 tuple(references(flat)))
+    ast = parse(text, expression)
+    try:
+        flat = _Flat(ast)
+        return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
+                     tuple(references(flat)))
+    except RecursionError:  # Jinja2 parses thousands of chained filters that its own tree walk cannot follow
+        raise TemplateError("template nests too deeply to be checked; split it into simpler ones") from None
 
 
 def references(ast: Any) -> Iterator[tuple[str, str | None]]:
@@ -228,32 +234,111 @@ def assigned_names(ast: Any) -> set[str]:
     return {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
 
 
-# Filters that hand a value back unchanged: a secret passed through them is still redacted by value.
+# How a secret's value is used where it is read. A secret is redacted by value, so it may flow only to
+# places that keep it whole: the output (alone or joined with ``~``), or a yes/no question about it.
+_WHOLE = "whole"  # reaches the output (or an action's argument) exactly as it is
+_TRUTH = "truth"  # only a true/false answer about it is used: ``{% if inputs.token %}``, ``is defined``
+# Anything else is a string saying how the value is transformed, for the message.
+
+# Filters that hand their operand back unchanged; ``default`` may also hand back its first argument.
 _VERBATIM_FILTERS = frozenset({"default", "d", "string"})
+# Statements whose body reaches the output as it is; any other block (filter, set, macro, call,
+# autoescape) transforms or captures what its body prints.
+_PLAIN_BLOCKS = ("If", "For", "With", "Scope")
+# Within those (and within Concat, And, Or, CondExpr, whose value is one of their operands as it is), the
+# fields not used whole: a condition is a truth value; a loop's items and a with's values become variables,
+# which the walk does not follow.
+_PLAIN_FIELDS = {"test": _TRUTH, "iter": "a loop", "values": "a {% with %} variable"}
+_BLOCK_NAMES = {"FilterBlock": "a {% filter %} block", "AssignBlock": "a {% set %} block", "Macro": "a macro",
+                "CallBlock": "a {% call %} block", "EvalContextModifier": "an {% autoescape %} block",
+                "ScopedEvalContextModifier": "an {% autoescape %} block"}
+_EXPRESSION_NAMES = {"Getattr": "an attribute or method", "Getitem": "an index or slice", "Call": "a call",
+                     "List": "a list", "Tuple": "a tuple", "Dict": "a mapping", "Pair": "a mapping",
+                     "Keyword": "a keyword argument", "Assign": "a {% set %} variable", "Slice": "a slice",
+                     "Mod": "'%' formatting", "Add": "arithmetic", "Sub": "arithmetic", "Mul": "arithmetic",
+                     "Div": "arithmetic", "FloorDiv": "arithmetic", "Pow": "arithmetic", "Neg": "arithmetic",
+                     "Pos": "arithmetic"}
 
 
 def secret_transform(ast: Any, secrets: frozenset[str]) -> tuple[str, str] | None:
-    """(input name, what) when a template alters a secret input before using it (``inputs.token|upper``,
-    ``inputs.token[:4]``, a loop over it). Redaction works by value, so an altered secret could not be
-    recognised in the log or on the terminal: such templates are refused when the runbook is validated."""
-    from jinja2 import nodes
+    """(input name, how) when a template may alter a secret input before it reaches the output.
 
+    Redaction works by value, so an altered secret (``inputs.token|upper``, ``inputs.token[:4]``,
+    ``'%s'|format(inputs.token)``, ``[inputs.token]|first|upper``, ``inputs|tojson``) could not be
+    recognised in the log or on the terminal: such templates are refused when the runbook is validated.
+    The decision follows the data flow from each read of a secret to the output, so a value laundered
+    through a verbatim filter, a variable or a list is followed too; whatever the walk does not know is
+    taken as a transformation (fail closed). The whole ``inputs`` mapping, or a key of it chosen at render
+    time, may hold any secret and is refused the same way.
+    """
     if not secrets:
         return None
+    return _flow(ast.root if isinstance(ast, _Flat) else ast, _WHOLE, secrets)
 
-    def secret_name(node: Any) -> str | None:
-        if not (isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name)
-                and node.node.name == "inputs"):
-            return None
-        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
-        return str(key) if key in secrets else None
 
-    for node in ast.find_all((nodes.Filter, nodes.Getattr, nodes.Getitem, nodes.Call, nodes.For)):
-        operand = node.iter if isinstance(node, nodes.For) else getattr(node, "node", None)
-        name = secret_name(operand)
-        if name is None or (isinstance(node, nodes.Filter) and node.name in _VERBATIM_FILTERS):
-            continue
-        what = {nodes.Filter: f"the filter '{getattr(node, 'name', '')}'", nodes.Getattr: "an attribute or method",
-                nodes.Getitem: "an index or slice", nodes.Call: "a call", nodes.For: "a loop"}[type(node)]
-        return name, what
+def _input_key(node: Any) -> tuple[bool, str | None]:
+    """(reads ``inputs``, the constant input name it reads or None when the whole mapping is used)."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Name):
+        return node.name == "inputs" and node.ctx == "load", None
+    if not (isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name)
+            and node.node.name == "inputs"):
+        return False, None
+    key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+    # A dict method (``inputs.items``, ``inputs.get``) or a key computed at render time hands out any input.
+    if not isinstance(key, str) or (isinstance(node, nodes.Getattr) and hasattr(dict, key)):
+        return True, None
+    return True, key
+
+
+def _flow(node: Any, use: str, secrets: frozenset[str]) -> tuple[str, str] | None:
+    """Walk ``node`` knowing how its value is used; the first secret read that is not used whole or as a
+    truth value, as (input name, how)."""
+    reads, key = _input_key(node)
+    if reads:
+        if key is None:
+            return ("inputs", "the whole inputs mapping (or a key chosen at render time), which holds the "
+                    "secrets")
+        if key in secrets and use not in (_WHOLE, _TRUTH):
+            return key, use
+        return None
+    for child, child_use in _children(node, use):
+        found = _flow(child, child_use, secrets)
+        if found:
+            return found
     return None
+
+
+def _children(node: Any, use: str) -> Iterator[tuple[Any, str]]:
+    """Each child of ``node`` with how its value is used, given how ``node``'s own value is used."""
+    from jinja2 import nodes
+
+    kind = type(node).__name__
+    if isinstance(node, (nodes.Template, nodes.Output, nodes.Concat, nodes.And, nodes.Or, nodes.CondExpr)
+                  ) or kind in _PLAIN_BLOCKS:
+        for field, child in _fields(node):
+            yield child, _PLAIN_FIELDS.get(field, use)
+    elif isinstance(node, (nodes.Test, nodes.Compare, nodes.Not, nodes.Operand)):
+        for _, child in _fields(node):
+            yield child, _TRUTH
+    elif isinstance(node, nodes.Filter):
+        how = f"the filter '{node.name}'"
+        for field, child in _fields(node):
+            keeps = field == "node" or (node.name in ("default", "d") and node.args and child is node.args[0])
+            yield child, use if node.name in _VERBATIM_FILTERS and keeps else how
+    else:
+        how = _BLOCK_NAMES.get(kind) or _EXPRESSION_NAMES.get(kind) or f"a {kind} expression"
+        for _, child in _fields(node):
+            yield child, how
+
+
+def _fields(node: Any) -> Iterator[tuple[str, Any]]:
+    """(field name, child node) for every child, lists flattened."""
+    from jinja2 import nodes
+
+    for field in node.fields:
+        value = getattr(node, field, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, nodes.Node):
+                yield field, item

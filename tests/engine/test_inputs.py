@@ -126,8 +126,48 @@ def test_env_values_are_checked_and_redacted() -> None:
     values = resolve(rb, {}, {"BG_TOKEN": "s3cret", "BG_PORT": "2525"})
     assert values == {"token": "s3cret", "port": 2525}
     assert secret_values(rb, values) == {"s3cret", "2525"}
-    with pytest.raises(InputError, match="'many' is not an integer"):
-        resolve(rb, {}, {"BG_TOKEN": "x", "BG_PORT": "many"})
+    with pytest.raises(InputError, match=r"input 'port' \(integer\): the value read from \$BG_PORT is not a valid "
+                       "integer") as info:
+        resolve(rb, {}, {"BG_TOKEN": "s3cret", "BG_PORT": "many-9f8e7d"})
+    assert "many-9f8e7d" not in str(info.value)  # read from the environment, so treated as a secret
+
+
+@pytest.mark.parametrize(("spec", "value"), [
+    ({"type": "url", "env": "BG_VALUE"}, "ftp://hook-9f8e7d.example/x"),
+    ({"type": "domain", "env": "BG_VALUE"}, "bad_label-9f8e7d.example"),
+    ({"type": "email", "env": "BG_VALUE"}, "no-at-sign-9f8e7d"),
+    ({"type": "choice", "choices": ["a", "b"], "env": "BG_VALUE"}, "c-9f8e7d"),
+    ({"type": "boolean", "env": "BG_VALUE"}, "maybe-9f8e7d"),
+])
+@pytest.mark.parametrize("given", [False, True])
+def test_values_of_env_inputs_stay_out_of_type_errors(spec: dict[str, Any], value: str, given: bool) -> None:
+    """Issue 14, item 13: such errors reach the terminal and CI logs, where redaction never looks."""
+    rb = _runbook({"value": spec})
+    with pytest.raises(InputError) as info:
+        resolve(rb, {"value": value} if given else {}, {} if given else {"BG_VALUE": value})
+    message = str(info.value)
+    assert "9f8e7d" not in message
+    assert "input 'value'" in message and "not shown" in message
+    assert ("given" if given else "read from $BG_VALUE") in message
+
+
+@pytest.mark.parametrize("value", ["a", "ab"])
+@pytest.mark.parametrize("from_env", [False, True])
+def test_secrets_too_short_to_mask_are_refused(value: str, from_env: bool) -> None:
+    """Issue 14, item 13: a one- or two-character secret was accepted, then never redacted."""
+    rb = _runbook({"token": {"type": "secret", "env": "BG_TOKEN"}})
+    with pytest.raises(InputError, match="input 'token' \\(secret\\): a secret of fewer than 3 characters cannot "
+                       "be masked") as info:
+        resolve(rb, {} if from_env else {"token": value}, {"BG_TOKEN": value} if from_env else {})
+    assert f"'{value}'" not in str(info.value)
+    assert resolve(rb, {"token": "abc"}, {})["token"] == "abc"
+
+
+def test_short_values_from_the_environment_are_no_secrets_and_lists_are_masked_item_by_item() -> None:
+    rb = _runbook({"port": {"type": "integer", "env": "BG_PORT"},
+                   "hosts": {"type": "list", "env": "BG_HOSTS"}})
+    values = resolve(rb, {}, {"BG_PORT": "80", "BG_HOSTS": "alpha-host,beta-host"})
+    assert secret_values(rb, values) == {"alpha-host", "beta-host"}
 
 
 def test_required_and_unknown_inputs_reported_together() -> None:
@@ -144,8 +184,8 @@ def test_required_and_unknown_inputs_reported_together() -> None:
     assert "input 'token' is required" in text and "$BG_TOKEN" in text
     assert "input 'hook' is required" in text and "$BG_HOOK" in text
     assert "'note'" not in text and "'relay'" not in text
-    assert resolve(rb, {"zone": "example.com"}, {"BG_TOKEN": "t", "BG_HOOK": "https://hooks.test/x"}) == {
-        "zone": "example.com", "token": "t", "hook": "https://hooks.test/x", "relay": None, "note": None}
+    assert resolve(rb, {"zone": "example.com"}, {"BG_TOKEN": "tok", "BG_HOOK": "https://hooks.test/x"}) == {
+        "zone": "example.com", "token": "tok", "hook": "https://hooks.test/x", "relay": None, "note": None}
 
 
 def test_templated_defaults_render_in_dependency_order() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -10,6 +12,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+
+from breakglass.engine.errors import InputError
+from breakglass.engine.redact import TOO_SHORT, Redactor
 
 BG = shutil.which("breakglass") or "breakglass"
 
@@ -155,3 +160,109 @@ def test_resume_asks_for_secrets_again(setup: tuple[Path, list[str]], bg_home: P
     assert b'"stdout": "pushed *** ***\\n"' in resumed.stdout
     assert_clean("resumed --json", resumed.stdout + resumed.stderr)
     every_view_of_the_runs(bg_home)
+
+
+# --- a secret that is also a word the records use ------------------------------------------------------
+
+WORDY = """
+id: wordy
+title: a secret that is also a word of the log
+inputs:
+  token: {type: secret}
+steps:
+  - id: one
+    title: a note
+    action: log.note
+    with: {text: hello}
+  - id: echo
+    title: a command that prints the secret
+    action: shell.run
+    with: {argv: [sh, -c, 'echo "$0"', "{{ inputs.token }}"], read_only: true}
+  - id: after
+    title: reads the output of the step before
+    action: log.note
+    with: {text: "exit {{ steps.echo.output.exit_code }}"}
+"""
+
+
+@pytest.mark.parametrize("word", ["step", "succeeded", "one", "token", "output", "stdout"])
+def test_a_secret_equal_to_a_record_word_masks_text_not_the_run(word: str, tmp_path: Path, bg_home: Path) -> None:
+    """Issue 14, item 13: redaction reached record keys and statuses ('step' → '***'), and the run broke."""
+    path = tmp_path / "wordy.yaml"
+    path.write_text(WORDY)
+    proc = bg("run", str(path), "-i", f"token={word}", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert b'"stdout": "***\\n"' in proc.stdout  # the secret itself is still masked
+    assert b"exit 0" in proc.stdout
+    run_id = next((bg_home / "runs").iterdir()).name
+    assert bg("audit", "verify", run_id).returncode == 0
+    records = [json.loads(line) for line in (bg_home / "runs" / run_id / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["type"] == "run.finished" and records[-1]["status"] == "succeeded"
+    assert records[0]["secret_inputs"] == ["token"]
+    assert [r["step"] for r in records if r["type"] == "step.succeeded"] == ["one", "echo", "after"]
+    assert bg("report", run_id).returncode == 0
+
+
+def test_redaction_keeps_keys_and_the_engines_own_fields() -> None:
+    redact = Redactor({"step", "tok-123"})
+    data = {"step": "step", "status": "succeeded", "output": {"step": "a step with tok-123"}, "reason": "step"}
+    assert redact.record(data) == {"step": "step", "status": "succeeded", "output": {"step": "a *** with ***"},
+                                   "reason": "***"}
+
+
+@pytest.mark.parametrize("value", ["a", "ab"])
+def test_a_secret_too_short_to_mask_is_refused_not_ignored(value: str) -> None:
+    with pytest.raises(InputError) as info:
+        Redactor().add(value)
+    assert str(info.value) == TOO_SHORT
+
+
+# --- secrets on a command line ---------------------------------------------------------------------------
+
+ARGV = """\
+id: argv
+title: secrets on a command line
+inputs:
+  token: {type: secret}
+  hook: {type: url, env: BG_HOOK}
+  zone: {type: domain}
+steps:
+  - id: push
+    title: push with the token on the command line
+    action: shell.run
+    with:
+      argv:
+        - curl
+        - "--oauth2-bearer={{ inputs.token }}"
+        - "{{ inputs.zone }}"
+      read_only: true
+    rollback:
+      action: shell.run
+      with: {argv: "undo {{ inputs.hook }}"}
+  - id: quiet
+    title: the token through the environment and stdin
+    action: shell.run
+    with:
+      argv: [sh, -c, 'cat >/dev/null; test -n "$TOKEN"', "{{ inputs.zone }}"]
+      env: {TOKEN: "{{ inputs.token }}"}
+      stdin: "{{ inputs.token }}"
+      read_only: true
+"""
+
+
+def test_validate_warns_about_secrets_on_a_command_line(tmp_path: Path) -> None:
+    """Issue 14, item 13: argv is readable by every user of the host (ps); validate says so, and passes."""
+    path = tmp_path / "argv.yaml"
+    path.write_text(ARGV)
+    proc = bg("validate", str(path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 2, lines
+    token, hook = lines
+    assert re.match(rf"{re.escape(str(path))}:14:\d+: warning: secret input 'token' is placed on a command line", token)
+    assert "ps" in token and "env:" in token and "stdin" in token
+    assert re.match(rf"{re.escape(str(path))}:19:\d+: warning: secret input 'hook'", hook)
+    assert b"ok  " in proc.stdout
+    result = json.loads(bg("validate", str(path), "--json").stdout)
+    assert result[0]["ok"] and len(result[0]["warnings"]) == 2
