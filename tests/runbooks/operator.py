@@ -109,7 +109,7 @@ class Operator:
             pexpect.EOF,
             r"GATE (\S+): ",
             r"Type '([^'\r\n]+)' to approve \(anything else refuses\): ",
-            r"Approve\? \[yes / no = abort / skip\]: ",
+            r"(?:Approve\? \[yes / no = abort / skip\]|Send\? \[yes / no = skip it / abort\]): ",
             r"Skip this step and go on, or abort the run\? \[skip / abort\]: ",
             r" — done\? \[y/n\]: ",
             r"Note for the report \(Enter for none\): ",
