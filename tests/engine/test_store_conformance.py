@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import re
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,8 +138,8 @@ def test_a_tampered_record_is_detected_and_named(harness: Any) -> None:
 # --- locks and concurrent writers ---------------------------------------------------------------------------
 
 
-def _drive(harness: Any, run_id: str, start: Any, hold: float, results: Any, tag: str) -> None:
-    """In a child: take the lock, append a burst of records, hold the lock a while; report how it went."""
+def _drive(harness: Any, run_id: str, start: Any, release: Any, results: Any, tag: str) -> None:
+    """In a child: take the lock, append a burst of records, hold the lock until released; report how it went."""
     store = harness.open()
     start.wait()
     try:
@@ -150,7 +149,7 @@ def _drive(harness: Any, run_id: str, start: Any, hold: float, results: Any, tag
                 log.append("step.started", {"step": f"s{i}", "driver": tag})
             log.close()
             results.put((tag, "won"))
-            time.sleep(hold)
+            release.wait(30)
     except RunLocked:
         results.put((tag, "locked"))
     except BaseException as exc:  # anything else is a failure of the contract: report it, do not hang
@@ -160,12 +159,13 @@ def _drive(harness: Any, run_id: str, start: Any, hold: float, results: Any, tag
 def test_two_drivers_racing_one_wins_the_other_is_refused_cleanly(harness: Any) -> None:
     store = harness.open()
     run_id, _ = _started(store)
-    start, results = FORK.Event(), FORK.Queue()
-    drivers = [FORK.Process(target=_drive, args=(harness, run_id, start, 1.0, results, tag)) for tag in "ABCD"]
+    start, release, results = FORK.Event(), FORK.Event(), FORK.Queue()
+    drivers = [FORK.Process(target=_drive, args=(harness, run_id, start, release, results, tag)) for tag in "ABCD"]
     for p in drivers:
         p.start()
     start.set()
-    outcomes = dict(results.get(timeout=30) for _ in drivers)
+    outcomes = dict(results.get(timeout=30) for _ in drivers)  # the winner holds the lock until all have tried
+    release.set()
     for p in drivers:
         p.join(30)
     assert sorted(outcomes.values()) == ["locked", "locked", "locked", "won"], outcomes
@@ -211,14 +211,18 @@ def test_the_lock_is_exclusive_across_processes_and_dies_with_its_holder(harness
         pass
 
 
-def _drive_long(harness: Any, run_id: str, going: Any, steps: int) -> None:
+def _drive_until(harness: Any, run_id: str, going: Any, stop: Any) -> None:
+    """In a child: drive the run, a step after another, until told to stop."""
     store = harness.open()
     with store.lock(run_id):
         log = store.writer(run_id, {"run": run_id, "mode": "live"})
         going.set()
-        for i in range(steps):
+        i = 0
+        while not stop.is_set() or i < 5:
             log.append("step.started", {"step": f"s{i}"})
             log.append("step.succeeded", {"step": f"s{i}"})
+            i += 1
+        log.append("run.finished", {"status": "succeeded"})
         log.close()
 
 
@@ -232,22 +236,27 @@ def _take_notes(harness: Any, run_id: str, going: Any, who: str, count: int) -> 
 def test_notes_from_other_processes_while_a_run_is_driven_keep_one_chain(harness: Any) -> None:
     store = harness.open()
     run_id, _ = _started(store)
-    going = FORK.Event()
-    procs = [FORK.Process(target=_drive_long, args=(harness, run_id, going, 60))]
-    procs += [FORK.Process(target=_take_notes, args=(harness, run_id, going, who, 15)) for who in ("bob", "eve")]
-    for p in procs:
+    going, stop = FORK.Event(), FORK.Event()
+    driver = FORK.Process(target=_drive_until, args=(harness, run_id, going, stop))
+    takers = [FORK.Process(target=_take_notes, args=(harness, run_id, going, who, 15)) for who in ("bob", "eve")]
+    for p in [driver, *takers]:
         p.start()
-    for p in procs:
+    for p in takers:
         p.join(60)
         assert p.exitcode == 0
+    assert store.is_driven(run_id)  # every note went in while the run was driven
+    stop.set()
+    driver.join(60)
+    assert driver.exitcode == 0
     records = store.records(run_id)
     assert store.verify(run_id).ok
-    assert [r.seq for r in records] == list(range(1, 2 + 120 + 30 + 1))
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
     notes = sorted(str(r.get("text")) for r in records if r.type == "note")
     assert notes == sorted(f"{who} note {i}" for who in ("bob", "eve") for i in range(15))
     # The driver's own records stay in its order, whatever came between them.
-    steps = [(r.type, r.get("step")) for r in records[2:] if r.type != "note"]
-    assert steps == [(kind, f"s{i}") for i in range(60) for kind in ("step.started", "step.succeeded")]
+    steps = [(r.type, r.get("step")) for r in records[2:-1] if r.type != "note"]
+    assert steps == [(kind, f"s{i}") for i in range(len(steps) // 2) for kind in ("step.started", "step.succeeded")]
+    assert records[-1].type == "run.finished"
 
 
 # --- finding runs -------------------------------------------------------------------------------------------
