@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,12 +220,17 @@ def verify(path: Path, head: str | None = None) -> Verdict:
     added after the run, a resume): they are listed, not refused; a head the chain does not pass through
     means the log was cut or rewritten.
     """
+    return verify_lines(_lines(path), head)
+
+
+def verify_lines(lines: Iterable[tuple[int, bytes]], head: str | None = None) -> Verdict:
+    """``verify`` over numbered lines of canonical JSON, wherever a store keeps them."""
     problems: list[str] = []
     prev, expected_seq, count = GENESIS, 1, 0
     torn: int | None = None
     seen_head = False
     after_head: list[str] = []
-    for lineno, raw in _lines(path):
+    for lineno, raw in lines:
         count += 1
         if not raw.endswith(b"\n"):
             # Every record ends in a newline, so a last line without one was cut short: by a crash while

@@ -74,9 +74,9 @@ def _echo_json(data: Any) -> None:
 
 
 def _store() -> Any:
-    from breakglass.engine.store import FileStore
+    from breakglass.engine.store import default_store
 
-    return FileStore()
+    return default_store()
 
 
 # --- runbooks --------------------------------------------------------------------------------------------
@@ -342,17 +342,15 @@ def audit_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check the hash chain; name every edited, deleted or reordered line. Exit 6 when it does not verify."""
-    from breakglass.engine.audit import verify
-
     store = _store()
     run_id = store.resolve(run_id)
-    verdict = verify(store.log_path(run_id), head)
+    verdict = store.verify(run_id, head)
     if as_json:
         _echo_json({"run": run_id, "ok": verdict.ok, "records": verdict.records, "head": verdict.head,
                     "problems": verdict.problems, "after_head": verdict.after_head})
     else:
         for p in verdict.problems:
-            typer.echo(f"{store.log_path(run_id)}: {p}", err=True)
+            typer.echo(f"{store.where(run_id)}: {p}", err=True)
         if verdict.ok:
             typer.echo(f"ok: {verdict.records} records, head {verdict.head}")
             if head and verdict.after_head:

@@ -78,15 +78,14 @@ def drill(
         if chosen.description.strip():
             typer.echo(chosen.description.strip())
         typer.echo("")
-    outcome = run_drill(loaded, chosen, _parse_inputs(input_, None), opts, _reporter(as_json))
-    raise typer.Exit(_drill_exit_code(outcome))
+    store = _store()
+    outcome = run_drill(loaded, chosen, _parse_inputs(input_, None), opts, _reporter(as_json), store)
+    raise typer.Exit(_drill_exit_code(store, outcome))
 
 
-def _drill_exit_code(outcome: Any) -> int:
+def _drill_exit_code(store: Any, outcome: Any) -> int:
     """A drill is judged by its grade: the run may fail on purpose, as the scenario expects."""
-    from breakglass.engine.store import FileStore
-
-    graded = [r for r in FileStore().records(outcome.run_id) if r.type == "drill.graded"]
+    graded = [r for r in store.records(outcome.run_id) if r.type == "drill.graded"]
     if graded and not graded[-1].get("deviations"):
         return 0
     return int(outcome.exit_code) or 1

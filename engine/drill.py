@@ -308,10 +308,8 @@ def _decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def grader(scenario: Scenario, world: SimulatedWorld) -> Callable[[Any], None]:
     """A RunOptions.before_finish hook: reads the run's own log and records ``drill.graded``."""
-    from breakglass.engine import audit
-
     def hook(runner: Any) -> None:
-        records = [r.to_dict() for r in audit.read(runner.writer.path)[0]]
+        records = [r.to_dict() for r in runner.writer.records()]
         status = {sid: str(st.status) for sid, st in runner.state.steps.items()}
         continued = {sid: bool(st.continued) for sid, st in runner.state.steps.items()}
         runner.record(

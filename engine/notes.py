@@ -6,10 +6,10 @@ from typing import Any
 
 from breakglass.engine import audit
 from breakglass.engine.errors import InputError
-from breakglass.engine.store import FileStore
+from breakglass.engine.store import RunStore
 
 
-def append_note(store: FileStore, run_id: str, text: str, operator: str) -> dict[str, Any]:
+def append_note(store: RunStore, run_id: str, text: str, operator: str) -> dict[str, Any]:
     """Append a ``note`` record; the driving process picks the chain up from there."""
     if not text.strip():
         raise InputError("a note needs some text")

@@ -8,12 +8,9 @@ are left out and named there.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from breakglass.engine import audit
 from breakglass.engine.errors import AuditError
 from breakglass.engine.machine import RunState
 
@@ -25,7 +22,7 @@ from breakglass.engine.report_model import Report as Report
 from breakglass.engine.report_model import StepRow as StepRow
 from breakglass.engine.report_model import fmt_seconds as fmt_seconds
 from breakglass.engine.report_model import fmt_ts as fmt_ts
-from breakglass.engine.store import driver_alive
+from breakglass.engine.store import RunStore
 
 MASK = "***"
 RUNBOOK_AUTHOR = "the runbook"  # who a note from the runbook's own text (log.note) is credited to
@@ -38,36 +35,16 @@ DECISIONS = ("gate.approved", "gate.denied")
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def read_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every record that parses; lines that do not are named, not fatal (the report renders what it can)."""
-    records: list[dict[str, Any]] = []
-    problems: list[str] = []
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError as exc:
-        raise AuditError(f"{path}: cannot read the audit log: {exc.strerror or exc}") from None
-    for lineno, raw in enumerate(lines, 1):
-        try:
-            rec = json.loads(raw)
-            if not isinstance(rec, dict) or "type" not in rec:
-                raise ValueError("not a record")
-            rec.setdefault("seq", lineno)
-            rec.setdefault("ts", "")
-            records.append(rec)
-        except ValueError:
-            problems.append(f"line {lineno}: unreadable, left out of this report")
-    return records, problems
-
-
-def from_store(store: Any, run_id: str) -> Report:
+def from_store(store: RunStore, run_id: str) -> Report:
+    """The report of a run (an id, a unique prefix or 'last'): every record that can be read, and whether the
+    chain verifies; lines that cannot be read are named, not fatal (the report renders what it can)."""
     run_id = store.resolve(run_id)
-    path = store.log_path(run_id)
-    records, unreadable = read_lenient(path)
-    verdict = audit.verify(path)
+    records, unreadable = store.read_lenient(run_id)
+    verdict = store.verify(run_id)
     chain = Chain(
         verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable))
     )
-    return build(run_id, records, chain, driver_alive(path))
+    return build(run_id, records, chain, store.is_driven(run_id))
 
 
 # --- building ------------------------------------------------------------------------------------------

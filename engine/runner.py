@@ -16,7 +16,7 @@ from typing import Any
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.registry import Registry
 from breakglass.engine import templates
-from breakglass.engine.audit import AuditWriter, canonical
+from breakglass.engine.audit import canonical
 from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
 from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
@@ -24,6 +24,7 @@ from breakglass.engine.loader import LoadedRunbook
 from breakglass.engine.machine import RunState, StepStatus
 from breakglass.engine.model import Gate, Step, gate_for, repeat_note, retry_policy
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
+from breakglass.engine.store.base import RunLog
 from breakglass.engine.world import LiveWorld, World
 
 ROLLED_BACK, ROLLBACK_INCOMPLETE = "rolled_back", "rollback_incomplete"
@@ -55,7 +56,7 @@ class RunOutcome:
 @dataclass
 class Runner:
     loaded: LoadedRunbook
-    writer: AuditWriter
+    writer: RunLog
     state: RunState
     gates: Gatekeeper
     redactor: Redactor

@@ -17,7 +17,7 @@ from breakglass.engine.loader import LoadedRunbook, load_file, load_text
 from breakglass.engine.machine import RunState, replay
 from breakglass.engine.redact import Redactor
 from breakglass.engine.runner import Runner, RunOutcome
-from breakglass.engine.store import FileStore
+from breakglass.engine.store import RunStore, default_store
 from breakglass.engine.text import visible_line
 from breakglass.engine.version import __version__
 from breakglass.engine.world import LiveWorld, World
@@ -75,16 +75,16 @@ def _settings(opts: RunOptions) -> dict[str, Any]:
 
 
 def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
-          store: FileStore | None = None, registry: Registry | None = None) -> RunOutcome:
+          store: RunStore | None = None, registry: Registry | None = None) -> RunOutcome:
     """Begin a new run of ``loaded``; inputs are checked before anything is written."""
-    store = store or FileStore()
+    store = store or default_store()
     rb = loaded.runbook
     _require_utf8(opts, given)
     values = inputs.resolve(rb, given)
     _check_approvals(rb, opts.approvals)
     gates = _gatekeeper(opts)
     redactor = Redactor(inputs.secret_values(rb, values))
-    run_id = store.new_run_id(rb.id)
+    run_id = store.create(rb.id)
     with store.lock(run_id):
         writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
@@ -115,10 +115,9 @@ class StoredRun:
     started: dict[str, Any]
 
 
-def load_stored(store: FileStore, run_id: str) -> StoredRun:
+def load_stored(store: RunStore, run_id: str) -> StoredRun:
     run_id = store.resolve(run_id)
-    path = store.log_path(run_id)
-    verdict = audit.verify(path)
+    verdict = store.verify(run_id)
     if not verdict.ok and not verdict.only_torn:  # a torn last line is set aside by resume, under the lock
         raise AuditError(f"run {run_id}: the audit log does not verify: " + "; ".join(verdict.problems))
     records = [r.to_dict() for r in store.records(run_id)]
@@ -146,7 +145,7 @@ def _changed_problem(path: str) -> Any:
                    "with --accept-changed to go on with the new version")
 
 
-def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
+def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOptions, reporter: Any,
            registry: Registry | None = None,
            setup: Callable[[StoredRun], Mapping[str, Any]] | None = None) -> RunOutcome:
     """Go on with a stopped run from its audit log alone.
@@ -175,7 +174,7 @@ def resume(store: FileStore, run_id: str, given: Mapping[str, Any], opts: RunOpt
                              "recorded; a resume goes on from the log, so those steps must stay (add new ones "
                              "instead)")
         state = replay(ids, stored.records)
-        torn = audit.set_aside_torn_tail(store.log_path(stored.run_id))
+        torn = store.set_aside_torn_tail(stored.run_id)
         writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
                         values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
