@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     pytest.importorskip("mypy", reason="mypy comes with the test extras: pip install -e '.[test]'")

@@ -40,6 +40,7 @@ def _fresh_copy(dest: Path) -> None:
             shutil.copy2(src, target)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_readme_first_command_runs_a_drill_on_a_fresh_install(tmp_path: Path) -> None:
     if shutil.which("git") is None:

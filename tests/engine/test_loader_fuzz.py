@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import string
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from breakglass.actions.registry import Registry
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.loader import LoadedRunbook, load_text
+
+pytestmark = pytest.mark.slow
 
 FILE = "fuzz.yaml"
 REGISTRY = Registry()
