@@ -159,6 +159,7 @@ class Facts:
     altered_secret: tuple[str, str] | None  # (secret input or "inputs", how) when it may transform a secret
     local: frozenset[str]  # names it assigns itself
     references: tuple[tuple[str, str | None], ...]  # (root, first attribute) it reads
+    chains: tuple[tuple[str, ...], ...] = ()  # every constant path it reads: ("steps", "probe", "output", "x")
 
 
 class _Flat:
@@ -183,7 +184,7 @@ def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
     try:
         flat = _Flat(ast)
         return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
-                     tuple(references(flat)))
+                     tuple(references(flat)), tuple(dict.fromkeys(chains(flat))))
     except RecursionError:  # Jinja2 parses thousands of chained filters that its own tree walk cannot follow
         raise TemplateError("template nests too deeply to be checked; split it into simpler ones") from None
 
@@ -203,6 +204,26 @@ def references(ast: Any) -> Iterator[tuple[str, str | None]]:
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load":
             yield node.name, None
+
+
+def chains(ast: Any) -> Iterator[tuple[str, ...]]:
+    """Every path of constant attributes or keys read from a variable: ``steps.probe.output['code']`` gives
+    ("steps", "probe"), ("steps", "probe", "output") and ("steps", "probe", "output", "code")."""
+    from jinja2 import nodes
+
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        parts: list[str] = []
+        while isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(node, nodes.Getattr):
+                parts.append(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                parts.append(node.arg.value)
+            else:
+                break
+            node = node.node
+        else:
+            if isinstance(node, nodes.Name) and node.ctx == "load":
+                yield node.name, *reversed(parts)
 
 
 def unsafe_access(ast: Any) -> str | None:
