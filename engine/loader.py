@@ -36,12 +36,34 @@ class LoadedRunbook:
     sha256: str
     source: Source | None = None  # positions; None for a runbook built without a file (tests)
 
-    def where(self, path: Path) -> str:
-        """``file:line:col`` of a part of the runbook (``("steps", 3, "with", "url")``), for run-time errors."""
+    def where(self, under: Path, text: str | None = None) -> str:
+        """``file:line:col`` of the runbook text ``text`` written under ``under`` (``("steps", 3)``), else of
+        ``under`` itself: a template that fails at run time is named where it is written."""
         if self.source is None:
             return self.path
-        line, col = self.source.where(path)
+        path = _find(self.source.data, under, text) if text is not None else None
+        line, col = self.source.where(path if path is not None else under)
         return f"{self.path}:{line}:{col}"
+
+
+def _find(data: Any, under: Path, text: str) -> Path | None:
+    """The path of the first string equal to ``text`` at or below ``under`` in the parsed runbook."""
+    node = data
+    for part in under:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    stack: list[tuple[Path, Any]] = [(under, node)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and node == text:
+            return path
+        if isinstance(node, dict):
+            stack += reversed([((*path, k), v) for k, v in node.items()])
+        elif isinstance(node, list):
+            stack += reversed([((*path, i), v) for i, v in enumerate(node)])
+    return None
 
 
 def read_text(path: str | os.PathLike[str]) -> str:

@@ -79,7 +79,7 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     except TemplateError:
         raise
     except Exception as exc:  # Jinja2 raises many types; all mean "this template cannot render"
-        raise TemplateError(f"template {text!r}: {_explain(exc)}") from None
+        raise TemplateError(f"template {text!r}: {_explain(exc)}", text) from None
 
 
 _DATA = (str, int, float, bool, type(None))
@@ -96,7 +96,7 @@ def _as_data(value: Any, text: str) -> Any:
 
     if isinstance(value, Undefined):
         str(value)  # StrictUndefined raises UndefinedError, naming what is missing
-        raise TemplateError(f"template {text!r}: undefined value")
+        raise TemplateError(f"template {text!r}: undefined value", text)
     if isinstance(value, _DATA):
         return value
     if isinstance(value, (list, tuple, range)):
@@ -104,7 +104,7 @@ def _as_data(value: Any, text: str) -> Any:
     if isinstance(value, dict):
         return {k: _as_data(v, text) for k, v in value.items()}
     raise TemplateError(f"template {text!r}: yields a {type(value).__name__}, not data "
-                        "(strings, numbers, booleans, lists and mappings)")
+                        "(strings, numbers, booleans, lists and mappings)", text)
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -133,7 +133,7 @@ def evaluate(condition: str | bool | None, context: Mapping[str, Any]) -> bool:
     try:
         return truthy(_compile_expression(condition)(**context))
     except Exception as exc:
-        raise TemplateError(f"condition {condition!r}: {_explain(exc)}") from None
+        raise TemplateError(f"condition {condition!r}: {_explain(exc)}", condition) from None
 
 
 # --- static checks, used by the loader ---------------------------------------------------------------
