@@ -97,7 +97,9 @@ def _failure(p: SshConnection, exc: SshFailure, **extra: Any) -> ActionResult:
     return ActionResult(output=output, ok=False, message=str(exc), secrets=secrets_of(p))
 
 
-class SshRunOutput(Output):
+class SshOutput(Output):
+    """Where every SSH action ran, or why it could not."""
+
     host: str = Field(description="The host.")
     port: int = Field(description="The SSH port.")
     user: str = Field(description="The user logged in as.")
@@ -105,6 +107,8 @@ class SshRunOutput(Output):
     error: str = Field("", description="What failed (host_key, auth, connect, transfer...), when it failed.")
     host_key_fingerprint: str | None = Field(None, description="The key the host showed, when it was refused.")
 
+
+class SshRunOutput(SshOutput):
     command: str = Field(description="The command as run.")
     exit_code: int | None = Field(None, description="Its exit status.")
     stdout: str = Field("", description="Standard output, cut at max_output.")
@@ -189,14 +193,7 @@ def _judge(p: SshRunParams, command: str, o: ExecOutcome) -> tuple[bool, str]:
     return True, f"{command!r} on {where} exited {o.exit_code}"
 
 
-class SshTransferOutput(Output):
-    host: str = Field(description="The host.")
-    port: int = Field(description="The SSH port.")
-    user: str = Field(description="The user logged in as.")
-    jump_host: str | None = Field(description="The jump host, if any.")
-    error: str = Field("", description="What failed (host_key, auth, connect, transfer...), when it failed.")
-    host_key_fingerprint: str | None = Field(None, description="The key the host showed, when it was refused.")
-
+class SshTransferOutput(SshOutput):
     files: list[dict[str, Any]] = Field(description="Each file: local, remote, size.")
     total_bytes: int = Field(description="Bytes transferred.")
     verified_by: str = Field(description="How sizes and SHA-256 were verified.")

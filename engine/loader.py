@@ -257,9 +257,9 @@ def _members(annotation: Any) -> dict[str, Any]:
         return {}
     named: dict[str, Any] = {}
     for member in typing.get_args(annotation):
-        tag = next((m.tag for m in getattr(member, "__metadata__", ()) if hasattr(m, "tag")), None)
+        tag = next((str(m.tag) for m in getattr(member, "__metadata__", ()) if hasattr(m, "tag")), None)
         inner = _plain(member)
-        named[tag or getattr(inner, "__name__", str(inner))] = inner
+        named[tag or str(getattr(inner, "__name__", inner))] = inner
     return named
 
 
