@@ -12,7 +12,9 @@ Rules an action follows:
 - an unexpected world (SERVFAIL, timeout, 429, a refused host key) is a result with a status and a message;
   raise ``ActionError`` only when the step cannot produce a meaningful result at all;
 - output is plain data (dicts, lists, str, int, float, bool, None): it becomes ``steps.<id>.output`` in
-  templates and is written to the audit log, and it is never rendered as a template.
+  templates and is written to the audit log, and it is never rendered as a template. Its fields are declared
+  as the action's ``Output`` model, so ``validate`` catches ``steps.probe.output.status_code`` on an action
+  that has no such field, and ``breakglass actions NAME`` documents them.
 """
 
 from __future__ import annotations
@@ -44,9 +46,18 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-# The name `Params` is also each action's class attribute; this alias keeps annotations in Action
-# pointing at the model class, not at that attribute.
+class Output(BaseModel):
+    """Base of every action's output declaration: the fields of ``steps.<id>.output``, each described.
+
+    A declaration, not a validator: outputs stay plain dicts (a failed attempt may carry fewer fields)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+
+# The names `Params` and `Output` are also each action's class attributes; these aliases keep annotations in
+# Action pointing at the model classes, not at those attributes.
 ParamsModel = Params
+OutputModel = Output
 P = TypeVar("P", bound=ParamsModel)
 
 
@@ -112,6 +123,9 @@ class Action(Generic[P]):
     summary: ClassVar[str] = ""
     effect: ClassVar[Effect] = Effect.READ
     Params: ClassVar[type[ParamsModel]] = ParamsModel
+    # The fields of this action's output; None when they are open-ended (a third-party action that does not
+    # say), and then `validate` does not check reads of them.
+    Output: ClassVar[type[OutputModel] | None] = None
     # Argument names whose values are secrets (a TSIG secret, a password): redacted before any record.
     secret_params: ClassVar[frozenset[str]] = frozenset()
     # A boolean argument whose literal ``true`` makes this invocation a read (``read_only``). It decides
@@ -126,6 +140,11 @@ class Action(Generic[P]):
             model = get_args(base)[0] if get_origin(base) is Action and get_args(base) else None
             if isinstance(model, type) and issubclass(model, ParamsModel):
                 cls.Params = model
+
+    @classmethod
+    def output_fields(cls) -> tuple[str, ...] | None:
+        """The names ``steps.<id>.output`` has for this action, or None when its output is open-ended."""
+        return None if cls.Output is None else tuple(f.alias or n for n, f in cls.Output.model_fields.items())
 
     def secrets_for(self, params: P) -> tuple[str, ...]:
         """Secret values in these arguments, redacted before the arguments are recorded or shown.

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Output, Params
 
 
 class WaitSleepParams(Params):
@@ -14,9 +14,15 @@ class WaitSleepParams(Params):
     reason: str = Field("", description="Why, for the operator and the report (e.g. 'let the TTL expire').")
 
 
+class WaitSleepOutput(Output):
+    slept: float = Field(description="Seconds asked for.")
+    cancelled: bool = Field(description="True when the wait was cut short (Ctrl-C, step timeout).")
+
+
 class WaitSleep(Action[WaitSleepParams]):
     name = "wait.sleep"
     summary = "Wait a number of seconds (e.g. for a TTL to expire); Ctrl-C stops the wait."
+    Output = WaitSleepOutput
 
     def run(self, params: WaitSleepParams, ctx: ActionContext) -> ActionResult:
         cancelled = ctx.cancel.wait(params.seconds)
@@ -35,9 +41,15 @@ def _true(value: Any) -> bool:
     return bool(value)
 
 
+class AssertOutput(Output):
+    results: list[bool] = Field(description="Each condition's truth, in order.")
+    holds: bool = Field(description="True when every condition holds.")
+
+
 class Assert(Action[AssertParams]):
     name = "assert"
     summary = "A read-only check over templates: fails the step unless every condition holds."
+    Output = AssertOutput
 
     def run(self, params: AssertParams, ctx: ActionContext) -> ActionResult:
         conditions = params.that if isinstance(params.that, list) else [params.that]
@@ -51,9 +63,14 @@ class LogNoteParams(Params):
     text: str = Field(description="The note, recorded in the audit log and the report.")
 
 
+class LogNoteOutput(Output):
+    note: str = Field(description="The note as recorded.")
+
+
 class LogNote(Action[LogNoteParams]):
     name = "log.note"
     summary = "Record a note in the audit log (for the post-incident report)."
+    Output = LogNoteOutput
 
     def run(self, params: LogNoteParams, ctx: ActionContext) -> ActionResult:
         return ActionResult({"note": params.text}, True, params.text)

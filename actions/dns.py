@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 from breakglass.actions.dns_common import (
     QueryOutcome,
     RecordType,
@@ -122,10 +122,25 @@ def _parse_servers(texts: Sequence[str], default_port: int = 53) -> list[ServerA
 # -- dns.lookup ---------------------------------------------------------------------------------------------
 
 
+class DnsAnswerOutput(Output):
+    server: str = Field(description="The resolver or server asked.")
+    name: str = Field(description="The name asked for.")
+    type: str = Field(description="The record type asked for.")
+    status: str = Field(description="NOERROR, NXDOMAIN, SERVFAIL, REFUSED, TIMEOUT or ERROR.")
+    answers: list[str] = Field(description="The records answered, as text.")
+    ttl: int | None = Field(description="TTL of the answer, in seconds.")
+    latency_ms: float = Field(description="How long the answer took.")
+    authoritative: bool = Field(description="True when the server answered with authority (AA bit).")
+    transport: str = Field(description="udp or tcp.")
+    attempts: int = Field(description="Queries sent, retries included.")
+    error: str = Field("", description="What went wrong, when no answer came.")
+
+
 class DnsLookup(Action[DnsLookupParams]):
     name = "dns.lookup"
     summary = "Look up one name and type at a resolver or server: answers, TTL, rcode, latency."
     effect = Effect.READ
+    Output = DnsAnswerOutput
 
     def run(self, params: DnsLookupParams, ctx: ActionContext) -> ActionResult:
         servers = self._servers(params.server)
@@ -176,10 +191,28 @@ def serial_newer(a: int, b: int) -> bool:
     return (a < b and b - a > 2**31) or (a > b and a - b < 2**31)
 
 
+class DnsAuthoritativeOutput(Output):
+    zone: str = Field(description="The zone checked.")
+    name: str = Field(description="The name asked for.")
+    type: str = Field(description="The record type asked for.")
+    source: str = Field(description="Where the list of authoritative servers came from.")
+    nameservers: list[dict[str, Any]] = Field(description="Each server's answer: nameserver, server, status, "
+                                              "answers, serial, finding, problem.")
+    consistent: bool = Field(description="True when every server answered the same records and serial.")
+    answering: list[str] = Field(description="Servers that answered.")
+    not_answering: list[str] = Field(description="Servers that did not answer.")
+    lame: list[str] = Field(description="Servers that answered without authority.")
+    serials: list[int] = Field(description="The SOA serials seen.")
+    latest_serial: int | None = Field(description="The newest serial seen.")
+    lagging: list[str] = Field(description="Servers behind the newest serial.")
+    answer_sets: list[dict[str, Any]] = Field(description="Each distinct answer and the servers giving it.")
+
+
 class DnsAuthoritative(Action[DnsAuthoritativeParams]):
     name = "dns.authoritative"
     summary = "Ask every authoritative server of a zone directly; report agreement, serial lag, lame servers."
     effect = Effect.READ
+    Output = DnsAuthoritativeOutput
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module
@@ -358,10 +391,25 @@ def _summarise(out: dict[str, Any]) -> str:
 # -- dns.propagation ----------------------------------------------------------------------------------------
 
 
+class DnsPropagationOutput(Output):
+    name: str = Field(description="The name asked for.")
+    type: str = Field(description="The record type asked for.")
+    expected: list[str] = Field(description="The values expected.")
+    match: str = Field(description="How answers were compared with the expected values.")
+    servers: list[dict[str, Any]] = Field(description="Each resolver's answer (as dns.lookup's) and its match.")
+    matching: int = Field(description="Resolvers whose answer matched.")
+    total: int = Field(description="Resolvers asked.")
+    percent: float = Field(description="Share of resolvers that matched, 0 to 100.")
+    all_match: bool = Field(description="True when every resolver matched.")
+    not_answering: list[str] = Field(description="Resolvers that timed out or failed.")
+    elapsed_ms: float = Field(description="How long the whole check took.")
+
+
 class DnsPropagation(Action[DnsPropagationParams]):
     name = "dns.propagation"
     summary = "Ask many resolvers at once whether a name returns the expected value; report a percentage."
     effect = Effect.READ
+    Output = DnsPropagationOutput
 
     def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
         import asyncio  # lazily: listing and validating runbooks imports this module

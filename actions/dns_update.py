@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from breakglass.actions.dns_common import RecordType, ServerAddress, parse_rdata, parse_server, query
 from breakglass.engine.errors import ActionError
 
@@ -216,10 +216,26 @@ class DnsUpdateParams(Params):
     timeout: float = Field(5.0, gt=0, description="Seconds to wait for the primary on each request.")
 
 
+class DnsUpdateOutput(Output):
+    server: str = Field(description="The primary the update was sent to.")
+    zone: str = Field(description="The zone updated.")
+    name: str = Field(description="The name changed.")
+    type: str = Field(description="The record type changed.")
+    operation: str = Field(description="The operation asked for.")
+    previous: dict[str, Any] = Field(description="The RRset before the change: {records, ttl} (for a rollback).")
+    changes: list[dict[str, Any]] = Field(description="The changes made: delete, add, ttl.")
+    lowered_ttl: dict[str, Any] = Field({}, description="{from, to} when the TTL was lowered first.")
+    current: dict[str, Any] = Field(description="The RRset the primary shows after the change: {records, ttl}.")
+    verified: bool = Field(description="True when the primary shows exactly the desired RRset.")
+    error: str = Field("", description="Why the server rejected the update.")
+    refused: str = Field("", description="Why the plan was refused (e.g. over the blast-radius cap).")
+
+
 class DnsUpdate(Action[DnsUpdateParams]):
     name = "dns.update"
     summary = "Replace, add or delete records with an RFC 2136 update (TSIG); plan shows the diff."
     effect = Effect.WRITE
+    Output = DnsUpdateOutput
     secret_params = frozenset({"tsig_secret"})
 
     def provider(self, params: DnsUpdateParams, ctx: ActionContext) -> DnsProvider:

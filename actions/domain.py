@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import Field
 
 from breakglass.actions import epp_status, rdap, whois
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 
 if TYPE_CHECKING:
     import httpx
@@ -327,12 +327,32 @@ async def prepare(
     return how, notes
 
 
+class DomainStatusOutput(Output):
+    domain: str = Field(description="The domain looked up.")
+    status: str = Field(description="ok, not_found, rate_limited, server_error, timeout, malformed, unreachable.")
+    source: str = Field(description="rdap or whois.")
+    reliability: str = Field(description="high (RDAP) or low (WHOIS free text).")
+    statuses: list[dict[str, Any]] = Field(description="EPP statuses with their meaning and risk.")
+    resolves: bool | None = Field(description="False when a status keeps the domain out of the DNS.")
+    nameservers: list[str] = Field(description="Delegated nameservers.")
+    registrar: dict[str, Any] = Field(description="The registrar: name, IANA id, abuse email and phone.")
+    registered: str | None = Field(description="Registration date (ISO 8601).")
+    expires: str | None = Field(description="Expiry date (ISO 8601).")
+    last_changed: str | None = Field(description="Last change (ISO 8601).")
+    days_until_expiry: int | None = Field(description="Days until expiry; negative once expired.")
+    dnssec: dict[str, Any] = Field(description="{delegation_signed}.")
+    locks: dict[str, Any] = Field(description="Which transfer, update and delete locks are set.")
+    findings: list[str] = Field(description="What an operator should know, most important first.")
+    rdap_url: str = Field("", description="The RDAP URL asked, when the lookup failed.")
+
+
 class DomainStatus(Action[DomainStatusParams]):
     """Registry status, holds, locks, expiry and the registrar's abuse contact for one domain."""
 
     name: ClassVar[str] = "domain.status"
     summary: ClassVar[str] = "RDAP (or WHOIS) status, holds, expiry and registrar abuse contact of a domain"
     effect: ClassVar[Effect] = Effect.READ
+    Output = DomainStatusOutput
 
     def run(self, params: DomainStatusParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))

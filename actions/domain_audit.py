@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from breakglass.actions import rdap
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output
 from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare, run_async
 
 
@@ -35,12 +35,20 @@ class ExpiryAuditParams(LookupParams):
     )
 
 
+class ExpiryAuditOutput(Output):
+    domains: list[dict[str, Any]] = Field(description="One row per domain, most urgent first: domain, status, "
+                                          "urgency, risky_statuses, expires, days_until_expiry, registrar...")
+    counts: dict[str, int] = Field(description="total, risky, expired, expiring, not_found, errors.")
+    findings: list[str] = Field(description="Notes on how the lookups were made.")
+
+
 class DomainExpiryAudit(Action[ExpiryAuditParams]):
     """Many domains at once: expiry and risky statuses, most urgent first."""
 
     name: ClassVar[str] = "domain.expiry_audit"
     summary: ClassVar[str] = "check expiry and risky statuses of many domains, sorted by urgency"
     effect: ClassVar[Effect] = Effect.READ
+    Output = ExpiryAuditOutput
 
     def run(self, params: ExpiryAuditParams, ctx: ActionContext) -> ActionResult:
         output = run_async(lambda: self._run(params, ctx))

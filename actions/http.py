@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from breakglass.actions.http_redirect import RedirectGuard, RedirectRefused
 from breakglass.actions.http_tls import (
     parse_resolve,
@@ -235,12 +235,36 @@ def _secrets(params: HttpTarget) -> tuple[str, ...]:
     return redact_headers(params.headers)[1] + redact_url(params.url)[1]
 
 
+class HttpResponseOutput(Output):
+    """What every HTTP action gives: the response, or the error that stopped it."""
+
+    url: str = Field(description="The URL asked (secrets in it masked).")
+    method: str = Field(description="The HTTP method.")
+    status: int | None = Field(description="The final response's status code; null when none came.")
+    latency_ms: float = Field(description="Time to the response headers.")
+    final_url: str = Field(description="The URL after redirects.")
+    redirects: list[dict[str, Any]] = Field(description="Each redirect followed: status, url, location.")
+    http_version: str = Field(description="HTTP/1.1 or HTTP/2.")
+    headers: dict[str, str] = Field(description="Response headers (secrets masked).")
+    body_excerpt: str = Field(description="The start of the body, as text.")
+    body_bytes_read: int = Field(description="Bytes of the body read.")
+    body_truncated: bool = Field(description="True when the body was longer than max_body.")
+    tls: dict[str, Any] | None = Field(description="TLS version, cipher and certificate, for https.")
+    error: str = Field("", description="tls, timeout, connect, redirects, redirect or protocol, when it failed.")
+
+
+class HttpProbeOutput(HttpResponseOutput):
+    pinned_to: str | None = Field(description="The address the host was pinned to (resolve:), if any.")
+    body_match: bool | None = Field(description="Whether the body matched expect_body, when given.")
+
+
 class HttpProbe(Action[HttpProbeParams]):
     """Check that a URL answers as expected; read-only, so it also runs in dry-runs."""
 
     name = "http.probe"
     summary = "GET/HEAD a URL: status, latency, redirects, body match, TLS certificate (resolve pins the IP)"
     effect = Effect.READ
+    Output = HttpProbeOutput
 
     def secrets_for(self, params: HttpProbeParams) -> tuple[str, ...]:
         return _secrets(params)
@@ -302,12 +326,18 @@ class HttpRequestParams(HttpTarget):
     )
 
 
+class HttpRequestOutput(HttpResponseOutput):
+    json_: Any = Field(alias="json", description="The body parsed as JSON, when it is JSON (open-ended below "
+                       "this field).")
+
+
 class HttpRequest(Action[HttpRequestParams]):
     """Call an HTTP API (provider, status page, ticket system); a mutating action, gated and planned."""
 
     name = "http.request"
     summary = "Send an HTTP request (method, headers, JSON body); credentials in headers are redacted"
     effect = Effect.WRITE
+    Output = HttpRequestOutput
 
     def secrets_for(self, params: HttpRequestParams) -> tuple[str, ...]:
         return _secrets(params)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 from breakglass.actions.spf import (
     LOOKUP_LIMIT,
     VOID_LIMIT,
@@ -339,10 +339,23 @@ def problems(report: dict[str, Any]) -> list[str]:
     return found
 
 
+class MailAuthRecordsOutput(Output):
+    domain: str = Field(description="The mail domain checked.")
+    mx: dict[str, Any] = Field(description="{status, records}: ok, null_mx, missing, unresolvable or error.")
+    spf: dict[str, Any] = Field(description="The SPF record, its status, lookups against the limit of 10, flags.")
+    dmarc: dict[str, Any] = Field(description="The DMARC record, where found, its policy and flags.")
+    dkim: list[dict[str, Any]] = Field(description="Each selector's key: status, key type and bits.")
+    mta_sts: dict[str, Any] = Field(description="The _mta-sts TXT record: present, fields.")
+    tls_rpt: dict[str, Any] = Field(description="The _smtp._tls TXT record: present, fields.")
+    reverse: dict[str, Any] | None = Field(description="PTR and forward-confirmed reverse DNS of sending_ip.")
+    problems: list[str] = Field(description="What is wrong, one line each; empty when the records look sane.")
+
+
 class MailAuthRecords(Action[MailAuthRecordsParams]):
     name = "mail.auth_records"
     summary = "Read MX, SPF (lookup count), DMARC, DKIM, PTR/FCrDNS, MTA-STS and TLS-RPT records of a domain"
     effect = Effect.READ
+    Output = MailAuthRecordsOutput
 
     def run(self, params: MailAuthRecordsParams, ctx: ActionContext) -> ActionResult:
         dns = DnsClient.for_resolver(params.resolver, params.timeout)
@@ -362,10 +375,23 @@ class MailAuthRecords(Action[MailAuthRecordsParams]):
         return ActionResult(report, message=message)
 
 
+class MailSpfCheckOutput(Output):
+    result: str = Field(description="pass, fail, softfail, neutral, none, permerror or temperror (RFC 7208).")
+    mechanism: str | None = Field(None, description="The mechanism that decided.")
+    domain: str = Field("", description="The domain whose record decided.")
+    explanation: str | None = Field(None, description="The exp= text, on fail.")
+    reason: str = Field("", description="Why, in words.")
+    lookups: int = Field(0, description="DNS lookups counted against the limit of 10.")
+    void_lookups: int = Field(0, description="Lookups that found nothing.")
+    chain: list[str] = Field([], description="The records followed (include, redirect).")
+    helo: dict[str, Any] = Field({}, description="The HELO identity's own result, when mail_from was given.")
+
+
 class MailSpfCheck(Action[MailSpfCheckParams]):
     name = "mail.spf_check"
     summary = "Evaluate SPF (RFC 7208 check_host) for a sending IP, MAIL FROM and HELO"
     effect = Effect.READ
+    Output = MailSpfCheckOutput
 
     def run(self, params: MailSpfCheckParams, ctx: ActionContext) -> ActionResult:
         try:

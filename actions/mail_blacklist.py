@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 from breakglass.actions.spf import parse_resolver
 
 Status = Literal["listed", "not_listed", "refused", "error"]
@@ -251,10 +251,22 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class MailBlacklistOutput(Output):
+    results: list[dict[str, Any]] = Field(description="Each check: target, zone, list, query, status, answers, "
+                                          "reason, delist.")
+    skipped: list[Any] = Field(description="Lists not asked, and why.")
+    listed_count: int = Field(description="Checks that found the target listed.")
+    listed_on: list[str] = Field(description="Lists (zones) that list a target.")
+    listed_targets: list[str] = Field(description="Targets listed somewhere.")
+    checked: int = Field(description="Checks made.")
+    counts: dict[str, int] = Field(description="Checks by status: listed, not_listed and the failures.")
+
+
 class MailBlacklist(Action[MailBlacklistParams]):
     name = "mail.blacklist"
     summary = "Check IPs and domains against DNS blocklists (Spamhaus, Barracuda, SpamCop, URIBL...)"
     effect = Effect.READ
+    Output = MailBlacklistOutput
 
     def run(self, params: MailBlacklistParams, ctx: ActionContext) -> ActionResult:
         timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout

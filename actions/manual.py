@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, Output, Params
 
 
 class ManualParams(Params):
@@ -22,9 +22,18 @@ class ManualParams(Params):
     required: bool = Field(True, description="Fail the step if any checklist item is answered no.")
 
 
+class ManualOutput(Output):
+    completed: bool = Field(description="True when every checklist item was confirmed.")
+    assumed: bool = Field(False, description="True when no operator was asked (--yes in a dry-run or drill).")
+    checklist: dict[str, bool] = Field(description="Each checklist item and whether the operator confirmed it.")
+    answers: dict[str, str] = Field(description="Each question of `ask` and the operator's typed answer.")
+    note: str = Field("", description="A note the operator added.")
+
+
 class Manual(Action[ManualParams]):
     name = "manual"
     summary = "Instructions and a checklist the operator completes; the answers are the output."
+    Output = ManualOutput
 
     def run(self, params: ManualParams, ctx: ActionContext) -> ActionResult:
         terminal = getattr(ctx.prompter, "terminal", None)

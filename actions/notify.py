@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
 
 
@@ -72,12 +72,21 @@ def _ssl_context(p: NotifyWebhookParams) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=p.ca_file) if p.ca_file else True
 
 
+class NotifyWebhookOutput(Output):
+    url: str = Field(description="The webhook URL (its secret parts masked).")
+    status: int | None = Field(description="The HTTP status the webhook answered; null when it did not.")
+    sent: bool = Field(description="True when the request was sent.")
+    latency_ms: int = Field(description="How long the webhook took to answer.")
+    response_excerpt: str = Field(description="The start of the answer's body.")
+
+
 class NotifyWebhook(Action[NotifyWebhookParams]):
     """Post a message to a webhook; shown but not sent in a dry-run."""
 
     name = "notify.webhook"
     summary = "Post a message to a Slack-compatible or JSON webhook (shown, not sent, in a dry-run)"
     effect = Effect.NOTIFY
+    Output = NotifyWebhookOutput
 
     def secrets_for(self, params: NotifyWebhookParams) -> tuple[str, ...]:
         """Secret values in these arguments, known before plan or gate (for the engine's redactor)."""

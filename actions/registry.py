@@ -3,24 +3,20 @@
 Built-ins are named here as ``module:Class`` strings so that resolving ``dns.lookup`` imports only
 ``breakglass.actions.dns`` (which itself imports dnspython lazily). Entry points are scanned only when a name
 is not built in, or when every action is listed, because scanning installed distributions costs start-up.
-Validating a runbook needs only each action's argument names: for built-ins they come from
-data/arguments.json, generated from the argument models (a test keeps it current), so ``validate`` imports
-neither the action modules nor pydantic.
+What validation needs of an action (its argument names, its output fields) is read from its models, the one
+place an action's contract is written.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import BreakglassError
 
-if TYPE_CHECKING:  # the base module imports pydantic; validation must not pay for it
+if TYPE_CHECKING:  # the base module imports pydantic; `list` and `--help` must not pay for it
     from breakglass.actions.base import Action
 
 ENTRY_POINT_GROUP = "breakglass.actions"
@@ -65,9 +61,6 @@ class UnknownAction(BreakglassError):
         super().__init__(f"unknown action '{name}'{hint}")
 
 
-ARGUMENTS_FILE = Path(__file__).resolve().parent / "data" / "arguments.json"
-
-
 @dataclass(frozen=True)
 class Arguments:
     """The ``with:`` keys of an action as a runbook writes them (aliases): what validation checks."""
@@ -84,32 +77,6 @@ class Arguments:
         return cls(tuple(f.alias or n for n, f in fields.items()),
                    tuple(f.alias or n for n, f in fields.items() if f.is_required()),
                    (flag,) if flag is not None else ())
-
-
-def argument_table() -> dict[str, dict[str, list[str]]]:
-    """The built-ins' arguments from their models, as data/arguments.json holds them."""
-    registry = Registry()
-    table = {}
-    for name in sorted(BUILTIN):
-        args = Arguments.of(registry.get(name))
-        row = {"accepted": list(args.accepted), "required": list(args.required)}
-        if args.literal_bools:
-            row["literal_bools"] = list(args.literal_bools)
-        table[name] = row
-    return table
-
-
-def write_argument_table() -> None:
-    """Regenerate data/arguments.json after changing a built-in action's arguments."""
-    rows = [f" {json.dumps(name)}: {json.dumps(row)}" for name, row in argument_table().items()]
-    ARGUMENTS_FILE.write_text("{\n" + ",\n".join(rows) + "\n}\n", encoding="utf-8")  # a line per action
-
-
-@functools.cache
-def _builtin_arguments() -> dict[str, Arguments]:
-    table = json.loads(ARGUMENTS_FILE.read_text(encoding="utf-8"))
-    return {name: Arguments(tuple(row["accepted"]), tuple(row["required"]), tuple(row.get("literal_bools", ())))
-            for name, row in table.items()}
 
 
 def _load(target: str) -> type[Action[Any]]:
@@ -168,42 +135,44 @@ class Registry:
 
     def arguments(self, name: str) -> Arguments:
         """The arguments ``name`` accepts; UnknownAction when no action has that name."""
-        if name not in self._classes and name in BUILTIN and self.builtin.get(name) == BUILTIN[name]:
-            known = _builtin_arguments().get(name)
-            if known is not None:
-                return known
         return Arguments.of(self.get(name))
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Every action with its arguments and effect, for ``breakglass actions``."""
-        rows = []
-        for name in self.names():
-            cls = self.get(name)
-            schema = cls.Params.model_json_schema()
-            required = set(schema.get("required", []))
-            args = [
-                {
-                    "name": arg,
-                    "type": _type_label(spec),
-                    "required": arg in required,
-                    "description": spec.get("description", ""),
-                    "default": spec.get("default"),
-                }
-                for arg, spec in schema.get("properties", {}).items()
-            ]
-            rows.append(
-                {"name": name, "effect": str(cls.effect), "summary": cls.summary, "arguments": args}
-            )
-        return rows
+    def output_fields(self, name: str) -> tuple[str, ...] | None:
+        """The fields of ``steps.<id>.output`` for ``name``, None when open-ended; UnknownAction if unknown."""
+        return self.get(name).output_fields()
+
+    def describe(self, only: str | None = None) -> list[dict[str, Any]]:
+        """Every action (or only the one named) with its arguments, output fields and effect, for
+        ``breakglass actions``."""
+        return [_describe(name, self.get(name)) for name in ([only] if only is not None else self.names())]
+
+
+def _describe(name: str, cls: type[Action[Any]]) -> dict[str, Any]:
+    output = None if cls.Output is None else _fields(cls.Output.model_json_schema(by_alias=True))
+    return {"name": name, "effect": str(cls.effect), "summary": cls.summary,
+            "arguments": _fields(cls.Params.model_json_schema(by_alias=True)), "output": output,
+            "read_only_flag": cls.read_only_flag}
+
+
+def _fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    return [{"name": name, "type": _type_label(spec), "required": name in required,
+             "description": spec.get("description", ""), "default": spec.get("default")}
+            for name, spec in schema.get("properties", {}).items()]
 
 
 def _type_label(spec: dict[str, Any]) -> str:
-    if "type" in spec:
-        return str(spec["type"])
-    if "anyOf" in spec:
-        return " | ".join(_type_label(s) for s in spec["anyOf"])
+    """A field's type as a runbook author reads it: ``list of string``, ``integer``, ``mapping``."""
+    if "anyOf" in spec or "oneOf" in spec:
+        members = [s for s in spec.get("anyOf", spec.get("oneOf", [])) if s.get("type") != "null"]
+        return " | ".join(_type_label(s) for s in members)
     if "enum" in spec:
         return "|".join(map(str, spec["enum"]))
     if "$ref" in spec:
         return str(spec["$ref"]).rsplit("/", 1)[-1]
-    return "any"
+    kind = spec.get("type")
+    if kind == "array":
+        return f"list of {_type_label(spec['items'])}" if spec.get("items") else "list"
+    if kind == "object":
+        return "mapping"
+    return str(kind) if kind else "any"

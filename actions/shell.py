@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 
 MAX_OUTPUT = 64 * 1024
 
@@ -42,11 +42,23 @@ def _clip(data: bytes, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", "replace"), len(data) > limit
 
 
+class ShellRunOutput(Output):
+    argv: list[str] = Field(description="The command as run.")
+    exit_code: int | None = Field(description="Its exit status; null when it could not start.")
+    stdout: str = Field(description="Standard output, cut at max_output bytes.")
+    stderr: str = Field(description="Standard error, cut at max_output bytes.")
+    stdout_truncated: bool = Field(description="True when stdout was longer than max_output.")
+    stderr_truncated: bool = Field(description="True when stderr was longer than max_output.")
+    timed_out: bool = Field(description="True when the step's timeout or a cancel stopped it.")
+    duration_ms: float = Field(description="How long it ran.")
+
+
 class ShellRun(Action[ShellRunParams]):
     name = "shell.run"
     summary = "Run a local command (argv, no shell); exit code, stdout and stderr in the output."
     effect = Effect.WRITE
     read_only_flag = "read_only"
+    Output = ShellRunOutput
 
     def plan(self, params: ShellRunParams, ctx: ActionContext) -> Plan:
         where = f" in {params.cwd}" if params.cwd else ""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field, model_validator
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from breakglass.engine.errors import ActionError
 
 T = TypeVar("T")
@@ -302,10 +302,33 @@ def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult
     return ActionResult(output, message=f"SMTP {final['host']}:{final['port']} answered every stage")
 
 
+class SmtpProbeOutput(Output):
+    mx: list[Any] = Field([], description="The MX records found, when no host was given.")
+    error: str = Field("", description="Why the MX lookup failed.")
+    host: str = Field("", description="The server of the last attempt.")
+    address: str = Field("", description="Its address.")
+    port: int = Field(25, description="Its port.")
+    failed_stage: str | None = Field(description="resolve, connect, banner, ehlo, starttls, ehlo_tls, mail, rcpt, "
+                                     "data; null when every stage passed.")
+    code: int | None = Field(description="The SMTP reply code of the failing stage.")
+    text: str | None = Field(description="Its reply text.")
+    banner: str = Field("", description="The server's greeting.")
+    implicit_tls: bool = Field(False, description="True on a port that starts with TLS (465).")
+    ehlo: dict[str, Any] = Field({}, description="The EHLO reply: text, extensions.")
+    ehlo_tls: dict[str, Any] = Field({}, description="The EHLO reply after STARTTLS.")
+    tls: dict[str, Any] = Field({}, description="TLS version, cipher, and whether it was verified.")
+    certificate: dict[str, Any] | None = Field(None, description="The server certificate: subject, issuer, "
+                                               "not_after, names, expires_in_days, name_match.")
+    sent: dict[str, Any] = Field({}, description="The test message sent: to, message_id.")
+    stages: list[dict[str, Any]] = Field([], description="Each stage with its timing and result.")
+    attempts: list[dict[str, Any]] = Field(description="Every server tried, in order (the last one is above).")
+
+
 class SmtpProbe(Action[SmtpProbeParams]):
     name = "mail.smtp_probe"
     summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
     effect = Effect.READ
+    Output = SmtpProbeOutput
 
     @classmethod
     def effect_of(cls, args: Mapping[str, Any]) -> Effect:

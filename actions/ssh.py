@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Plan
+from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Plan
 from breakglass.actions.ssh_session import (
     ExecOutcome,
     Session,
@@ -97,12 +97,39 @@ def _failure(p: SshConnection, exc: SshFailure, **extra: Any) -> ActionResult:
     return ActionResult(output=output, ok=False, message=str(exc), secrets=secrets_of(p))
 
 
+class SshOutput(Output):
+    """Where every SSH action ran, or why it could not."""
+
+    host: str = Field(description="The host.")
+    port: int = Field(description="The SSH port.")
+    user: str = Field(description="The user logged in as.")
+    jump_host: str | None = Field(description="The jump host, if any.")
+    error: str = Field("", description="What failed (host_key, auth, connect, transfer...), when it failed.")
+    host_key_fingerprint: str | None = Field(None, description="The key the host showed, when it was refused.")
+
+
+class SshRunOutput(SshOutput):
+    command: str = Field(description="The command as run.")
+    exit_code: int | None = Field(None, description="Its exit status.")
+    stdout: str = Field("", description="Standard output, cut at max_output.")
+    stderr: str = Field("", description="Standard error, cut at max_output.")
+    stdout_truncated: bool = Field(False, description="True when stdout was longer than max_output.")
+    stderr_truncated: bool = Field(False, description="True when stderr was longer than max_output.")
+    stdout_bytes: int = Field(0, description="Bytes of stdout in all.")
+    stderr_bytes: int = Field(0, description="Bytes of stderr in all.")
+    duration_ms: float = Field(0, description="How long it ran.")
+    timed_out: bool = Field(False, description="True when command_timeout stopped it.")
+    cancelled: bool = Field(False, description="True when the step's timeout or Ctrl-C stopped it.")
+    host_key: dict[str, str] = Field({}, description="The host key verified: type, fingerprint.")
+
+
 class SshRun(Action[SshRunParams]):
     """Run a command over SSH; a write unless ``read_only: true``."""
 
     name = "ssh.run"
     summary = "Run a command on a host over SSH (host key verified against known_hosts)"
     effect = Effect.WRITE
+    Output = SshRunOutput
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
     read_only_flag = "read_only"
 
@@ -166,12 +193,20 @@ def _judge(p: SshRunParams, command: str, o: ExecOutcome) -> tuple[bool, str]:
     return True, f"{command!r} on {where} exited {o.exit_code}"
 
 
+class SshTransferOutput(SshOutput):
+    files: list[dict[str, Any]] = Field(description="Each file: local, remote, size.")
+    total_bytes: int = Field(description="Bytes transferred.")
+    verified_by: str = Field(description="How sizes and SHA-256 were verified.")
+    host_key: dict[str, str] = Field(description="The host key verified: type, fingerprint.")
+
+
 class SshUpload(Action[SshUploadParams]):
     """Copy a local file or directory onto a host over SFTP, verified by size and SHA-256."""
 
     name = "ssh.upload"
     summary = "Copy a file or directory onto a host over SFTP, verified by SHA-256"
     effect = Effect.WRITE
+    Output = SshTransferOutput
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
     def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
@@ -204,6 +239,7 @@ class SshDownload(Action[SshDownloadParams]):
     name = "ssh.download"
     summary = "Copy a file or directory off a host over SFTP, verified by SHA-256"
     effect = Effect.READ
+    Output = SshTransferOutput
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
     def run(self, params: SshDownloadParams, ctx: ActionContext) -> ActionResult:

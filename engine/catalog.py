@@ -141,3 +141,39 @@ def render_description(info: dict[str, Any]) -> str:
         if s["repeats"]:
             lines += _wrap(f"repeats: {s['repeats']}", "          ")
     return "\n".join(lines)
+
+
+EFFECTS = {"read": "reads the world: runs in a dry-run, never gated unless the runbook asks",
+           "write": "changes the world: only planned in a dry-run, gated in a live run",
+           "notify": "tells people: shown, not sent, in a dry-run; gated in a live run"}
+
+
+def render_action(info: dict[str, Any]) -> str:
+    """One action for ``breakglass actions NAME``: what it takes (``with:``), what it gives
+    (``steps.<id>.output``) and its effect, fitting an 80-column terminal."""
+    lines = [*_wrap(f"{info['name']} — {info['summary']}", ""), ""]
+    effect = f"Effect: {info['effect']} ({EFFECTS.get(info['effect'], '')})"
+    if info["read_only_flag"]:
+        effect += f"; a read when `{info['read_only_flag']}: true` is written"
+    lines += [*_wrap(effect, ""), "", "Arguments (with:):"]
+    lines += _field_lines(info["arguments"], arguments=True) or ["  (none)"]
+    lines += ["", "Output fields (steps.<id>.output, result in expect and until):"]
+    if info["output"] is None:
+        lines += _wrap("open-ended: this action does not declare its output fields, so reads of them are not "
+                       "checked", "  ")
+    else:
+        lines += _field_lines(info["output"], arguments=False) or ["  (none)"]
+    return "\n".join(lines)
+
+
+def _field_lines(fields: list[dict[str, Any]], arguments: bool) -> list[str]:
+    lines: list[str] = []
+    for f in fields:
+        need = ""
+        if arguments:
+            need = ", required" if f["required"] else (
+                f", default {_yaml_value(f['default'])}" if f["default"] is not None else ", optional")
+        lines += _wrap(f"{f['name']} ({f['type']}{need})", "  ")
+        if f["description"]:
+            lines += _wrap(f["description"], "      ")
+    return lines

@@ -1,13 +1,16 @@
 """Checks that need more than one field: step ids, actions and their arguments, templates and references.
 
 Each check yields Problems located in the source; the loader collects all of them so an engineer fixes a
-file in one pass. The checks read the parsed data (plain dicts and lists) after engine.shape has checked
-its structure, so validating a file never needs the pydantic model.
+file in one pass. The checks read the parsed data (plain dicts and lists) of the parts the model accepted.
+Every check is linear in the runbook's size: what a template may name at a step is asked of one table of
+step positions, never of a copy made per step.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from breakglass.actions.registry import Registry, UnknownAction
@@ -21,33 +24,63 @@ Raw = dict[str, Any]  # an input or a step as parsed, its structure already chec
 CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
 # `loop` is Jinja's own variable inside {% for %}; outside a loop it fails at render time like any undefined.
 JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "loop", "true", "false", "none", "True", "False", "None"})
+ROOTS = CONTEXT_ROOTS | JINJA_GLOBALS
+RESULT_ROOTS = ROOTS | {"result"}
 
 
+@dataclass(frozen=True)
+class _Runbook:
+    """What every template check needs to know about the whole runbook, built once."""
+
+    inputs: frozenset[str] | None  # None: the inputs section itself is broken, so input names are not checked
+    secrets: frozenset[str]  # inputs redacted by value: templates may use them only as they are
+    position: Mapping[str, int]  # each step id's first index
+    actions: Mapping[str, str]  # each step id's action, where the step's structure is sound
+    registry: Registry
+
+
+@dataclass(frozen=True)
 class _Scope:
-    """What a template may name at one place in the runbook."""
+    """What a template may name at one place in the runbook: O(1) to make, whatever the runbook's size."""
 
-    def __init__(self, inputs: set[str] | None, steps_before: list[str], later: set[str],
-                 extra: frozenset[str], secrets: frozenset[str] = frozenset()) -> None:
-        self.inputs = inputs  # None: the inputs section itself is broken, so input names are not checked
-        self.secrets = secrets  # inputs redacted by value: templates may use them only as they are
-        self.steps_before = set(steps_before)
-        self.later = later
-        self.roots = CONTEXT_ROOTS | extra | JINJA_GLOBALS
+    book: _Runbook
+    here: int  # steps at an index below this have run
+    roots: frozenset[str] = ROOTS
+    action: str | None = None  # the action whose output `result` is (expect, until)
+
+    @property
+    def inputs(self) -> frozenset[str] | None:
+        return self.book.inputs
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self.book.secrets
+
+    def has_run(self, step_id: str) -> bool:
+        return self.book.position.get(step_id, self.here) < self.here
+
+    def exists(self, step_id: str) -> bool:
+        return step_id in self.book.position
 
 
 def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | None],
                 step_ids: Sequence[str | None], src: Source, registry: Registry) -> list[Problem]:
-    """Check the inputs and steps; ``None`` marks one whose structure is wrong (reported by engine.shape).
+    """Check the inputs and steps; ``None`` marks one whose structure the model refused (reported by the loader).
 
     Every structurally sound part is checked even when others are broken, so one pass shows every problem.
     """
     problems: list[Problem] = []
     if inputs is not None:
-        problems += _check_inputs(inputs, src)
+        problems += _check_inputs(inputs, src, registry)
     problems += _check_step_ids(step_ids, src)
-    secrets = _secret_inputs(inputs or {})
-    problems += _check_steps(set(inputs) if inputs is not None else None, steps, step_ids, src, registry,
-                             secrets)
+    position: dict[str, int] = {}
+    for index, step_id in enumerate(step_ids):
+        if step_id is not None:
+            position.setdefault(step_id, index)
+    actions = {str(step["id"]): str(step["action"]) for step in steps if step is not None}
+    book = _Runbook(frozenset(inputs) if inputs is not None else None, _secret_inputs(inputs or {}), position,
+                    actions, registry)
+    problems += _check_steps(book, steps, step_ids, src)
     return problems
 
 
@@ -57,8 +90,8 @@ def _secret_inputs(inputs: Mapping[str, Raw | None]) -> frozenset[str]:
                      if spec is not None and (spec.get("type") == InputType.SECRET or spec.get("env")))
 
 
-def _check_inputs(inputs: Mapping[str, Raw | None], src: Source) -> Iterator[Problem]:
-    names = set(inputs)
+def _check_inputs(inputs: Mapping[str, Raw | None], src: Source, registry: Registry) -> Iterator[Problem]:
+    names = frozenset(inputs)
     for name, spec in inputs.items():
         path: Path = ("inputs", name)
         if not name.isidentifier():
@@ -71,7 +104,7 @@ def _check_inputs(inputs: Mapping[str, Raw | None], src: Source) -> Iterator[Pro
         if kind is InputType.CHOICE and not spec.get("choices"):
             yield src.problem(path, f"input '{name}' has type choice but no choices")
         if isinstance(default, str) and templates.is_template(default):
-            scope = _Scope(names - {name}, [], set(), frozenset())
+            scope = _Scope(_Runbook(names - {name}, frozenset(), {}, {}, registry), 0)
             yield from _check_template(default, (*path, "default"), src, scope, expression=False)
         elif default is not None and kind is not InputType.SECRET:
             from breakglass.engine.inputs import coerce_as
@@ -97,25 +130,20 @@ def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Pro
             first[step_id] = index
 
 
-def _check_steps(inputs: set[str] | None, steps: Sequence[Raw | None], step_ids: Sequence[str | None],
-                 src: Source, registry: Registry, secrets: frozenset[str] = frozenset()) -> Iterator[Problem]:
-    all_ids = [i for i in step_ids if i is not None]
-    seen: list[str] = []
+def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence[str | None],
+                 src: Source) -> Iterator[Problem]:
     has_rollback = False
     for index, step in enumerate(steps):
         if step is None:  # structurally wrong; its id still counts for references that follow
-            if step_ids[index] is not None:
-                seen.append(str(step_ids[index]))
             has_rollback = has_rollback or "rollback" in _raw(src, ("steps", index))
             continue
         path: Path = ("steps", index)
         step_id = step["id"]
-        later = set(all_ids[index:])
-        plain = _Scope(inputs, seen, later, frozenset(), secrets)
-        with_result = _Scope(inputs, seen, later, frozenset({"result"}), secrets)
+        plain = _Scope(book, index)
+        with_result = _Scope(book, index, RESULT_ROOTS, step["action"])
         if templates.is_template(step["title"]):
             yield from _check_template(step["title"], (*path, "title"), src, plain, expression=False)
-        yield from _check_action(step["action"], step.get("with", {}), path, src, registry)
+        yield from _check_action(step["action"], step.get("with", {}), path, src, book.registry)
         yield from _check_tree(step.get("with", {}), (*path, "with"), src, plain)
         for field, scope in (("when", plain), ("expect", with_result), ("until", with_result)):
             value = step.get(field)
@@ -126,14 +154,13 @@ def _check_steps(inputs: set[str] | None, steps: Sequence[Raw | None], step_ids:
         if rollback is not None:
             has_rollback = True
             rb_path = (*path, "rollback")
-            rb_scope = _Scope(inputs, [*seen, step_id], later - {step_id}, frozenset(), secrets)
-            yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, registry)
+            rb_scope = _Scope(book, index + 1)  # a rollback runs after its step: it may read the step's output
+            yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, book.registry)
             yield from _check_tree(rollback.get("with", {}), (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(rollback.get("confirm"), (*rb_path, "confirm"), src, rb_scope)
         if step.get("on_failure") == "rollback" and not has_rollback:
             yield src.problem((*path, "on_failure"), f"step '{step_id}' says on_failure: rollback but "
                               "neither it nor any earlier step has a rollback")
-        seen.append(step_id)
 
 
 def _raw(src: Source, path: Path) -> Any:
@@ -165,8 +192,6 @@ def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
         return
     for arg in args:
         if arg not in arguments.accepted:
-            import difflib
-
             near = difflib.get_close_matches(arg, list(arguments.accepted), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             options = ", ".join(sorted(arguments.accepted))
@@ -225,6 +250,11 @@ def _check_template(text: str, path: Path, src: Source, scope: _Scope, expressio
         if message and message not in reported:
             reported.add(message)
             yield src.problem(path, message)
+    for chain in found.chains:
+        message = _output_problem(chain, scope, found.local)
+        if message and message not in reported:
+            reported.add(message)
+            yield src.problem(path, message)
 
 
 def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozenset[str]) -> str | None:
@@ -239,14 +269,38 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
     if root == "inputs" and scope.inputs is not None and attr not in scope.inputs:
         return f"undefined input 'inputs.{attr}'" + (f"; declared inputs: {', '.join(sorted(scope.inputs))}"
                                                      if scope.inputs else "; this runbook declares no inputs")
-    if root == "steps" and attr not in scope.steps_before:
-        if attr in scope.later:
+    if root == "steps" and not scope.has_run(attr):
+        if scope.exists(attr):
             return f"'steps.{attr}' refers to a step that has not run yet at this point"
         return f"'steps.{attr}' refers to a step that does not exist"
     if root == "run" and attr not in ("id", "mode", "runbook", "operator", "started"):
         return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started"
     return None
 
+
+def _output_problem(chain: tuple[str, ...], scope: _Scope, local: frozenset[str]) -> str | None:
+    """A read of an output field the action does not produce: ``steps.probe.output.status_code`` or, in
+    expect and until, ``result.status_code``."""
+    if chain[0] in local:
+        return None
+    if chain[0] == "steps" and len(chain) == 4 and chain[2] == "output" and scope.has_run(chain[1]):
+        action, field = scope.book.actions.get(chain[1]), chain[3]
+    elif chain[0] == "result" and len(chain) == 2 and "result" in scope.roots:
+        action, field = scope.action, chain[1]
+    else:
+        return None
+    if action is None:
+        return None
+    try:
+        fields = scope.book.registry.output_fields(action)
+    except UnknownAction:
+        return None  # reported where the action is named
+    if fields is None or field in fields:
+        return None
+    near = difflib.get_close_matches(field, fields, n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    return (f"'{'.'.join(chain)}': action '{action}' has no output field '{field}'{hint}; its output fields: "
+            f"{', '.join(fields) or '(none)'} (see `breakglass actions {action}`)")
 
 
 def _altered_secret_message(name: str, how: str, secrets: frozenset[str]) -> str:

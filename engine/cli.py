@@ -147,19 +147,25 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="W
 
 
 @app.command()
-def actions(as_json: JsonOpt = False) -> None:
-    """List every action: its arguments, and whether it reads, writes or notifies."""
+def actions(
+    name: Annotated[str | None, typer.Argument(help="One action: its arguments, output fields and effect.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every action and whether it reads, writes or notifies; with NAME, all it takes and gives."""
     from breakglass.actions.registry import Registry
+    from breakglass.engine.catalog import render_action
 
-    rows = Registry().describe()
+    rows = Registry().describe(name)
     if as_json:
-        _echo_json(rows)
-        return
-    for row in rows:
-        typer.echo(f"{row['name']:<22} {row['effect']:<7} {row['summary']}")
-        for arg in row["arguments"]:
-            need = "required" if arg["required"] else f"default {arg['default']!r}"
-            typer.echo(f"    {arg['name']:<20} {arg['type']:<18} {need}")
+        _echo_json(rows[0] if name else rows)
+    elif name:
+        typer.echo(render_action(rows[0]))
+    else:
+        for row in rows:
+            typer.echo(f"{row['name']:<22} {row['effect']:<7} {row['summary']}")
+            for arg in row["arguments"]:
+                need = "required" if arg["required"] else f"default {arg['default']!r}"
+                typer.echo(f"    {arg['name']:<20} {arg['type']:<18} {need}")
 
 
 # --- runs ------------------------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class InputError(BreakglassError):
 class TemplateError(BreakglassError):
     """A template failed to render: an undefined name, a syntax error or a sandbox refusal."""
 
+    def __init__(self, message: str, template: str | None = None) -> None:
+        super().__init__(message)
+        self.template = template  # the runbook text that failed, so the runner can say where it is written
+
 
 class ActionError(BreakglassError):
     """An action could not do its job; the step fails with this message."""

@@ -1,17 +1,17 @@
 """The runbook as frozen data: Runbook, InputSpec, Step, Gate, Retry, Rollback.
 
-These models are the single source of the runbook format. ``breakglass schema`` publishes their JSON Schema,
-committed as engine/runbook.schema.json for editors and for ``engine.shape``, which checks files against it
-without importing pydantic; tests hold the file equal to the model and the two checks in agreement. The
-models build the runbook a run executes. Everything here is structure; meaning that needs more than one
-field (step references, action arguments, templates) is checked by ``engine.checks``.
+These models are the one source of the runbook format: ``validate`` checks files with them (engine.loader
+turns their errors into file:line:col advice), a run executes what they build, and ``breakglass schema``
+generates the JSON Schema editors read (committed as engine/runbook.schema.json; a test keeps it current).
+Everything here is structure; meaning that needs more than one field (step references, action arguments
+and outputs, templates) is checked by ``engine.checks``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from breakglass.engine.input_types import InputType
 
@@ -21,8 +21,9 @@ STEP_ID = r"^[a-z][a-z0-9_]*$"
 
 class Frozen(BaseModel):
     # strict: a runbook says what it means. `attempts: "3"` or `required: "yes"` is a mistake to report, and
-    # strict types are what the JSON Schema says, so the schema check in engine.shape and this model agree.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    # strict types are what the generated JSON Schema tells editors. Fields are read by their alias only: a
+    # file writes `with`, never the Python name `with_`. defer_build: `list` and `--help` never validate.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class InputSpec(Frozen):
@@ -58,6 +59,23 @@ class Gate(Frozen):
     )
 
 
+def _confirm_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "str"
+    return "Gate" if isinstance(value, (dict, Gate)) else None
+
+
+# `confirm` takes a boolean, a message or a gate mapping, chosen by the kind of value written: a misspelt key
+# in the mapping is then reported as that, not as "should be a boolean or a string or ...".
+Confirm = Annotated[
+    Annotated[bool, Tag("bool")] | Annotated[str, Tag("str")] | Annotated[Gate, Tag("Gate")],
+    Discriminator(_confirm_kind, custom_error_type="confirm_type",
+                  custom_error_message="input should be a valid boolean or a valid string or a valid mapping"),
+]
+
+
 class Retry(Frozen):
     """How often a step is tried and how long to wait between attempts."""
 
@@ -73,7 +91,7 @@ class Rollback(Frozen):
     title: str | None = Field(None, description="What the rollback does, for the operator.")
     action: str = Field(description="A registered action's name.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's arguments.")
-    confirm: bool | str | Gate | None = Field(
+    confirm: Confirm | None = Field(
         None, description="Gate for the rollback itself; mutating rollbacks are gated unless false."
     )
 
@@ -89,7 +107,7 @@ class Step(Frozen):
         default_factory=dict, alias="with", description="The action's arguments; strings are templates."
     )
     when: str | bool | None = Field(None, description="Skip the step unless this expression is true.")
-    confirm: bool | str | Gate | None = Field(
+    confirm: Confirm | None = Field(
         None,
         description="Gate: true, a message, or {message, type_to_confirm}. "
         "Mutating steps are gated in live runs unless this is false.",

@@ -162,7 +162,14 @@ class Runner:
         except AuditError:
             raise  # without a log nothing else may happen: the run stops
         except (BreakglassError, ValueError) as exc:  # rendering, argument or planning failures
-            self._fail(step, _one_line(exc), {}, 0.0)
+            self._fail(step, self._located(step, exc), {}, 0.0)
+
+    def _located(self, step: Step, exc: BaseException, *under: str) -> str:
+        """The error in one line; a template's failure names the file:line:col where it is written."""
+        if not isinstance(exc, TemplateError):
+            return _one_line(exc)
+        index = next(i for i, s in enumerate(self.loaded.runbook.steps) if s.id == step.id)
+        return f"{self.loaded.where(('steps', index, *under), exc.template)}: {_one_line(exc)}"
 
     def _step_inner(self, step: Step) -> None:
         ctx_data = self.context()
@@ -338,7 +345,8 @@ class Runner:
             try:
                 holds = templates.evaluate(step.expect, self.context(output))
             except TemplateError as exc:
-                holds, result = False, ActionResult(output, False, f"expect could not be evaluated: {exc}")
+                holds, result = False, ActionResult(output, False, "expect could not be evaluated: "
+                                                    + self._located(step, exc, "expect"))
             if not holds and result.ok:
                 result = ActionResult(output, False, f"expect did not hold: {step.expect}")
         if result.ok:
@@ -402,7 +410,7 @@ class Runner:
                     return self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
                 result = self._call(lambda: self.world.apply(step.id, action, params, actx, plan), step.timeout, actx)
         except (BreakglassError, ValueError) as exc:
-            result = ActionResult({}, False, _one_line(exc))
+            result = ActionResult({}, False, self._located(step, exc, "rollback"))
         kind = "rollback.succeeded" if result.ok else "rollback.failed"
         error = "" if result.ok else result.message
         return self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})

@@ -79,7 +79,7 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     except TemplateError:
         raise
     except Exception as exc:  # Jinja2 raises many types; all mean "this template cannot render"
-        raise TemplateError(f"template {text!r}: {_explain(exc)}") from None
+        raise TemplateError(f"template {text!r}: {_explain(exc)}", text) from None
 
 
 _DATA = (str, int, float, bool, type(None))
@@ -96,7 +96,7 @@ def _as_data(value: Any, text: str) -> Any:
 
     if isinstance(value, Undefined):
         str(value)  # StrictUndefined raises UndefinedError, naming what is missing
-        raise TemplateError(f"template {text!r}: undefined value")
+        raise TemplateError(f"template {text!r}: undefined value", text)
     if isinstance(value, _DATA):
         return value
     if isinstance(value, (list, tuple, range)):
@@ -104,7 +104,7 @@ def _as_data(value: Any, text: str) -> Any:
     if isinstance(value, dict):
         return {k: _as_data(v, text) for k, v in value.items()}
     raise TemplateError(f"template {text!r}: yields a {type(value).__name__}, not data "
-                        "(strings, numbers, booleans, lists and mappings)")
+                        "(strings, numbers, booleans, lists and mappings)", text)
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
@@ -133,7 +133,7 @@ def evaluate(condition: str | bool | None, context: Mapping[str, Any]) -> bool:
     try:
         return truthy(_compile_expression(condition)(**context))
     except Exception as exc:
-        raise TemplateError(f"condition {condition!r}: {_explain(exc)}") from None
+        raise TemplateError(f"condition {condition!r}: {_explain(exc)}", condition) from None
 
 
 # --- static checks, used by the loader ---------------------------------------------------------------
@@ -159,6 +159,7 @@ class Facts:
     altered_secret: tuple[str, str] | None  # (secret input or "inputs", how) when it may transform a secret
     local: frozenset[str]  # names it assigns itself
     references: tuple[tuple[str, str | None], ...]  # (root, first attribute) it reads
+    chains: tuple[tuple[str, ...], ...] = ()  # every constant path it reads: ("steps", "probe", "output", "x")
 
 
 class _Flat:
@@ -183,7 +184,7 @@ def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
     try:
         flat = _Flat(ast)
         return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
-                     tuple(references(flat)))
+                     tuple(references(flat)), tuple(dict.fromkeys(chains(flat))))
     except RecursionError:  # Jinja2 parses thousands of chained filters that its own tree walk cannot follow
         raise TemplateError("template nests too deeply to be checked; split it into simpler ones") from None
 
@@ -203,6 +204,26 @@ def references(ast: Any) -> Iterator[tuple[str, str | None]]:
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load":
             yield node.name, None
+
+
+def chains(ast: Any) -> Iterator[tuple[str, ...]]:
+    """Every path of constant attributes or keys read from a variable: ``steps.probe.output['code']`` gives
+    ("steps", "probe"), ("steps", "probe", "output") and ("steps", "probe", "output", "code")."""
+    from jinja2 import nodes
+
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        parts: list[str] = []
+        while isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(node, nodes.Getattr):
+                parts.append(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                parts.append(node.arg.value)
+            else:
+                break
+            node = node.node
+        else:
+            if isinstance(node, nodes.Name) and node.ctx == "load":
+                yield node.name, *reversed(parts)
 
 
 def unsafe_access(ast: Any) -> str | None:

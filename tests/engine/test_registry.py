@@ -137,32 +137,42 @@ def test_entry_point_that_shadows_a_builtin_is_refused(tmp_path: Path) -> None:
     assert out.startswith("refused: action 'dns.lookup' is registered twice")
 
 
-def test_validating_imports_neither_pydantic_nor_action_modules(tmp_path: Path) -> None:
-    """`breakglass validate` starts fast because structure comes from the schema and built-in arguments
-    from data/arguments.json; a stray import of pydantic or of an action module would undo that."""
-    rb = tmp_path / "light.yaml"
-    rb.write_text(textwrap.dedent("""\
-        id: light
-        title: Built-in actions only
-        steps:
-          - {id: dns, title: dns, action: dns.lookup, with: {name: example.invalid}}
-          - {id: ssh, title: ssh, action: ssh.run, with: {host: h, user: u, command: [uptime], read_only: true}}
-          - {id: fix, title: fix, action: dns.update, with: {zone: z, name: n, type: A, records: [192.0.2.1],
-               server: 127.0.0.1}}
-        """))
+@pytest.mark.parametrize("argv", [["--help"], ["list"]])
+def test_help_and_list_import_neither_pydantic_nor_action_modules(argv: list[str], tmp_path: Path) -> None:
+    """`--help` and `list` must start in 0.3 s: a stray import of pydantic or an action module would undo it.
+    (`validate`, `show` and `run` build the model, so they may.)"""
     out = _python(textwrap.dedent(f"""\
         import json, sys
-        sys.argv = ["breakglass", "validate", {str(rb)!r}]
+        sys.argv = ["breakglass", *{argv!r}]
         from breakglass.engine.cli import main
         try:
             main()
         except SystemExit as exc:
             code = exc.code
-        loaded = [m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "asyncio")
+        loaded = [m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "asyncio", "jinja2")
                   or m.startswith("breakglass.actions.") and m != "breakglass.actions.registry"]
         print(json.dumps([code, sorted(loaded)]))
-        """))
+        """), {"BREAKGLASS_HOME": str(tmp_path), "BREAKGLASS_PATH": ""})
     assert json.loads(out.splitlines()[-1]) == [0, []], out
+
+
+def test_each_builtin_declares_its_output_fields_with_descriptions() -> None:
+    registry = Registry()
+    for name in BUILTIN:
+        cls = registry.get(name)
+        assert cls.Output is not None, f"{name}: declare its output fields (an Output model)"
+        fields = cls.Output.model_fields
+        assert fields, name
+        for field_name, field in fields.items():
+            assert field.description, f"{name}: output field {field_name} has no description"
+
+
+def test_an_undeclared_output_is_open_ended() -> None:
+    assert _Ping.output_fields() is None
+    registry = Registry()
+    registry.register(_Ping)
+    assert registry.output_fields("acme.ping") is None
+    assert registry.output_fields("log.note") == ("note",)
 
 
 def test_plugin_arguments_are_checked_by_the_plugin_model(tmp_path: Path) -> None:
