@@ -179,4 +179,13 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://breakglass.invalid/schema/runbook.json"
     schema["title"] = "breakglass runbook"
+    # The exact JSON pydantic writes differs between its releases (e.g. `allOf` around a `$ref`); the stamp
+    # tells a check of the committed file which release wrote it.
+    schema["$comment"] = f"Generated from the model by `breakglass schema` (pydantic {pydantic_version()})."
     return schema
+
+
+def pydantic_version() -> str:
+    from pydantic.version import VERSION
+
+    return str(VERSION)
