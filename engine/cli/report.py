@@ -1,0 +1,45 @@
+"""``breakglass report``: the post-incident report of a run, from its audit log alone."""
+
+# No `from __future__ import annotations`: typer reads these signatures at every start.
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breakglass.engine.cli.app import RunArg, app, store
+from breakglass.engine.errors import InputError
+
+
+class ReportFormat(str, Enum):
+    markdown = "markdown"
+    html = "html"
+    json = "json"
+
+
+@app.command()
+def report(
+    run_id: RunArg,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="The report's format.")]
+    = ReportFormat.markdown,
+    output: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write to this file.")] = None,
+) -> None:
+    """A post-incident report from the run's audit log: summary, timeline, decisions, and sections to edit.
+
+    \b
+    Example:
+      breakglass report last --format html -o incident.html
+    """
+    from breakglass.engine.report import from_store
+    from breakglass.engine.report_render import render
+
+    text = render(from_store(store(), run_id), fmt.value)
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the report to {output}: {exc.strerror}") from None
+        typer.echo(f"report written to {output}", err=True)
