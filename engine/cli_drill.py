@@ -23,6 +23,7 @@ from breakglass.engine.cli import (
     app,
 )
 from breakglass.engine.errors import InputError
+from breakglass.engine.events import RecordType
 
 REPORT_FORMATS = ("markdown", "html", "json")
 
@@ -86,7 +87,7 @@ def _drill_exit_code(outcome: Any) -> int:
     """A drill is judged by its grade: the run may fail on purpose, as the scenario expects."""
     from breakglass.engine.store import FileStore
 
-    graded = [r for r in FileStore().records(outcome.run_id) if r.type == "drill.graded"]
+    graded = [r for r in FileStore().records(outcome.run_id) if r.type == RecordType.DRILL_GRADED]
     if graded and not graded[-1].get("deviations"):
         return 0
     return int(outcome.exit_code) or 1

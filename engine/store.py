@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from breakglass.engine import audit
-from breakglass.engine.errors import RunLocked, RunNotFound
-
-TERMINAL_EVENTS = {"run.finished"}
+from breakglass.engine.errors import AuditError, RunLocked, RunNotFound
+from breakglass.engine.events import RecordType, outcome
 
 
 def home() -> Path:
@@ -151,7 +150,9 @@ def _started_at(log: Path) -> str | None:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return None
-    if not isinstance(first, dict) or first.get("type") != "run.started" or not isinstance(first.get("ts"), str):
+    if not isinstance(first, dict) or first.get("type") != RecordType.RUN_STARTED:
+        return None
+    if not isinstance(first.get("ts"), str):
         return None
     return str(first["ts"])
 
@@ -176,13 +177,10 @@ def _summarise(path: Path) -> RunSummary | None:
     if not records:
         return None
     first = records[0]
-    # No run.finished: either a process is driving it now, or one died (kill -9, power) and it awaits resume.
-    status = "running" if driver_alive(path) else "interrupted"
-    for rec in reversed(records):
-        if rec.type in ("run.finished", "run.resumed"):
-            if rec.type == "run.finished":
-                status = str(rec.get("status", "finished"))
-            break
+    try:
+        status = str(outcome([r.to_dict() for r in records], alive=driver_alive(path)))
+    except AuditError:
+        status = "unreadable"  # a run.finished no engine wrote; `audit verify` tells more
     return RunSummary(
         id=path.parent.name,
         runbook=str(first.get("runbook", {}).get("id", "?")),
