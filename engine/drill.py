@@ -17,7 +17,7 @@ order is the default. The file format::
         duration: 0.4                           simulated seconds (reported, never slept)
         plan: {summary: ..., changes: [...]}    a mutating step's plan
         effects: {<step id>: {output: ...}}     after this step applies, later steps see this instead
-        rollback: {output: ..., fail: ...}      what undoing this step returns
+        rollback: {output: ..., fail: ...}      what undoing this step returns (``outputs``: per attempt)
     expect:
       steps: {<step id>: succeeded|failed|skipped|planned|refused|rolled_back|rollback_failed|...}
       gates: {<gate id>: approved|denied}
@@ -138,7 +138,10 @@ class SimulatedWorld:
         spec = self.specs.get(step_id, {}).get("rollback")
         if not isinstance(spec, dict):
             return ActionResult({"simulated": True, "rolled_back": True}, True, "simulated rollback")
-        return _result_of(spec, 0)
+        key = f"{step_id}.rollback"  # an undo retries like a step: ``outputs`` answers attempt by attempt
+        n = self.attempts.get(key, 0)
+        self.attempts[key] = n + 1
+        return _result_of(spec, n)
 
     def _applied(self, step_id: str) -> None:
         """The step changed the simulated world: the steps it affects answer differently from now on."""

@@ -171,6 +171,55 @@ def test_an_undescribed_step_is_simulated_and_noted(bg_home: Path, tmp_path: Pat
     assert outcome.status == "rolled_back"  # verify's expect fails on {"simulated": true}
 
 
+def test_a_scenario_can_expect_a_refused_step(bg_home: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "nobody-approves.yaml"
+    source = (CASE / "scenarios" / "drill-demo" / "01-dead-origin.yaml").read_text()
+    scenario.write_text(source.replace(
+        "expect:\n  steps: {check_dns: succeeded, probe: succeeded, switch: succeeded, verify: succeeded, "
+        "fallback: skipped}\n  gates: {switch: approved}\n  outcome: succeeded",
+        "expect:\n  steps: {switch: refused, verify: pending}\n  gates: {switch: denied}\n  outcome: refused"))
+    outcome, records = _drill(str(scenario), yes=False)
+    graded = _graded(records)
+    assert outcome.status == "refused"
+    assert graded["deviations"] == [] and graded["score"] == graded["total"] == 4
+
+
+def _drill_of(runbook_text: str, scenario_text: str, tmp_path: Path, **opts: Any) -> tuple[Any, list[dict[str, Any]]]:
+    from breakglass.engine.loader import load_text
+
+    loaded = load_text(runbook_text, str(tmp_path / "drill-demo.yaml"))
+    path = tmp_path / "scenario.yaml"
+    path.write_text(scenario_text)
+    options = RunOptions(operator="alice", terminal=Terminal(stdin=_NoTty()), **opts)
+    outcome = drill.run_drill(loaded, drill.load_scenario(path), {}, options, JsonReporter(io.StringIO()),
+                              FileStore())
+    return outcome, [r.to_dict() for r in FileStore().records(outcome.run_id)]
+
+
+def test_the_simulated_world_is_told_a_call_is_an_undo(bg_home: Path, tmp_path: Path) -> None:
+    """A change applied again until it holds is the change, not its undo; an undo that retries gets its own
+    answers attempt by attempt."""
+    book = RUNBOOK.read_text().replace(
+        "    rollback:\n      action: dns.update",
+        "    retries: {attempts: 3, delay: 0}\n    until: result.applied\n"
+        "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.restored\n      expect: result.restored\n"
+        "      action: dns.update")
+    assert "until: result.applied" in book
+    scenario = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text().replace(
+        "    output: {applied: true}\n    rollback: {output: {restored: true}}",
+        "    outputs: [{applied: false}, {applied: true}]\n"
+        "    rollback: {outputs: [{restored: false}, {restored: true}]}")
+    assert "outputs: [{applied: false}" in scenario
+    outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
+    assert outcome.status == "rolled_back", [r.get("error") for r in records if r["type"] == "rollback.failed"]
+    switch = [r for r in records if r.get("step") == "switch"]
+    assert [r["output"] for r in switch if r["type"] == "step.succeeded"] == [{"applied": True}]
+    assert [r["attempt"] for r in switch if r["type"] == "step.retried"] == [1]
+    assert [r["attempt"] for r in switch if r["type"] == "rollback.retried"] == [1], "until held on the second"
+    assert [r["output"] for r in switch if r["type"] == "rollback.succeeded"] == [{"restored": True}]
+    assert _graded(records)["deviations"] == []
+
+
 def test_scenario_errors_are_located(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("title: x\nsteps:\n  probe:\n    outptu: {}\nexpect:\n  outcome: fine\n")
