@@ -196,28 +196,35 @@ def _drill_of(runbook_text: str, scenario_text: str, tmp_path: Path, **opts: Any
     return outcome, [r.to_dict() for r in FileStore().records(outcome.run_id)]
 
 
-def test_the_simulated_world_is_told_a_call_is_an_undo(bg_home: Path, tmp_path: Path) -> None:
-    """A change applied again until it holds is the change, not its undo; an undo that retries gets its own
-    answers attempt by attempt."""
-    book = RUNBOOK.read_text().replace(
-        "    rollback:\n      action: dns.update",
-        "    retries: {attempts: 3, delay: 0}\n    until: result.applied\n"
-        "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.restored\n      expect: result.restored\n"
-        "      action: dns.update")
-    assert "until: result.applied" in book
-    scenario = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text().replace(
-        "    output: {applied: true}\n    rollback: {output: {restored: true}}",
-        "    outputs: [{applied: false}, {applied: true}]\n"
-        "    rollback: {outputs: [{restored: false}, {restored: true}]}")
-    assert "outputs: [{applied: false}" in scenario
+UNTIL_APPLIED = "    retries: {attempts: 3, delay: 0}\n    until: result.applied\n    rollback:\n"
+APPLIED_ON_SECOND = "    outputs: [{applied: false}, {applied: true}]\n"
+
+
+def test_a_change_applied_until_it_holds_is_not_an_undo(bg_home: Path, tmp_path: Path) -> None:
+    """The simulated world is told which call undoes a step: a change applied again is still the change."""
+    book = RUNBOOK.read_text().replace("    rollback:\n", UNTIL_APPLIED)
+    scenario = (CASE / "scenarios" / "drill-demo" / "01-dead-origin.yaml").read_text().replace(
+        "    output: {applied: true}\n", APPLIED_ON_SECOND)
+    assert UNTIL_APPLIED in book and APPLIED_ON_SECOND in scenario
     outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
-    assert outcome.status == "rolled_back", [r.get("error") for r in records if r["type"] == "rollback.failed"]
     switch = [r for r in records if r.get("step") == "switch"]
     assert [r["output"] for r in switch if r["type"] == "step.succeeded"] == [{"applied": True}]
     assert [r["attempt"] for r in switch if r["type"] == "step.retried"] == [1]
+    assert outcome.status == "succeeded" and _graded(records)["deviations"] == []
+
+
+def test_an_undo_retries_with_its_own_answers(bg_home: Path, tmp_path: Path) -> None:
+    undo = "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.restored\n"
+    book = RUNBOOK.read_text().replace("    rollback:\n", UNDO_UNTIL := UNTIL_APPLIED.replace("    rollback:\n", undo))
+    scenario = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text().replace(
+        "    output: {applied: true}\n    rollback: {output: {restored: true}}",
+        APPLIED_ON_SECOND + "    rollback: {outputs: [{restored: false}, {restored: true}]}")
+    assert UNDO_UNTIL in book and APPLIED_ON_SECOND in scenario
+    outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
+    switch = [r for r in records if r.get("step") == "switch"]
     assert [r["attempt"] for r in switch if r["type"] == "rollback.retried"] == [1], "until held on the second"
     assert [r["output"] for r in switch if r["type"] == "rollback.succeeded"] == [{"restored": True}]
-    assert _graded(records)["deviations"] == []
+    assert outcome.status == "rolled_back" and _graded(records)["deviations"] == []
 
 
 def test_scenario_errors_are_located(tmp_path: Path) -> None:

@@ -216,7 +216,8 @@ steps:
     action: shell.run
     confirm: false
     with: {argv: [/bin/true]}
-    rollback: {action: shell.run, with: {argv: [echo, partly]}, confirm: false, expect: "{{ 'fully' in result.stdout }}"}
+    rollback:
+      {action: shell.run, with: {argv: [echo, partly]}, confirm: false, expect: "{{ 'fully' in result.stdout }}"}
   - id: boom
     title: fails
     action: shell.run
