@@ -11,10 +11,10 @@ import pytest
 from breakglass.engine import audit
 from breakglass.engine.console import NullReporter
 from breakglass.engine.errors import AuditError
-from breakglass.engine.events import RUN_RECORDS, RecordType, RunStatus
+from breakglass.engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus
 from breakglass.engine.events import outcome as outcome_of
 from breakglass.engine.loader import load_text
-from breakglass.engine.machine import DONE, STEP_TRANSITIONS, RunState, StepStatus, Variant, replay
+from breakglass.engine.machine import DONE, STEP_TRANSITIONS, RunState, Variant, replay
 from breakglass.engine.runner import Runner
 from breakglass.engine.session import RunOptions, resume, start
 from breakglass.engine.store import FileStore
