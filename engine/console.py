@@ -13,17 +13,17 @@ import os
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
-from breakglass.engine.text import visible, visible_line
+from breakglass.engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
+from breakglass.engine.text import visible_line
 
-# Runs that stopped where a resume goes on (not a finished success, nor a drill's clean end).
-RESUMABLE = frozenset({"refused", "interrupted", "failed"})
 OUTPUT_TAIL = 8  # lines of a command's output shown under its step; the whole of it is in the log and report
 
+S = StepStatus
 ICONS = {
-    "succeeded": ("✔", "32"), "failed": ("✘", "31"), "skipped": ("↷", "33"), "planned": ("☐", "36"),
-    "refused": ("⛔", "31"), "rolled_back": ("↺", "35"), "rollback_failed": ("✘", "31"),
+    S.SUCCEEDED: ("✔", "32"), S.FAILED: ("✘", "31"), S.SKIPPED: ("↷", "33"), S.PLANNED: ("☐", "36"),
+    S.REFUSED: ("⛔", "31"), S.ROLLED_BACK: ("↺", "35"), S.ROLLBACK_FAILED: ("✘", "31"),
 }
 
 
@@ -114,11 +114,11 @@ class TerminalReporter:
         self._stop_spinner()
 
     def event(self, rec: dict[str, Any]) -> None:
-        handler = getattr(self, "_on_" + rec["type"].replace(".", "_"), None)
+        handler = self._handlers.get(rec["type"])
         if handler:
-            handler(rec)
+            handler(self, rec)
 
-    def _step_line(self, rec: dict[str, Any], status: str, detail: str = "") -> None:
+    def _step_line(self, rec: dict[str, Any], status: StepStatus, detail: str = "") -> None:
         icon, colour = ICONS.get(status, ("•", "0"))
         sid = rec.get("step", "")
         if self._current and self._current[0] == sid:
@@ -160,19 +160,19 @@ class TerminalReporter:
                         f"{torn.get('bytes')} bytes were moved to {torn.get('saved_as')}")
 
     def _on_step_succeeded(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "succeeded", str(rec.get("message") or ""))
+        self._step_line(rec, S.SUCCEEDED, str(rec.get("message") or ""))
         self._output_tail(rec)
 
     def _on_step_failed(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "failed", str(rec.get("error") or rec.get("message") or ""))
+        self._step_line(rec, S.FAILED, str(rec.get("error") or rec.get("message") or ""))
         self._output_tail(rec)
 
     def _on_step_skipped(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "skipped", str(rec.get("reason", "")))
+        self._step_line(rec, S.SKIPPED, str(rec.get("reason", "")))
 
     def _on_step_planned(self, rec: dict[str, Any]) -> None:
         if rec.get("final"):
-            self._step_line(rec, "planned", f"would: {rec.get('summary')}")
+            self._step_line(rec, S.PLANNED, f"would: {rec.get('summary')}")
 
     def _on_step_retried(self, rec: dict[str, Any]) -> None:
         self._print(visible_line(f"  ↻ {rec.get('step')}: attempt {rec.get('attempt')} — {rec.get('reason')}; "
@@ -190,13 +190,13 @@ class TerminalReporter:
                                 "31"))
 
     def _on_rollback_succeeded(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "rolled_back", "rolled back")
+        self._step_line(rec, S.ROLLED_BACK, "rolled back")
 
     def _on_rollback_skipped(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "skipped", f"not undone: {rec.get('reason')}")
+        self._step_line(rec, S.SKIPPED, f"not undone: {rec.get('reason')}")
 
     def _on_rollback_failed(self, rec: dict[str, Any]) -> None:
-        self._step_line(rec, "rollback_failed", f"rollback failed: {rec.get('error')}")
+        self._step_line(rec, S.ROLLBACK_FAILED, f"rollback failed: {rec.get('error')}")
         self._output_tail(rec)
 
     def _on_note(self, rec: dict[str, Any]) -> None:
@@ -212,7 +212,7 @@ class TerminalReporter:
     def _on_run_finished(self, rec: dict[str, Any]) -> None:
         counts = rec.get("counts", {})
         shown = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        colour = "32" if rec.get("status") == "succeeded" else "31"
+        colour = "32" if rec.get("status") == RunStatus.SUCCEEDED else "31"
         self._print("")
         self._print(self._paint(f"run {rec.get('status')}", colour) + (f": {shown}" if shown else ""))
         if rec.get("reason"):
@@ -220,6 +220,19 @@ class TerminalReporter:
         self._print(f"audit head {rec.get('hash')}  (paste it into the incident channel to pin the log)")
         if rec.get("status") in RESUMABLE:
             self._print(f"to go on from here: breakglass resume {rec.get('run')}")
+
+
+    # Which record each method above prints; a record type without one is not shown on the terminal.
+    _handlers: ClassVar[dict[str, Any]] = {
+        RecordType.RUN_STARTED: _on_run_started, RecordType.RUN_RESUMED: _on_run_resumed,
+        RecordType.STEP_SUCCEEDED: _on_step_succeeded, RecordType.STEP_FAILED: _on_step_failed,
+        RecordType.STEP_SKIPPED: _on_step_skipped, RecordType.STEP_PLANNED: _on_step_planned,
+        RecordType.STEP_RETRIED: _on_step_retried, RecordType.GATE_APPROVED: _on_gate_approved,
+        RecordType.GATE_DENIED: _on_gate_denied, RecordType.ROLLBACK_SUCCEEDED: _on_rollback_succeeded,
+        RecordType.ROLLBACK_SKIPPED: _on_rollback_skipped, RecordType.ROLLBACK_FAILED: _on_rollback_failed,
+        RecordType.NOTE: _on_note, RecordType.DRILL_GRADED: _on_drill_graded,
+        RecordType.RUN_FINISHED: _on_run_finished,
+    }
 
 
 class _Spinner:

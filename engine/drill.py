@@ -17,9 +17,9 @@ order is the default. The file format::
         duration: 0.4                           simulated seconds (reported, never slept)
         plan: {summary: ..., changes: [...]}    a mutating step's plan
         effects: {<step id>: {output: ...}}     after this step applies, later steps see this instead
-        rollback: {output: ..., fail: ...}      what undoing this step returns
+        rollback: {output: ..., fail: ...}      what undoing this step returns (``outputs``: per attempt)
     expect:
-      steps: {<step id>: succeeded|failed|skipped|planned|rolled_back|...}
+      steps: {<step id>: succeeded|failed|skipped|planned|refused|rolled_back|rollback_failed|...}
       gates: {<gate id>: approved|denied}
       outcome: succeeded|failed|refused|rolled_back|rollback_incomplete|interrupted
 """
@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
+from breakglass.engine import events
 from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.runner import rollback_outcome
+from breakglass.engine.events import DECISIONS, RecordType
 from breakglass.engine.scenario import (  # re-exported: the drill's public API
     ANSWER_KEYS,
     Expectation,
@@ -49,6 +50,7 @@ from breakglass.engine.world import LiveWorld
 __all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_scenario", "run_drill",
            "scenario_files", "scenario_name"]
 
+T = RecordType
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
 LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
@@ -64,7 +66,6 @@ class SimulatedWorld:
         self.live = live or LiveWorld()
         self.specs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in scenario.steps.items()}
         self.attempts: dict[str, int] = {}
-        self.first_action: dict[str, str] = {}
         self.applied: set[str] = set()
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
@@ -76,16 +77,18 @@ class SimulatedWorld:
         """Retry delays are simulated time: counted, never slept."""
         self.waited += seconds
 
-    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
-        if self._is_rollback(step_id, action):
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+            rollback: bool = False) -> ActionResult:
+        if rollback:
             return self._rollback(step_id)
         if action.name in LOCAL_ACTIONS:
             return self._local(step_id, action, params, ctx)
         return self._answer(step_id)
 
-    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan:
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+             rollback: bool = False) -> Plan:
         spec = self.specs.get(step_id, {}).get("plan")
-        if self._is_rollback(step_id, action) or not isinstance(spec, dict):
+        if rollback or not isinstance(spec, dict):
             shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
             return Plan(summary=f"simulated: {action.name} {shown}")
         refused = spec.get("refused")
@@ -96,9 +99,10 @@ class SimulatedWorld:
         )
 
     def apply(
-        self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan
+        self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan, *,
+        rollback: bool = False
     ) -> ActionResult:
-        if self._is_rollback(step_id, action):
+        if rollback:
             return self._rollback(step_id)
         result = self._answer(step_id)
         if result.ok:
@@ -106,11 +110,6 @@ class SimulatedWorld:
         return result
 
     # Answers -------------------------------------------------------------------------------------------
-
-    def _is_rollback(self, step_id: str, action: Action[Any]) -> bool:
-        """A call for a step that already applied, or with another action than its first call, undoes it."""
-        first = self.first_action.setdefault(step_id, action.name)
-        return step_id in self.applied or first != action.name
 
     def _local(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
         if action.name == "wait.sleep":
@@ -139,7 +138,10 @@ class SimulatedWorld:
         spec = self.specs.get(step_id, {}).get("rollback")
         if not isinstance(spec, dict):
             return ActionResult({"simulated": True, "rolled_back": True}, True, "simulated rollback")
-        return _result_of(spec, 0)
+        key = f"{step_id}.rollback"  # an undo retries like a step: ``outputs`` answers attempt by attempt
+        n = self.attempts.get(key, 0)
+        self.attempts[key] = n + 1
+        return _result_of(spec, n)
 
     def _applied(self, step_id: str) -> None:
         """The step changed the simulated world: the steps it affects answer differently from now on."""
@@ -157,10 +159,9 @@ class SimulatedWorld:
         effects: dict[str, str] = {}
         for rec in records:
             kind, sid = rec.get("type"), str(rec.get("step", ""))
-            if kind == "step.started":
+            if kind == T.STEP_STARTED:
                 effects[sid] = str(rec.get("effect", "read"))
-                self.first_action.setdefault(sid, str(rec.get("action", "")))
-            elif kind == "step.succeeded" and effects.get(sid, "read") != "read":
+            elif kind == T.STEP_SUCCEEDED and effects.get(sid, "read") != "read":
                 self._applied(sid)
 
 
@@ -219,38 +220,10 @@ def no_network() -> Iterator[None]:
 # --- grading ---------------------------------------------------------------------------------------------
 
 
-def _since_last_resume(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    starts = [i for i, r in enumerate(records) if r["type"] in ("run.started", "run.resumed")]
-    return records[starts[-1] :] if starts else records
-
-
-def infer_outcome(
-    records: list[dict[str, Any]], step_status: Mapping[str, str], continued: Mapping[str, bool]
-) -> str:
-    """How the run is about to finish, from its log (the finish hook is not told the status)."""
-    recent = _since_last_resume(records)
-    kinds = [r["type"] for r in recent]
-    if "rollback.begun" in kinds:
-        return rollback_outcome(recent[kinds.index("rollback.begun"):])
-    if "step.interrupted" in kinds:
-        return "interrupted"
-    for r in recent:
-        if (
-            r["type"] == "gate.denied"
-            and not str(r.get("gate", "")).endswith(".rollback")
-            and r.get("choice") != "skip"
-        ):
-            return "refused"
-    if any(s == "failed" and not continued.get(sid) for sid, s in step_status.items()):
-        return "failed"
-    return "succeeded"
-
-
 def grade(
     scenario: Scenario,
     records: list[dict[str, Any]],
     step_status: Mapping[str, str],
-    continued: Mapping[str, bool],
     notes: list[str],
     durations: Mapping[str, float],
 ) -> dict[str, Any]:
@@ -272,7 +245,7 @@ def grade(
             score += 1
         else:
             deviations.append(f"gate {gid}: expected {want}, was {was}")
-    outcome = infer_outcome(records, step_status, continued)
+    outcome = events.outcome(records)  # the finish hook runs before run.finished: how the run is ending
     if exp.outcome:
         if outcome == exp.outcome:
             score += 1
@@ -293,11 +266,11 @@ def grade(
 def _decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:
-        if r["type"] in ("gate.approved", "gate.denied"):
+        if r["type"] in DECISIONS:
             out.append(
                 {
                     "gate": r.get("gate"),
-                    "approved": r["type"] == "gate.approved",
+                    "approved": r["type"] == T.GATE_APPROVED,
                     "by": r.get("by"),
                     "how": r.get("how"),
                     "waited_s": r.get("waited_s", 0.0),
@@ -311,10 +284,7 @@ def grader(scenario: Scenario, world: SimulatedWorld) -> Callable[[Any], None]:
     def hook(runner: Any) -> None:
         records = [r.to_dict() for r in runner.writer.records()]
         status = {sid: str(st.status) for sid, st in runner.state.steps.items()}
-        continued = {sid: bool(st.continued) for sid, st in runner.state.steps.items()}
-        runner.record(
-            "drill.graded", grade(scenario, records, status, continued, world.notes, world.durations)
-        )
+        runner.record(T.DRILL_GRADED, grade(scenario, records, status, world.notes, world.durations))
 
     return hook
 

@@ -11,7 +11,8 @@ Step lifecycle::
        │                        │ ├──step.planned (dry-run)──▶ planned
        │                        │ ├──step.skipped (gate: skip)──▶ skipped
        │                        │ └──step.refused (gate: abort)──▶ refused
-       └──step.skipped (when)──▶ skipped
+       ├──step.skipped (when)──▶ skipped
+       └──step.failed (its arguments did not render)──▶ failed
     succeeded ──rollback.succeeded──▶ rolled_back      succeeded ──rollback.failed──▶ rollback_failed
 
 A step left in ``running`` when a log ends never acted on the world and is simply run again; one left in
@@ -20,62 +21,65 @@ A step left in ``running`` when a log ends never acted on the world and is simpl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from breakglass.engine.errors import AuditError
+from breakglass.engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus, Verdict
 
 
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    APPLYING = "applying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    PLANNED = "planned"
-    ROLLED_BACK = "rolled_back"
-    ROLLBACK_FAILED = "rollback_failed"
-    REFUSED = "refused"  # its gate said no and the run stopped there; a resume asks again
+class Variant(StrEnum):
+    """A record whose fields change what it does to a step: its own entry in the table."""
+
+    DRY_RUN_PLAN = "step.planned final"  # a dry-run stops after the plan: the step ends ``planned``
 
 
-S = StepStatus
+Transition = RecordType | Variant
+S, T = StepStatus, RecordType
 
-# (status now, event) → status next. Anything not here is an impossible log.
-STEP_TRANSITIONS: dict[tuple[StepStatus, str], StepStatus] = {
-    (S.PENDING, "step.started"): S.RUNNING,
-    (S.PENDING, "step.skipped"): S.SKIPPED,
-    (S.RUNNING, "step.started"): S.RUNNING,  # a resumed run starts a never-applied step again
-    (S.RUNNING, "step.retried"): S.RUNNING,
-    (S.RUNNING, "step.planned"): S.RUNNING,  # live: the plan precedes the gate; dry-run: see apply()
-    (S.RUNNING, "step.applying"): S.APPLYING,
-    (S.RUNNING, "step.succeeded"): S.SUCCEEDED,
-    (S.RUNNING, "step.failed"): S.FAILED,
-    (S.RUNNING, "step.skipped"): S.SKIPPED,
-    (S.RUNNING, "step.interrupted"): S.RUNNING,
-    (S.APPLYING, "step.retried"): S.APPLYING,
-    (S.APPLYING, "step.succeeded"): S.SUCCEEDED,
-    (S.APPLYING, "step.failed"): S.FAILED,
-    (S.APPLYING, "step.interrupted"): S.APPLYING,
-    (S.APPLYING, "step.in_doubt"): S.APPLYING,
-    (S.APPLYING, "step.started"): S.RUNNING,  # the operator chose to run an in-doubt step again
-    (S.FAILED, "step.started"): S.RUNNING,  # resume of an aborted run tries the failed step again
-    (S.RUNNING, "step.refused"): S.REFUSED,
-    (S.REFUSED, "step.started"): S.RUNNING,  # resume of a refused run asks the gate again
-    (S.SUCCEEDED, "rollback.succeeded"): S.ROLLED_BACK,
-    (S.SUCCEEDED, "rollback.failed"): S.ROLLBACK_FAILED,
-    (S.SUCCEEDED, "rollback.started"): S.SUCCEEDED,
-    (S.SUCCEEDED, "rollback.skipped"): S.SUCCEEDED,
+# (status now, record) → status next. Anything not here is an impossible log.
+STEP_TRANSITIONS: dict[tuple[StepStatus, Transition], StepStatus] = {
+    (S.PENDING, T.STEP_STARTED): S.RUNNING,
+    (S.PENDING, T.STEP_SKIPPED): S.SKIPPED,
+    (S.PENDING, T.STEP_FAILED): S.FAILED,  # failed before it could start: its arguments did not render
+    (S.RUNNING, T.STEP_STARTED): S.RUNNING,  # a resumed run starts a never-applied step again
+    (S.RUNNING, T.STEP_RETRIED): S.RUNNING,
+    (S.RUNNING, T.STEP_PLANNED): S.RUNNING,  # a live run's plan precedes the gate
+    (S.RUNNING, Variant.DRY_RUN_PLAN): S.PLANNED,
+    (S.RUNNING, T.STEP_APPLYING): S.APPLYING,
+    (S.RUNNING, T.STEP_SUCCEEDED): S.SUCCEEDED,
+    (S.RUNNING, T.STEP_FAILED): S.FAILED,
+    (S.RUNNING, T.STEP_SKIPPED): S.SKIPPED,
+    (S.RUNNING, T.STEP_INTERRUPTED): S.RUNNING,
+    (S.RUNNING, T.STEP_REFUSED): S.REFUSED,
+    (S.APPLYING, T.STEP_RETRIED): S.APPLYING,
+    (S.APPLYING, T.STEP_SUCCEEDED): S.SUCCEEDED,
+    (S.APPLYING, T.STEP_FAILED): S.FAILED,
+    (S.APPLYING, T.STEP_INTERRUPTED): S.APPLYING,
+    (S.APPLYING, T.STEP_IN_DOUBT): S.APPLYING,
+    (S.APPLYING, T.STEP_STARTED): S.RUNNING,  # the operator chose to run an in-doubt step again
+    (S.FAILED, T.STEP_STARTED): S.RUNNING,  # resume of an aborted run tries the failed step again
+    (S.FAILED, T.STEP_FAILED): S.FAILED,  # ... and its arguments still do not render
+    (S.REFUSED, T.STEP_STARTED): S.RUNNING,  # resume of a refused run asks the gate again
+    (S.REFUSED, T.STEP_FAILED): S.FAILED,
+    (S.SUCCEEDED, T.ROLLBACK_STARTED): S.SUCCEEDED,
+    (S.SUCCEEDED, T.ROLLBACK_RETRIED): S.SUCCEEDED,
+    (S.SUCCEEDED, T.ROLLBACK_SKIPPED): S.SUCCEEDED,
+    (S.SUCCEEDED, T.ROLLBACK_SUCCEEDED): S.ROLLED_BACK,
+    (S.SUCCEEDED, T.ROLLBACK_FAILED): S.ROLLBACK_FAILED,
 }
 
-# Records that change no step's status.
-RUN_EVENTS = frozenset({
-    "run.started", "run.resumed", "run.inputs_changed", "run.finished", "gate.asked", "gate.approved",
-    "gate.denied", "note", "rollback.begun", "drill.graded",
-})
-
 DONE = frozenset({S.SUCCEEDED, S.SKIPPED, S.PLANNED, S.ROLLED_BACK, S.ROLLBACK_FAILED})
+
+
+def transition_of(rec: Mapping[str, Any]) -> Transition:
+    """The table entry a record is looked up by; ValueError for a type that does not exist."""
+    kind = RecordType(rec["type"])
+    if kind is T.STEP_PLANNED and rec.get("final"):
+        return Variant.DRY_RUN_PLAN
+    return kind
 
 
 @dataclass
@@ -103,9 +107,11 @@ class RunState:
     step_ids: list[str]
     mode: str = "live"
     run_id: str = ""
-    status: str = "created"
+    status: RunStatus = RunStatus.CREATED
     steps: dict[str, StepState] = field(default_factory=dict)
     last_seq: int = 0
+    # How the latest drive ends if it ends now: the outcome the runner records in run.finished.
+    verdict: Verdict = field(default_factory=Verdict, repr=False, compare=False)
     # Each step's template view, refreshed when that step changes: rebuilding all of them for every step
     # made a run quadratic in its length (1,000 steps: ~2.6 ms of overhead per step).
     _views: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -115,54 +121,64 @@ class RunState:
             self.steps.setdefault(sid, StepState())
         self._views = {sid: st.as_context() for sid, st in self.steps.items()}
 
-    def apply(self, rec: dict[str, Any]) -> None:
+    def apply(self, rec: Mapping[str, Any]) -> None:
         """Feed one record; raise AuditError if the log describes something impossible."""
-        kind = rec["type"]
         self.last_seq = int(rec.get("seq", self.last_seq))
-        if kind in RUN_EVENTS:
+        try:
+            kind = transition_of(rec)
+        except ValueError:
+            raise AuditError(f"record {self.last_seq}: unknown record type '{rec['type']}'") from None
+        self.verdict.apply(rec)
+        if kind in RUN_RECORDS:
             self._run_event(kind, rec)
             return
         sid = rec.get("step")
         if sid not in self.steps:
-            raise AuditError(f"record {self.last_seq}: '{kind}' names unknown step '{sid}'")
+            raise AuditError(f"record {self.last_seq}: '{rec['type']}' names unknown step '{sid}'")
         st = self.steps[sid]
         nxt = STEP_TRANSITIONS.get((st.status, kind))
         if nxt is None:
-            raise AuditError(f"record {self.last_seq}: step '{sid}' cannot go from {st.status} on '{kind}'")
-        self._step_event(st, kind, rec, nxt)
+            raise AuditError(f"record {self.last_seq}: step '{sid}' cannot go from {st.status} on '{rec['type']}'")
+        self._step_event(st, kind, rec)
+        st.status = nxt
         self._views[sid] = st.as_context()
 
-    def _run_event(self, kind: str, rec: dict[str, Any]) -> None:
-        if kind == "run.started":
+    @property
+    def outcome(self) -> RunStatus:
+        """How the run ends if it ends now (``events.outcome`` of the records fed so far)."""
+        return self.verdict.status
+
+    def _run_event(self, kind: Transition, rec: Mapping[str, Any]) -> None:
+        if kind is T.RUN_STARTED:
             self.mode = str(rec.get("mode", "live"))
             self.run_id = str(rec.get("run", ""))
-            self.status = "running"
-        elif kind == "run.resumed":
-            self.status = "running"
-        elif kind == "run.finished":
-            self.status = str(rec.get("status", "finished"))
+            self.status = RunStatus.RUNNING
+        elif kind is T.RUN_RESUMED:
+            self.status = RunStatus.RUNNING
+        elif kind is T.RUN_FINISHED:
+            self.status = self.verdict.status
 
-    def _step_event(self, st: StepState, kind: str, rec: dict[str, Any], nxt: StepStatus) -> None:
-        if kind == "step.started":
+    @staticmethod
+    def _step_event(st: StepState, kind: Transition, rec: Mapping[str, Any]) -> None:
+        """What a record tells about a step besides its status (that comes from the table alone)."""
+        if kind is T.STEP_STARTED:
             st.effect = str(rec.get("effect", st.effect))
             st.attempts = 0
             st.continued = False
-        elif kind == "step.retried":
+        elif kind is T.STEP_RETRIED:
             st.attempts = int(rec.get("attempt", st.attempts))
-        elif kind == "step.planned":
+        elif kind in (T.STEP_PLANNED, Variant.DRY_RUN_PLAN):
             st.plan = {"summary": rec.get("summary"), "changes": rec.get("changes", [])}
-            if rec.get("final"):  # a dry-run stops after the plan
-                nxt = S.PLANNED
+            if kind is Variant.DRY_RUN_PLAN:
                 st.ok = True
                 st.output = {"planned": True, "plan": st.plan}
-        elif kind in ("step.succeeded", "step.failed"):
+        elif kind in (T.STEP_SUCCEEDED, T.STEP_FAILED):
             st.output = dict(rec.get("output") or {})
-            st.ok = kind == "step.succeeded"
+            st.ok = kind is T.STEP_SUCCEEDED
             st.attempts = int(rec.get("attempts", st.attempts))
             st.continued = bool(rec.get("continued", False))
-        elif kind == "step.skipped":
+        elif kind is T.STEP_SKIPPED:
             st.ok = False
-        st.status = nxt
 
     # --- questions the runner and resume ask -------------------------------------------------------
 
@@ -185,6 +201,7 @@ class RunState:
 
 
 def replay(step_ids: list[str], records: list[dict[str, Any]]) -> RunState:
+    """The state a run's log describes: the same as the live run's when it wrote that log."""
     state = RunState(step_ids)
     for rec in records:
         state.apply(rec)

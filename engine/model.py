@@ -86,7 +86,9 @@ class Retry(Frozen):
 
 
 class Rollback(Frozen):
-    """An action that undoes a completed step; run in reverse order when a later step fails with rollback."""
+    """An action that undoes a completed step; run in reverse order when a later step fails with rollback.
+
+    The engine runs it on the same path as a step, so it takes the same keys for how its action is called."""
 
     title: str | None = Field(None, description="What the rollback does, for the operator.")
     action: str = Field(description="A registered action's name.")
@@ -94,6 +96,10 @@ class Rollback(Frozen):
     confirm: Confirm | None = Field(
         None, description="Gate for the rollback itself; mutating rollbacks are gated unless false."
     )
+    retries: Retry | None = Field(None, description="Retry policy of the undo, as for a step.")
+    until: str | None = Field(None, description="Retry the undo until this expression over `result` is true.")
+    timeout: float | None = Field(None, gt=0, description="Seconds the undo may take; the step's by default.")
+    expect: str | None = Field(None, description="The undo fails unless this expression over `result` holds.")
 
 
 class Step(Frozen):
@@ -160,12 +166,12 @@ def gate_for(confirm: bool | str | Gate | None, mutating: bool) -> Gate | None:
 UNTIL_RETRY = Retry(attempts=10, delay=5.0)
 
 
-def retry_policy(step: Step) -> Retry:
-    """How often one start of the step may call its action: after one approval, for a mutating step."""
+def retry_policy(step: Step | Rollback) -> Retry:
+    """How often one start of a step (or its undo) may call its action: after one approval, if it mutates."""
     return step.retries or (UNTIL_RETRY if step.until else Retry(attempts=1))
 
 
-def repeat_note(step: Step) -> str | None:
+def repeat_note(step: Step | Rollback) -> str | None:
     """What the operator must know when one approval may apply a change more than once, else None."""
     times = retry_policy(step).attempts
     if times == 1:

@@ -6,6 +6,7 @@ from typing import Any
 
 from breakglass.engine import audit
 from breakglass.engine.errors import InputError
+from breakglass.engine.events import RecordType
 from breakglass.engine.store import RunStore
 
 
@@ -20,6 +21,6 @@ def append_note(store: RunStore, run_id: str, text: str, operator: str) -> dict[
     mode = records[0].get("mode", "live") if records else "live"
     writer = store.writer(run_id, {"run": run_id, "mode": mode})
     try:
-        return writer.append("note", {"text": text, "by": operator})
+        return writer.append(RecordType.NOTE, {"text": text, "by": operator})
     finally:
         writer.close()

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from breakglass.engine.errors import AuditError
+from breakglass.engine.events import DECISIONS, RecordType, RunStatus, outcome
 from breakglass.engine.machine import RunState
 
 # The data model lives in report_model; its names are re-exported so ``engine.report`` stays the one import.
@@ -28,8 +29,8 @@ MASK = "***"
 RUNBOOK_AUTHOR = "the runbook"  # who a note from the runbook's own text (log.note) is credited to
 DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "decision",
                "at_step")
-STEP_END = ("step.succeeded", "step.failed", "step.skipped", "step.interrupted")
-DECISIONS = ("gate.approved", "gate.denied")
+T = RecordType
+STEP_END = (T.STEP_SUCCEEDED, T.STEP_FAILED, T.STEP_SKIPPED, T.STEP_INTERRUPTED)
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -70,16 +71,16 @@ def _detail(rec: dict[str, Any]) -> str:
     for key in DETAIL_KEYS:
         value = rec.get(key)
         if value is not None and value != "" and value != [] and value != {}:
-            if not (key == "choice" and kind == "gate.approved"):
+            if not (key == "choice" and kind == T.GATE_APPROVED):
                 parts.append(f"{key}: {value}")
-    if kind == "run.started":
+    if kind == T.RUN_STARTED:
         parts.insert(0, f"runbook: {(rec.get('runbook') or {}).get('id', '?')}")
-    elif kind == "rollback.begun":
+    elif kind == T.ROLLBACK_BEGUN:
         parts.insert(
             0,
             f"after {rec.get('after')}, undoing: {', '.join(map(str, rec.get('steps') or [])) or 'nothing'}",
         )
-    elif kind == "drill.graded":
+    elif kind == T.DRILL_GRADED:
         parts.insert(0, f"score {rec.get('score')}/{rec.get('total')}, outcome {rec.get('outcome')}")
     return "; ".join(parts)
 
@@ -145,7 +146,7 @@ def _value_done(stack: list[dict[str, Any]]) -> None:
 
 def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool = False) -> Report:
     """The report's data from the run's records, in log order."""
-    started = next((r for r in records if r["type"] == "run.started"), records[0] if records else {})
+    started = next((r for r in records if r["type"] == T.RUN_STARTED), records[0] if records else {})
     first = records[0]["ts"] if records else ""
     origin = _epoch(first)
     last = records[-1]["ts"] if records else ""
@@ -163,7 +164,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     for rec in records:
         kind, at = rec["type"], _seconds(origin, rec["ts"])
         by = str(rec.get("by") or rec.get("operator") or rec.get("marked_by") or "")
-        if kind in ("run.started", "run.resumed"):
+        if kind in (T.RUN_STARTED, T.RUN_RESUMED):
             driver = str(rec.get("operator") or "")
         if by and by not in operators:
             operators.append(by)
@@ -183,21 +184,21 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             decided = _in_doubt_decision(rec)
             if decided is not None:
                 in_doubt.append(decided)
-        elif kind == "gate.asked":
+        elif kind == T.GATE_ASKED:
             gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
         elif kind in DECISIONS:
             _on_decision(gates, steps, rec, at)
-        elif kind == "run.inputs_changed":
+        elif kind == T.RUN_INPUTS_CHANGED:
             inputs_changed += [{"name": str(name), "old": change.get("old"), "new": change.get("new"), "by": by,
                                 "ts": rec["ts"]} for name, change in (rec.get("changes") or {}).items()
                                if isinstance(change, dict)]
-        elif kind == "note":
+        elif kind == T.NOTE:
             notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
         elif kind.startswith("rollback."):
             rollback.append(
                 {"ts": rec["ts"], "type": kind, "step": str(rec.get("step", "")), "detail": _detail(rec)}
             )
-        if kind in ("step.failed", "rollback.failed", "gate.denied"):
+        if kind in (T.STEP_FAILED, T.ROLLBACK_FAILED, T.GATE_DENIED):
             failures.append(
                 {
                     "ts": rec["ts"],
@@ -211,9 +212,9 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         if sid in steps:
             steps[sid].status = str(st.status)
     finish = _finish(records)
-    status = str(finish.get("status")) if finish else ("in_progress" if alive else "interrupted")
+    status = _status(records, finish, alive)
     secret = set(started.get("secret_inputs") or [])
-    graded = next((r for r in reversed(records) if r["type"] == "drill.graded"), None)
+    graded = next((r for r in reversed(records) if r["type"] == T.DRILL_GRADED), None)
     return Report(
         run_id=run_id,
         runbook=_runbook_meta(started),
@@ -257,17 +258,17 @@ def _replay(ids: list[str], records: list[dict[str, Any]], chain: Chain) -> RunS
 
 def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str, Any]], driver: str) -> None:
     kind = rec["type"]
-    if kind == "step.started":
+    if kind == T.STEP_STARTED:
         row.title = str(rec.get("title") or row.title)
         row.action = str(rec.get("action") or row.action)
         row.effect = str(rec.get("effect") or row.effect)
         row.start_s, row.end_s, row.duration_s, row.error = at, None, None, ""
-    elif kind == "step.planned":
+    elif kind == T.STEP_PLANNED:
         row.summary = str(rec.get("summary") or "")
         if rec.get("final"):
             row.end_s = at
             row.duration_s = round(at - (row.start_s if row.start_s is not None else at), 3)
-    elif kind == "step.skipped":
+    elif kind == T.STEP_SKIPPED:
         row.title = str(rec.get("title") or row.title)
         row.start_s = at if row.start_s is None else row.start_s
         row.end_s = at
@@ -282,7 +283,7 @@ def _on_step(row: StepRow, rec: dict[str, Any], at: float, notes: list[dict[str,
         if isinstance(output, dict):
             typed = _take_output(row, output)
             text = output.get("note")
-            if kind in ("step.succeeded", "step.failed") and isinstance(text, str) and text.strip():
+            if kind in (T.STEP_SUCCEEDED, T.STEP_FAILED) and isinstance(text, str) and text.strip():
                 # A note typed at the step's prompt is by whoever drove the run then (a resume may have handed
                 # it to someone else); any other (log.note) was written by the runbook's author.
                 by = driver if typed else RUNBOOK_AUTHOR
@@ -307,9 +308,9 @@ def _take_output(row: StepRow, output: dict[str, Any]) -> bool:
 
 def _in_doubt_decision(rec: dict[str, Any]) -> dict[str, Any] | None:
     """A step cut off while applying, and what an operator said about it on resume: run it again, or done."""
-    if rec["type"] == "step.in_doubt":
+    if rec["type"] == T.STEP_IN_DOUBT:
         decision, by = str(rec.get("decision") or "rerun"), str(rec.get("by") or "")
-    elif rec["type"] == "step.succeeded" and rec.get("marked_by"):
+    elif rec["type"] == T.STEP_SUCCEEDED and rec.get("marked_by"):
         decision, by = "done", str(rec["marked_by"])
     else:
         return None
@@ -322,7 +323,7 @@ def _on_decision(gates: list[GateRow], steps: dict[str, StepRow], rec: dict[str,
     if row is None:  # a decision without its question: show it anyway
         row = GateRow(gid, str(rec.get("step", "")), at)
         gates.append(row)
-    row.approved = rec["type"] == "gate.approved"
+    row.approved = rec["type"] == T.GATE_APPROVED
     row.decided_s, row.by, row.how = at, str(rec.get("by", "")), str(rec.get("how", ""))
     row.choice = "" if row.approved else str(rec.get("choice", ""))
     row.waited_s = round(at - row.asked_s, 3)
@@ -334,11 +335,20 @@ def _on_decision(gates: list[GateRow], steps: dict[str, StepRow], rec: dict[str,
 def _finish(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The run.finished that closes the latest start or resume, if any."""
     for rec in reversed(records):
-        if rec["type"] == "run.finished":
+        if rec["type"] == T.RUN_FINISHED:
             return dict(rec)
-        if rec["type"] in ("run.started", "run.resumed"):
+        if rec["type"] in (T.RUN_STARTED, T.RUN_RESUMED):
             return None
     return None
+
+
+def _status(records: list[dict[str, Any]], finish: dict[str, Any] | None, alive: bool) -> str:
+    """How the run ended; a run still driven is shown as a live status view (``in_progress``)."""
+    try:
+        status = outcome(records, alive=alive)
+    except AuditError:  # a run.finished no engine wrote: shown as it stands, the chain says the rest
+        return str((finish or {}).get("status"))
+    return "in_progress" if status is RunStatus.RUNNING else str(status)
 
 
 def _runbook_meta(started: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +364,7 @@ def _runbook_meta(started: dict[str, Any]) -> dict[str, Any]:
 
 
 def _effects(records: list[dict[str, Any]]) -> dict[str, str]:
-    return {str(r.get("step")): str(r.get("effect", "read")) for r in records if r["type"] == "step.started"}
+    return {str(r.get("step")): str(r.get("effect", "read")) for r in records if r["type"] == T.STEP_STARTED}
 
 
 def _diagnosed(records: list[dict[str, Any]], first: str) -> float | None:
@@ -362,7 +372,7 @@ def _diagnosed(records: list[dict[str, Any]], first: str) -> float | None:
     effects = _effects(records)
     for rec in records:
         if (
-            rec["type"] in ("step.planned", "gate.asked")
+            rec["type"] in (T.STEP_PLANNED, T.GATE_ASKED)
             and effects.get(str(rec.get("step")), "read") != "read"
         ):
             return _seconds(first, rec["ts"])
@@ -374,7 +384,7 @@ def _mitigated(records: list[dict[str, Any]], first: str) -> float | None:
     effects = _effects(records)
     for wanted in (("write",), ("write", "notify")):
         done = [
-            r for r in records if r["type"] == "step.succeeded" and effects.get(str(r.get("step"))) in wanted
+            r for r in records if r["type"] == T.STEP_SUCCEEDED and effects.get(str(r.get("step"))) in wanted
         ]
         if done:
             return _seconds(first, done[-1]["ts"])

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
@@ -18,39 +19,81 @@ from breakglass.actions.registry import Registry
 from breakglass.engine import templates
 from breakglass.engine.audit import canonical
 from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
+from breakglass.engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
 from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
 from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
 from breakglass.engine.loader import LoadedRunbook
-from breakglass.engine.machine import RunState, StepStatus
-from breakglass.engine.model import Gate, Step, gate_for, repeat_note, retry_policy
+from breakglass.engine.machine import RunState
+from breakglass.engine.model import Gate, Rollback, Step, gate_for, repeat_note, retry_policy
 from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
 from breakglass.engine.store.base import RunLog
 from breakglass.engine.world import LiveWorld, World
 
-ROLLED_BACK, ROLLBACK_INCOMPLETE = "rolled_back", "rollback_incomplete"
-# rollback_incomplete has its own code: the world is half changed and someone must look before anything else.
-EXIT_CODES = {"succeeded": 0, "failed": 1, "aborted": 1, ROLLED_BACK: 1, "refused": 3, ROLLBACK_INCOMPLETE: 7,
-              "interrupted": 130}
+T = RecordType
 
 
 class _Stop(Exception):
-    """Internal: the run ends here with this status."""
+    """Internal: the run ends here; its records say how (``RunState.outcome``)."""
 
-    def __init__(self, status: str, reason: str) -> None:
-        self.status, self.reason = status, reason
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
         super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The records one use of an action writes: a step's, or a rollback's. None: not recorded for it."""
+
+    started: RecordType
+    planned: RecordType | None
+    applying: RecordType | None
+    retried: RecordType
+    succeeded: RecordType
+    failed: RecordType
+    skipped: RecordType
+
+
+STEP = Lifecycle(T.STEP_STARTED, T.STEP_PLANNED, T.STEP_APPLYING, T.STEP_RETRIED, T.STEP_SUCCEEDED,
+                 T.STEP_FAILED, T.STEP_SKIPPED)
+ROLLBACK = Lifecycle(T.ROLLBACK_STARTED, None, None, T.ROLLBACK_RETRIED, T.ROLLBACK_SUCCEEDED,
+                     T.ROLLBACK_FAILED, T.ROLLBACK_SKIPPED)
+
+
+@dataclass(frozen=True)
+class Use:
+    """One use of an action by the runner: a step, or the rollback that undoes one. Both take ``invoke``."""
+
+    step: Step  # the step it belongs to: its id names every record and the gate
+    spec: Step | Rollback  # the action, its arguments and how it is called (confirm, retries, until, ...)
+    title: str  # rendered once
+
+    @property
+    def rollback(self) -> bool:
+        return self.spec is not self.step
+
+    @property
+    def records(self) -> Lifecycle:
+        return ROLLBACK if self.rollback else STEP
+
+    @property
+    def gate_id(self) -> str:
+        return f"{self.step.id}.rollback" if self.rollback else self.step.id
+
+    @property
+    def timeout(self) -> float | None:
+        return self.step.timeout if self.spec.timeout is None else self.spec.timeout  # an undo: the step's
 
 
 @dataclass
 class RunOutcome:
     run_id: str
-    status: str
+    status: RunStatus
     head: str
     note: str = ""  # said to the operator when nothing ran (e.g. resuming a finished run)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.status, 1)
+        return self.status.exit_code
 
 
 @dataclass
@@ -83,7 +126,10 @@ class Runner:
 
     # --- recording -------------------------------------------------------------------------------------
 
-    def record(self, type_: str, data: dict[str, Any], sync: bool = True) -> dict[str, Any]:
+    def record(self, type_: RecordType, data: dict[str, Any], sync: bool = True) -> dict[str, Any]:
+        missing = type_.missing(data)
+        if missing:  # an engine bug: caught before the log holds a record its readers cannot read
+            raise AssertionError(f"a {type_} record needs {', '.join(missing)}")
         rec = self.writer.append(type_, self.redactor.record(data), sync=sync)
         self.state.apply(rec)
         self.reporter.event(rec)
@@ -93,36 +139,39 @@ class Runner:
 
     def execute(self, start: int) -> RunOutcome:
         """Run steps from index ``start`` to the end, then record how the run finished."""
-        status, reason = "succeeded", ""
+        status, reason = None, ""
         try:
             with sigterm_as_interrupt():
                 for step in self.loaded.runbook.steps[start:]:
                     self._step(step)
         except _Stop as stop:
-            status, reason = stop.status, stop.reason
+            reason = stop.reason
         except KeyboardInterrupt:
-            status, reason = "interrupted", "interrupted by the operator (Ctrl-C) or a termination signal"
+            # Said outright: between steps or during a rollback, no step is there to record it.
+            status, reason = RunStatus.INTERRUPTED, "interrupted by the operator (Ctrl-C) or a termination signal"
             current = self._current_step()
             if current:
-                self.record("step.interrupted", {"step": current})
+                self.record(T.STEP_INTERRUPTED, {"step": current})
         finally:
             self.reporter.close()
-        return self.finish(status, reason)
+        return self.finish(reason, status)
 
-    def finish(self, status: str, reason: str) -> RunOutcome:
+    def finish(self, reason: str, status: RunStatus | None = None) -> RunOutcome:
+        """Record how the run ended: what its records say (``RunState.outcome``) unless ``status`` says."""
         if self.before_finish is not None:
             self.before_finish(self)
+        status = self.state.outcome if status is None else status
         counts: dict[str, int] = {}
         for st in self.state.steps.values():
             label = "failed (continued)" if st.status is StepStatus.FAILED and st.continued else str(st.status)
             counts[label] = counts.get(label, 0) + 1
-        rec = self.record("run.finished", {"run": self.state.run_id, "status": status, "reason": reason,
+        rec = self.record(T.RUN_FINISHED, {"run": self.state.run_id, "status": str(status), "reason": reason,
                                            "counts": counts})
         return RunOutcome(self.state.run_id, status, rec["hash"])
 
     def _current_step(self) -> str | None:
         for sid in self.state.step_ids:
-            if str(self.state.steps[sid].status) in ("running", "applying"):
+            if self.state.steps[sid].status in (StepStatus.RUNNING, StepStatus.APPLYING):
                 return sid
         return None
 
@@ -154,61 +203,78 @@ class Runner:
                 if declares_secrets(self.registry, name):
                     self.redactor.add(*declared_secrets(self.registry.get(name), args, ctx))
 
-    # --- one step --------------------------------------------------------------------------------------
+    # --- one step, one rollback: one path --------------------------------------------------------------
 
     def _step(self, step: Step) -> None:
+        use = Use(step, step, self._title(step))
+
+        def when_then_invoke() -> dict[str, Any] | None:
+            if step.when is not None and not templates.evaluate(step.when, self.context()):
+                return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
+                                                    "reason": "its `when` was false"})
+            return self._invoke(use)
+
+        self._guarded(use, when_then_invoke)
+
+    def _guarded(self, use: Use, call: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
         try:
-            self._step_inner(step)
+            return call()
         except AuditError:
             raise  # without a log nothing else may happen: the run stops
         except (BreakglassError, ValueError) as exc:  # rendering, argument or planning failures
-            self._fail(step, self._located(step, exc), {}, 0.0)
+            return self._failed(use, self._located(use, exc), {}, 0.0, 0)
 
-    def _located(self, step: Step, exc: BaseException, *under: str) -> str:
+    def _located(self, use: Use, exc: BaseException, *under: str) -> str:
         """The error in one line; a template's failure names the file:line:col where it is written."""
         if not isinstance(exc, TemplateError):
             return _one_line(exc)
-        index = next(i for i, s in enumerate(self.loaded.runbook.steps) if s.id == step.id)
-        return f"{self.loaded.where(('steps', index, *under), exc.template)}: {_one_line(exc)}"
+        index = next(i for i, s in enumerate(self.loaded.runbook.steps) if s.id == use.step.id)
+        within = ("rollback", *under) if use.rollback else under
+        return f"{self.loaded.where(('steps', index, *within), exc.template)}: {_one_line(exc)}"
 
-    def _step_inner(self, step: Step) -> None:
-        ctx_data = self.context()
-        if step.when is not None and not templates.evaluate(step.when, ctx_data):
-            self.record("step.skipped", {"step": step.id, "title": self._title(step),
-                                         "reason": "its `when` was false"})
-            return
-        action, params = self._prepare(step.action, step.with_, ctx_data)
-        effect = action.effect_of(step.with_)  # as written, never as rendered: output cannot lift a gate
+    def _invoke(self, use: Use) -> dict[str, Any] | None:
+        """render → plan → gate → apply → verify → record, for a step or the rollback of one.
+
+        Returns the record that ended it, or None when a dry-run stopped the step after its plan."""
+        sid, spec, kinds = use.step.id, use.spec, use.records
+        action, params = self._prepare(spec.action, spec.with_, self.context())
+        effect = action.effect_of(spec.with_)  # as written, never as rendered: output cannot lift a gate
         args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
-        title = self._title(step)
-        self.reporter.step_begins(step.id, title)
-        self.record("step.started", {"step": step.id, "title": title, "action": step.action,
-                                     "effect": str(effect), "args": args_shown}, sync=effect is not Effect.READ)
-        actx = self._action_context(step.id, step.timeout)
+        if not use.rollback:
+            self.reporter.step_begins(sid, use.title)
+        self.record(kinds.started, {"step": sid, "title": use.title, "action": spec.action, "effect": str(effect),
+                                    "args": args_shown}, sync=effect is not Effect.READ)
+        actx = self._action_context(sid, use.timeout)
         begun = time.monotonic()
         self._waited = 0.0
+        world = self.world
         if effect is Effect.READ:
-            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), None):
-                return
-            result, attempts = self._attempts(step, lambda: self.world.run(step.id, action, params, actx), actx)
+            refused = self._gate(use, effect, self._as_written(params), None)
+            if refused is not None:
+                return refused
+            result, attempts = self._attempts(
+                use, lambda: world.run(sid, action, params, actx, rollback=use.rollback), actx)
         else:
-            plan = self.world.plan(step.id, action, params, actx)
+            plan = world.plan(sid, action, params, actx, rollback=use.rollback)
             plan_data = {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
             final = self.mode == "dry-run"
-            self.record("step.planned", {"step": step.id, **plan_data, "final": final, "refused": plan.refused,
-                                         "gated": gate_for(step.confirm, True) is not None})  # as a live run
+            if kinds.planned is not None:
+                self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
+                                            "gated": gate_for(spec.confirm, True) is not None})  # as a live run
             if plan.refused:
-                self._fail(step, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0)
-                return
+                return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0)
             if final:
-                return
-            if not self._gate_passes(step.id, step, step.confirm, effect, self._as_written(params), plan_data,
-                                     repeat_note(step)):
-                return
-            self.record("step.applying", {"step": step.id})
+                if use.rollback:  # nothing was changed, so nothing is left undone
+                    return self.record(kinds.skipped, {"step": sid, "reason": DRY_RUN_SKIP, **plan_data})
+                return None
+            refused = self._gate(use, effect, self._as_written(params), plan_data, repeat_note(spec))
+            if refused is not None:
+                return refused
+            if kinds.applying is not None:
+                self.record(kinds.applying, {"step": sid})
             result, attempts = self._attempts(
-                step, lambda: self.world.apply(step.id, action, params, actx, plan), actx)
-        self._conclude(step, result, attempts, time.monotonic() - begun - self._waited)
+                use, lambda: world.apply(sid, action, params, actx, plan, rollback=use.rollback), actx)
+        return self._conclude(use, result, attempts, time.monotonic() - begun - self._waited)
 
     def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action[Any], Params]:
         cls = self.registry.get(name)
@@ -264,67 +330,67 @@ class Runner:
         # A dry-run changes nothing, so it asks only where the runbook asks explicitly.
         return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
-    def _gate_passes(self, gate_id: str, step: Step, confirm: Any, effect: Effect, args: dict[str, Any],
-                     plan: dict[str, Any] | None, repeats: str | None = None, title: str | None = None) -> bool:
-        """``title``: what the gate is about, already rendered (a rollback's); the step's own by default."""
-        gate = self._gate_for(confirm, effect)
+    def _gate(self, use: Use, effect: Effect, args: dict[str, Any], plan: dict[str, Any] | None,
+              repeats: str | None = None) -> dict[str, Any] | None:
+        """Ask the gate, if any: None when the way is open, else the record of what followed the refusal (a
+        skipped step or undo); a refused step stops the run."""
+        gate = self._gate_for(use.spec.confirm, effect)
         if gate is None:
-            return True
-        title = self._title(step) if title is None else title
+            return None
+        sid, gate_id = use.step.id, use.gate_id
         ctx_data = self.context()
-        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{title}'?"
+        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{use.title}'?"
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
         if repeats:  # retries/until re-apply after this one approval
             shown["repeats"] = repeats
-        digest = hashlib.sha256(canonical({"gate": gate_id, "action": step.action, **shown})).hexdigest()
-        req = GateRequest(gate_id, step.id, title, self.redactor.text(str(message)),
+        digest = hashlib.sha256(canonical({"gate": gate_id, "action": use.spec.action, **shown})).hexdigest()
+        req = GateRequest(gate_id, sid, use.title, self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
                           notify=effect is Effect.NOTIFY)
-        self.record("gate.asked", {"step": step.id, "gate": gate_id, "message": req.message, "shown": shown,
+        self.record(T.GATE_ASKED, {"step": sid, "gate": gate_id, "message": req.message, "shown": shown,
                                    "digest": digest, "type_to_confirm": bool(typed)})
         decision: GateDecision = self.gates.decide(req)
         self._waited += decision.waited_s
-        data = {"step": step.id, "gate": gate_id, "digest": digest, **decision.to_dict()}
+        data = {"step": sid, "gate": gate_id, "digest": digest, **decision.to_dict()}
         data["answer"] = "" if typed is not None and not decision.approved else decision.answer
         if decision.approved:
-            self.record("gate.approved", data)
-            return True
-        self.record("gate.denied", data)
-        if gate_id.endswith(".rollback"):
-            return False
+            self.record(T.GATE_APPROVED, data)
+            return None
+        self.record(T.GATE_DENIED, data)
+        if use.rollback:
+            return self.record(T.ROLLBACK_SKIPPED, {"step": sid, "reason": "rollback gate refused"})
         if decision.choice == "skip":
-            self.record("step.skipped", {"step": step.id, "reason": f"gate refused by {decision.by}; skipped"})
-            return False
-        self.record("step.refused", {"step": step.id, "by": decision.by, "how": decision.how})
-        raise _Stop("refused", f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
+            return self.record(T.STEP_SKIPPED, {"step": sid, "reason": f"gate refused by {decision.by}; skipped"})
+        self.record(T.STEP_REFUSED, {"step": sid, "by": decision.by, "how": decision.how})
+        raise _Stop(f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
 
-    def _attempts(self, step: Step, call: Callable[[], ActionResult],
+    def _attempts(self, use: Use, call: Callable[[], ActionResult],
                   actx: ActionContext) -> tuple[ActionResult, int]:
         """Call the action until it succeeds (and ``until`` holds) or the attempts run out."""
-        policy = retry_policy(step)
+        policy = retry_policy(use.spec)
         delay = policy.delay
         for attempt in range(1, policy.attempts + 1):
             actx.started = time.monotonic()
             actx.cancel.clear()
-            result = self._call(call, step.timeout, actx)
+            result = self._call(call, use.timeout, actx)
             self.redactor.add(*result.secrets)
-            reason = self._attempt_problem(step, result)
+            reason = self._attempt_problem(use.spec, result)
             if reason is None:
                 return result, attempt
             if attempt == policy.attempts:
                 return ActionResult(result.output, False, reason, result.secrets), attempt
-            self.record("step.retried", {"step": step.id, "attempt": attempt, "reason": reason,
-                                         "delay": round(delay, 3)}, sync=False)
+            self.record(use.records.retried, {"step": use.step.id, "attempt": attempt, "reason": reason,
+                                              "delay": round(delay, 3)}, sync=False)
             self.world.wait(delay)
             delay = min(delay * policy.backoff, policy.max_delay)
         raise AssertionError("unreachable: Retry.attempts is at least 1")
 
-    def _attempt_problem(self, step: Step, result: ActionResult) -> str | None:
+    def _attempt_problem(self, spec: Step | Rollback, result: ActionResult) -> str | None:
         if not result.ok:
             return result.message or "the action reported failure"
-        if step.until is not None and not templates.evaluate(step.until, self.context(result.output)):
-            return f"`until` not yet true: {step.until}"
+        if spec.until is not None and not templates.evaluate(spec.until, self.context(result.output)):
+            return f"`until` not yet true: {spec.until}"
         return None
 
     def _call(self, call: Callable[[], ActionResult], timeout: float | None, actx: ActionContext) -> ActionResult:
@@ -339,42 +405,43 @@ class Runner:
         except TemplateError as exc:
             return ActionResult(output={}, ok=False, message=_one_line(exc))
 
-    def _conclude(self, step: Step, result: ActionResult, attempts: int, seconds: float) -> None:
-        output = dict(result.output)
-        if result.ok and step.expect is not None:
+    def _conclude(self, use: Use, result: ActionResult, attempts: int, seconds: float) -> dict[str, Any]:
+        """Verify (``expect``) and record how it ended."""
+        output, expect = dict(result.output), use.spec.expect
+        if result.ok and expect is not None:
             try:
-                holds = templates.evaluate(step.expect, self.context(output))
+                holds = templates.evaluate(expect, self.context(output))
             except TemplateError as exc:
                 holds, result = False, ActionResult(output, False, "expect could not be evaluated: "
-                                                    + self._located(step, exc, "expect"))
+                                                    + self._located(use, exc, "expect"))
             if not holds and result.ok:
-                result = ActionResult(output, False, f"expect did not hold: {step.expect}")
+                result = ActionResult(output, False, f"expect did not hold: {expect}")
         if result.ok:
-            self.record("step.succeeded", {"step": step.id, "output": output, "message": result.message,
-                                           "duration_ms": round(seconds * 1000, 3),
-                                           "attempts": attempts})
-            return
-        self._fail(step, result.message, output, seconds, attempts)
+            return self.record(use.records.succeeded, {"step": use.step.id, "output": output,
+                                                       "message": result.message,
+                                                       "duration_ms": round(seconds * 1000, 3),
+                                                       "attempts": attempts})
+        return self._failed(use, result.message, output, seconds, attempts)
 
-    def _fail(self, step: Step, error: str, output: dict[str, Any], seconds: float, attempts: int = 1) -> None:
-        if str(self.state.steps[step.id].status) == "pending":
-            self.record("step.started", {"step": step.id, "title": self._title(step), "action": step.action,
-                                         "effect": "read", "args": {}}, sync=False)
+    def _failed(self, use: Use, error: str, output: dict[str, Any], seconds: float, attempts: int) -> dict[str, Any]:
+        """Record the failure; for a step, then do what its ``on_failure`` says. ``attempts`` 0: the action was
+        never called (its arguments did not render, its plan was refused)."""
+        step = use.step
+        data = {"step": step.id, "title": use.title, "error": error, "output": output, "attempts": attempts,
+                "duration_ms": round(seconds * 1000, 3)}
+        if use.rollback:
+            return self.record(T.ROLLBACK_FAILED, data)
         continued = step.on_failure == "continue"
-        self.record("step.failed", {"step": step.id, "title": self._title(step), "error": error, "output": output,
-                                    "attempts": attempts,
-                                    "duration_ms": round(seconds * 1000, 3), "continued": continued})
+        rec = self.record(T.STEP_FAILED, {**data, "continued": continued})
         if continued:
-            return
+            return rec
         if step.on_failure == "rollback":
-            records = self._rollback(step)
-            undone = left_undone(records)
+            undone = [str(r["step"]) for r in self._rollback(step) if left_undone(r)]
             if undone:
-                raise _Stop(ROLLBACK_INCOMPLETE, f"step '{step.id}' failed: {error}; rollback incomplete: "
-                                                 f"{', '.join(undone)} not undone (refused or failed): check "
-                                                 "them by hand")
-            raise _Stop(ROLLED_BACK, f"step '{step.id}' failed: {error}; completed steps were rolled back")
-        raise _Stop("failed", f"step '{step.id}' failed: {error}")
+                raise _Stop(f"step '{step.id}' failed: {error}; rollback incomplete: {', '.join(undone)} not undone "
+                            "(refused or failed): check them by hand")
+            raise _Stop(f"step '{step.id}' failed: {error}; completed steps were rolled back")
+        raise _Stop(f"step '{step.id}' failed: {error}")
 
     # --- rollback --------------------------------------------------------------------------------------
 
@@ -382,54 +449,16 @@ class Runner:
         """Undo completed steps newest first; the records say how each undo ended."""
         steps = {s.id: s for s in self.loaded.runbook.steps}
         todo = [sid for sid in reversed(self.state.completed_with_effect()) if steps[sid].rollback is not None]
-        self.record("rollback.begun", {"after": failed.id, "steps": todo})
-        return [self._rollback_one(steps[sid]) for sid in todo]
-
-    def _rollback_one(self, step: Step) -> dict[str, Any]:
-        """Undo one step; returns the record that ends it (rollback.succeeded, .failed or .skipped)."""
-        rb = step.rollback
-        assert rb is not None  # guarded by the caller
-        title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(step)}"
-        try:
-            action, params = self._prepare(rb.action, rb.with_, self.context())
-            effect = action.effect_of(rb.with_)
-            args = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
-            self.record("rollback.started", {"step": step.id, "action": rb.action, "args": args, "title": title})
-            actx = self._action_context(step.id, step.timeout)
-            if effect is Effect.READ:
-                result = self._call(lambda: self.world.run(step.id, action, params, actx), step.timeout, actx)
-            else:
-                plan = self.world.plan(step.id, action, params, actx)
-                if self.mode == "dry-run":
-                    return self.record("rollback.skipped", {"step": step.id, "reason": DRY_RUN_SKIP,
-                                                            "summary": self.redactor.text(plan.summary)})
-                gate_step = step.model_copy(update={"action": rb.action})
-                if not self._gate_passes(f"{step.id}.rollback", gate_step, rb.confirm, effect, self._as_written(params),
-                                         {"summary": self.redactor.text(plan.summary), "changes": plan.changes},
-                                         title=title):
-                    return self.record("rollback.skipped", {"step": step.id, "reason": "rollback gate refused"})
-                result = self._call(lambda: self.world.apply(step.id, action, params, actx, plan), step.timeout, actx)
-        except (BreakglassError, ValueError) as exc:
-            result = ActionResult({}, False, self._located(step, exc, "rollback"))
-        kind = "rollback.succeeded" if result.ok else "rollback.failed"
-        error = "" if result.ok else result.message
-        return self.record(kind, {"step": step.id, "output": dict(result.output), "error": error})
-
-
-DRY_RUN_SKIP = "dry-run"  # a dry-run changed nothing, so a rollback it only planned leaves nothing undone
-
-
-def left_undone(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Steps whose undo failed or was refused at its gate, from a rollback's records."""
-    return [str(rec.get("step")) for rec in records
-            if rec.get("type") == "rollback.failed"
-            or (rec.get("type") == "rollback.skipped" and rec.get("reason") != DRY_RUN_SKIP)]
-
-
-def rollback_outcome(records: Iterable[Mapping[str, Any]]) -> str:
-    """How a rollback ended: ``rolled_back`` only when every undo happened; otherwise
-    ``rollback_incomplete``, which is never reported as rolled back."""
-    return ROLLBACK_INCOMPLETE if left_undone(records) else ROLLED_BACK
+        self.record(T.ROLLBACK_BEGUN, {"after": failed.id, "steps": todo})
+        ended = []
+        for sid in todo:
+            step = steps[sid]
+            rb = step.rollback
+            assert rb is not None  # chosen above
+            title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(step)}"
+            use = Use(step, rb, title)
+            ended.append(self._guarded(use, partial(self._invoke, use)))
+        return [rec for rec in ended if rec is not None]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,25 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.runner import EXIT_CODES
+from breakglass.engine.events import OUTCOMES, StepStatus
 
 ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
 STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
 TOP_KEYS = frozenset({"title", "description", "inputs", "steps", "expect"})
-STEP_STATUSES = frozenset(
-    {
-        "succeeded",
-        "failed",
-        "skipped",
-        "planned",
-        "rolled_back",
-        "rollback_failed",
-        "pending",
-        "running",
-        "applying",
-    }
-)
-OUTCOMES = frozenset(EXIT_CODES)  # every way a run can finish has an exit code; one list of them
+STEP_STATUSES = frozenset(StepStatus)  # what a scenario may expect of a step: any status a step can reach
 _ORDER_PREFIX = re.compile(r"^\d+-")
 
 # --- scenarios -------------------------------------------------------------------------------------------
@@ -170,13 +157,14 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
             problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
     expect: dict[str, Any] = data["expect"] if isinstance(data.get("expect"), dict) else {}
     for sid, status in (expect.get("steps") or {}).items():
-        if status not in STEP_STATUSES:
+        if not isinstance(status, str) or status not in STEP_STATUSES:
             problems.append(src.problem(("expect", "steps", sid), f"unknown step status '{status}'"))
     for gid, decision in (expect.get("gates") or {}).items():
         if decision not in ("approved", "denied"):
             problems.append(
                 src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'")
             )
-    if expect.get("outcome") is not None and expect["outcome"] not in OUTCOMES:
+    wanted = expect.get("outcome")
+    if wanted is not None and (not isinstance(wanted, str) or wanted not in OUTCOMES):
         problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))
     return problems

@@ -12,6 +12,7 @@ from typing import Any
 from breakglass.actions.registry import Registry
 from breakglass.engine import audit, inputs
 from breakglass.engine.errors import AuditError, GateRefused, InputError, RunbookError
+from breakglass.engine.events import REFUSE, RecordType, RunStatus
 from breakglass.engine.gates import Gatekeeper, Terminal
 from breakglass.engine.loader import LoadedRunbook, load_file, load_text
 from breakglass.engine.machine import RunState, replay
@@ -21,6 +22,8 @@ from breakglass.engine.store import RunStore, default_store
 from breakglass.engine.text import visible_line
 from breakglass.engine.version import __version__
 from breakglass.engine.world import LiveWorld, World
+
+T = RecordType
 
 
 class InDoubtRefused(GateRefused):
@@ -90,7 +93,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
         runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
                         registry or Registry(), opts.world, _settings(opts), opts.before_finish)
         runner.learn_declared_secrets()
-        rec = runner.record("run.started", {
+        rec = runner.record(T.RUN_STARTED, {
             "runbook": {"id": rb.id, "title": rb.title, "path": str(Path(loaded.path).resolve()),
                         "sha256": loaded.sha256, "text": loaded.text},
             # Secret inputs are not restored from the log on resume (it holds only ***): they come again
@@ -121,7 +124,7 @@ def load_stored(store: RunStore, run_id: str) -> StoredRun:
     if not verdict.ok and not verdict.only_torn:  # a torn last line is set aside by resume, under the lock
         raise AuditError(f"run {run_id}: the audit log does not verify: " + "; ".join(verdict.problems))
     records = [r.to_dict() for r in store.records(run_id)]
-    if not records or records[0]["type"] != "run.started":
+    if not records or records[0]["type"] != T.RUN_STARTED:
         raise AuditError(f"run {run_id}: the log does not begin with run.started")
     return StoredRun(run_id, records, records[0])
 
@@ -181,16 +184,16 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         runner.started_ts = stored.started["ts"]
         runner.learn_declared_secrets()
         try:
-            if state.status == "succeeded" and state.next_index() == len(rb.steps) and not torn:
-                return RunOutcome(stored.run_id, "succeeded", stored.records[-1]["hash"],
+            if state.status is RunStatus.SUCCEEDED and state.next_index() == len(rb.steps) and not torn:
+                return RunOutcome(stored.run_id, RunStatus.SUCCEEDED, stored.records[-1]["hash"],
                                   note=f"run {stored.run_id} already finished; nothing to resume")
-            resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": state.status,
+            resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": str(state.status),
                                        "at_step": _at(state), "operator": opts.operator}
             if torn:
                 resumed["torn_tail"] = torn
-            runner.record("run.resumed", resumed)
+            runner.record(T.RUN_RESUMED, resumed)
             if changed:
-                runner.record("run.inputs_changed", {"changes": changed, "by": opts.operator})
+                runner.record(T.RUN_INPUTS_CHANGED, {"changes": changed, "by": opts.operator})
             _settle_in_doubt(runner, opts)
             return runner.execute(state.next_index())
         finally:
@@ -235,14 +238,16 @@ def _settle_in_doubt(runner: Runner, opts: RunOptions) -> None:
         if choice == "ask":
             choice = _ask_in_doubt(sid, opts.terminal)
         if choice == "done":
-            runner.record("step.succeeded", {"step": sid, "output": {"marked_done": True},
+            runner.record(T.STEP_SUCCEEDED, {"step": sid, "output": {"marked_done": True},
                                              "message": f"marked done by {opts.operator} after an interruption",
                                              "marked_by": opts.operator, "attempts": 0})
         elif choice == "rerun":
-            runner.record("step.in_doubt", {"step": sid, "decision": "rerun", "by": opts.operator})
+            runner.record(T.STEP_IN_DOUBT, {"step": sid, "decision": "rerun", "by": opts.operator})
         else:
-            finished = runner.finish("refused", f"step '{sid}' is in doubt and nobody decided; resume at a "
-                                                "terminal or pass --in-doubt rerun|done")
+            # Recorded as it happened: nobody decided, so the run stops here, refused.
+            runner.record(T.STEP_IN_DOUBT, {"step": sid, "decision": REFUSE, "by": opts.operator})
+            finished = runner.finish(f"step '{sid}' is in doubt and nobody decided; resume at a terminal or "
+                                     "pass --in-doubt rerun|done")
             raise InDoubtRefused(f"step '{sid}' may or may not have changed the world before the run stopped; "
                                  f"check it, then resume with --in-doubt done or --in-doubt rerun "
                                  f"(audit head {finished.head})")
@@ -250,11 +255,11 @@ def _settle_in_doubt(runner: Runner, opts: RunOptions) -> None:
 
 def _ask_in_doubt(sid: str, terminal: Terminal) -> str:
     if not terminal.interactive:
-        return "refuse"
+        return REFUSE
     terminal.say(f"Step '{sid}' was applying its change when the run stopped: it may or may not have happened.")
     try:
         answer = terminal.ask("Check the world, then answer: [rerun / done / abort]: ")
     except KeyboardInterrupt:
-        return "refuse"
+        return REFUSE
     word = (answer or "").strip().lower()
-    return word if word in ("rerun", "done") else "refuse"
+    return word if word in ("rerun", "done") else REFUSE

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from breakglass.engine.events import RecordType
 from breakglass.engine.text import visible_line
 
 DETAIL_KEYS = ("title", "reason", "error", "summary", "message", "status", "text", "by", "how", "choice")
@@ -21,7 +22,7 @@ def _detail(rec: dict[str, Any]) -> str:
         if value not in (None, "", [], {}):
             parts.append(f"{key}={visible_line(str(value))}")
     changes = rec.get("changes")
-    if rec.get("type") == "run.inputs_changed" and isinstance(changes, dict):  # an input changed on resume
+    if rec.get("type") == RecordType.RUN_INPUTS_CHANGED and isinstance(changes, dict):  # an input changed on resume
         parts.append("inputs " + ", ".join(f"{visible_line(str(n))}: {_value(c.get('old'))} → {_value(c.get('new'))}"
                                            for n, c in changes.items() if isinstance(c, dict)))
     return "  ".join(parts)

@@ -1,6 +1,8 @@
 """The world a run acts on. Live runs call actions for real; drills swap in a simulated world (engine.drill).
 
 Keeping this one seam is what makes a dry-run and a drill walk exactly the same engine path as a live run.
+The runner says when a call undoes a step (``rollback``): a simulated world answers an undo from what the
+scenario says about undoing, and need not guess it from the call.
 """
 
 from __future__ import annotations
@@ -12,23 +14,28 @@ from breakglass.actions.base import Action, ActionContext, ActionResult, Params,
 
 
 class World(Protocol):
-    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult: ...
-    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan: ...
-    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext,
-              plan: Plan) -> ActionResult: ...
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+            rollback: bool = False) -> ActionResult: ...
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+             rollback: bool = False) -> Plan: ...
+    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan, *,
+              rollback: bool = False) -> ActionResult: ...
     def wait(self, seconds: float) -> None: ...
 
 
 class LiveWorld:
     """The real world: every call goes to the action."""
 
-    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> ActionResult:
+    def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+            rollback: bool = False) -> ActionResult:
         return action.run(params, ctx)
 
-    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext) -> Plan:
+    def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
+             rollback: bool = False) -> Plan:
         return action.plan(params, ctx)
 
-    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan) -> ActionResult:
+    def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan, *,
+              rollback: bool = False) -> ActionResult:
         return action.apply(params, ctx, plan)
 
     def wait(self, seconds: float) -> None:

@@ -86,7 +86,9 @@ def drill(
 
 def _drill_exit_code(runs_store: Any, outcome: Any) -> int:
     """A drill is judged by its grade: the run may fail on purpose, as the scenario expects."""
-    graded = [r for r in runs_store.records(outcome.run_id) if r.type == "drill.graded"]
+    from breakglass.engine.events import RecordType
+
+    graded = [r for r in runs_store.records(outcome.run_id) if r.type == RecordType.DRILL_GRADED]
     if graded and not graded[-1].get("deviations"):
         return 0
     return int(outcome.exit_code) or 1

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from breakglass.engine.audit import AuditRecord, Verdict
-from breakglass.engine.errors import RunNotFound
+from breakglass.engine.errors import AuditError, RunNotFound
+from breakglass.engine.events import outcome
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,10 @@ def summarise(run_id: str, records: Sequence[AuditRecord], driven: bool) -> RunS
     if not records:
         return None
     first = records[0]
-    # No run.finished: either a process is driving it now, or one died (kill -9, power) and it awaits resume.
-    status = "running" if driven else "interrupted"
-    for rec in reversed(records):
-        if rec.type == "run.finished":
-            status = str(rec.get("status", "finished"))
-            break
-        if rec.type == "run.resumed":
-            break
+    try:
+        status = str(outcome([r.to_dict() for r in records], alive=driven))
+    except AuditError:
+        status = "unreadable"  # a run.finished no engine wrote; `audit verify` tells more
     runbook = first.get("runbook")
     return RunSummary(
         id=run_id,

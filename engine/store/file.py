@@ -19,6 +19,7 @@ from typing import Any
 
 from breakglass.engine import audit
 from breakglass.engine.errors import AuditError, RunLocked, RunNotFound
+from breakglass.engine.events import RecordType
 from breakglass.engine.store.base import RunSummary, choose, latest, summarise
 
 LOG = "audit.jsonl"
@@ -178,7 +179,7 @@ def _started_at(log: Path) -> str | None:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return None
-    if not isinstance(first, dict) or first.get("type") != "run.started" or not isinstance(first.get("ts"), str):
+    if not isinstance(first, dict) or first.get("type") != RecordType.RUN_STARTED or not isinstance(first.get("ts"), str):
         return None
     return str(first["ts"])
 

@@ -171,6 +171,62 @@ def test_an_undescribed_step_is_simulated_and_noted(bg_home: Path, tmp_path: Pat
     assert outcome.status == "rolled_back"  # verify's expect fails on {"simulated": true}
 
 
+def test_a_scenario_can_expect_a_refused_step(bg_home: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "nobody-approves.yaml"
+    source = (CASE / "scenarios" / "drill-demo" / "01-dead-origin.yaml").read_text()
+    scenario.write_text(source.replace(
+        "expect:\n  steps: {check_dns: succeeded, probe: succeeded, switch: succeeded, verify: succeeded, "
+        "fallback: skipped}\n  gates: {switch: approved}\n  outcome: succeeded",
+        "expect:\n  steps: {switch: refused, verify: pending}\n  gates: {switch: denied}\n  outcome: refused"))
+    outcome, records = _drill(str(scenario), yes=False)
+    graded = _graded(records)
+    assert outcome.status == "refused"
+    assert graded["deviations"] == [] and graded["score"] == graded["total"] == 4
+
+
+def _drill_of(runbook_text: str, scenario_text: str, tmp_path: Path, **opts: Any) -> tuple[Any, list[dict[str, Any]]]:
+    from breakglass.engine.loader import load_text
+
+    loaded = load_text(runbook_text, str(tmp_path / "drill-demo.yaml"))
+    path = tmp_path / "scenario.yaml"
+    path.write_text(scenario_text)
+    options = RunOptions(operator="alice", terminal=Terminal(stdin=_NoTty()), **opts)
+    outcome = drill.run_drill(loaded, drill.load_scenario(path), {}, options, JsonReporter(io.StringIO()),
+                              FileStore())
+    return outcome, [r.to_dict() for r in FileStore().records(outcome.run_id)]
+
+
+UNTIL_APPLIED = "    retries: {attempts: 3, delay: 0}\n    until: result.applied\n    rollback:\n"
+APPLIED_ON_SECOND = "    outputs: [{applied: false}, {applied: true}]\n"
+
+
+def test_a_change_applied_until_it_holds_is_not_an_undo(bg_home: Path, tmp_path: Path) -> None:
+    """The simulated world is told which call undoes a step: a change applied again is still the change."""
+    book = RUNBOOK.read_text().replace("    rollback:\n", UNTIL_APPLIED)
+    scenario = (CASE / "scenarios" / "drill-demo" / "01-dead-origin.yaml").read_text().replace(
+        "    output: {applied: true}\n", APPLIED_ON_SECOND)
+    assert UNTIL_APPLIED in book and APPLIED_ON_SECOND in scenario
+    outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
+    switch = [r for r in records if r.get("step") == "switch"]
+    assert [r["output"] for r in switch if r["type"] == "step.succeeded"] == [{"applied": True}]
+    assert [r["attempt"] for r in switch if r["type"] == "step.retried"] == [1]
+    assert outcome.status == "succeeded" and _graded(records)["deviations"] == []
+
+
+def test_an_undo_retries_with_its_own_answers(bg_home: Path, tmp_path: Path) -> None:
+    undo = "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.restored\n"
+    book = RUNBOOK.read_text().replace("    rollback:\n", UNDO_UNTIL := UNTIL_APPLIED.replace("    rollback:\n", undo))
+    scenario = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text().replace(
+        "    output: {applied: true}\n    rollback: {output: {restored: true}}",
+        APPLIED_ON_SECOND + "    rollback: {outputs: [{restored: false}, {restored: true}]}")
+    assert UNDO_UNTIL in book and APPLIED_ON_SECOND in scenario
+    outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
+    switch = [r for r in records if r.get("step") == "switch"]
+    assert [r["attempt"] for r in switch if r["type"] == "rollback.retried"] == [1], "until held on the second"
+    assert [r["output"] for r in switch if r["type"] == "rollback.succeeded"] == [{"restored": True}]
+    assert outcome.status == "rolled_back" and _graded(records)["deviations"] == []
+
+
 def test_scenario_errors_are_located(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("title: x\nsteps:\n  probe:\n    outptu: {}\nexpect:\n  outcome: fine\n")

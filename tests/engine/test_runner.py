@@ -267,6 +267,33 @@ def test_a_failed_rollback_is_rollback_incomplete(tmp_path: Path) -> None:
     assert "rolled back" not in recs[-1]["reason"]
 
 
+def test_a_rollback_is_called_like_a_step_timeout_and_expect(tmp_path: Path) -> None:
+    """An undo takes the step's keys: its own timeout stops a hung undo, its expect verifies it."""
+    hung = "confirm: false, timeout: 0.5, with: {argv: [sleep, '30']}"
+    begun = time.monotonic()
+    outcome, recs = go(tmp_path, book(ONE_CHANGE_THEN_BOOM % hung))
+    assert time.monotonic() - begun < 10
+    failed = of(recs, "rollback.failed", "one")[0]
+    assert failed["output"].get("timed_out") is True and outcome.status == "rollback_incomplete"
+    unverified = "confirm: false, expect: \"'undone' in result.stdout\", with: {argv: [echo, kept]}"
+    outcome, recs = go(tmp_path / "2", book(ONE_CHANGE_THEN_BOOM % unverified))
+    assert "expect did not hold" in of(recs, "rollback.failed", "one")[0]["error"]
+    assert outcome.status == "rollback_incomplete"
+
+
+def test_a_step_that_cannot_render_its_arguments_never_started(tmp_path: Path) -> None:
+    """No record says a step started, or what it would touch, when it never got that far."""
+    outcome, recs = go(tmp_path, "id: rb\ntitle: t\ninputs:\n  delay: {default: soon}\nsteps:\n" + """
+  - id: wait
+    title: wait
+    action: wait.sleep
+    with: {seconds: "{{ inputs.delay }}"}
+""")
+    assert outcome.status == "failed"
+    assert [r["type"] for r in recs if r.get("step") == "wait"] == ["step.failed"]
+    assert of(recs, "step.failed", "wait")[0]["attempts"] == 0, "the action was never called"
+
+
 def test_a_rendered_title_is_never_rendered_again(tmp_path: Path) -> None:
     """A value holding template text (here an input; as well an output) is shown as text at the rollback gate;
     rendering it again would put the secret in the log in a form the redactor does not know."""

@@ -1,0 +1,186 @@
+"""The audit record types, the step and run statuses, and a run's outcome: each said here once.
+
+Every record a run writes is one ``RecordType``; each type names the fields its records always carry (the
+writer adds ``seq``, ``ts``, ``run``, ``mode``, ``prev`` and ``hash`` to all of them). The engine, the drill,
+the store, the report and the terminal refer to these members, never to the strings: a record type that
+does not exist cannot be written, and a scenario cannot name a status a step cannot reach.
+
+``outcome`` is the one place that works out how a run ended (or is about to end) from its records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from breakglass.engine.errors import AuditError
+
+
+class RecordType(StrEnum):
+    """What an audit record says happened. ``fields``: the keys its data always has."""
+
+    fields: frozenset[str]
+
+    def __new__(cls, value: str, *fields: str) -> RecordType:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.fields = frozenset(fields)
+        return member
+
+    RUN_STARTED = "run.started", "runbook", "inputs", "secret_inputs", "operator", "host", "pid", "version"
+    RUN_RESUMED = "run.resumed", "previous_status", "at_step", "operator"
+    RUN_INPUTS_CHANGED = "run.inputs_changed", "changes", "by"
+    RUN_FINISHED = "run.finished", "status", "reason", "counts"
+    STEP_STARTED = "step.started", "step", "title", "action", "effect", "args"
+    STEP_PLANNED = "step.planned", "step", "summary", "changes", "final", "refused", "gated"
+    STEP_APPLYING = "step.applying", "step"
+    STEP_RETRIED = "step.retried", "step", "attempt", "reason", "delay"
+    STEP_SUCCEEDED = "step.succeeded", "step", "output", "message", "attempts"
+    STEP_FAILED = "step.failed", "step", "title", "error", "output", "attempts", "duration_ms", "continued"
+    STEP_SKIPPED = "step.skipped", "step", "reason"
+    STEP_REFUSED = "step.refused", "step", "by", "how"
+    STEP_INTERRUPTED = "step.interrupted", "step"
+    STEP_IN_DOUBT = "step.in_doubt", "step", "decision", "by"
+    GATE_ASKED = "gate.asked", "step", "gate", "message", "shown", "digest", "type_to_confirm"
+    GATE_APPROVED = "gate.approved", "step", "gate", "digest", "approved", "by", "how", "answer"
+    GATE_DENIED = "gate.denied", "step", "gate", "digest", "approved", "by", "how", "answer"
+    ROLLBACK_BEGUN = "rollback.begun", "after", "steps"
+    ROLLBACK_STARTED = "rollback.started", "step", "title", "action", "effect", "args"
+    ROLLBACK_RETRIED = "rollback.retried", "step", "attempt", "reason", "delay"
+    ROLLBACK_SUCCEEDED = "rollback.succeeded", "step", "output", "message", "attempts"
+    ROLLBACK_FAILED = "rollback.failed", "step", "title", "error", "output", "attempts", "duration_ms"
+    ROLLBACK_SKIPPED = "rollback.skipped", "step", "reason"
+    NOTE = "note", "text", "by"
+    DRILL_GRADED = "drill.graded", "scenario", "score", "total", "deviations", "outcome_expected", "outcome"
+
+    def missing(self, data: Mapping[str, Any]) -> list[str]:
+        """The fields ``data`` lacks for a record of this type (a bug in the engine, never the operator's)."""
+        return sorted(self.fields - data.keys())
+
+
+T = RecordType
+
+# Records about the whole run: they never move a step.
+RUN_RECORDS = frozenset({T.RUN_STARTED, T.RUN_RESUMED, T.RUN_INPUTS_CHANGED, T.RUN_FINISHED, T.GATE_ASKED,
+                         T.GATE_APPROVED, T.GATE_DENIED, T.NOTE, T.ROLLBACK_BEGUN, T.DRILL_GRADED})
+STARTS = frozenset({T.RUN_STARTED, T.RUN_RESUMED})  # where one drive of a run begins
+DECISIONS = frozenset({T.GATE_APPROVED, T.GATE_DENIED})
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    APPLYING = "applying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    PLANNED = "planned"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    REFUSED = "refused"  # its gate said no and the run stopped there; a resume asks again
+
+
+class RunStatus(StrEnum):
+    """How a run ended (the ``status`` of ``run.finished``), or where it is when it has not."""
+
+    CREATED = "created"  # no record yet
+    RUNNING = "running"  # a process is driving it now
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"
+    ROLLED_BACK = "rolled_back"
+    # The world is half changed and someone must look before anything else: never called rolled back.
+    ROLLBACK_INCOMPLETE = "rollback_incomplete"
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C, a signal, or a crash (no run.finished at all)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.ROLLED_BACK: 1, RunStatus.REFUSED: 3,
+              RunStatus.ROLLBACK_INCOMPLETE: 7, RunStatus.INTERRUPTED: 130, RunStatus.CREATED: 1,
+              RunStatus.RUNNING: 1}
+# Every way a finished run can end: what a drill scenario may expect.
+OUTCOMES = frozenset(EXIT_CODES) - {RunStatus.CREATED, RunStatus.RUNNING}
+# Runs that stopped where a resume goes on (not a finished success, nor a rollback that undid the changes).
+RESUMABLE = frozenset({RunStatus.REFUSED, RunStatus.INTERRUPTED, RunStatus.FAILED})
+
+DRY_RUN_SKIP = "dry-run"  # a dry-run changed nothing, so a rollback it only planned leaves nothing undone
+
+
+def left_undone(rec: Mapping[str, Any]) -> bool:
+    """Whether this record ends an undo that did not happen: it failed, or its gate refused it."""
+    kind = rec.get("type")
+    return kind == T.ROLLBACK_FAILED or (kind == T.ROLLBACK_SKIPPED and rec.get("reason") != DRY_RUN_SKIP)
+
+
+class Verdict:
+    """How the latest drive of a run ends if it ends now, fed one record at a time (``RunState`` holds one).
+
+    In the order things happen: a rollback ends ``rolled_back`` only when every undo happened, else
+    ``rollback_incomplete``; a step interrupted, refused at its gate, or left in doubt with nobody deciding
+    stops the run so; a failed step that did not say ``continue`` fails it (unless started again); else it
+    succeeded. ``run.finished`` is the recorded truth once written.
+    """
+
+    def __init__(self) -> None:
+        self._begin()
+
+    def _begin(self) -> None:
+        self.finished: RunStatus | None = None
+        self._stopped: RunStatus | None = None
+        self._failing: dict[str, bool] = {}  # step → failed without `continue`
+
+    def apply(self, rec: Mapping[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind in STARTS:
+            self._begin()  # a resume is judged on what it does
+        elif kind == T.RUN_FINISHED:
+            try:
+                self.finished = RunStatus(str(rec.get("status")))
+            except ValueError:
+                raise AuditError(f"record {rec.get('seq')}: run.finished with unknown status "
+                                 f"'{rec.get('status')}'") from None
+        elif self._stopped is RunStatus.ROLLED_BACK:
+            if left_undone(rec):
+                self._stopped = RunStatus.ROLLBACK_INCOMPLETE
+        elif self._stopped is not None:
+            return
+        elif kind == T.ROLLBACK_BEGUN:
+            self._stopped = RunStatus.ROLLED_BACK
+        elif kind == T.STEP_INTERRUPTED:
+            self._stopped = RunStatus.INTERRUPTED
+        elif kind == T.STEP_REFUSED or (kind == T.STEP_IN_DOUBT and rec.get("decision") == REFUSE):
+            self._stopped = RunStatus.REFUSED
+        elif kind == T.STEP_FAILED:
+            self._failing[str(rec.get("step"))] = not rec.get("continued")
+        elif kind == T.STEP_STARTED:
+            self._failing.pop(str(rec.get("step")), None)
+
+    @property
+    def status(self) -> RunStatus:
+        if self.finished is not None:
+            return self.finished
+        if self._stopped is not None:
+            return self._stopped
+        return RunStatus.FAILED if any(self._failing.values()) else RunStatus.SUCCEEDED
+
+
+REFUSE = "refuse"  # an in-doubt step nobody decided about: the run stops, refused
+
+
+def outcome(records: Iterable[Mapping[str, Any]], alive: bool | None = None) -> RunStatus:
+    """How a run ended, from its records alone: the one place this is worked out.
+
+    The driver of a run asks with ``alive`` None: how the run ends if it ends now. A reader of a stored log
+    that has no ``run.finished`` says whether a process holds the run's lock: then the run is ``running``,
+    else its process died (kill -9, power) and it is ``interrupted``, awaiting resume.
+    """
+    verdict = Verdict()
+    for rec in records:
+        verdict.apply(rec)
+    if verdict.finished is None and alive is not None:
+        return RunStatus.RUNNING if alive else RunStatus.INTERRUPTED
+    return verdict.status
