@@ -196,8 +196,8 @@ def _drill_of(runbook_text: str, scenario_text: str, tmp_path: Path, **opts: Any
     return outcome, [r.to_dict() for r in FileStore().records(outcome.run_id)]
 
 
-UNTIL_APPLIED = "    retries: {attempts: 3, delay: 0}\n    until: result.applied\n    rollback:\n"
-APPLIED_ON_SECOND = "    outputs: [{applied: false}, {applied: true}]\n"
+UNTIL_APPLIED = "    retries: {attempts: 3, delay: 0}\n    until: result.verified\n    rollback:\n"
+APPLIED_ON_SECOND = "    outputs: [{verified: false}, {verified: true}]\n"
 
 
 def test_a_change_applied_until_it_holds_is_not_an_undo(bg_home: Path, tmp_path: Path) -> None:
@@ -208,22 +208,22 @@ def test_a_change_applied_until_it_holds_is_not_an_undo(bg_home: Path, tmp_path:
     assert UNTIL_APPLIED in book and APPLIED_ON_SECOND in scenario
     outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
     switch = [r for r in records if r.get("step") == "switch"]
-    assert [r["output"] for r in switch if r["type"] == "step.succeeded"] == [{"applied": True}]
+    assert [r["output"] for r in switch if r["type"] == "step.succeeded"] == [{"verified": True}]
     assert [r["attempt"] for r in switch if r["type"] == "step.retried"] == [1]
     assert outcome.status == "succeeded" and _graded(records)["deviations"] == []
 
 
 def test_an_undo_retries_with_its_own_answers(bg_home: Path, tmp_path: Path) -> None:
-    undo = "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.restored\n"
+    undo = "    rollback:\n      retries: {attempts: 2, delay: 0}\n      until: result.verified\n"
     book = RUNBOOK.read_text().replace("    rollback:\n", UNDO_UNTIL := UNTIL_APPLIED.replace("    rollback:\n", undo))
     scenario = (CASE / "scenarios" / "drill-demo" / "02-switch-breaks.yaml").read_text().replace(
         "    output: {applied: true}\n    rollback: {output: {restored: true}}",
-        APPLIED_ON_SECOND + "    rollback: {outputs: [{restored: false}, {restored: true}]}")
+        APPLIED_ON_SECOND + "    rollback: {outputs: [{verified: false}, {verified: true}]}")
     assert UNDO_UNTIL in book and APPLIED_ON_SECOND in scenario
     outcome, records = _drill_of(book, scenario, tmp_path, approvals=frozenset({"switch"}))
     switch = [r for r in records if r.get("step") == "switch"]
     assert [r["attempt"] for r in switch if r["type"] == "rollback.retried"] == [1], "until held on the second"
-    assert [r["output"] for r in switch if r["type"] == "rollback.succeeded"] == [{"restored": True}]
+    assert [r["output"] for r in switch if r["type"] == "rollback.succeeded"] == [{"verified": True}]
     assert outcome.status == "rolled_back" and _graded(records)["deviations"] == []
 
 
