@@ -412,7 +412,7 @@ SLOW = book("""
   - id: nap
     title: a wait
     action: wait.sleep
-    with: {seconds: 1.5}
+    with: {seconds: 4}  # long enough for a second `breakglass` to start on a loaded machine
   - id: after
     title: after
     action: log.note
