@@ -1,19 +1,26 @@
-"""What the DNS actions share: server addresses, a query with timeouts, retries and TCP fallback, rdata.
+"""The DNS client every action uses: server addresses, one query with timeouts, retries and TCP fallback, and a
+stub ``Resolver`` over the ``nameservers`` argument (servers tried in order, like a stub resolver).
 
-Reusable by any action that asks DNS a question (mail checks too). dnspython is imported inside functions so
-that importing this module stays cheap: listing and validating runbooks imports every action module.
+dnspython is imported inside functions so that importing this module stays cheap: listing actions imports
+every action module.
 
 A query never raises for what the world does: NXDOMAIN, SERVFAIL, an empty answer, a timeout or a refused TCP
-connection all come back as a ``QueryOutcome`` whose ``status`` says which.
+connection all come back as a ``QueryOutcome`` whose ``status`` says which. Callers that want records, not
+outcomes (SPF, MX lookups) use ``Resolver.records``, where a failure is a ``DnsFailure``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from breakglass.actions.clients import fanout
+from breakglass.actions.clients.address import FORMS, Address, parse_address
+from breakglass.engine.errors import ActionError
+
+DNS_PORT = 53
 
 RecordType = Literal[
     "A",
@@ -44,48 +51,12 @@ ERROR = "ERROR"
 EDNS_PAYLOAD = 1232
 
 
-@dataclass(frozen=True)
-class ServerAddress:
-    """A DNS server as ``host`` (an IP literal or a hostname) and ``port``."""
-
-    host: str
-    port: int = 53
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+def parse_server(text: str, default_port: int = DNS_PORT) -> Address:
+    """A DNS server address; ValueError says what is wrong with it."""
+    return parse_address(text, default_port)
 
 
-def parse_server(text: str, default_port: int = 53) -> ServerAddress:
-    """Parse "192.0.2.1", "192.0.2.1:5353", "::1", "[::1]:53", "ns1.example.com" or "ns1.example.com:53"."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad server address {text!r}: expected [ipv6]:port")
-        return ServerAddress(host, _port(rest[1:], text) if rest else default_port)
-    if text.count(":") > 1:  # a bare IPv6 literal: no port possible without brackets
-        return ServerAddress(text, default_port)
-    host, sep, port = text.partition(":")
-    if not host:
-        raise ValueError(f"bad server address {text!r}: no host")
-    return ServerAddress(host, _port(port, text) if sep else default_port)
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in server address {whole!r}")
-    return int(text)
-
-
-def resolve_host(server: ServerAddress) -> list[ServerAddress]:
+def resolve_host(server: Address) -> list[Address]:
     """Turn a hostname into its addresses with the system resolver; IP literals are returned as they are."""
     import socket
 
@@ -96,10 +67,10 @@ def resolve_host(server: ServerAddress) -> list[ServerAddress]:
     except OSError:
         return []
     hosts = dict.fromkeys(str(info[4][0]) for info in infos)
-    return [ServerAddress(h, server.port) for h in hosts]
+    return [Address(h, server.port) for h in hosts]
 
 
-def system_nameservers() -> list[ServerAddress]:
+def system_nameservers() -> list[Address]:
     """The resolvers the system uses (/etc/resolv.conf), in order."""
     import dns.resolver
 
@@ -107,7 +78,7 @@ def system_nameservers() -> list[ServerAddress]:
         resolver = dns.resolver.Resolver()
     except dns.resolver.NoResolverConfiguration:
         return []
-    return [ServerAddress(str(ns), int(resolver.port)) for ns in resolver.nameservers]
+    return [Address(str(ns), int(resolver.port)) for ns in resolver.nameservers]
 
 
 @dataclass(frozen=True)
@@ -207,7 +178,7 @@ def make_query(name: str, rdtype: str, *, recursion: bool = True) -> Any:
     return msg
 
 
-def interpret(server: ServerAddress, name: str, rdtype: str, reply: Any, **facts: Any) -> QueryOutcome:
+def interpret(server: Address, name: str, rdtype: str, reply: Any, **facts: Any) -> QueryOutcome:
     """Turn a reply into an outcome: the rcode, or NODATA when NOERROR carries nothing of the asked type."""
     import dns.flags
     import dns.rcode
@@ -230,24 +201,23 @@ def interpret(server: ServerAddress, name: str, rdtype: str, reply: Any, **facts
     )
 
 
-def _attempt_timeouts(timeout: float, retries: int, deadline: float | None) -> Iterator[float]:
-    """Per-attempt timeouts: ``retries + 1`` attempts, none running past ``deadline`` (the step's timeout)."""
-    for _ in range(retries + 1):
-        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
-        if left <= 0.01:
-            return
-        yield left
+def valid_name(name: str) -> bool:
+    """Whether ``name`` can exist in DNS (labels of 1 to 63 octets, 255 in all: RFC 1035 2.3.4)."""
+    import dns.exception
+    import dns.name
+
+    try:
+        dns.name.from_text(name)
+    except (dns.exception.DNSException, ValueError):
+        return False
+    return True
 
 
-def _failure(
-    server: ServerAddress, name: str, rdtype: str, exc: BaseException | None, **facts: Any
-) -> QueryOutcome:
+def _failure(server: Address, name: str, rdtype: str, exc: BaseException | None, **facts: Any) -> QueryOutcome:
     import dns.exception
 
     if exc is None or isinstance(exc, dns.exception.Timeout):
-        return QueryOutcome(
-            str(server), name, rdtype, TIMEOUT, error="no response before the timeout", **facts
-        )
+        return QueryOutcome(str(server), name, rdtype, TIMEOUT, error="no response before the timeout", **facts)
     return QueryOutcome(str(server), name, rdtype, ERROR, error=f"{type(exc).__name__}: {exc}", **facts)
 
 
@@ -255,48 +225,8 @@ def _elapsed_ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
 
 
-def query(
-    server: ServerAddress,
-    name: str,
-    rdtype: str,
-    *,
-    timeout: float = 2.0,
-    retries: int = 2,
-    tcp: bool = False,
-    recursion: bool = True,
-    deadline: float | None = None,
-) -> QueryOutcome:
-    """Ask ``server`` once over UDP (TCP if truncated, or always with ``tcp``), retrying on timeouts."""
-    import dns.exception
-    import dns.query
-
-    msg, started, error, attempts = make_query(name, rdtype, recursion=recursion), time.monotonic(), None, 0
-    for per_try in _attempt_timeouts(timeout, retries, deadline):
-        attempts += 1
-        try:
-            if tcp:
-                reply, used_tcp = dns.query.tcp(msg, server.host, timeout=per_try, port=server.port), True
-            else:
-                reply, used_tcp = dns.query.udp_with_fallback(
-                    msg, server.host, timeout=per_try, port=server.port
-                )
-        except (dns.exception.DNSException, OSError, ValueError) as exc:  # ValueError: not an IP address
-            error = exc
-            continue
-        return interpret(
-            server,
-            name,
-            rdtype,
-            reply,
-            latency_ms=_elapsed_ms(started),
-            transport="tcp" if used_tcp else "udp",
-            attempts=attempts,
-        )
-    return _failure(server, name, rdtype, error, latency_ms=_elapsed_ms(started), attempts=attempts)
-
-
 async def query_async(
-    server: ServerAddress,
+    server: Address,
     name: str,
     rdtype: str,
     *,
@@ -306,12 +236,20 @@ async def query_async(
     recursion: bool = True,
     deadline: float | None = None,
 ) -> QueryOutcome:
-    """The same as ``query`` on asyncio, for fanning out to many servers at once."""
+    """Ask ``server`` over UDP (TCP if the answer is truncated, or always with ``tcp``), retrying on
+    timeouts; no attempt runs past ``deadline``."""
     import dns.asyncquery
     import dns.exception
 
-    msg, started, error, attempts = make_query(name, rdtype, recursion=recursion), time.monotonic(), None, 0
-    for per_try in _attempt_timeouts(timeout, retries, deadline):
+    started, error, attempts = time.monotonic(), None, 0
+    try:
+        msg = make_query(name, rdtype, recursion=recursion)
+    except (dns.exception.DNSException, ValueError) as exc:  # an empty or over-long label: not askable
+        return QueryOutcome(str(server), name, rdtype, ERROR, error=f"not a valid DNS name: {exc}")
+    for _ in range(retries + 1):
+        per_try = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if per_try <= 0.01:
+            break
         attempts += 1
         try:
             if tcp:
@@ -324,13 +262,103 @@ async def query_async(
         except (dns.exception.DNSException, OSError, ValueError) as exc:  # ValueError: not an IP address
             error = exc
             continue
-        return interpret(
-            server,
-            name,
-            rdtype,
-            reply,
-            latency_ms=_elapsed_ms(started),
-            transport="tcp" if used_tcp else "udp",
-            attempts=attempts,
-        )
+        transport = "tcp" if used_tcp else "udp"
+        return interpret(server, name, rdtype, reply, latency_ms=_elapsed_ms(started), transport=transport,
+                         attempts=attempts)
     return _failure(server, name, rdtype, error, latency_ms=_elapsed_ms(started), attempts=attempts)
+
+
+def query(server: Address, name: str, rdtype: str, **options: Any) -> QueryOutcome:
+    """``query_async`` from synchronous code (one question, one server)."""
+    return fanout.run(lambda: query_async(server, name, rdtype, **options))
+
+
+# -- the stub resolver behind the ``nameservers`` argument ------------------------------------------------
+
+
+class DnsFailure(ActionError):
+    """No usable answer to one question: every server timed out, failed (SERVFAIL, REFUSED) or was unreachable."""
+
+    def __init__(self, outcome: QueryOutcome) -> None:
+        self.outcome = outcome
+        detail = outcome.error if outcome.status in (TIMEOUT, ERROR) else f"{outcome.status} from {outcome.server}"
+        super().__init__(f"DNS {outcome.type} {outcome.name}: {detail}")
+
+
+def nameserver_texts(value: str | Sequence[str] | None) -> list[str] | None:
+    """The ``nameservers`` argument as a list: one address or a list of them; None stays None."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def parse_nameservers(value: str | Sequence[str], default_port: int = DNS_PORT) -> list[Address]:
+    """Addresses from the ``nameservers`` argument; an address that does not parse is an ``ActionError``."""
+    try:
+        return [parse_server(text, default_port) for text in nameserver_texts(value) or []]
+    except ValueError as exc:
+        raise ActionError(f"{exc}; write nameservers as {FORMS}") from None
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """A stub resolver (RFC 1034 5.3.1): asks its servers in order until one responds, recursion desired.
+
+    ``timeout`` is per attempt and ``retries`` the extra attempts per server; a whole question never runs past
+    ``timeout * (retries + 1)`` per server, nor past the deadline a caller passes.
+    """
+
+    servers: tuple[Address, ...]
+    timeout: float = 2.0
+    retries: int = 0
+    tcp: bool = False
+
+    @classmethod
+    def of(cls, nameservers: str | Sequence[str] | None, *, timeout: float, retries: int = 0,
+           tcp: bool = False) -> Resolver:
+        """A resolver for the ``nameservers`` argument (hostnames resolved once, here); None means the system's
+        resolvers from /etc/resolv.conf. No server to ask is an ``ActionError``."""
+        if nameservers is None:
+            servers = system_nameservers()
+        else:
+            servers = [a for s in parse_nameservers(nameservers) for a in resolve_host(s) or [s]]
+        if not servers:
+            raise ActionError("no DNS server to ask: /etc/resolv.conf names none; pass `nameservers:`")
+        return cls(tuple(servers), timeout, retries, tcp)
+
+    def budget(self) -> float:
+        """The longest one question may take across every server."""
+        return self.timeout * (self.retries + 1) * len(self.servers)
+
+    async def ask_async(self, name: str, rdtype: str, deadline: float | None = None) -> QueryOutcome:
+        """The first responding server's outcome, or the last failure when none responded."""
+        deadline = time.monotonic() + self.budget() if deadline is None else deadline
+        outcome = QueryOutcome("", name, rdtype, TIMEOUT, error="no time left to ask")
+        for server in self.servers:
+            outcome = await query_async(server, name, rdtype, timeout=self.timeout, retries=self.retries,
+                                        tcp=self.tcp, deadline=deadline)
+            if outcome.responded:
+                break
+        return outcome
+
+    def ask(self, name: str, rdtype: str, deadline: float | None = None) -> QueryOutcome:
+        """``ask_async`` from synchronous code."""
+        return fanout.run(lambda: self.ask_async(name, rdtype, deadline))
+
+    def records(self, name: str, rdtype: str) -> list[Any]:
+        """The rdatas of ``name``/``rdtype``; [] when the name or the type does not exist, or the name cannot
+        exist in DNS at all; ``DnsFailure`` when no server gave a usable answer."""
+        if not valid_name(name):
+            return []  # an empty or over-long label: no server can hold it, so nothing is there
+        outcome = self.ask(name, rdtype)
+        if outcome.status in ("NOERROR", NODATA, "NXDOMAIN"):
+            return outcome.rdatas()
+        raise DnsFailure(outcome)
+
+    def txt(self, name: str) -> list[bytes]:
+        """TXT records at ``name``, each one's strings joined (RFC 7208 3.3)."""
+        return [b"".join(r.strings) for r in self.records(name, "TXT")]
+
+    def addresses(self, name: str, version: int) -> list[str]:
+        """A (``version`` 4) or AAAA (6) addresses of ``name``."""
+        return [r.address for r in self.records(name, "A" if version == 4 else "AAAA")]
