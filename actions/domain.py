@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions import epp_status, rdap, whois
+from breakglass.actions import epp_status
+from breakglass.actions.clients import rdap, whois
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.clients import fanout
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions import rdap
+from breakglass.actions.clients import rdap
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect
 from breakglass.actions.clients import fanout
 from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare

@@ -16,7 +16,7 @@ from typing import Any
 from breakglass.actions.clients.address import parse_address
 
 WHOIS_PORT = 43
-SHIPPED_SERVERS = Path(__file__).parent / "data" / "whois-servers.json"
+SHIPPED_SERVERS = Path(__file__).parents[1] / "data" / "whois-servers.json"
 MAX_BYTES = 256_000  # a WHOIS answer is a few kB; stop reading a server that never closes
 
 # Field name (lower case) → output key; the first spelling found wins.
