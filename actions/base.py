@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from breakglass.engine.errors import ActionError
 
@@ -40,10 +40,45 @@ class Effect(StrEnum):
 
 
 class Params(BaseModel):
-    """Base of every action's argument model: unknown arguments are an error, values are immutable."""
+    """Base of every action's argument model: unknown arguments are an error, values are immutable.
+
+    A renamed argument keeps its old name as an accepted alias, written as the field's
+    ``validation_alias=AliasChoices(new, old, ...)``: runbooks written before the rename still run, and
+    ``deprecations()`` says what to write instead.
+    """
 
     # defer_build: validating a runbook needs only the field names; the validator is built on first use.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    _old_names_used: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_old_names(cls, data: Any, handler: Any) -> Any:
+        model = handler(data)
+        if isinstance(data, Mapping) and isinstance(model, Params):
+            renamed = renamed_arguments(cls)
+            model._old_names_used = tuple((old, renamed[old]) for old in data if old in renamed)
+        return model
+
+    def deprecations(self) -> tuple[str, ...]:
+        """One line per old argument name these arguments were written with."""
+        return tuple(f"argument '{old}' is deprecated: write '{new}' (same meaning)"
+                     for old, new in self._old_names_used)
+
+    def deprecation_note(self) -> str:
+        """``deprecations()`` as a suffix for a result's or plan's one-line message; empty when none."""
+        return "".join(f" [{line}]" for line in self.deprecations())
+
+
+def renamed_arguments(model: type[BaseModel]) -> dict[str, str]:
+    """Old argument name → current name, from the fields' ``AliasChoices`` (the first choice is current)."""
+    renamed = {}
+    for name, info in model.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices):
+            for old in info.validation_alias.choices[1:]:
+                if isinstance(old, str):
+                    renamed[old] = name
+    return renamed
 
 
 class Output(BaseModel):

@@ -2,23 +2,28 @@
 
 Every rcode is an outcome, not an exception: NXDOMAIN, SERVFAIL and NOERROR-without-data (NODATA) are
 distinct ``status`` values, and a server that does not answer is a finding (TIMEOUT/ERROR) in the output.
-Fan-out (every authoritative server, every resolver) runs concurrently on asyncio; the engine calls actions
-from a worker thread without a running loop, so ``asyncio.run`` here is safe.
+Fan-out (every authoritative server, every resolver) runs concurrently through ``clients.fanout``; every query
+goes through ``clients.dns``. The servers to ask are the ``nameservers`` argument in every action (``server``
+and ``servers`` are its deprecated old names).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.dns_common import (
+from breakglass.actions.clients import fanout
+from breakglass.actions.clients.address import Address
+from breakglass.actions.clients.dns import (
     QueryOutcome,
     RecordType,
-    ServerAddress,
+    Resolver,
+    nameserver_texts,
+    parse_nameservers,
     parse_rdata,
     parse_server,
     query,
@@ -27,8 +32,6 @@ from breakglass.actions.dns_common import (
     system_nameservers,
 )
 from breakglass.engine.errors import ActionError
-
-T = TypeVar("T")
 
 # Well-known anycast resolvers of four operators, two addresses each: a sensible default for real use.
 # Tests must always pass their own ``servers``.
@@ -55,9 +58,11 @@ class _QueryParams(Params):
 class DnsLookupParams(_QueryParams):
     name: str = Field(description="The name to look up, e.g. www.example.com.")
     type: RecordType = Field("A", description="The record type to ask for.")
-    server: str | None = Field(
+    nameservers: str | list[str] | None = Field(
         None,
-        description='Resolver or server to ask, "ip", "ip:port" or "[ipv6]:port"; none = system resolver.',
+        validation_alias=AliasChoices("nameservers", "server"),
+        description='Resolvers or servers to ask in order until one answers, "ip", "ip:port" or "[ipv6]:port" '
+        "(one or a list); none = the system's resolvers.",
     )
 
 
@@ -65,8 +70,8 @@ class DnsAuthoritativeParams(_QueryParams):
     zone: str = Field(description="The zone whose authoritative servers are compared, e.g. example.com.")
     name: str | None = Field(None, description="The name to compare across servers; default: the zone apex.")
     type: RecordType = Field("SOA", description="The record type to compare across servers.")
-    nameservers: list[str] | None = Field(
-        None, description='Servers to ask ("ip[:port]" or hostnames); default: the zone\'s NS set.'
+    nameservers: str | list[str] | None = Field(
+        None, description='Servers to ask ("ip[:port]" or hostnames, one or a list); default: the zone\'s NS set.'
     )
     parent: str | None = Field(
         None,
@@ -84,9 +89,11 @@ class DnsPropagationParams(_QueryParams):
     expected: str | list[str] = Field(
         description="The value(s) every server should return, in zone-file form."
     )
-    servers: list[str] = Field(
+    nameservers: str | list[str] = Field(
         default_factory=lambda: list(PUBLIC_RESOLVERS),
-        description='Resolvers or servers to ask ("ip[:port]"); default: well-known public resolvers.',
+        validation_alias=AliasChoices("nameservers", "servers"),
+        description='Resolvers or servers to ask ("ip[:port]", one or a list); default: well-known public '
+        "resolvers.",
     )
     match: Literal["exact", "contains"] = Field(
         "exact", description="exact: the answer is exactly the expected set; contains: it includes all of it."
@@ -97,26 +104,6 @@ class DnsPropagationParams(_QueryParams):
 
 def _deadline(ctx: ActionContext, worst_case: float) -> float:
     return time.monotonic() + ctx.remaining(worst_case)
-
-
-async def _bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
-    """Run every job, at most ``concurrency`` at once, keeping their order."""
-    import asyncio  # lazily: listing and validating runbooks imports this module
-
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(job: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await job()
-
-    return list(await asyncio.gather(*(one(job) for job in jobs)))
-
-
-def _parse_servers(texts: Sequence[str], default_port: int = 53) -> list[ServerAddress]:
-    try:
-        return [parse_server(text, default_port) for text in texts]
-    except ValueError as exc:
-        raise ActionError(f"{exc}; write servers as ip, ip:port or [ipv6]:port") from None
 
 
 # -- dns.lookup ---------------------------------------------------------------------------------------------
@@ -143,35 +130,10 @@ class DnsLookup(Action[DnsLookupParams]):
     Output = DnsAnswerOutput
 
     def run(self, params: DnsLookupParams, ctx: ActionContext) -> ActionResult:
-        servers = self._servers(params.server)
-        if not servers:
-            raise ActionError("no resolver to ask: /etc/resolv.conf names none; pass `server:`")
-        per_server = params.timeout * (params.retries + 1)
-        deadline = _deadline(ctx, per_server * len(servers))
-        outcomes = []
-        for server in servers:  # the system's resolvers in order, as a stub resolver tries them
-            outcomes.append(
-                query(
-                    server,
-                    params.name,
-                    params.type,
-                    timeout=params.timeout,
-                    retries=params.retries,
-                    tcp=params.tcp,
-                    deadline=deadline,
-                )
-            )
-            if outcomes[-1].responded:
-                break
-        outcome = outcomes[-1]
-        return ActionResult(output=outcome.to_dict(), ok=outcome.responded, message=_describe(outcome))
-
-    @staticmethod
-    def _servers(server: str | None) -> list[ServerAddress]:
-        if server is None:
-            return system_nameservers()
-        address = _parse_servers([server])[0]
-        return resolve_host(address)
+        resolver = Resolver.of(params.nameservers, timeout=params.timeout, retries=params.retries, tcp=params.tcp)
+        outcome = resolver.ask(params.name, params.type, _deadline(ctx, resolver.budget()))
+        message = _describe(outcome) + params.deprecation_note()
+        return ActionResult(output=outcome.to_dict(), ok=outcome.responded, message=message)
 
 
 def _describe(outcome: QueryOutcome) -> str:
@@ -215,8 +177,6 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
     Output = DnsAuthoritativeOutput
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
-        import asyncio  # lazily: listing and validating runbooks imports this module
-
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
         source, targets = self._targets(params, deadline)
         if not targets:
@@ -224,7 +184,7 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
                 f"found no authoritative servers for {params.zone} via {source}; pass `nameservers:`"
             )
         name = params.name or params.zone
-        rows = _mark_lagging(asyncio.run(self._ask_all(params, name, targets, deadline)))
+        rows = _mark_lagging(fanout.run(lambda: self._ask_all(params, name, targets, deadline)))
         output = {
             "zone": params.zone,
             "name": name,
@@ -237,15 +197,14 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
 
     def _targets(self, params: DnsAuthoritativeParams, deadline: float) -> tuple[str, list[tuple[str, str]]]:
         """(where the list came from, [(label, "ip:port")]) for every server to ask."""
-        if params.nameservers:
+        texts = nameserver_texts(params.nameservers)
+        if texts:
             return "nameservers", [
                 (text, str(addr))
-                for text, server in zip(
-                    params.nameservers, _parse_servers(params.nameservers, params.port), strict=True
-                )
+                for text, server in zip(texts, parse_nameservers(texts, params.port), strict=True)
                 for addr in resolve_host(server) or [server]  # an unresolvable name shows up as an ERROR row
             ]
-        sources = _parse_servers([params.parent]) if params.parent else system_nameservers()
+        sources = parse_nameservers(params.parent) if params.parent else system_nameservers()
         for source in sources:
             found = _ns_addresses(source, params, deadline)
             if found is not None:
@@ -258,11 +217,11 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
         def job(label: str, address: str) -> Callable[[], Awaitable[dict[str, Any]]]:
             return lambda: _ask_one(params, name, label, address, deadline)
 
-        return await _bounded_gather([job(label, addr) for label, addr in targets], params.concurrency)
+        return await fanout.gather_bounded([job(label, addr) for label, addr in targets], params.concurrency)
 
 
 def _ns_addresses(
-    source: ServerAddress, params: DnsAuthoritativeParams, deadline: float
+    source: Address, params: DnsAuthoritativeParams, deadline: float
 ) -> list[tuple[str, str]] | None:
     """The zone's NS names with their addresses (glue first, else asked at ``source``); None if no answer."""
     import dns.rdatatype
@@ -288,7 +247,7 @@ def _ns_addresses(
     for ns in dict.fromkeys(ns_names):
         addresses = glue.get(ns) or [a for t in ("A", "AAAA") for a in query(source, ns, t, **opts).answers]
         # An NS name without an address is kept as a row so it is reported, not silently dropped.
-        found.extend((ns, str(ServerAddress(a, params.port))) for a in addresses or [ns])
+        found.extend((ns, str(Address(a, params.port))) for a in addresses or [ns])
     return found
 
 
@@ -296,7 +255,7 @@ async def _ask_one(
     params: DnsAuthoritativeParams, name: str, label: str, address: str, deadline: float
 ) -> dict[str, Any]:
     """Ask one server for the zone's SOA and for name/type, without recursion (we want its own data)."""
-    import asyncio  # lazily: listing and validating runbooks imports this module
+    import asyncio  # lazily: listing actions imports this module
 
     server = parse_server(address, params.port)
     opts: dict[str, Any] = {
@@ -412,15 +371,13 @@ class DnsPropagation(Action[DnsPropagationParams]):
     Output = DnsPropagationOutput
 
     def run(self, params: DnsPropagationParams, ctx: ActionContext) -> ActionResult:
-        import asyncio  # lazily: listing and validating runbooks imports this module
-
         expected_texts = [params.expected] if isinstance(params.expected, str) else list(params.expected)
         expected = self._expected(params.type, expected_texts)
-        servers = _parse_servers(params.servers)
+        servers = parse_nameservers(params.nameservers)
         rounds = -(-len(servers) // params.concurrency)
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * rounds)
         started = time.monotonic()
-        outcomes = asyncio.run(self._ask_all(params, servers, deadline))
+        outcomes = fanout.run(lambda: self._ask_all(params, servers, deadline))
         rows = [{**o.to_dict(), "match": _matches(o, expected, params.match)} for o in outcomes]
         matching = sum(r["match"] for r in rows)
         percent = round(100.0 * matching / len(rows), 1) if rows else 0.0
@@ -439,7 +396,7 @@ class DnsPropagation(Action[DnsPropagationParams]):
         }
         shown = ", ".join(expected_texts)
         message = f"{params.name} {params.type}: {matching}/{len(rows)} servers ({percent}%) return {shown}"
-        return ActionResult(output=output, ok=True, message=message)
+        return ActionResult(output=output, ok=True, message=message + params.deprecation_note())
 
     @staticmethod
     def _expected(rdtype: str, texts: list[str]) -> set[Any]:
@@ -450,9 +407,9 @@ class DnsPropagation(Action[DnsPropagationParams]):
 
     @staticmethod
     async def _ask_all(
-        params: DnsPropagationParams, servers: list[ServerAddress], deadline: float
+        params: DnsPropagationParams, servers: list[Address], deadline: float
     ) -> list[QueryOutcome]:
-        def job(server: ServerAddress) -> Callable[[], Awaitable[QueryOutcome]]:
+        def job(server: Address) -> Callable[[], Awaitable[QueryOutcome]]:
             return lambda: query_async(
                 server,
                 params.name,
@@ -463,7 +420,7 @@ class DnsPropagation(Action[DnsPropagationParams]):
                 deadline=deadline,
             )
 
-        return await _bounded_gather([job(s) for s in servers], params.concurrency)
+        return await fanout.gather_bounded([job(s) for s in servers], params.concurrency)
 
 
 def _matches(outcome: QueryOutcome, expected: set[Any], how: str) -> bool:

@@ -18,7 +18,8 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from breakglass.actions.dns_common import RecordType, ServerAddress, parse_rdata, parse_server, query
+from breakglass.actions.clients.address import FORMS, Address
+from breakglass.actions.clients.dns import RecordType, parse_rdata, parse_server, query
 from breakglass.engine.errors import ActionError
 
 DEFAULT_TTL = 300
@@ -89,7 +90,7 @@ class TsigCredentials:
 class Rfc2136Provider:
     """Dynamic update (RFC 2136) against the zone's primary, reading back from that same primary."""
 
-    server: ServerAddress
+    server: Address
     zone: str
     tsig: TsigCredentials | None
     timeout: float = 5.0
@@ -166,7 +167,7 @@ def _tsig_refusal(exc: Exception, tsig: TsigCredentials | None) -> str:
     )
 
 
-def _rcode_refusal(rcode: str, server: ServerAddress, zone: str) -> str:
+def _rcode_refusal(rcode: str, server: Address, zone: str) -> str:
     advice = {
         "REFUSED": "this key or address may not update the zone (allow-update / update-policy)",
         "NOTAUTH": f"{server} is not authoritative for {zone}, or the TSIG key was not accepted",
@@ -247,7 +248,7 @@ class DnsUpdate(Action[DnsUpdateParams]):
         try:
             server = parse_server(params.server)
         except ValueError as exc:
-            raise ActionError(f"{exc}; write the primary as ip, ip:port or [ipv6]:port") from None
+            raise ActionError(f"{exc}; write the primary as {FORMS}") from None
         return Rfc2136Provider(server, _fqdn(params.zone), tsig, ctx.remaining(params.timeout))
 
     def plan(self, params: DnsUpdateParams, ctx: ActionContext) -> Plan:

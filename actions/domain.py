@@ -5,28 +5,25 @@ through the registry's ``related`` link, is where ICANN's RDAP profile puts the 
 (RFC 3912) is a fallback for TLDs without RDAP, marked low-reliability. Every failure is a finding with a
 ``status``; nothing here lets an httpx exception reach the engine.
 
-The lookup machinery (``lookup``, ``prepare``, ``make_client``, ``run_async``) is shared with
+The lookup machinery (``lookup``, ``prepare``, ``make_client``) is shared with
 ``domain.expiry_audit`` in ``domain_audit``, which runs many lookups over one client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions import epp_status, rdap, whois
+from breakglass.actions import epp_status
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from breakglass.actions.clients import fanout, rdap, whois
 
 if TYPE_CHECKING:
     import httpx
 
-T = TypeVar("T")
 AUTHORITATIVE = ("ok", "not_found")  # the registry answered; anything else means we do not know
 
 
@@ -274,19 +271,6 @@ def clock(params: LookupParams, ctx: ActionContext) -> datetime:
     return datetime.now(UTC)
 
 
-def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion, in a private thread when the caller already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    box: list[T] = []
-    worker = threading.Thread(target=lambda: box.append(asyncio.run(factory())), daemon=True)
-    worker.start()
-    worker.join()
-    return box[0]
-
-
 def make_client(params: LookupParams, connections: int) -> httpx.AsyncClient:
     """The one AsyncClient a step's lookups share, with at most ``connections`` open at once."""
     import httpx
@@ -355,7 +339,7 @@ class DomainStatus(Action[DomainStatusParams]):
     Output = DomainStatusOutput
 
     def run(self, params: DomainStatusParams, ctx: ActionContext) -> ActionResult:
-        output = run_async(lambda: self._run(params, ctx))
+        output = fanout.run(lambda: self._run(params, ctx))
         return ActionResult(output=output, ok=output["status"] in AUTHORITATIVE, message=_headline(output))
 
     async def _run(self, params: DomainStatusParams, ctx: ActionContext) -> dict[str, Any]:

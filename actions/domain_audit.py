@@ -1,21 +1,20 @@
 """``domain.expiry_audit``: expiry and risky statuses of many domains at once, most urgent first.
 
 Each domain goes through the same RDAP/WHOIS ``lookup`` as ``domain.status`` (in ``domain``); what is added
-here is the fan-out (a pool of workers over one shared client, throttled per RDAP server by
+here is the fan-out (``clients.fanout``, over one shared client, throttled per RDAP server by
 ``rdap.ServerGate``) and the reduction of each answer to one compact, sortable row.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions import rdap
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output
-from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare, run_async
+from breakglass.actions.clients import fanout, rdap
+from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare
 
 
 class ExpiryAuditParams(LookupParams):
@@ -51,7 +50,7 @@ class DomainExpiryAudit(Action[ExpiryAuditParams]):
     Output = ExpiryAuditOutput
 
     def run(self, params: ExpiryAuditParams, ctx: ActionContext) -> ActionResult:
-        output = run_async(lambda: self._run(params, ctx))
+        output = fanout.run(lambda: self._run(params, ctx))
         c = output["counts"]
         message = (
             f"{c['total']} domains: {c['risky']} risky, {c['expired']} expired, "
@@ -61,20 +60,19 @@ class DomainExpiryAudit(Action[ExpiryAuditParams]):
 
     async def _run(self, params: ExpiryAuditParams, ctx: ActionContext) -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
-        pending: Iterator[str] = iter(dict.fromkeys(params.domains))  # shared by workers; duplicates once
         async with make_client(params, params.concurrency) as client:
             how, notes = await prepare(params, ctx, client, params.follow_referral)
             gate = rdap.ServerGate(params.per_server, params.per_server_interval)
 
-            async def worker() -> None:
-                for name in pending:
-                    if ctx.cancel.is_set():
-                        return
-                    rows.append(audit_row(await lookup(name, how, client, gate), params.warn_days))
-                    if len(rows) % 100 == 0:
-                        ctx.progress(f"{len(rows)} domains checked")
+            async def check(name: str) -> None:
+                if ctx.cancel.is_set():
+                    return
+                rows.append(audit_row(await lookup(name, how, client, gate), params.warn_days))
+                if len(rows) % 100 == 0:
+                    ctx.progress(f"{len(rows)} domains checked")
 
-            await asyncio.gather(*(worker() for _ in range(min(params.concurrency, len(params.domains)))))
+            names = dict.fromkeys(params.domains)  # a duplicate is looked up once
+            await fanout.gather_bounded([partial(check, name) for name in names], params.concurrency)
         rows.sort(key=urgency)
         return {"domains": rows, "counts": counts(rows, params.warn_days), "findings": notes}
 

@@ -6,7 +6,8 @@ policy (RFC 7489) that now rejects, a DKIM selector (RFC 6376) that was not copi
 confirm forward. ``mail.auth_records`` reads all of it in one step; ``mail.spf_check`` answers "would this IP
 pass SPF for this sender" with RFC 7208 ``check_host()`` and the term that decided.
 
-dnspython is imported only through ``spf.DnsClient`` at run time; importing this module stays cheap.
+Every question goes through the shared ``clients.dns.Resolver`` (dnspython is imported only when one is
+asked); a question no server answered is reported as an error in its part of the report, not raised.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ import base64
 import ipaddress
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from breakglass.actions.clients.dns import DnsFailure, Resolver
 from breakglass.actions.spf import (
     LOOKUP_LIMIT,
     VOID_LIMIT,
-    DnsClient,
     SpfError,
     check_host,
     is_spf,
     parse_record,
 )
+
+
+NAMESERVERS = "resolvers 'ip[:port]' ('[v6]:port'), one or a list, asked in order; default: the system's"
 
 
 class MailAuthRecordsParams(Params):
@@ -37,7 +41,9 @@ class MailAuthRecordsParams(Params):
     sending_ip: str | None = Field(
         default=None, description="outbound IP whose PTR and forward-confirmed reverse DNS to check"
     )
-    resolver: str | None = Field(default=None, description="resolver 'ip[:port]'; default: system resolver")
+    nameservers: str | list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("nameservers", "resolver"), description=NAMESERVERS
+    )
     timeout: float = Field(default=5.0, gt=0, description="seconds per DNS query")
 
 
@@ -45,7 +51,9 @@ class MailSpfCheckParams(Params):
     ip: str = Field(description="IP address of the sending host (the new relay, the MTA)")
     mail_from: str = Field(default="", description="MAIL FROM (envelope sender); empty = null sender")
     helo: str = Field(description="HELO/EHLO name the sending host announces")
-    resolver: str | None = Field(default=None, description="resolver 'ip[:port]'; default: system resolver")
+    nameservers: str | list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("nameservers", "resolver"), description=NAMESERVERS
+    )
     timeout: float = Field(default=5.0, gt=0, description="seconds per DNS query")
 
 
@@ -55,21 +63,21 @@ def tags(text: str) -> dict[str, str]:
     return {k.strip().lower(): v.strip() for k, v in pairs}
 
 
-def txt_strings(dns: DnsClient, name: str) -> tuple[list[str], str | None]:
+def txt_strings(dns: Resolver, name: str) -> tuple[list[str], str | None]:
     """TXT texts at ``name`` and an error message when the lookup itself failed."""
     try:
         return [t.decode("utf-8", "replace") for t in dns.txt(name)], None
-    except SpfError as exc:
+    except DnsFailure as exc:
         return [], str(exc)
 
 
 # ---- MX ---------------------------------------------------------------------------------------------------
 
 
-def mx_report(dns: DnsClient, domain: str) -> dict[str, Any]:
+def mx_report(dns: Resolver, domain: str) -> dict[str, Any]:
     try:
-        records = sorted(dns.query(domain, "MX"), key=lambda r: r.preference)
-    except SpfError as exc:
+        records = sorted(dns.records(domain, "MX"), key=lambda r: r.preference)
+    except DnsFailure as exc:
         return {"status": "error", "error": str(exc), "records": []}
     rows = [_mx_row(dns, r.preference, r.exchange.to_text(omit_final_dot=True)) for r in records]
     if len(rows) == 1 and rows[0]["exchange"] in ("", "."):
@@ -79,14 +87,14 @@ def mx_report(dns: DnsClient, domain: str) -> dict[str, Any]:
     return {"status": "ok" if all(r["resolves"] for r in rows) else "unresolvable", "records": rows}
 
 
-def _mx_row(dns: DnsClient, preference: int, exchange: str) -> dict[str, Any]:
+def _mx_row(dns: Resolver, preference: int, exchange: str) -> dict[str, Any]:
     addresses: list[str] = []
     error = None
     if exchange:
         for version in (4, 6):
             try:
                 addresses += dns.addresses(exchange, version)
-            except SpfError as exc:
+            except DnsFailure as exc:
                 error = str(exc)
     return {
         "preference": preference,
@@ -100,7 +108,7 @@ def _mx_row(dns: DnsClient, preference: int, exchange: str) -> dict[str, Any]:
 # ---- SPF --------------------------------------------------------------------------------------------------
 
 
-def spf_report(dns: DnsClient, domain: str) -> dict[str, Any]:
+def spf_report(dns: Resolver, domain: str) -> dict[str, Any]:
     texts, error = txt_strings(dns, domain)
     records = [t for t in texts if is_spf(t.encode("latin-1", "replace"))]
     report: dict[str, Any] = {
@@ -123,8 +131,10 @@ def spf_report(dns: DnsClient, domain: str) -> dict[str, Any]:
     counter = LookupCounter(dns)
     try:
         counter.walk(domain, records[0], depth=0)
-    except SpfError as exc:  # PermError (a broken include) or TempError (an include that does not answer)
+    except SpfError as exc:  # PermError: a broken include
         return {**report, "status": exc.result, "error": str(exc), "lookups": counter.lookups}
+    except DnsFailure as exc:  # an include that does not answer: what receivers see as temperror
+        return {**report, "status": "temperror", "error": str(exc), "lookups": counter.lookups}
     flags = counter.flags + _all_flags(records[0])
     if counter.lookups > LOOKUP_LIMIT:
         flags.append(f"{counter.lookups} DNS lookups, over the limit of {LOOKUP_LIMIT}: permerror (RFC 7208 4.6.4)")
@@ -153,7 +163,7 @@ def _all_flags(record: str) -> list[str]:
 class LookupCounter:
     """Counts the DNS lookups a full evaluation could cost, following include/redirect (RFC 7208 4.6.4)."""
 
-    def __init__(self, dns: DnsClient) -> None:
+    def __init__(self, dns: Resolver) -> None:
         self.dns = dns
         self.lookups = 0
         self.voids = 0
@@ -183,7 +193,7 @@ class LookupCounter:
             self.walk(target, records[0].decode("latin-1"), depth + 1)
 
     def _probe(self, target: str, rdtype: str) -> None:
-        if not self.dns.query(target, rdtype) and (rdtype != "A" or not self.dns.query(target, "AAAA")):
+        if not self.dns.records(target, rdtype) and (rdtype != "A" or not self.dns.records(target, "AAAA")):
             self.voids += 1
 
 
@@ -206,7 +216,7 @@ def _dmarc_candidates(domain: str) -> list[str]:
     return names
 
 
-def dmarc_report(dns: DnsClient, domain: str) -> dict[str, Any]:
+def dmarc_report(dns: Resolver, domain: str) -> dict[str, Any]:
     for name in _dmarc_candidates(domain):
         texts, error = txt_strings(dns, f"_dmarc.{name}")
         if error:
@@ -249,7 +259,7 @@ def _dmarc_policy(record: str, found_at: str, inherited: bool) -> dict[str, Any]
     }
 
 
-def dkim_report(dns: DnsClient, domain: str, selector: str) -> dict[str, Any]:
+def dkim_report(dns: Resolver, domain: str, selector: str) -> dict[str, Any]:
     name = f"{selector}._domainkey.{domain}"
     texts, error = txt_strings(dns, name)
     if error:
@@ -285,7 +295,7 @@ def _key_bits(public_b64: str) -> int | None:
     return key.key_size if isinstance(key, rsa.RSAPublicKey) else None
 
 
-def policy_txt_report(dns: DnsClient, name: str, version: str) -> dict[str, Any]:
+def policy_txt_report(dns: Resolver, name: str, version: str) -> dict[str, Any]:
     """MTA-STS (RFC 8461 3.1) and TLS-RPT (RFC 8460 3) announce themselves in one TXT record."""
     texts, error = txt_strings(dns, name)
     records = [t for t in texts if t.replace(" ", "").lower().startswith(f"v={version.lower()}")]
@@ -303,18 +313,18 @@ def policy_txt_report(dns: DnsClient, name: str, version: str) -> dict[str, Any]
 # ---- reverse DNS -------------------------------------------------------------------------------------------
 
 
-def reverse_report(dns: DnsClient, ip: str) -> dict[str, Any]:
+def reverse_report(dns: Resolver, ip: str) -> dict[str, Any]:
     """PTR of the sending IP and forward confirmation: many receivers reject mail without FCrDNS."""
     address = ipaddress.ip_address(ip)
     try:
-        names = [r.target.to_text(omit_final_dot=True) for r in dns.query(address.reverse_pointer, "PTR")]
-    except SpfError as exc:
+        names = [r.target.to_text(omit_final_dot=True) for r in dns.records(address.reverse_pointer, "PTR")]
+    except DnsFailure as exc:
         return {"ip": ip, "status": "error", "error": str(exc), "ptr": []}
     rows = []
     for name in names:
         try:
             forward = dns.addresses(name, address.version)
-        except SpfError:
+        except DnsFailure:
             forward = []
         confirmed = ip in {str(ipaddress.ip_address(a)) for a in forward}
         rows.append({"name": name, "addresses": forward, "confirmed": confirmed})
@@ -358,7 +368,7 @@ class MailAuthRecords(Action[MailAuthRecordsParams]):
     Output = MailAuthRecordsOutput
 
     def run(self, params: MailAuthRecordsParams, ctx: ActionContext) -> ActionResult:
-        dns = DnsClient.for_resolver(params.resolver, params.timeout)
+        dns = Resolver.of(params.nameservers, timeout=params.timeout)
         domain = params.domain.rstrip(".").lower()
         report: dict[str, Any] = {
             "domain": domain,
@@ -372,7 +382,7 @@ class MailAuthRecords(Action[MailAuthRecordsParams]):
         }
         report["problems"] = problems(report)
         message = "; ".join(report["problems"]) or "MX, SPF, DMARC and DKIM records look sane"
-        return ActionResult(report, message=message)
+        return ActionResult(report, message=message + params.deprecation_note())
 
 
 class MailSpfCheckOutput(Output):
@@ -402,7 +412,7 @@ class MailSpfCheck(Action[MailSpfCheckParams]):
                 ok=False,
                 message=f"{params.ip!r} is not an IP address",
             )
-        dns = DnsClient.for_resolver(params.resolver, params.timeout)
+        dns = Resolver.of(params.nameservers, timeout=params.timeout)
         result = check_host(dns, params.ip, params.mail_from, params.helo)
         output: dict[str, Any] = {
             "result": result.result,
@@ -419,4 +429,5 @@ class MailSpfCheck(Action[MailSpfCheckParams]):
             helo = check_host(dns, params.ip, "", params.helo)
             output["helo"] = {"result": helo.result, "mechanism": helo.mechanism, "reason": helo.reason}
         decided = f" by {result.mechanism}" if result.mechanism else ""
-        return ActionResult(output, message=f"SPF {result.result} for {params.ip} at {result.domain}{decided}")
+        message = f"SPF {result.result} for {params.ip} at {result.domain}{decided}"
+        return ActionResult(output, message=message + params.deprecation_note())

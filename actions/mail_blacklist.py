@@ -13,21 +13,19 @@ Every (target, list) query runs concurrently: fifty lists cost one round trip, n
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import ipaddress
-from collections.abc import Coroutine
-from functools import cache
+from collections.abc import Awaitable, Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.spf import parse_resolver
+from breakglass.actions.clients import fanout
+from breakglass.actions.clients.dns import ERROR, NODATA, TIMEOUT, QueryOutcome, Resolver
 
 Status = Literal["listed", "not_listed", "refused", "error"]
-T = TypeVar("T")
 # Spamhaus's refusal answers (news article 788, codes.tsv): the range mirrors and DQS zones answer from too.
 REFUSED_RANGE = "127.255.255.0/24"
 
@@ -68,10 +66,11 @@ class MailBlacklistParams(Params):
         description="lists to query instead of the shipped set: a shipped zone name, an unknown zone name "
         "(read as a generic RFC 5782 IP list) or a full list definition",
     )
-    resolver: str | None = Field(
+    nameservers: str | list[str] | None = Field(
         default=None,
-        description="recursive resolver 'ip[:port]' ('[v6]:port' for IPv6); default: the system resolver. "
-        "Spamhaus refuses public resolvers, use your own",
+        validation_alias=AliasChoices("nameservers", "resolver"),
+        description="recursive resolvers 'ip[:port]' ('[v6]:port' for IPv6), one or a list; default: the "
+        "system's resolvers. Spamhaus refuses public resolvers, use your own",
     )
     timeout: float = Field(default=5.0, gt=0, description="seconds to wait for each answer")
     concurrency: int = Field(default=64, ge=1, le=1024, description="queries in flight at once")
@@ -140,29 +139,24 @@ def combine(spec: ZoneSpec, answers: list[str]) -> tuple[Status, str]:
     return "not_listed", ""
 
 
-def _dns_failure(exc: Exception, timeout: float) -> tuple[Status | None, str]:
-    import dns.exception
-    import dns.resolver
-
-    if isinstance(exc, dns.resolver.NXDOMAIN | dns.resolver.NoAnswer):
+def _failure(outcome: QueryOutcome, timeout: float) -> tuple[Status | None, str]:
+    """(status, meaning) of a lookup without a usable answer; (None, "") when the name is simply not there."""
+    if outcome.status in ("NXDOMAIN", NODATA):
         return None, ""
-    if isinstance(exc, dns.exception.Timeout):
+    if outcome.status == TIMEOUT:
         return "error", f"no answer within {timeout:g}s"
-    if isinstance(exc, dns.resolver.NoNameservers):
-        return "error", f"resolver failed (SERVFAIL/REFUSED): {exc}"
-    return "error", f"{type(exc).__name__}: {exc}"
+    if outcome.status == ERROR:
+        return "error", outcome.error or "no usable answer"
+    return "error", f"resolver failed (SERVFAIL/REFUSED): {outcome.status} from {outcome.server}"
 
 
-async def _lookup(resolver: Any, qname: str, rdtype: str, timeout: float) -> list[str]:
-    answer = await resolver.resolve(qname, rdtype, lifetime=timeout, search=False)
-    if rdtype == "TXT":
-        return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
-    return sorted(r.address for r in answer)
+def _texts(outcome: QueryOutcome) -> list[str]:
+    if outcome.type == "TXT":
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in outcome.rdatas()]
+    return sorted(r.address for r in outcome.rdatas())
 
 
-async def check_one(
-    resolver: Any, gate: asyncio.Semaphore, target: str, spec: ZoneSpec, qname: str, timeout: float
-) -> dict[str, Any]:
+async def check_one(resolver: Resolver, target: str, spec: ZoneSpec, qname: str) -> dict[str, Any]:
     """One (target, list) row: A answer, its reading and, when listed or refused, the TXT reason."""
     row: dict[str, Any] = {
         "target": target,
@@ -173,52 +167,34 @@ async def check_one(
         "reason": None,
         "delist": spec.delist or None,
     }
-    async with gate:
-        try:
-            row["answers"] = await _lookup(resolver, qname, "A", timeout)
-        except Exception as exc:  # dnspython's tree; every failure becomes a finding
-            status, message = _dns_failure(exc, timeout)
-            row.update(status=status or "not_listed", meaning=message)
-            return row
-        row["status"], row["meaning"] = combine(spec, row["answers"])
-        if row["status"] in ("listed", "refused"):
-            try:
-                row["reason"] = " | ".join(await _lookup(resolver, qname, "TXT", timeout)) or None
-            except Exception:  # a missing TXT reason is normal (RFC 5782 2.1 makes it optional)
-                row["reason"] = None
+    answer = await resolver.ask_async(qname, "A")
+    if answer.status != "NOERROR":
+        status, message = _failure(answer, resolver.timeout)
+        row.update(status=status or "not_listed", meaning=message)
+        return row
+    row["answers"] = _texts(answer)
+    row["status"], row["meaning"] = combine(spec, row["answers"])
+    if row["status"] in ("listed", "refused"):
+        # A missing TXT reason is normal (RFC 5782 2.1 makes it optional).
+        reason = await resolver.ask_async(qname, "TXT")
+        row["reason"] = " | ".join(_texts(reason)) or None
     return row
 
 
-def make_resolver(resolver: str | None, timeout: float) -> Any:
-    import dns.asyncresolver
-
-    if resolver is None:
-        res = dns.asyncresolver.Resolver()
-    else:
-        host, port = parse_resolver(resolver)
-        res = dns.asyncresolver.Resolver(configure=False)
-        res.nameservers = [host]
-        res.port = port
-    res.timeout = timeout
-    res.lifetime = timeout
-    return res
-
-
 async def check_all(
-    targets: list[str], specs: list[ZoneSpec], resolver: str | None, timeout: float, concurrency: int
+    targets: Sequence[str], specs: Sequence[ZoneSpec], resolver: Resolver, concurrency: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Every applicable (target, list) pair at once, bounded by ``concurrency``."""
-    res = make_resolver(resolver, timeout)
-    gate = asyncio.Semaphore(concurrency)
-    jobs, skipped = [], []
+    jobs: list[Callable[[], Awaitable[dict[str, Any]]]] = []
+    skipped = []
     for target in targets:
         for spec in specs:
             qname = query_name(target, spec)
             if qname is None:
                 skipped.append({"target": target, "zone": spec.zone, "why": _skip_reason(target, spec)})
             else:
-                jobs.append(check_one(res, gate, target, spec, qname, timeout))
-    return list(await asyncio.gather(*jobs)), skipped
+                jobs.append(partial(check_one, resolver, target, spec, qname))
+    return await fanout.gather_bounded(jobs, concurrency), skipped
 
 
 def _skip_reason(target: str, spec: ZoneSpec) -> str:
@@ -227,16 +203,6 @@ def _skip_reason(target: str, spec: ZoneSpec) -> str:
     if ":" in target:
         return "list has no IPv6 entries"
     return "address list; target is a domain"
-
-
-def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code, even when this thread already has a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -271,21 +237,21 @@ class MailBlacklist(Action[MailBlacklistParams]):
     def run(self, params: MailBlacklistParams, ctx: ActionContext) -> ActionResult:
         timeout = ctx.remaining(params.timeout) if ctx.timeout else params.timeout
         specs = select_zones(params.zones)
-        rows, skipped = run_coroutine(
-            check_all(params.targets, specs, params.resolver, min(timeout, params.timeout), params.concurrency)
-        )
+        # One attempt of `timeout` per question: fifty lists behind a silent resolver cost one timeout, not three.
+        resolver = Resolver.of(params.nameservers, timeout=min(timeout, params.timeout))
+        rows, skipped = fanout.run(lambda: check_all(params.targets, specs, resolver, params.concurrency))
         summary = summarize(rows)
         output = {"results": rows, "skipped": skipped, **summary}
         counts = summary["counts"]
         if rows and counts["listed"] + counts["not_listed"] == 0:
-            message = f"no list gave a usable answer{_unusable(counts)}: check `resolver`"
-            return ActionResult(output, ok=False, message=message)
+            message = f"no list gave a usable answer{_unusable(counts)}: check the resolver in `nameservers`"
+            return ActionResult(output, ok=False, message=message + params.deprecation_note())
         message = (
             f"listed on {summary['listed_count']} of {len(rows)} checks: {', '.join(summary['listed_on'])}"
             if summary["listed_count"]
             else f"not listed on any of {len(rows)} checks"
         )
-        return ActionResult(output, message=message + _unusable(counts))
+        return ActionResult(output, message=message + _unusable(counts) + params.deprecation_note())
 
 
 def _unusable(counts: dict[str, int]) -> str:

@@ -72,9 +72,13 @@ class Arguments:
 
     @classmethod
     def of(cls, action: type[Action[Any]]) -> Arguments:
+        from breakglass.actions.base import renamed_arguments
+
         fields = action.Params.model_fields
         flag = action.read_only_flag
-        return cls(tuple(f.alias or n for n, f in fields.items()),
+        # A renamed argument's old names stay accepted (the action says they are deprecated when it runs).
+        old_names = tuple(renamed_arguments(action.Params))
+        return cls(tuple(f.alias or n for n, f in fields.items()) + old_names,
                    tuple(f.alias or n for n, f in fields.items() if f.is_required()),
                    (flag,) if flag is not None else ())
 

@@ -15,14 +15,17 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from breakglass.actions.clients.address import FORMS, parse_address
+from breakglass.actions.clients.dns import DnsFailure, Resolver
 from breakglass.engine.errors import ActionError
 
 T = TypeVar("T")
@@ -32,7 +35,11 @@ class SmtpProbeParams(Params):
     domain: str | None = Field(default=None, description="probe the MX hosts of this domain, lowest first")
     host: str | None = Field(default=None, description="probe this 'host[:port]' directly ('[v6]:port')")
     port: int = Field(default=25, ge=1, le=65535, description="port when `host` has none, and for MX hosts")
-    resolver: str | None = Field(default=None, description="resolver 'ip[:port]' for MX/A lookups")
+    nameservers: str | list[str] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("nameservers", "resolver"),
+        description="resolvers 'ip[:port]' for the MX/A lookups, one or a list; default: the system's",
+    )
     timeout: float = Field(default=10.0, gt=0, description="seconds allowed for each stage")
     helo_name: str = Field(default="breakglass.invalid", description="name announced in EHLO")
     starttls: bool = Field(default=True, description="upgrade with STARTTLS when the server offers it")
@@ -58,16 +65,6 @@ class StageFailed(ActionError):
     def __init__(self, stage: str, text: str, code: int | None = None) -> None:
         super().__init__(text)
         self.stage, self.text, self.code = stage, text, code
-
-
-def split_host(value: str, default_port: int) -> tuple[str, int]:
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest.lstrip(":") or default_port)
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host, int(port)
-    return value, default_port
 
 
 class Probe:
@@ -239,24 +236,24 @@ def name_matches(pattern: str, host: str) -> bool:
 def resolve_targets(params: SmtpProbeParams) -> tuple[list[tuple[str, int, str]], dict[str, Any]]:
     """(name, port, address) to try in order, plus what the MX lookup found."""
     if params.host is not None:
-        host, port = split_host(params.host, params.port)
-        return [(host, port, host)], {}
-    from breakglass.actions.spf import DnsClient, SpfError
-
-    dns = DnsClient.for_resolver(params.resolver, params.timeout)
+        try:
+            address = parse_address(params.host, params.port)
+        except ValueError as exc:
+            return [], {"error": f"{exc}; write host as {FORMS}"}
+        return [(address.host, address.port, address.host)], {}
+    dns = Resolver.of(params.nameservers, timeout=params.timeout)
     domain = (params.domain or "").rstrip(".")
     try:
-        records = sorted(dns.query(domain, "MX"), key=lambda r: r.preference)
+        records = sorted(dns.records(domain, "MX"), key=lambda r: r.preference)
         exchanges = [r.exchange.to_text(omit_final_dot=True) for r in records] or [domain]  # RFC 5321 5.1
         targets = [(mx, params.port, a) for mx in exchanges if mx for a in _addresses(dns, mx)]
-    except SpfError as exc:
+    except DnsFailure as exc:
         return [], {"mx": [], "error": str(exc)}
     return targets, {"mx": exchanges}
 
 
-def _addresses(dns: Any, name: str) -> list[str]:
-    found: list[str] = dns.addresses(name, 4) + dns.addresses(name, 6)
-    return found
+def _addresses(dns: Resolver, name: str) -> list[str]:
+    return dns.addresses(name, 4) + dns.addresses(name, 6)
 
 
 def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str | None = None) -> EmailMessage:
@@ -274,6 +271,12 @@ def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str |
 
 
 def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult:
+    """One probe, the arguments' deprecation lines appended to its message."""
+    result = _probe(params, message)
+    return replace(result, message=result.message + params.deprecation_note())
+
+
+def _probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult:
     targets, lookup = resolve_targets(params)
     attempts = []
     for name, port, address in targets:

@@ -7,7 +7,8 @@ the parse (syntax errors anywhere are a permerror before evaluation, RFC 7208 4.
 across include/redirect (10 DNS mechanisms, 2 void lookups, RFC 7208 4.6.4), macros (RFC 7208 7) and which
 term decided, which is what an engineer needs to read.
 
-Nothing here imports dnspython at module import; ``DnsClient`` does it when it is built.
+DNS comes from the shared ``clients.dns.Resolver``; a question it cannot get answered is a temperror
+(RFC 7208 2.6.7, 4.4), translated where the evaluation asks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from breakglass.actions.clients.dns import DnsFailure, Resolver
 from breakglass.engine.errors import ActionError
 
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
@@ -101,65 +103,6 @@ class Budget:
         self.voids += 1
         if self.voids > VOID_LIMIT:
             raise PermError(f"more than {VOID_LIMIT} void DNS lookups (RFC 7208 4.6.4)")
-
-
-def parse_resolver(value: str) -> tuple[str, int]:
-    """'ip', 'ip:port', 'v6' or '[v6]:port' → (address, port)."""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest.lstrip(":") or 53)
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host, int(port)
-    return value, 53
-
-
-class DnsClient:
-    """Stub queries to one resolver; NXDOMAIN/no data → [], timeout/SERVFAIL → TempError."""
-
-    def __init__(self, nameserver: str | None = None, port: int = 53, timeout: float = 5.0) -> None:
-        import dns.resolver
-
-        self.resolver = dns.resolver.Resolver(configure=nameserver is None)
-        if nameserver is not None:
-            self.resolver.nameservers = [nameserver]
-            self.resolver.port = port
-        self.resolver.timeout = timeout
-        self.resolver.lifetime = timeout
-
-    @classmethod
-    def for_resolver(cls, resolver: str | None, timeout: float) -> DnsClient:
-        """A client for 'ip[:port]', or for the system resolver when ``resolver`` is None."""
-        if resolver is None:
-            return cls(timeout=timeout)
-        host, port = parse_resolver(resolver)
-        return cls(host, port, timeout)
-
-    def query(self, name: str, rdtype: str) -> list[Any]:
-        """The rdatas of ``name``/``rdtype``; [] when the name or the type does not exist."""
-        import dns.exception
-        import dns.name
-        import dns.resolver
-
-        try:
-            qname = dns.name.from_text(name)
-        except dns.exception.DNSException:
-            return []  # a name no server can hold (empty or over-long label): nothing is there
-        try:
-            answer = self.resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-            raise TempError(f"DNS {rdtype} {name}: {exc}") from exc
-        except dns.exception.DNSException as exc:
-            raise TempError(f"DNS {rdtype} {name}: {type(exc).__name__}: {exc}") from exc
-        return list(answer.rrset) if answer.rrset is not None else []
-
-    def txt(self, name: str) -> list[bytes]:
-        return [b"".join(r.strings) for r in self.query(name, "TXT")]
-
-    def addresses(self, name: str, version: int) -> list[str]:
-        return [r.address for r in self.query(name, "A" if version == 4 else "AAAA")]
 
 
 # ---- parsing ----------------------------------------------------------------------------------------------
@@ -280,12 +223,26 @@ def _parse_ip(word: str, kind: str, qualifier: str, rest: str) -> Term:
 class Evaluation:
     """One check_host() run: the client, the identities and the shared budget."""
 
-    dns: DnsClient
+    dns: Resolver
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     sender: str
     helo: str
     budget: Budget = field(default_factory=Budget)
     chain: list[str] = field(default_factory=list)
+
+    # -- DNS: an unanswered question is a temperror (RFC 7208 2.6.7) --
+
+    def _query(self, name: str, rdtype: str) -> list[Any]:
+        try:
+            return self.dns.records(name, rdtype)
+        except DnsFailure as exc:
+            raise TempError(str(exc)) from exc
+
+    def _txt(self, name: str) -> list[bytes]:
+        return [b"".join(r.strings) for r in self._query(name, "TXT")]
+
+    def _addresses(self, name: str, version: int) -> list[str]:
+        return [r.address for r in self._query(name, "A" if version == 4 else "AAAA")]
 
     # -- macros (RFC 7208 7) --
 
@@ -351,7 +308,7 @@ class Evaluation:
             return self._result(exc.result, None, domain, str(exc))
 
     def _fetch(self, domain: str) -> str | None:
-        records = [t for t in self.dns.txt(domain) if is_spf(t)]
+        records = [t for t in self._txt(domain) if is_spf(t)]
         if len(records) > 1:
             raise PermError(f"{len(records)} SPF records at {domain} (RFC 7208 4.5)")
         return records[0].decode("latin-1") if records else None
@@ -397,7 +354,7 @@ class Evaluation:
         if record.exp is None:
             return DEFAULT_EXPLANATION
         try:
-            texts = self.dns.txt(self.target(record.exp, domain))
+            texts = self._txt(self.target(record.exp, domain))
             if len(texts) != 1:
                 return DEFAULT_EXPLANATION
             text = texts[0].decode("ascii")
@@ -437,7 +394,7 @@ class Evaluation:
         return False
 
     def _counted(self, name: str, rdtype: str) -> list[Any]:
-        answers = self.dns.query(name, rdtype)
+        answers = self._query(name, rdtype)
         if not answers:
             self.budget.void()
         return answers
@@ -464,7 +421,7 @@ class Evaluation:
             raise PermError(f"{target} has more than {MX_PTR_LIMIT} MX records (RFC 7208 4.6.4)")
         for mx in sorted(exchanges, key=lambda r: r.preference):
             name = mx.exchange.to_text(omit_final_dot=True)
-            if name and self._match_addresses(self.dns.addresses(name, self.ip.version), term):
+            if name and self._match_addresses(self._addresses(name, self.ip.version), term):
                 return True
         return False
 
@@ -482,13 +439,13 @@ class Evaluation:
 
     def _validated_names(self) -> list[str]:
         try:
-            records = self.dns.query(self.ip.reverse_pointer, "PTR")
+            records = self._query(self.ip.reverse_pointer, "PTR")
         except TempError:
             return []  # 5.5: a failed reverse lookup means no match, not a temperror
         validated = []
         for name in [r.target.to_text(omit_final_dot=True) for r in records][:MX_PTR_LIMIT]:
             try:
-                forward = {ipaddress.ip_address(a) for a in self.dns.addresses(name, self.ip.version)}
+                forward = {ipaddress.ip_address(a) for a in self._addresses(name, self.ip.version)}
             except TempError:
                 continue  # 5.5: a name whose lookup fails is skipped
             if self.ip in forward:
@@ -512,7 +469,7 @@ def split_identity(mail_from: str, helo: str) -> tuple[str, str]:
     return f"{local or 'postmaster'}@{domain}", domain
 
 
-def check_host(dns: DnsClient, ip: str, mail_from: str, helo: str) -> SpfResult:
+def check_host(dns: Resolver, ip: str, mail_from: str, helo: str) -> SpfResult:
     """Evaluate the SPF policy of MAIL FROM's domain (or HELO's, for the null sender) for ``ip``."""
     address = ipaddress.ip_address(ip)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:

@@ -12,7 +12,8 @@ import pytest
 
 from breakglass.actions.base import ActionContext
 from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
-from breakglass.actions.dns_common import ServerAddress, parse_server
+from breakglass.actions.clients.address import Address
+from breakglass.actions.clients.dns import parse_server
 from breakglass.actions.registry import BUILTIN, Registry
 from breakglass.engine.errors import ActionError
 from tests.lab import free_tcp_udp_port
@@ -36,6 +37,10 @@ sip      IN A     192.0.2.50
 {BIG_TXT}"""
 REVERSE = "2.0.192.in-addr.arpa."
 REVERSE_TEXT = zone_text(REVERSE, "10 IN PTR www.example.test.")
+
+
+def ServerAddress(host: str, port: int = 53) -> Address:  # noqa: N802 - reads like the address it builds
+    return Address(host, port)
 
 
 @pytest.fixture(scope="module")
@@ -295,9 +300,9 @@ def test_default_servers_are_public_resolvers_but_overridable() -> None:
 
     params = DnsPropagation.Params(name="x.test", expected="192.0.2.1")
     # Only inspected, never queried: tests talk to loopback alone.
-    assert len(params.servers) >= 4
+    assert len(params.nameservers) >= 4
     assert all(ipaddress.ip_address(s.rsplit(":", 1)[0] if s.count(":") == 1 else s).is_global
-               for s in params.servers)
+               for s in params.nameservers)
 
 
 # -- interface ----------------------------------------------------------------------------------------------
@@ -331,7 +336,7 @@ def test_unknown_arguments_are_rejected() -> None:
 
 
 def test_a_server_that_is_not_an_address_is_an_error_outcome() -> None:
-    from breakglass.actions.dns_common import query
+    from breakglass.actions.clients.dns import query
 
     outcome = query(ServerAddress("no-such-host"), "www.example.test", "A", timeout=0.2, retries=0)
     assert outcome.status == "ERROR" and not outcome.responded and outcome.error

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions import epp_status, rdap
+from breakglass.actions import epp_status
+from breakglass.actions.clients import rdap
 from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.domain import DomainStatus, DomainStatusParams
 from breakglass.actions.domain_audit import ExpiryAuditParams

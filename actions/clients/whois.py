@@ -13,8 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from breakglass.actions.clients.address import parse_address
+
 WHOIS_PORT = 43
-SHIPPED_SERVERS = Path(__file__).parent / "data" / "whois-servers.json"
+SHIPPED_SERVERS = Path(__file__).parents[1] / "data" / "whois-servers.json"
 MAX_BYTES = 256_000  # a WHOIS answer is a few kB; stop reading a server that never closes
 
 # Field name (lower case) → output key; the first spelling found wins.
@@ -52,8 +54,11 @@ _NOT_FOUND = re.compile(
 def server_for(domain: str, explicit: str | None) -> tuple[str, int] | None:
     """``host`` or ``host:port`` from the argument, else the shipped TLD → server map."""
     if explicit:
-        host, _, port = explicit.rpartition(":") if explicit.count(":") == 1 else (explicit, "", "")
-        return (host, int(port)) if port.isdigit() else (explicit, WHOIS_PORT)
+        try:
+            address = parse_address(explicit, WHOIS_PORT)
+        except ValueError:
+            return explicit, WHOIS_PORT  # the connection fails and says so, naming what was written
+        return address.host, address.port
     servers: dict[str, str] = json.loads(SHIPPED_SERVERS.read_text(encoding="utf-8"))["servers"]
     tld = domain.rstrip(".").rsplit(".", 1)[-1].lower()
     return (servers[tld], WHOIS_PORT) if tld in servers else None

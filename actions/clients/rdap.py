@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import httpx
 
 IANA_DNS_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
-SHIPPED_BOOTSTRAP = Path(__file__).parent / "data" / "rdap-dns-bootstrap.json"
+SHIPPED_BOOTSTRAP = Path(__file__).parents[1] / "data" / "rdap-dns-bootstrap.json"
 CACHE_NAME = "rdap-dns-bootstrap.json"
 # RFC 7480 section 4.2: ask for RDAP, accept plain JSON from servers that label it so.
 ACCEPT = "application/rdap+json, application/json;q=0.9"
