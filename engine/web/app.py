@@ -75,6 +75,7 @@ def create_app(store: RunStore, access: Access, interval: float | None = None) -
             Route("/runs/{run_id}", run_page),
             Route("/runs/{run_id}/events", events),
             Route("/runs/{run_id}/report", report),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),  # browsers ask whatever the page says
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={RunNotFound: not_found, 404: not_found, BreakglassError: unreadable},

@@ -62,7 +62,14 @@
   source.addEventListener("state", function (event) {
     const state = JSON.parse(event.data);
     skew = Date.parse(state.now) - Date.now() || 0;
+    // What the reader opened stays open: the panels are redrawn on every record.
+    const open = new Set(Array.from(panels.querySelectorAll("details[open][data-keep]"), function (d) {
+      return d.dataset.keep;
+    }));
     panels.innerHTML = state.html;
+    for (const d of panels.querySelectorAll("details[data-keep]")) {
+      if (open.has(d.dataset.keep)) { d.open = true; }
+    }
     localise(panels);
     tick();
     body.dataset.status = state.status;
