@@ -24,12 +24,12 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @contextmanager
-def serving(*args: str, home: Path | None = None) -> Iterator[str]:
-    """``breakglass serve ARGS`` on a free port; yields its address, stops it at the end."""
+def serving(*args: str, home: Path | None = None, listen: str = "127.0.0.1:0") -> Iterator[str]:
+    """``breakglass serve ARGS`` on a free port of ``listen``'s address; yields its address, stops it at the end."""
     env = dict(os.environ)
     if home is not None:
         env["BREAKGLASS_HOME"] = str(home)
-    proc = subprocess.Popen([BREAKGLASS, "serve", "--listen", "127.0.0.1:0", *args], env=env,
+    proc = subprocess.Popen([BREAKGLASS, "serve", "--listen", listen, *args], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
