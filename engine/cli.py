@@ -375,8 +375,7 @@ def audit_show(run_id: str, as_json: JsonOpt = False) -> None:
 
 
 # Commands that live in their own modules register on `app` when imported.
-from breakglass.engine import cli_drill  # noqa: E402,F401  (drill and report)
-from breakglass.engine import cli_web  # noqa: E402,F401  (serve)
+from breakglass.engine import cli_drill, cli_web  # noqa: E402,F401  (drill and report; serve)
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,20 +30,30 @@ POLL_SECONDS = 0.1  # a record shows within this plus one render; the issue asks
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A run as rendered after one change: every record's row, and the panels of where it stands."""
+    """A run as rendered after one change: every record's row, and the panels of where it stands; each also as
+    the server-sent event that carries it, encoded once for every watcher."""
 
     version: int
     seqs: tuple[int, ...]
     rows: tuple[str, ...]
     panels: str
     status: str
+    row_events: tuple[str, ...] = ()
+    state_event: str = ""
 
-    def rows_after(self, seq: int) -> list[tuple[int, str]]:
+    def events_after(self, seq: int) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """The seqs and encoded events of the records after ``seq``."""
         start = bisect.bisect_right(self.seqs, seq)
-        return list(zip(self.seqs[start:], self.rows[start:], strict=True))
+        return self.seqs[start:], self.row_events[start:]
 
-    def state(self) -> dict[str, str]:
-        return {"html": self.panels, "status": self.status, "now": datetime.now(UTC).isoformat()}
+
+def record_event(seq: int, row: str) -> str:
+    return f"id: {seq}\nevent: record\ndata: {json.dumps({'html': row})}\n\n"
+
+
+def state_event(panels: str, status: str) -> str:
+    state = {"html": panels, "status": status, "now": datetime.now(UTC).isoformat()}
+    return f"event: state\ndata: {json.dumps(state)}\n\n"
 
 
 class Follower:
@@ -51,7 +63,7 @@ class Follower:
         self.store, self.run_id, self.pages, self.interval = store, run_id, pages, interval
         self.snapshot: Snapshot | None = None
         self._changed = asyncio.Condition()
-        self._rows: dict[tuple[int, str, str], str] = {}  # rendered once per record
+        self._rows: RowCache = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,19 +93,25 @@ class Follower:
         seen: Any = None
         version = 0
         while True:
+            pause = self.interval
             try:
                 stamp = await asyncio.to_thread(self._stamp)
                 if stamp != seen:
                     version += 1
+                    began = time.perf_counter()
                     snapshot = await asyncio.to_thread(self._build, version)
+                    # Rebuild at most a third of the time: on a busy machine (the operator's, during an
+                    # outage) the run being watched must not slow down because it is watched.
+                    pause = max(self.interval, 2 * (time.perf_counter() - began))
                     seen = stamp
                     await self._publish(snapshot)
             except BreakglassError as exc:  # the run vanished or cannot be read: say so, keep watching
                 version += 1
                 seen = None
                 panel = self.pages.problem_panel(str(exc))
-                await self._publish(Snapshot(version, (), (), panel, "unreadable"))
-            await asyncio.sleep(self.interval)
+                unreadable = state_event(panel, "unreadable")
+                await self._publish(Snapshot(version, (), (), panel, "unreadable", (), unreadable))
+            await asyncio.sleep(pause)
 
     async def _publish(self, snapshot: Snapshot) -> None:
         async with self._changed:
@@ -119,14 +137,22 @@ class Follower:
         return snapshot_of(report, version, self.pages, self._rows)
 
 
-def snapshot_of(report: Report, version: int, pages: Pages, cache: dict[tuple[int, str, str], str]) -> Snapshot:
-    rows = []
+RowCache = dict[tuple[int, str, str], tuple[str, str]]  # (seq, ts, type) → the row and its encoded event
+
+
+def snapshot_of(report: Report, version: int, pages: Pages, cache: RowCache) -> Snapshot:
+    """Render what changed since the last snapshot (rows are cached by record) and encode it once."""
+    rows, events = [], []
     for event in report.events:
         key = (event.seq, event.ts, event.type)
         if key not in cache:
-            cache[key] = pages.row(event, report.first_ts)
-        rows.append(cache[key])
-    return Snapshot(version, tuple(e.seq for e in report.events), tuple(rows), pages.panels(report), report.status)
+            row = pages.row(event, report.first_ts)
+            cache[key] = (row, record_event(event.seq, row))
+        rows.append(cache[key][0])
+        events.append(cache[key][1])
+    panels = pages.panels(report)
+    return Snapshot(version, tuple(e.seq for e in report.events), tuple(rows), panels, report.status,
+                    tuple(events), state_event(panels, report.status))
 
 
 class Followers:

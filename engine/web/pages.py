@@ -49,6 +49,7 @@ class Pages:
     def __init__(self) -> None:
         self.env: SandboxedEnvironment = html_env(TEMPLATES)
         self.env.filters["at"] = at_offset
+        self.env.filters["tail"] = tail
 
     def index(self, runs: Sequence[RunSummary]) -> str:
         open_runs = [r for r in reversed(runs) if r.status == "running"]
@@ -103,3 +104,15 @@ def at_offset(first_ts: str, seconds: Any) -> str:
         return (start + timedelta(seconds=float(seconds or 0))).isoformat().replace("+00:00", "Z")
     except (ValueError, TypeError):
         return ""
+
+
+OUTPUT_LINES = 20
+
+
+def tail(text: Any, lines: int = OUTPUT_LINES) -> str:
+    """The last lines of a command's output, as the terminal shows them: the live panels are sent again on every
+    change, so a megabyte of output would be too; the report has it whole."""
+    kept = str(text).rstrip("\n").splitlines()
+    if len(kept) <= lines:
+        return str(text)
+    return f"… {len(kept) - lines} earlier lines in the report\n" + "\n".join(kept[-lines:])
