@@ -8,6 +8,7 @@ are left out and named there.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -97,9 +98,11 @@ def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> d
     return rows
 
 
-def _runbook_steps(text: str) -> list[tuple[str, str, str]]:
+@functools.lru_cache(maxsize=16)
+def _runbook_steps(text: str) -> tuple[tuple[str, str, str], ...]:
     """(id, title, action) of every step, read from the YAML event stream: building Python objects for a
-    runbook of thousands of steps would cost more than the whole report."""
+    runbook of thousands of steps would cost more than the whole report. Cached: the live page
+    (engine.web) rebuilds a run's report on every change, and its runbook text never changes."""
     import yaml
 
     out: list[tuple[str, str, str]] = []
@@ -123,8 +126,8 @@ def _runbook_steps(text: str) -> list[tuple[str, str, str]]:
                     top["item"][top["key"]] = str(getattr(ev, "value", ""))
                 _value_done(stack)
     except yaml.YAMLError:
-        return []
-    return out
+        return ()
+    return tuple(out)
 
 
 def _frame(ev: Any, parent: dict[str, Any] | None) -> dict[str, Any]:

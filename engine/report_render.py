@@ -127,9 +127,10 @@ def markdown_env() -> SandboxedEnvironment:
     return _common(env)
 
 
-def html_env() -> SandboxedEnvironment:
+def html_env(*folders: Path) -> SandboxedEnvironment:
+    """The HTML environment; ``folders`` hold more templates (the live page's), looked up before the report's."""
     env = ReportEnvironment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader([*folders, TEMPLATES]),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -7,6 +7,7 @@ module per command group registers on it; errors become exit codes here, in one 
     drill.py     drill
     report.py    report
     audit.py     audit verify, audit show
+    web.py       serve (the live page)
 """
 
 # No `from __future__ import annotations`: typer reads these signatures at every start.
@@ -15,7 +16,7 @@ import os
 import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
-from breakglass.engine.cli import runbooks, runs, drill, report, audit  # noqa: F401, I001
+from breakglass.engine.cli import runbooks, runs, drill, report, audit, web  # noqa: F401, I001
 from breakglass.engine.cli.app import app
 from breakglass.engine.errors import (
     ActionError,
