@@ -7,8 +7,8 @@ is no second code path that could lie.
 
 Rules an action follows:
 - everything arrives through ``params`` and ``ctx``: no globals, so tests point it at local servers;
-- heavy libraries (dnspython, paramiko, httpx) are imported inside methods, never at module import, because
-  listing and validating runbooks imports every action module;
+- heavy libraries (dnspython, paramiko, httpx) are imported inside methods, never at module import: the
+  modules of the actions a runbook uses are imported to validate it, and `breakglass actions` imports them all;
 - an unexpected world (SERVFAIL, timeout, 429, a refused host key) is a result with a status and a message;
   raise ``ActionError`` only when the step cannot produce a meaningful result at all;
 - output is plain data (dicts, lists, str, int, float, bool, None): it becomes ``steps.<id>.output`` in
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, PrivateAttr, model_validator
 
@@ -125,6 +125,15 @@ def _no_progress(_message: str) -> None:
     return None
 
 
+class OperatorTerminal(Protocol):
+    """The operator's terminal, for actions that talk to a person (``manual``): implemented by the engine."""
+
+    @property
+    def interactive(self) -> bool: ...
+    def say(self, text: str) -> None: ...
+    def ask(self, prompt: str, timeout: float | None = None, echo: bool = True) -> str | None: ...
+
+
 @dataclass
 class ActionContext:
     """Everything an action may use besides its arguments."""
@@ -135,10 +144,10 @@ class ActionContext:
     timeout: float | None = None  # seconds this step may take, if the runbook set one
     settings: Mapping[str, Any] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
-    progress: Callable[[str], None] = _no_progress
+    progress: Callable[[str], None] = _no_progress  # a line for the operator while a long step works
     operator: str = "unknown"
     runbook_id: str = ""
-    prompter: Any = None  # engine.gates.Prompter for actions that talk to the operator (manual)
+    terminal: OperatorTerminal | None = None  # None: nobody to ask (a test, an embedding)
     started: float = field(default_factory=time.monotonic)
 
     def remaining(self, default: float) -> float:

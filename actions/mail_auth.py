@@ -29,7 +29,6 @@ from breakglass.actions.spf import (
     parse_record,
 )
 
-
 NAMESERVERS = "resolvers 'ip[:port]' ('[v6]:port'), one or a list, asked in order; default: the system's"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Output, Params
+from breakglass.actions.base import Action, ActionContext, ActionResult, OperatorTerminal, Output, Params
 
 
 class ManualParams(Params):
@@ -36,7 +36,7 @@ class Manual(Action[ManualParams]):
     Output = ManualOutput
 
     def run(self, params: ManualParams, ctx: ActionContext) -> ActionResult:
-        terminal = getattr(ctx.prompter, "terminal", None)
+        terminal = ctx.terminal
         if terminal is None or not terminal.interactive:
             if ctx.settings.get("assume_yes"):
                 return ActionResult(self._assumed(params), True, "assumed done (--yes, no operator at a terminal)")
@@ -49,7 +49,7 @@ class Manual(Action[ManualParams]):
         return {"completed": True, "assumed": True, "checklist": {item: True for item in params.checklist},
                 "answers": {q: "" for q in params.ask}}
 
-    def _ask(self, params: ManualParams, terminal: Any) -> ActionResult:
+    def _ask(self, params: ManualParams, terminal: OperatorTerminal) -> ActionResult:
         terminal.say("")
         for line in params.instructions.strip().splitlines():
             terminal.say(f"  {line}")

@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,9 +152,6 @@ class AuditWriter:
             raise AuditError(f"{self.path}: short write ({written} of {len(line)} bytes); disk full?")
         self.seq, self.head, self.size = self.seq + 1, record["hash"], self.size + written
         return record
-
-    def sync(self) -> None:
-        os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -319,6 +315,3 @@ def elapsed(start_ts: str, end_ts: str) -> float:
 
     return parse(end_ts) - parse(start_ts)
 
-
-def monotonic_ms(start: float) -> float:
-    return round((time.monotonic() - start) * 1000, 3)

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, Protocol, TextIO
 
 from breakglass.engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
 from breakglass.engine.text import visible_line
@@ -27,6 +27,16 @@ ICONS = {
 }
 
 
+class Reporter(Protocol):
+    """What the runner tells whoever watches: records as they are written, and the moments between them."""
+
+    def event(self, rec: dict[str, Any]) -> None: ...
+    def step_begins(self, step_id: str, title: str) -> None: ...
+    def progress(self, step_id: str, message: str) -> None: ...
+    def pause(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class NullReporter:
     """Prints nothing: for embedding the engine, tests and benchmarks (the audit log still has it all)."""
 
@@ -36,11 +46,17 @@ class NullReporter:
     def step_begins(self, step_id: str, title: str) -> None:
         return None
 
+    def progress(self, step_id: str, message: str) -> None:
+        return None  # not a record: --json carries only what the log holds
+
+    def pause(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
 
-class JsonReporter:
+class JsonReporter(NullReporter):
     """Every audit record as one JSON line on stdout (``--json``)."""
 
     def __init__(self, out: TextIO | None = None) -> None:
@@ -49,12 +65,6 @@ class JsonReporter:
     def event(self, rec: dict[str, Any]) -> None:
         self.out.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
         self.out.flush()
-
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def colour_wanted(out: TextIO) -> bool:
@@ -108,6 +118,12 @@ class TerminalReporter:
     def pause(self) -> None:
         """A question is about to be asked: nothing may move on the screen until it is answered."""
         self._stop_spinner()
+
+    def progress(self, step_id: str, message: str) -> None:
+        """A long step says where it is ("TTL lowered; waiting 300s"): a line, then the spinner again."""
+        self._print(f"    … {visible_line(message)}")
+        if self._current is not None and self._current[0] == step_id:
+            self._start_spinner()
 
     def close(self) -> None:
         self._current = None

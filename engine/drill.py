@@ -69,13 +69,11 @@ class SimulatedWorld:
         self.applied: set[str] = set()
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
-        self.waited = 0.0
 
     # World protocol ------------------------------------------------------------------------------------
 
     def wait(self, seconds: float) -> None:
-        """Retry delays are simulated time: counted, never slept."""
-        self.waited += seconds
+        """Retry delays are simulated time: a drill never sleeps through them."""
 
     def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
             rollback: bool = False) -> ActionResult:

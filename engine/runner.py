@@ -18,6 +18,7 @@ from breakglass.actions.base import Action, ActionContext, ActionResult, Effect,
 from breakglass.actions.registry import Registry
 from breakglass.engine import templates
 from breakglass.engine.audit import canonical
+from breakglass.engine.console import Reporter
 from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
 from breakglass.engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
 from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
@@ -104,7 +105,7 @@ class Runner:
     gates: Gatekeeper
     redactor: Redactor
     inputs: dict[str, Any]
-    reporter: Any
+    reporter: Reporter
     registry: Registry = field(default_factory=Registry)
     world: World = field(default_factory=LiveWorld)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -117,7 +118,7 @@ class Runner:
     def __post_init__(self) -> None:
         # One screen: whatever asks the operator something (a gate, a manual step, the in-doubt question)
         # first stops the reporter's spinner, which would otherwise redraw the line the question is on.
-        self.gates.terminal.before_prompt = getattr(self.reporter, "pause", None)
+        self.gates.terminal.before_prompt = self.reporter.pause
         self._waited = 0.0  # seconds this step spent waiting at gates: the operator's time, not the step's
 
     @property
@@ -324,7 +325,8 @@ class Runner:
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
                              settings=self.settings, operator=self.gates.operator,
-                             runbook_id=self.loaded.runbook.id, prompter=self.gates)
+                             runbook_id=self.loaded.runbook.id, terminal=self.gates.terminal,
+                             progress=lambda message: self.reporter.progress(step_id, self.redactor.text(message)))
 
     def _gate_for(self, confirm: Any, effect: Effect) -> Gate | None:
         # A dry-run changes nothing, so it asks only where the runbook asks explicitly.

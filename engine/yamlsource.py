@@ -201,7 +201,7 @@ def read_document(path: str | os.PathLike[str], kind: str = "runbook") -> str:
         raise SourceError([Problem(file, 1, 1, f"cannot read {kind}: {exc.strerror or exc}")]) from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SourceError([Problem(file, 1, 1, f"not a regular file (a device, FIFO or directory); "
+            raise SourceError([Problem(file, 1, 1, "not a regular file (a device, FIFO or directory); "
                                                    "give a regular file")])
         try:
             raw = f.read(MAX_BYTES + 1)

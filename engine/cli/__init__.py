@@ -16,7 +16,9 @@ import os
 import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
-from breakglass.engine.cli import runbooks, runs, drill, report, audit, web  # noqa: F401, I001
+# isort: off
+from breakglass.engine.cli import runbooks, runs, drill, report, audit, web  # noqa: F401
+# isort: on
 from breakglass.engine.cli.app import app
 from breakglass.engine.errors import (
     ActionError,

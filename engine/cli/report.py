@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: typer reads these signatures at every start.
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from breakglass.engine.cli.app import RunArg, app, store
 from breakglass.engine.errors import InputError
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     markdown = "markdown"
     html = "html"
     json = "json"

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: typer reads these signatures at every start.
 
 import contextlib
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -28,7 +28,7 @@ from breakglass.engine.cli.app import (
 )
 
 
-class InDoubt(str, Enum):
+class InDoubt(StrEnum):
     """What to do with a step cut off while it was applying its change."""
 
     ask = "ask"

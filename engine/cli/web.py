@@ -13,21 +13,25 @@ from breakglass.engine.errors import BreakglassError
 
 @app.command()
 def serve(
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any free one).")] = (
+    listen: Annotated[str, typer.Option("--listen", metavar="HOST:PORT", help="HOST:PORT to listen on (port 0: any free one).")] = (
         "127.0.0.1:8470"
     ),
     token_file: Annotated[
-        Path | None, typer.Option("--token-file", help="A file holding the token readers must show (owner-only).")
+        Path | None, typer.Option("--token-file", metavar="FILE", help="A file holding the token readers must show (owner-only).")
     ] = None,
     allow_host: Annotated[
         list[str] | None,
-        typer.Option("--allow-host", help="Another name the page is reached by, e.g. behind a proxy (repeatable)."),
+        typer.Option("--allow-host", metavar="NAME", help="Another name the page is reached by, e.g. behind a proxy (repeatable)."),
     ] = None,
 ) -> None:
     """A live, read-only web page over the runs: open and recent runs, one run as it happens, its report.
 
     Listens on loopback by default. Any other address needs --token-file (readers then give the token), or
     stay on loopback behind a reverse proxy that authenticates. Exit 2 when the address or token is refused.
+
+    \b
+    Example:
+      breakglass serve --listen 127.0.0.1:8470
     """
     try:
         from breakglass.engine.web.server import serve as run_server

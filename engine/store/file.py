@@ -179,7 +179,8 @@ def _started_at(log: Path) -> str | None:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return None
-    if not isinstance(first, dict) or first.get("type") != RecordType.RUN_STARTED or not isinstance(first.get("ts"), str):
+    if not isinstance(first, dict) or first.get("type") != RecordType.RUN_STARTED \
+            or not isinstance(first.get("ts"), str):
         return None
     return str(first["ts"])
 

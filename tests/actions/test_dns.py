@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from breakglass.actions.base import ActionContext
-from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
 from breakglass.actions.clients.address import Address
 from breakglass.actions.clients.dns import parse_server
+from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
 from breakglass.actions.registry import BUILTIN, Registry
 from breakglass.engine.errors import ActionError
 from tests.lab import free_tcp_udp_port

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from breakglass.actions import epp_status
-from breakglass.actions.clients import rdap
 from breakglass.actions.base import ActionContext, ActionResult
+from breakglass.actions.clients import rdap
 from breakglass.actions.domain import DomainStatus, DomainStatusParams
 from breakglass.actions.domain_audit import ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object, rdap_server
@@ -426,7 +426,7 @@ def test_unknown_argument_is_refused() -> None:
 
 
 def test_import_does_not_load_httpx() -> None:
-    code = "import sys, breakglass.actions.domain; print('httpx' in sys.modules, 'whoisit' in sys.modules)"
+    code = "import sys, breakglass.actions.domain; print('httpx' in sys.modules, 'dns.resolver' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

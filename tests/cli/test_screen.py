@@ -230,7 +230,8 @@ def test_the_in_doubt_question_stays_on_the_screen(book: Any, tmp_path: Path, sc
 
 def test_a_drill_at_a_terminal_shows_its_gate(screens: Any, bg_home: Path) -> None:
     s = screens("drill", "dns-failover", "--scenario", "01-primary-down")
-    question = r"(Approve\? \[yes / no = abort / skip\]|Send\? \[yes / no = skip it / abort\]|to approve \(anything else refuses\)):$"
+    question = (r"(Approve\? \[yes / no = abort / skip\]|Send\? \[yes / no = skip it / abort\]"
+                r"|to approve \(anything else refuses\)):$")
     s.wait_for(question)
     s.stays(question, 1.2)
     s.child.sendintr()

@@ -22,7 +22,7 @@ from breakglass.actions.base import Action, ActionContext, ActionResult, Params
 from breakglass.actions.registry import BUILTIN, Registry
 from breakglass.engine.checks import check_parts
 from breakglass.engine.errors import RunbookError
-from breakglass.engine.loader import check_text, load_text, structure_problems
+from breakglass.engine.loader import check_text, structure_problems
 from breakglass.engine.model import Runbook
 from breakglass.engine.yamlsource import parse
 from tests.engine.test_runner import go, of

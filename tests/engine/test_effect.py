@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from breakglass.actions.shell import ShellRunParams
 from breakglass.engine import audit
 from breakglass.engine.catalog import describe
+from breakglass.engine.console import NullReporter
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.gates import Terminal
 from breakglass.engine.loader import LoadedRunbook, check_text, load_text
@@ -27,15 +28,10 @@ from breakglass.engine.session import RunOptions, start
 from breakglass.engine.store import FileStore
 
 
-class Quiet:
+class Quiet(NullReporter):
     def event(self, rec: dict[str, Any]) -> None:
         return None
 
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class _Typed(io.StringIO):

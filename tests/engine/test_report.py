@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from breakglass.engine import drill
 from breakglass.engine.cli import app
-from breakglass.engine.console import JsonReporter
+from breakglass.engine.console import JsonReporter, NullReporter
 from breakglass.engine.gates import Terminal
 from breakglass.engine.loader import load_file
 from breakglass.engine.notes import append_note
@@ -294,7 +294,7 @@ class _Tty(io.StringIO):
         return True
 
 
-class _CutOffWhileApplying:
+class _CutOffWhileApplying(NullReporter):
     """A reporter whose run dies (Ctrl-C) just as ``step`` starts to change the world."""
 
     def __init__(self, step: str) -> None:
@@ -304,11 +304,6 @@ class _CutOffWhileApplying:
         if rec["type"] == "step.applying" and rec["step"] == self.step:
             raise KeyboardInterrupt
 
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def _answered_run(tmp_path: Path, typed: str) -> str:

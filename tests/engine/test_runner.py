@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from breakglass.engine import audit
+from breakglass.engine.console import NullReporter
 from breakglass.engine.loader import load_text
 from breakglass.engine.runner import RunOutcome
 from breakglass.engine.session import RunOptions, resume, start
@@ -22,7 +23,7 @@ from breakglass.engine.store import FileStore
 BG = shutil.which("breakglass") or "breakglass"
 
 
-class Recorder:
+class Recorder(NullReporter):
     """A reporter that keeps every record; ``on`` may act on one (e.g. raise KeyboardInterrupt)."""
 
     def __init__(self, on: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -34,11 +35,6 @@ class Recorder:
         if self.on:
             self.on(rec)
 
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def go(tmp_path: Path, text: str, reporter: Recorder | None = None, given: dict[str, Any] | None = None,

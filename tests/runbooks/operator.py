@@ -163,7 +163,7 @@ def audit_records(env: Mapping[str, str], run_id: str = "last") -> list[dict[str
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    return list(json.loads(proc.stdout))
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]  # JSON Lines, as run --json
 
 
 def step_status(records: list[dict[str, Any]]) -> dict[str, str]:
