@@ -1,4 +1,5 @@
-"""Shared pytest configuration. Server fixtures live in tests/lab/ and are imported by the tests that use them."""
+"""Shared pytest configuration. The real servers' fixtures live in tests/lab/ and are registered here as plugins,
+so a test asks for ``bind_factory`` or ``sshd`` by name without importing it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.lab.bind", "tests.lab.https", "tests.lab.rdap", "tests.lab.sshd", "tests.lab.whois"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"

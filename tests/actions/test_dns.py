@@ -17,7 +17,7 @@ from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, 
 from breakglass.actions.registry import BUILTIN, Registry
 from breakglass.engine.errors import ActionError
 from tests.lab import free_tcp_udp_port
-from tests.lab.bind import BindServer, bind_module_factory, ipv6_loopback_available, zone_text  # noqa: F401
+from tests.lab.bind import BindServer, ipv6_loopback_available, zone_text
 
 ZONE = "example.test."
 # Twelve ~190-byte TXT records (~2.3 kB): over the 1232-byte UDP limit, so the answer comes back truncated.
@@ -44,7 +44,7 @@ def ServerAddress(host: str, port: int = 53) -> Address:  # noqa: N802 - reads l
 
 
 @pytest.fixture(scope="module")
-def lab(bind_module_factory: Callable[..., BindServer]) -> dict[str, BindServer]:  # noqa: F811
+def lab(bind_module_factory: Callable[..., BindServer]) -> dict[str, BindServer]:
     """primary (serial 10, also on ::1 if possible), its real secondary, a stale primary and a lame server."""
     primary = bind_module_factory(
         {ZONE: zone_text(ZONE, RECORDS, serial=10), REVERSE: REVERSE_TEXT, "broken.test.": "not a zone\n"},

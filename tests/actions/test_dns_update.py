@@ -11,7 +11,7 @@ from breakglass.actions.base import ActionContext, ActionResult, Plan
 from breakglass.actions.dns import DnsLookup
 from breakglass.actions.dns_update import DnsUpdate, TsigCredentials
 from breakglass.engine.errors import ActionError
-from tests.lab.bind import BindServer, TsigKey, bind_factory, zone_text  # noqa: F401
+from tests.lab.bind import BindServer, TsigKey, zone_text
 
 ZONE = "example.test."
 RECORDS = """
@@ -21,7 +21,7 @@ txt  IN TXT "part one" "part two"
 
 
 @pytest.fixture
-def primary(bind_factory: Callable[..., BindServer]) -> BindServer:  # noqa: F811
+def primary(bind_factory: Callable[..., BindServer]) -> BindServer:
     """A fresh primary per test (updates change it) that accepts updates signed with its key."""
     key = TsigKey.generate("failover-key.")
     return bind_factory({ZONE: zone_text(ZONE, RECORDS, serial=100)}, tsig=key, update_zones=[ZONE])

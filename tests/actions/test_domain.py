@@ -19,10 +19,8 @@ from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.clients import rdap
 from breakglass.actions.domain import DomainStatus, DomainStatusParams
 from breakglass.actions.domain_audit import ExpiryAuditParams
-from tests.lab.rdap import RdapServer, Reply, error_object, rdap_server
-from tests.lab.whois import WhoisServer, whois_server
-
-__all__ = ["rdap_server", "whois_server"]  # fixtures used by name
+from tests.lab.rdap import RdapServer, Reply, error_object
+from tests.lab.whois import WhoisServer
 
 DATA = Path(__file__).parent / "data" / "rdap"
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)

@@ -10,9 +10,7 @@ from typing import Any
 
 from breakglass.actions.base import ActionContext, ActionResult
 from breakglass.actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams
-from tests.lab.rdap import RdapServer, Reply, error_object, fleet, rdap_server, synthetic_domain
-
-__all__ = ["rdap_server"]
+from tests.lab.rdap import RdapServer, Reply, error_object, fleet, synthetic_domain
 
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)
 

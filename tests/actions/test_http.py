@@ -14,9 +14,7 @@ from pydantic import ValidationError
 
 from breakglass.actions.base import ActionContext, ActionResult, Effect
 from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
-from tests.lab.https import CA_NAME, EXPIRED, WWW, LabServer, WebLab, elsewhere, url_of, web
-
-__all__ = ["elsewhere", "web"]  # the fixtures are used by name
+from tests.lab.https import CA_NAME, EXPIRED, WWW, LabServer, WebLab, url_of
 
 PIN = {WWW: "127.0.0.1", EXPIRED: "127.0.0.1"}
 

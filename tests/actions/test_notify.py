@@ -6,9 +6,7 @@ import json
 
 from breakglass.actions.base import ActionContext, Effect
 from breakglass.actions.notify import NotifyWebhook
-from tests.lab.https import WebLab, web
-
-__all__ = ["web"]  # the fixture is used by name
+from tests.lab.https import WebLab
 
 HOOK_SECRET = "T0001/B0002/XyZsecretHookToken"
 

@@ -9,7 +9,7 @@ import pytest
 from breakglass.actions.base import ActionContext, Effect
 from breakglass.actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
 from tests.lab import free_port
-from tests.lab.bind import bind_factory, zone_text  # noqa: F401  (bind_factory is a fixture)
+from tests.lab.bind import zone_text
 from tests.lab.smtp import LabPki, RecordingHandler, RejectingHandler, SilentServer, SmtpServer
 
 CTX = ActionContext(run_id="run42", step_id="probe")
@@ -63,7 +63,7 @@ def test_starttls_verification_failure_is_the_failure_point(pki: LabPki) -> None
     assert "CERTIFICATE_VERIFY_FAILED" in out["text"]
 
 
-def test_starttls_verified_by_name_through_mx(pki: LabPki, bind_factory) -> None:  # noqa: F811
+def test_starttls_verified_by_name_through_mx(pki: LabPki, bind_factory) -> None:
     server_dns = bind_factory({"test.": zone_text("test.", "@ MX 10 mail.test.\nmail A 127.0.0.1")})
     with SmtpServer(RecordingHandler(), tls=pki) as server:
         ok, out = probe(domain="test", port=server.port, resolver=server_dns.address, ca_file=str(pki.ca_file))

@@ -13,9 +13,7 @@ import pytest
 
 from breakglass.actions.base import ActionContext, ActionResult, Effect
 from breakglass.actions.ssh import SshDownload, SshRun, SshUpload
-from tests.lab.sshd import SshServer, keygen, known_hosts_line, sshd
-
-__all__ = ["sshd"]  # the fixture is used by name
+from tests.lab.sshd import SshServer, keygen, known_hosts_line
 
 
 def run(

@@ -2,7 +2,7 @@
 
 Usage from any test module::
 
-    from tests.lab.bind import BindServer, TsigKey, bind_factory  # noqa: F401  (bind_factory is a fixture)
+    from tests.lab.bind import BindServer, TsigKey  # bind_factory is a fixture (tests/conftest.py)
 
     def test_something(bind_factory):
         server = bind_factory({"example.test.": ZONE_TEXT})

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.lab import free_port
-from tests.lab.bind import BindServer, TsigKey, bind_factory, zone_text  # noqa: F401  (fixture)
+from tests.lab.bind import BindServer, TsigKey, zone_text
 from tests.lab.https import WWW, make_pki
 from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
@@ -74,7 +74,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, bind_factory: Callable[..., BindServer]) -> Iterator[Lab]:  # noqa: F811
+def lab(tmp_path: Path, bind_factory: Callable[..., BindServer]) -> Iterator[Lab]:
     key = TsigKey.generate("failover-key.")
     records = f"www IN A {PRIMARY_IP}\n@ IN MX 10 mail.example.test.\nmail IN A 127.0.0.1\n"
     bind = bind_factory({ZONE: zone_text(ZONE, records, serial=10, ttl=300)}, tsig=key, update_zones=[ZONE])

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.lab.bind import BindServer, bind_factory, zone_text  # noqa: F401  (fixture)
+from tests.lab.bind import BindServer, zone_text
 from tests.lab.smtp import RecordingHandler, SmtpServer
-from tests.lab.sshd import SshServer, sshd  # noqa: F401  (fixture)
+from tests.lab.sshd import SshServer
 from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
 
@@ -99,7 +99,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], sshd: SshServer) -> Iterator[Lab]:  # noqa: F811
+def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], sshd: SshServer) -> Iterator[Lab]:
     bind = bind_factory(
         {
             "example.test.": zone_text("example.test.", ZONE),

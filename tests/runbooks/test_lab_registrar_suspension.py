@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.lab.bind import BindServer, bind_factory, zone_text  # noqa: F401  (fixture)
-from tests.lab.rdap import RdapServer, Reply, rdap_server, synthetic_domain  # noqa: F401  (fixture)
+from tests.lab.bind import BindServer, zone_text
+from tests.lab.rdap import RdapServer, Reply, synthetic_domain
 from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
 
@@ -66,7 +66,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], rdap_server: RdapServer) -> Iterator[Lab]:  # noqa: F811
+def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], rdap_server: RdapServer) -> Iterator[Lab]:
     # The TLD zone has no delegation for example.test (withdrawn), and the blocklist lists the domain.
     tld = bind_factory(
         {"test.": zone_text("test.", "example.test.dbl IN A 127.0.1.4", serial=7)}, update_zones=["test."]

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.lab.bind import BindServer, TsigKey, bind_factory, zone_text  # noqa: F401  (fixture)
+from tests.lab.bind import BindServer, TsigKey, zone_text
 from tests.lab.https import WWW, make_pki
-from tests.lab.sshd import SshServer, sshd  # noqa: F401  (fixture)
+from tests.lab.sshd import SshServer
 from tests.runbooks.labweb import hook_url, serve, stop
 from tests.runbooks.operator import Operator, audit_records, cli_env, input_args, run_json, step_status
 
@@ -101,7 +101,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], sshd: SshServer) -> Iterator[Lab]:  # noqa: F811
+def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], sshd: SshServer) -> Iterator[Lab]:
     key = TsigKey.generate("takeover-key.")
     zone = zone_text(ZONE, f"@ IN A {OLD}\nwww IN A {OLD}\n", serial=40, ttl=3600)
     lab = Lab(tmp_path, bind_factory({ZONE: zone}, tsig=key, update_zones=[ZONE]), sshd)
