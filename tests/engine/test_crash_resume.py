@@ -308,6 +308,7 @@ def test_full_run_has_the_expected_records(server: ForkServer, runbook: Path, tm
     assert out.read_text().split() == LINES
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_at_every_record(server: ForkServer, runbook: Path, tmp_path: Path) -> None:
     tried: list[str] = []
     for i, point in enumerate(kill_points()):
