@@ -56,8 +56,13 @@ def _show_version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    store: Annotated[str | None, typer.Option("--store", metavar="URL", help=(
+        "Keep runs in this PostgreSQL database (postgresql://user@host:port/db; the password comes from "
+        "~/.pgpass) instead of BREAKGLASS_HOME. Default: $BREAKGLASS_STORE."))] = None,
 ) -> None:
     """Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log."""
+    if store is not None:
+        os.environ["BREAKGLASS_STORE"] = store  # read by store.default_store, the one place a store is chosen
 
 # One table from the exception tree to exit codes (0 finished, 1 failed, 130 interrupted: see runner).
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -376,6 +381,7 @@ def audit_show(run_id: str, as_json: JsonOpt = False) -> None:
 
 # Commands that live in their own modules register on `app` when imported.
 from breakglass.engine import cli_drill  # noqa: E402,F401  (drill and report)
+from breakglass.engine import cli_store  # noqa: E402,F401  (store migrate/copy, watch)
 
 
 def _exit_code(exc: BaseException) -> int:

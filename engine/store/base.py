@@ -17,7 +17,7 @@ The guarantees every store keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -98,6 +98,11 @@ class RunStore(Protocol):
 
     def where(self, run_id: str) -> str:
         """Where the run is kept, for messages (a path, a database table)."""
+        ...
+
+    def follow(self, run_id: str, after: int = 0, poll: float = 1.0) -> Iterator[list[AuditRecord]]:
+        """Batches of the run's records with seq > ``after``, each as soon as it is durable; an empty batch at
+        least every ``poll`` seconds so the caller can decide to stop. Never ends by itself."""
         ...
 
 
