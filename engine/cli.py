@@ -380,8 +380,7 @@ def audit_show(run_id: str, as_json: JsonOpt = False) -> None:
 
 
 # Commands that live in their own modules register on `app` when imported.
-from breakglass.engine import cli_drill  # noqa: E402,F401  (drill and report)
-from breakglass.engine import cli_store  # noqa: E402,F401  (store migrate/copy, watch)
+from breakglass.engine import cli_drill, cli_store  # noqa: E402,F401  (drill, report; store, watch)
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -111,11 +111,10 @@ def shown(url: str) -> str:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "postgresql://(an unreadable URL)"
-    host = params.get("host") or os.environ.get("PGHOST", "")
-    port = params.get("port") or os.environ.get("PGPORT", "")
-    user = params.get("user") or os.environ.get("PGUSER", "")
-    db = params.get("dbname") or os.environ.get("PGDATABASE", "")
-    return f"postgresql://{user + '@' if user else ''}{host}{':' + str(port) if port else ''}/{db}"
+    host, port, user, db = (str(params.get(key) or os.environ.get(env, ""))
+                            for key, env in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"),
+                                             ("dbname", "PGDATABASE")))
+    return f"postgresql://{user + '@' if user else ''}{host}{':' + port if port else ''}/{db}"
 
 
 def _params(url: str) -> dict[str, Any]:
@@ -235,7 +234,7 @@ class PostgresStore:
 
     def query(self, text: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.conn.execute(text, args).fetchall()  # type: ignore[arg-type]
+            return self.conn.execute(text, args).fetchall()
         except psycopg.errors.UndefinedTable:
             raise self.missing_schema() from None
         except psycopg.Error as exc:
@@ -282,7 +281,7 @@ class PostgresStore:
                     raise AuditError(f"{self.shown} holds breakglass schema version {before}, newer than this "
                                      f"breakglass knows ({SCHEMA_VERSION}): upgrade breakglass; nothing was changed")
                 for step in MIGRATIONS[before:]:
-                    self.conn.execute(step)  # type: ignore[arg-type]
+                    self.conn.execute(step)
                 self.conn.execute("INSERT INTO breakglass.meta (key, value) VALUES ('schema_version', %s) "
                                   "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
         except psycopg.Error as exc:

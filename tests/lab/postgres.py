@@ -23,6 +23,7 @@ import pytest
 from tests.lab import free_port, wait_for_port
 
 ADMIN = "bgadmin"
+PGPASS_PREFIX = "bg-pgpass-"
 
 
 def bindir() -> Path | None:
@@ -112,9 +113,11 @@ def start_server(fsync: bool = False) -> PostgresServer:
                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
     pwfile.unlink()
     # The password lives only in a .pgpass, as an operator's would: never in a URL, argv or the environment.
-    pgpass = Path(tempfile.mkdtemp(prefix="bg-pgpass-")) / "pgpass"
-    pgpass.write_text(f"127.0.0.1:{server.port}:*:{ADMIN}:{password}\n")
-    pgpass.chmod(0o600)
+    # One file for every server this process starts (the session's, and those a test starts to stop).
+    current = os.environ.get("PGPASSFILE", "")
+    pgpass = Path(current) if PGPASS_PREFIX in current else Path(tempfile.mkdtemp(prefix=PGPASS_PREFIX)) / "pgpass"
+    with open(os.open(pgpass, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as f:
+        f.write(f"127.0.0.1:{server.port}:*:{ADMIN}:{password}\n")
     os.environ["PGPASSFILE"] = str(pgpass)
     server.start()
     return server
