@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +133,17 @@ class FileStore:
         finally:
             os.close(fd)
         return False
+
+    def take_over(self, run_id: str, confirm: Callable[[str], bool]) -> str | None:
+        """A file lock lives exactly as long as its process, on this machine: there is no lease to break."""
+        if not self.is_driven(run_id):
+            return None
+        try:
+            pid = (self.log_path(run_id).parent / "lock").read_text().strip()
+        except OSError:
+            pid = "?"
+        raise RunLocked(f"run {run_id} is driven by process {pid} on this machine; its lock ends with it: stop "
+                        f"that process (kill {pid}) and resume")
 
     def list_runs(self) -> list[RunSummary]:
         out = []

@@ -29,8 +29,9 @@ import secrets
 import select
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -380,7 +381,8 @@ class PostgresStore:
                 raise self.unreachable(exc, f"cannot take the lease on run {run_id}") from None
             if not got:
                 raise RunLocked(f"run {run_id} is being driven by another process ({self.driver(run_id)}); "
-                                f"`breakglass watch {run_id}` follows it")
+                                f"`breakglass watch {run_id}` follows it; if that driver is gone for good (a dead "
+                                f"laptop), `breakglass resume {run_id} --take-over` breaks its lease")
             try:
                 conn.execute("INSERT INTO breakglass.leases (run_id, operator, host, pid, backend) "
                              "VALUES (%s, %s, %s, %s, pg_backend_pid()) ON CONFLICT (run_id) DO UPDATE SET "
@@ -402,6 +404,32 @@ class PostgresStore:
             return "someone"
         operator, host, pid, since = rows[0]
         return f"{operator} on {host}, pid {pid}, since {since:%Y-%m-%d %H:%M:%S %Z}"
+
+    def take_over(self, run_id: str, confirm: Callable[[str], bool]) -> str | None:
+        """Break a stuck lease: end the database session holding it, once ``confirm(holder)`` says yes.
+
+        Who held it, or None when nobody did. Its process, if it still lives, finds its session gone at its
+        next record and stops there, before acting.
+        """
+        self._existing(run_id)
+        pids = [int(r[0]) for r in self.query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = "
+            "%s AND objid::bigint = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            _key_parts(_lock_key(run_id)))]
+        if not pids:
+            return None
+        holder = self.driver(run_id)
+        if not confirm(holder):
+            raise RunLocked(f"run {run_id} is still driven by {holder}; nothing was taken over")
+        for pid in pids:
+            try:
+                ended = self.conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchall()[0][0]
+            except psycopg.Error as exc:
+                raise RunLocked(f"run {run_id}: cannot end the session holding its lease ({_first_line(exc)}); "
+                                f"ask a database administrator to run SELECT pg_terminate_backend({pid})") from None
+            if not ended:
+                raise RunLocked(f"run {run_id}: the session holding its lease (backend {pid}) did not end in 5 s")
+        return holder
 
     def is_driven(self, run_id: str) -> bool:
         return run_id in self._driven([run_id])
@@ -432,7 +460,10 @@ class PostgresStore:
             except (KeyError, TypeError, ValueError):
                 continue  # an edited row: `audit verify` names it; the list shows what it can
         driven = self._driven(list(by_run))
-        out = [s for run_id, recs in by_run.items() if (s := summarise(run_id, recs, run_id in driven))]
+        drivers = {str(r[0]): f"{r[1]} on {r[2]}, pid {r[3]}" for r in self.query(
+            "SELECT run_id, operator, host, pid FROM breakglass.leases WHERE run_id = ANY(%s)", (list(driven),))}
+        out = [replace(s, driver=drivers.get(run_id, "someone") if run_id in driven else "")
+               for run_id, recs in by_run.items() if (s := summarise(run_id, recs, run_id in driven))]
         return sorted(out, key=lambda r: (r.started, r.id))
 
     def adopt(self, run_id: str, runbook: str, records: list[audit.AuditRecord], verdict: audit.Verdict) -> str:

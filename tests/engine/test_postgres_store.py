@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +273,80 @@ def test_psycopg_is_imported_only_when_a_database_store_is_used(tmp_path: Path) 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "BREAKGLASS_HOME": str(tmp_path), "BREAKGLASS_STORE": ""})
     assert result.stdout.strip() == "False", result.stderr
+
+
+# --- hand-over ------------------------------------------------------------------------------------------------
+
+
+def test_a_stuck_driver_is_refused_then_taken_over_on_purpose_recorded_and_reported(url: str, tmp_path: Path
+                                                                                     ) -> None:
+    marker = tmp_path / "acted"
+    rb = tmp_path / "handover.yaml"
+    rb.write_text(f"""
+id: handover
+title: a driver whose laptop lid closes during a step
+steps:
+  - id: slow
+    title: take a while
+    action: shell.run
+    with: {{argv: [sleep, "1"]}}
+  - id: act
+    title: change the world
+    action: shell.run
+    with: {{argv: [sh, -c, 'echo acted >> "$0"', "{marker}"]}}
+""")
+    alice = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "alice"), "BREAKGLASS_STORE": url}
+    bob = {"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": url}
+    driver = subprocess.Popen([BREAKGLASS, "run", str(rb), "--operator", "alice", "--approve", "slow", "--approve",
+                               "act"], env=alice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store = open_store(url)
+        deadline = time.monotonic() + 30
+        while not any(r.type == "step.applying" for r in _records_of_last(store)):
+            assert time.monotonic() < deadline, "the run never reached its slow step"
+            time.sleep(0.02)
+        driver.send_signal(signal.SIGSTOP)  # the lid closes: the session stays open, nobody drives
+        run_id = store.resolve("last")
+        refused = bg("resume", run_id, "--operator", "bob", "--approve", "act", "--in-doubt", "done", env=bob)
+        assert refused.returncode == 5 and "--take-over" in refused.stderr, refused.stderr
+        taken = bg("resume", run_id, "--operator", "bob", "--approve", "act", "--in-doubt", "done", "--take-over",
+                   env=bob)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        assert marker.read_text() == "acted\n"
+    finally:
+        driver.send_signal(signal.SIGCONT)
+    _, err = driver.communicate(timeout=60)
+    # The lid opens: alice's session is gone, so its next record is refused and it stops before acting.
+    assert driver.returncode == 6 and "cannot write the audit record" in err, err
+    assert marker.read_text() == "acted\n"
+    assert store.verify(run_id).ok
+    resumed = [r for r in store.records(run_id) if r.type == "run.resumed"]
+    assert len(resumed) == 1
+    assert resumed[0].get("handed_over_from", {}).get("operator") == "alice"
+    took = resumed[0].get("took_over")
+    assert took["by"] == "bob" and took["how"] == "flag" and f"pid {driver.pid}" in took["from"]
+    report = bg("report", run_id, env=bob)
+    assert "## Hand-overs" in report.stdout and "took over a stuck lease" in report.stdout
+
+
+def _records_of_last(store: Any) -> list[Any]:
+    try:
+        return list(store.records(store.resolve("last")))
+    except pg.RunNotFound:
+        return []
+
+
+def test_runs_shows_who_drives_an_open_run(url: str, tmp_path: Path) -> None:
+    store = open_store(url)
+    run_id = store.create("open")
+    with store.lock(run_id):
+        log = store.writer(run_id, {"run": run_id, "mode": "live"})
+        log.append("run.started", {"runbook": {"id": "open"}, "operator": "alice"})
+        log.close()
+        text = bg("runs", env={"BREAKGLASS_STORE": url}).stdout
+        assert "driven by " in text and f"pid {os.getpid()}" in text
+        rows = json.loads(bg("runs", "--json", env={"BREAKGLASS_STORE": url}).stdout)
+        assert [(r["id"], r["status"]) for r in rows] == [(run_id, "running")]
+        assert f"pid {os.getpid()}" in rows[0]["driver"]
+    rows = json.loads(bg("runs", "--json", env={"BREAKGLASS_STORE": url}).stdout)
+    assert [(r["status"], r["driver"]) for r in rows] == [("interrupted", "")]
