@@ -6,8 +6,9 @@ the database gives here:
 
 - durable before anything acts: every append is its own transaction, committed with ``synchronous_commit``
   on, so ``append`` returns only once the record is on the server's disk;
-- one chain: appends to a run are serialised on its ``runs`` row, ``(run_id, seq)`` is the primary key and a
-  trigger refuses a record whose predecessor is missing, so two writers can never both write record N;
+- one chain: ``(run_id, seq)`` is the primary key and a trigger refuses a record whose predecessor is
+  missing, so two writers can never both write record N: the second is refused whole, and chains again
+  after the first (a note), or stops before acting;
 - append-only: triggers refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` of records (someone who switches them
   off is still caught by the hash chain, by ``audit verify``);
 - one driver: a session-level advisory lock is the lease. It lives exactly as long as the driver's database
@@ -30,7 +31,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -156,38 +157,55 @@ class PostgresLog:
     def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], run_id: str, stamp: Mapping[str, Any],
                  owned: bool) -> None:
         self.store, self.conn, self.run_id, self.stamp, self.owned = store, conn, run_id, dict(stamp), owned
+        self._head: tuple[int, str] | None = None  # (seq, hash) of the last record this log knows of
 
     def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
-        """Chain one record after the head, in one transaction; with ``sync`` committed to disk on return."""
-        try:
-            with self.conn.transaction():
-                if not sync:
-                    # Still in order and atomic; only the wait for the WAL flush is skipped (a read step's start).
-                    self.conn.execute("SET LOCAL synchronous_commit TO off")
-                # The run's row lock serialises appenders (the driver, notes from other machines): each reads
-                # the head the one before it committed.
-                self.conn.execute("SELECT 1 FROM breakglass.runs WHERE id = %s FOR UPDATE", (self.run_id,))
-                row = self.conn.execute("SELECT seq, line FROM breakglass.records WHERE run_id = %s "
-                                        "ORDER BY seq DESC LIMIT 1", (self.run_id,)).fetchone()
-                seq, head = (int(row[0]), str(json.loads(row[1])["hash"])) if row else (0, audit.GENESIS)
+        """Chain one record after the head, in one transaction; with ``sync`` committed to disk on return.
+
+        The head is remembered from the last append: when another writer (a note from another machine) took
+        that record number meanwhile, the primary key refuses ours whole, and the append reads the new head
+        and chains after it. One round trip in the usual case.
+        """
+        for _ in range(100):
+            try:
+                if self._head is None:
+                    self._head = self._read_head()
+                seq, head = self._head
                 record: dict[str, Any] = {"seq": seq + 1, "ts": audit.utc_now(), "type": type_, **self.stamp,
                                           **data, "prev": head}
                 record["hash"] = audit.digest(record)
                 line = audit.canonical(record).decode()
-                self.conn.execute("INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)",
-                                  (self.run_id, seq + 1, line))
-        except UnicodeEncodeError:
-            raise AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not valid "
-                             "UTF-8; nothing was written and the run stops here") from None
-        except psycopg.errors.IntegrityError as exc:
-            raise AuditError(f"{self.store.where(self.run_id)}: another writer took record {seq + 1} first "
-                             f"({_first_line(exc)}); nothing was written and the run stops here, before acting: "
-                             "`breakglass runs` shows who drives it") from None
-        except psycopg.Error as exc:
-            raise self.store.unreachable(exc, "cannot write the audit record; the run stops here, before "
-                                              "anything else acts; when the database is back, `breakglass "
-                                              f"resume {self.run_id}` goes on") from None
-        return record
+                with self.conn.pipeline(), self.conn.transaction():
+                    if not sync:
+                        # Still in order and atomic; only the wait for the WAL flush is skipped (a read step).
+                        self.conn.execute("SET LOCAL synchronous_commit TO off")
+                    self.conn.execute("INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)",
+                                      (self.run_id, seq + 1, line))
+            except UnicodeEncodeError:
+                raise AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not "
+                                 "valid UTF-8; nothing was written and the run stops here") from None
+            except psycopg.errors.IntegrityError:
+                self._head = None  # record seq + 1 is someone else's: nothing of ours was written; catch up
+                continue
+            except psycopg.Error as exc:
+                raise self.store.unreachable(exc, "cannot write the audit record; the run stops here, before "
+                                                  "anything else acts; when the database is back, `breakglass "
+                                                  f"resume {self.run_id}` goes on") from None
+            self._head = (seq + 1, record["hash"])
+            return record
+        raise AuditError(f"{self.store.where(self.run_id)}: other writers took the next record 100 times in a row; "
+                         "nothing was written and the run stops here, before acting")
+
+    def _read_head(self) -> tuple[int, str]:
+        row = self.conn.execute("SELECT seq, line FROM breakglass.records WHERE run_id = %s ORDER BY seq DESC "
+                                "LIMIT 1", (self.run_id,)).fetchone()
+        if row is None:
+            return 0, audit.GENESIS
+        last = _parse(row[1])
+        if last is None or not isinstance(last.get("hash"), str):
+            raise AuditError(f"{self.store.where(self.run_id)}: record {row[0]} is not a valid audit record; "
+                             "nothing chains onto it: `breakglass audit verify` names what is wrong")
+        return int(row[0]), str(last["hash"])
 
     def records(self) -> list[audit.AuditRecord]:
         return self.store.records(self.run_id)
@@ -395,7 +413,12 @@ class PostgresStore:
             yield
         finally:
             self._held.pop(run_id, None)
-            conn.close()  # ends the session, and with it the advisory lock
+            # Released before returning: closing alone lets the server drop the lock a moment later, and a
+            # `runs` or resume right after would still see the run driven.
+            with suppress(psycopg.Error):
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("SELECT pg_advisory_unlock_all()")
+            conn.close()  # ends the session, and with it the lease whatever happened
 
     def driver(self, run_id: str) -> str:
         """Who holds the run's lease, as the holder wrote it ("someone" when the row is gone)."""
