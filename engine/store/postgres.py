@@ -29,6 +29,7 @@ import re
 import secrets
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -45,6 +46,7 @@ from breakglass.engine.errors import AuditError, InputError, RunLocked, RunNotFo
 from breakglass.engine.store.base import RunSummary, choose, latest, summarise
 
 SCHEMA = "breakglass"
+APPEND_TIMEOUT = 15.0  # seconds; see append_timeout
 CHANNEL = "breakglass_records"  # NOTIFY payload: "<run id> <seq>" for each record committed
 # Seconds: how soon a vanished peer is noticed. The server side releases a dead driver's lease after about
 # idle + interval * count; the client side gives up on a silent server after tcp_user_timeout.
@@ -166,6 +168,7 @@ class PostgresLog:
         that record number meanwhile, the primary key refuses ours whole, and the append reads the new head
         and chains after it. One round trip in the usual case.
         """
+        deadline: _Deadline | None = None
         for _ in range(100):
             try:
                 if self._head is None:
@@ -175,7 +178,8 @@ class PostgresLog:
                                           **data, "prev": head}
                 record["hash"] = audit.digest(record)
                 line = audit.canonical(record).decode()
-                with self.conn.pipeline(), self.conn.transaction():
+                deadline = _Deadline(self.conn, append_timeout())
+                with deadline, self.conn.pipeline(), self.conn.transaction():
                     if not sync:
                         # Still in order and atomic; only the wait for the WAL flush is skipped (a read step).
                         self.conn.execute("SET LOCAL synchronous_commit TO off")
@@ -188,9 +192,11 @@ class PostgresLog:
                 self._head = None  # record seq + 1 is someone else's: nothing of ours was written; catch up
                 continue
             except psycopg.Error as exc:
-                raise self.store.unreachable(exc, "cannot write the audit record; the run stops here, before "
-                                                  "anything else acts; when the database is back, `breakglass "
-                                                  f"resume {self.run_id}` goes on") from None
+                fired = deadline is not None and deadline.fired
+                silent = f"no answer from the database in {append_timeout():g} s; " if fired else ""
+                raise self.store.unreachable(exc, f"{silent}cannot write the audit record; the run stops here, "
+                                                  "before anything else acts; when the database is back, "
+                                                  f"`breakglass resume {self.run_id}` goes on") from None
             self._head = (seq + 1, record["hash"])
             return record
         raise AuditError(f"{self.store.where(self.run_id)}: other writers took the next record 100 times in a row; "
@@ -560,6 +566,40 @@ def _wait_notify(conn: psycopg.Connection[Any], run_id: str, timeout: float) -> 
         except psycopg.Error as exc:
             raise AuditError(f"lost the connection to the run store while watching ({_first_line(exc)})") from None
     return True
+
+
+def append_timeout() -> float:
+    """Seconds an append may take before the driver gives up on the database and stops (BREAKGLASS_STORE_TIMEOUT)."""
+    try:
+        return max(0.1, float(os.environ.get("BREAKGLASS_STORE_TIMEOUT", "") or APPEND_TIMEOUT))
+    except ValueError:
+        raise InputError("BREAKGLASS_STORE_TIMEOUT takes a number of seconds") from None
+
+
+class _Deadline:
+    """Cut the session if the block has not finished in ``seconds``.
+
+    A network that silently drops everything (a cut cable, a captive Wi-Fi, a hung proxy) would otherwise
+    leave the driver waiting forever on a record; cut, the append fails, and the run stops before acting.
+    The record may still have reached the server: it is then in the chain, and resume reads it from there.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self.conn, self.seconds, self.fired = conn, seconds, False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.fired = True
+        with suppress(OSError), socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def _gaps(seqs: list[int]) -> list[int]:

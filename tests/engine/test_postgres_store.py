@@ -350,3 +350,103 @@ def test_runs_shows_who_drives_an_open_run(url: str, tmp_path: Path) -> None:
         assert f"pid {os.getpid()}" in rows[0]["driver"]
     rows = json.loads(bg("runs", "--json", env={"BREAKGLASS_STORE": url}).stdout)
     assert [(r["status"], r["driver"]) for r in rows] == [("interrupted", "")]
+
+
+# --- the network to the database cut ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_network_cut_for_30_s_stops_the_run_before_acting_and_it_resumes_after(
+        postgres: PostgresServer, tmp_path: Path) -> None:  # noqa: F811
+    from tests.lab.tcpproxy import proxy
+
+    db = postgres.new_database()
+    open_store(postgres.url(db), check_schema=False).migrate()  # type: ignore[attr-defined]
+    ready, marker = tmp_path / "ready", tmp_path / "acted"
+    rb = tmp_path / "cut.yaml"
+    rb.write_text(f"""
+id: cut
+title: the network goes during a step
+steps:
+  - id: slow
+    title: take a while
+    action: shell.run
+    with: {{argv: [sh, -c, 'touch "$0"; sleep 1', "{ready}"]}}
+  - id: act
+    title: change the world
+    action: shell.run
+    with: {{argv: [sh, -c, 'echo acted >> "$0"', "{marker}"]}}
+""")
+    with proxy(postgres.port) as wire:
+        postgres.also_on(wire.port)
+        through = f"postgresql://bgadmin@127.0.0.1:{wire.port}/{db}"
+        alice = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "alice"), "BREAKGLASS_STORE": through,
+                 "BREAKGLASS_STORE_TIMEOUT": "5"}
+        driver = subprocess.Popen([BREAKGLASS, "run", str(rb), "--operator", "alice", "--approve", "slow",
+                                   "--approve", "act"], env=alice, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline and driver.poll() is None, driver.communicate()
+            time.sleep(0.01)
+        wire.cut()
+        cut_at = time.monotonic()
+        _, err = driver.communicate(timeout=30)
+        stopped_after = time.monotonic() - cut_at
+        assert driver.returncode == 6, err
+        assert "no answer from the database in 5 s" in err and "before anything else acts" in err, err
+        assert 4 < stopped_after < 15 and not marker.exists()
+        time.sleep(max(0.0, 30 - (time.monotonic() - cut_at)))
+        wire.restore()
+
+        bob = {"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": postgres.url(db)}
+        deadline = time.monotonic() + 30
+        while True:  # alice's session ends once what the wire held back has gone through
+            resumed = bg("resume", "last", "--operator", "bob", "--approve", "act", "--in-doubt", "done", env=bob)
+            if resumed.returncode != 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert marker.read_text() == "acted\n"
+    store = open_store(postgres.url(db))
+    assert store.verify(store.resolve("last")).ok
+
+
+# --- many runs at once ------------------------------------------------------------------------------------------
+
+
+def _drive_one(db_url: str, runbook_path: str, results: Any) -> None:
+    try:
+        loaded = load_text(Path(runbook_path).read_text(), runbook_path)
+        outcome = session.start(loaded, {}, RunOptions(operator=f"op{os.getpid()}"), NullReporter(),
+                                store=open_store(db_url))
+        results.put((outcome.run_id, outcome.status))
+    except BaseException as exc:  # reported to the test, never a hang
+        results.put(("", f"error {type(exc).__name__}: {exc}"))
+
+
+@pytest.mark.slow
+def test_fifty_runs_of_twenty_steps_driven_at_once(url: str, tmp_path: Path) -> None:
+    import multiprocessing
+
+    steps = "\n".join(f"  - id: s{i}\n    title: note {i}\n    action: log.note\n    with: {{text: n{i}}}"
+                      for i in range(20))
+    rb = tmp_path / "many.yaml"
+    rb.write_text(f"id: many\ntitle: one of fifty\nsteps:\n{steps}\n")
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    procs = [fork.Process(target=_drive_one, args=(url, str(rb), results)) for _ in range(50)]
+    for p in procs:
+        p.start()
+    try:
+        outcomes = [results.get(timeout=300) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(60)
+    assert [status for _, status in outcomes] == ["succeeded"] * 50, outcomes
+    store = open_store(url)
+    ids = sorted(run_id for run_id, _ in outcomes)
+    assert sorted(r.id for r in store.list_runs()) == ids
+    for run_id in ids:
+        assert store.verify(run_id).ok
+        assert [r.type for r in store.records(run_id)].count("step.succeeded") == 20

@@ -85,6 +85,13 @@ class PostgresServer:
 
         return psycopg.connect(self.url(db), autocommit=True)
 
+    def also_on(self, port: int) -> None:
+        """Let clients log in through ``port`` too (a proxy in front of the server): .pgpass matches ports."""
+        pgpass = Path(os.environ["PGPASSFILE"])
+        mine = next(line for line in pgpass.read_text().splitlines() if line.startswith(f"127.0.0.1:{self.port}:"))
+        with open(pgpass, "a") as f:
+            f.write(mine.replace(f":{self.port}:", f":{port}:", 1) + "\n")
+
     def new_database(self) -> str:
         """A fresh, empty database for one test."""
         name = f"t_{secrets.token_hex(6)}"
