@@ -6,9 +6,9 @@ the database gives here:
 
 - durable before anything acts: every append is its own transaction, committed with ``synchronous_commit``
   on, so ``append`` returns only once the record is on the server's disk;
-- one chain: ``(run_id, seq)`` is the primary key and a trigger refuses a record whose predecessor is
-  missing, so two writers can never both write record N: the second is refused whole, and chains again
-  after the first (a note), or stops before acting;
+- one chain: appenders queue on the run's row, ``(run_id, seq)`` is the primary key and a trigger refuses
+  a record whose predecessor is missing, so two writers can never both write record N: the second is
+  refused whole, and chains again after the first (a note), or stops before acting;
 - append-only: triggers refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` of records (someone who switches them
   off is still caught by the hash chain, by ``audit verify``);
 - one driver: a session-level advisory lock is the lease. It lives exactly as long as the driver's database
@@ -165,44 +165,59 @@ class PostgresLog:
     def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
         """Chain one record after the head, in one transaction; with ``sync`` committed to disk on return.
 
-        The head is remembered from the last append: when another writer (a note from another machine) took
-        that record number meanwhile, the primary key refuses ours whole, and the append reads the new head
-        and chains after it. One round trip in the usual case.
+        Every appender locks the run's row first, so appends to a run are one queue. The driver remembers
+        the head from its last append and sends lock, insert and commit in one round trip; when another
+        writer (a note from another machine) took that record number meanwhile, the primary key refuses ours
+        whole, and the append goes again reading the head under the lock, where nobody can overtake it.
         """
-        for _ in range(100):
+        for _ in range(3):
             try:
-                if self._head is None:
-                    self._head = self._read_head()
-                seq, head = self._head
-                record: dict[str, Any] = {"seq": seq + 1, "ts": audit.utc_now(), "type": type_, **self.stamp,
-                                          **data, "prev": head}
-                record["hash"] = audit.digest(record)
-                line = audit.canonical(record).decode()
                 self._watchdog.arm(append_timeout())
                 try:
-                    with self.conn.pipeline(), self.conn.transaction():
-                        if not sync:
-                            # Still in order and atomic; only the wait for the WAL flush is skipped (a read step).
-                            self.conn.execute("SET LOCAL synchronous_commit TO off")
-                        self.conn.execute("INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)",
-                                          (self.run_id, seq + 1, line))
+                    return self._append(type_, data, sync)
                 finally:
                     self._watchdog.disarm()
             except UnicodeEncodeError:
                 raise AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not "
                                  "valid UTF-8; nothing was written and the run stops here") from None
             except psycopg.errors.IntegrityError:
-                self._head = None  # record seq + 1 is someone else's: nothing of ours was written; catch up
-                continue
+                self._head = None  # that record number is someone else's: nothing of ours was written; catch up
             except psycopg.Error as exc:
                 silent = f"no answer from the database in {append_timeout():g} s; " if self._watchdog.fired else ""
                 raise self.store.unreachable(exc, f"{silent}cannot write the audit record; the run stops here, "
                                                   "before anything else acts; when the database is back, "
                                                   f"`breakglass resume {self.run_id}` goes on") from None
-            self._head = (seq + 1, record["hash"])
-            return record
-        raise AuditError(f"{self.store.where(self.run_id)}: other writers took the next record 100 times in a row; "
-                         "nothing was written and the run stops here, before acting")
+        raise AuditError(f"{self.store.where(self.run_id)}: another writer kept taking the next record although "
+                         "the run's row was locked (one not going through breakglass?); nothing was written and "
+                         "the run stops here, before acting")
+
+    def _append(self, type_: str, data: Mapping[str, Any], sync: bool) -> dict[str, Any]:
+        lock = "SELECT 1 FROM breakglass.runs WHERE id = %s FOR NO KEY UPDATE"
+        insert = "INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)"
+        # Still in order and atomic without sync; only the wait for the WAL flush is skipped (a read step).
+        relaxed = "SET LOCAL synchronous_commit TO off"
+        if self._head is not None:
+            record = self._record(type_, data, self._head)
+            with self.conn.pipeline(), self.conn.transaction():
+                if not sync:
+                    self.conn.execute(relaxed)
+                self.conn.execute(lock, (self.run_id,))
+                self.conn.execute(insert, (self.run_id, record["seq"], audit.canonical(record).decode()))
+        else:
+            with self.conn.transaction():
+                if not sync:
+                    self.conn.execute(relaxed)
+                self.conn.execute(lock, (self.run_id,))
+                record = self._record(type_, data, self._read_head())
+                self.conn.execute(insert, (self.run_id, record["seq"], audit.canonical(record).decode()))
+        self._head = (int(record["seq"]), str(record["hash"]))
+        return record
+
+    def _record(self, type_: str, data: Mapping[str, Any], head: tuple[int, str]) -> dict[str, Any]:
+        record: dict[str, Any] = {"seq": head[0] + 1, "ts": audit.utc_now(), "type": type_, **self.stamp, **data,
+                                  "prev": head[1]}
+        record["hash"] = audit.digest(record)
+        return record
 
     def _read_head(self) -> tuple[int, str]:
         row = self.conn.execute("SELECT seq, line FROM breakglass.records WHERE run_id = %s ORDER BY seq DESC "
