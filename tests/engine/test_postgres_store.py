@@ -327,6 +327,8 @@ steps:
     assert took["by"] == "bob" and took["how"] == "flag" and f"pid {driver.pid}" in took["from"]
     report = bg("report", run_id, env=bob)
     assert "## Hand-overs" in report.stdout and "took over a stuck lease" in report.stdout
+    html = bg("report", run_id, "--format", "html", env=bob).stdout
+    assert '<table id="handovers">' in html and "alice on " in html
 
 
 def _records_of_last(store: Any) -> list[Any]:
