@@ -14,6 +14,7 @@ from typing import Any
 
 from breakglass.engine.errors import AuditError
 from breakglass.engine.events import DECISIONS, RecordType, RunStatus, outcome
+from breakglass.engine.handover import handover_row
 from breakglass.engine.machine import RunState
 
 # The data model lives in report_model; its names are re-exported so ``engine.report`` stays the one import.
@@ -162,6 +163,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     rollback: list[dict[str, Any]] = []
     in_doubt: list[dict[str, Any]] = []
     inputs_changed: list[dict[str, Any]] = []
+    handovers: list[dict[str, str]] = []
     operators: list[str] = []
     driver = ""  # who drives the run from here: its starter, then whoever resumed it
     for rec in records:
@@ -195,6 +197,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             inputs_changed += [{"name": str(name), "old": change.get("old"), "new": change.get("new"), "by": by,
                                 "ts": rec["ts"]} for name, change in (rec.get("changes") or {}).items()
                                if isinstance(change, dict)]
+        elif kind == T.RUN_RESUMED and (handed := handover_row(rec)) is not None:
+            handovers.append(handed)
         elif kind == T.NOTE:
             notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
         elif kind.startswith("rollback."):
@@ -244,6 +248,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         drill=_drill(started, graded),
         in_doubt=in_doubt,
         inputs_changed=inputs_changed,
+        handovers=handovers,
     )
 
 

@@ -97,6 +97,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     inputs_changed: list[dict[str, Any]] = field(default_factory=list)  # accepted on resume: name, old, new, by
     in_doubt: list[dict[str, Any]] = field(default_factory=list)  # what was decided about steps cut off mid-change
+    handovers: list[dict[str, str]] = field(default_factory=list)  # the run changed hands: from, to, ts, how
 
     @property
     def answered(self) -> list[StepRow]:

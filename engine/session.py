@@ -14,6 +14,7 @@ from breakglass.engine import audit, inputs
 from breakglass.engine.errors import AuditError, GateRefused, InputError, RunbookError
 from breakglass.engine.events import REFUSE, RecordType, RunStatus
 from breakglass.engine.gates import Gatekeeper, Terminal
+from breakglass.engine.handover import resumed_fields, take_over_confirmation
 from breakglass.engine.loader import LoadedRunbook, load_file, load_text
 from breakglass.engine.machine import RunState, replay
 from breakglass.engine.redact import Redactor
@@ -40,6 +41,7 @@ class RunOptions:
     in_doubt: str = "ask"  # ask | rerun | done
     accept_changed: bool = False
     accept_changed_inputs: bool = False
+    take_over: bool = False  # resume: break the lease of a driver gone for good (asked at a terminal)
     settings: dict[str, Any] = field(default_factory=dict)
     world: World = field(default_factory=LiveWorld)
     before_finish: Callable[[Runner], None] | None = None
@@ -160,6 +162,11 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
     """
     _require_utf8(opts, given)
     run_id = store.resolve(run_id)
+    took_over = None
+    if opts.take_over:
+        confirm, decided = take_over_confirmation(opts.terminal, run_id, opts.operator)
+        if store.take_over(run_id, confirm) is not None:
+            took_over = decided
     with store.lock(run_id):
         stored = load_stored(store, run_id)
         extra = dict(setup(stored)) if setup is not None else {}
@@ -188,7 +195,8 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
                 return RunOutcome(stored.run_id, RunStatus.SUCCEEDED, stored.records[-1]["hash"],
                                   note=f"run {stored.run_id} already finished; nothing to resume")
             resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": str(state.status),
-                                       "at_step": _at(state), "operator": opts.operator}
+                                       "at_step": _at(state), "operator": opts.operator,
+                                       **resumed_fields(stored.records, opts.operator, took_over)}
             if torn:
                 resumed["torn_tail"] = torn
             runner.record(T.RUN_RESUMED, resumed)

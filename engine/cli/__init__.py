@@ -7,6 +7,7 @@ module per command group registers on it; errors become exit codes here, in one 
     drill.py     drill
     report.py    report
     audit.py     audit verify, audit show
+    store.py     store migrate, store copy, watch
     web.py       serve (the live page)
 """
 
@@ -17,7 +18,7 @@ import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
 # isort: off
-from breakglass.engine.cli import runbooks, runs, drill, report, audit, web  # noqa: F401
+from breakglass.engine.cli import runbooks, runs, drill, report, audit, store, web  # noqa: F401
 # isort: on
 from breakglass.engine.cli.app import app
 from breakglass.engine.errors import (

@@ -48,8 +48,13 @@ def _show_version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    store: Annotated[str | None, typer.Option("--store", metavar="URL", help=(
+        "Keep runs in this PostgreSQL database (postgresql://user@host:port/db; the password comes from "
+        "~/.pgpass) instead of BREAKGLASS_HOME. Default: $BREAKGLASS_STORE."))] = None,
 ) -> None:
     """Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log."""
+    if store is not None:
+        os.environ["BREAKGLASS_STORE"] = store  # read by store.default_store, the one place a store is chosen
 
 
 # --- completion: what a shell offers after TAB, read the way the commands read it ---------------------------
@@ -112,6 +117,7 @@ def echo_json_lines(records: Any) -> None:
     """Records as JSON Lines: the shape `run --json`, `drill --json` and `audit show --json` share."""
     for rec in records:
         sys.stdout.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def store() -> Any:

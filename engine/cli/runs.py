@@ -80,6 +80,8 @@ def resume(
     accept_changed_inputs: Annotated[bool, typer.Option(
         "--accept-changed-inputs", help="Go on with -i values that differ from the run's recorded inputs.")]
     = False,
+    take_over: Annotated[bool, typer.Option(
+        "--take-over", help="Break the lease of a driver gone for good (asked at a terminal; recorded).")] = False,
     gate_timeout: GateTimeoutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every audit record as a JSON line on stdout.")] = False,
 ) -> None:
@@ -97,7 +99,7 @@ def resume(
     stored = load_stored(runs_store, run_id)
     mode = str(stored.started.get("mode", "live"))
     extra: dict[str, Any] = {"in_doubt": in_doubt.value, "accept_changed": accept_changed,
-                             "accept_changed_inputs": accept_changed_inputs}
+                             "accept_changed_inputs": accept_changed_inputs, "take_over": take_over}
     given = parse_inputs(input_, None)
     fence: Any = contextlib.nullcontext()
     setup = None
@@ -116,12 +118,14 @@ def resume(
 
 @app.command()
 def runs(as_json: JsonOpt = False) -> None:
-    """List runs with id, runbook, mode, status and start time.
+    """List runs with id, runbook, mode, status, start time, and who drives an open run (shared store).
 
     \b
     Example:
       breakglass runs --json
     """
+    from breakglass.engine.text import visible_line
+
     rows = [r.to_dict() for r in store().list_runs()]
     if as_json:
         echo_json(rows)
@@ -129,7 +133,8 @@ def runs(as_json: JsonOpt = False) -> None:
     if rows:
         typer.echo(f"{'RUN':<52} {'MODE':<8} {'STATUS':<19} STARTED")
     for r in rows:
-        typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<19} {r['started']}")
+        typer.echo(f"{r['id']:<52} {r['mode']:<8} {r['status']:<19} {r['started']}"
+                   + (f"  driven by {visible_line(r['driver'])}" if r["driver"] else ""))
 
 
 @app.command()

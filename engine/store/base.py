@@ -17,7 +17,7 @@ The guarantees every store keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ class RunSummary:
     status: str
     started: str
     operator: str
+    driver: str = ""  # who drives it right now, where the store knows (a shared store does)
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -99,6 +100,16 @@ class RunStore(Protocol):
 
     def where(self, run_id: str) -> str:
         """Where the run is kept, for messages (a path, a database table)."""
+        ...
+
+    def take_over(self, run_id: str, confirm: Callable[[str], bool]) -> str | None:
+        """Break the lease of a driver that is gone for good, once ``confirm(holder)`` agrees; who held it (None:
+        nobody did). ``RunLocked`` when the store cannot break it, with what to do instead."""
+        ...
+
+    def follow(self, run_id: str, after: int = 0, poll: float = 1.0) -> Iterator[list[AuditRecord]]:
+        """Batches of the run's records with seq > ``after``, each as soon as it is durable; an empty batch at
+        least every ``poll`` seconds so the caller can decide to stop. Never ends by itself."""
         ...
 
 

@@ -11,7 +11,8 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,17 @@ class FileStore:
             os.close(fd)
         return False
 
+    def take_over(self, run_id: str, confirm: Callable[[str], bool]) -> str | None:
+        """A file lock lives exactly as long as its process, on this machine: there is no lease to break."""
+        if not self.is_driven(run_id):
+            return None
+        try:
+            pid = (self.log_path(run_id).parent / "lock").read_text().strip()
+        except OSError:
+            pid = "?"
+        raise RunLocked(f"run {run_id} is driven by process {pid} on this machine; its lock ends with it: stop "
+                        f"that process (kill {pid}) and resume")
+
     def list_runs(self) -> list[RunSummary]:
         out = []
         for path in self.root.glob(f"*/{LOG}"):
@@ -142,6 +154,42 @@ class FileStore:
             if summary:
                 out.append(summary)
         return sorted(out, key=lambda r: (r.started, r.id))
+
+    def follow(self, run_id: str, after: int = 0, poll: float = 1.0) -> Iterator[list[audit.AuditRecord]]:
+        """Batches of the run's records with seq > ``after`` as they land, by following the file (a stat every
+        10 ms; a torn last line is left until its newline arrives). An empty batch at least every ``poll`` s."""
+        path = self._existing(run_id) / LOG
+        offset, pending = 0, b""
+        while True:
+            batch: list[audit.AuditRecord] = []
+            try:
+                if path.stat().st_size < offset:  # resume set a torn last line aside: it was never a record
+                    offset, pending = offset - len(pending), b""
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except FileNotFoundError:
+                chunk = b""
+            offset += len(chunk)
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                try:
+                    rec = audit.AuditRecord.from_dict(json.loads(raw))
+                except (ValueError, KeyError, TypeError):
+                    raise AuditError(f"{path}: a line is not an audit record; `breakglass audit verify` names "
+                                     "it") from None
+                if rec.seq > after:
+                    batch.append(rec)
+            yield batch
+            deadline = time.monotonic() + poll
+            size = offset
+            while size == offset and time.monotonic() < deadline:
+                time.sleep(0.01)
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    size = offset
 
     def _existing(self, run_id: str) -> Path:
         """The run's directory; a run that was never created is refused, not made on the fly."""

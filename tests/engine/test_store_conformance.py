@@ -30,6 +30,7 @@ from breakglass.engine.notes import append_note
 from breakglass.engine.report import from_store
 from breakglass.engine.session import RunOptions, load_stored
 from breakglass.engine.store import FileStore, RunStore
+from tests.lab.postgres import postgres  # noqa: F401  (fixture)
 
 FORK = multiprocessing.get_context("fork")
 
@@ -38,8 +39,9 @@ class FileHarness:
     """The embedded file store."""
 
     name = "file"
+    tears = True
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, request: pytest.FixtureRequest) -> None:
         self.root = tmp_path / "home"
 
     def open(self) -> RunStore:
@@ -60,12 +62,40 @@ class FileHarness:
             f.write(b'{"seq": 99, "type": "step.succ')
 
 
-HARNESSES: list[Callable[[Path], Any]] = [FileHarness]
+class PostgresHarness:
+    """The shared store: a fresh database on the real PostgreSQL server the tests start (tests/lab/postgres.py)."""
+
+    name = "postgres"
+    tears = False  # a record is one transaction: a crash leaves it whole or absent, never half-written
+
+    def __init__(self, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+        self.server = request.getfixturevalue("postgres")
+        self.url = self.server.url(self.server.new_database())
+        store_pkg.open_store(self.url, check_schema=False).migrate()  # type: ignore[attr-defined]
+
+    def open(self) -> RunStore:
+        return store_pkg.open_store(self.url)
+
+    def sql(self, text: str, *args: Any) -> None:
+        """As someone with database access (a superuser), the append-only triggers switched off."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute(text, args)
+
+    def tamper(self, run_id: str, seq: int) -> None:
+        self.sql("UPDATE breakglass.records SET line = jsonb_set(line::jsonb, '{tampered}', '\"by someone\"')::text "
+                 "WHERE run_id = %s AND seq = %s", run_id, seq)
+
+
+HARNESSES: list[Callable[[Path, pytest.FixtureRequest], Any]] = [FileHarness, PostgresHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.name)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return request.param(tmp_path)
+    return request.param(tmp_path, request)
 
 
 def _started(store: RunStore, runbook: str = "conf", finish: str | None = None) -> tuple[str, list[dict[str, Any]]]:
@@ -302,6 +332,8 @@ def test_last_prefixes_and_the_list(harness: Any) -> None:
 
 
 def test_a_torn_tail_is_reported_refused_then_set_aside_under_the_lock(harness: Any) -> None:
+    if not harness.tears:
+        pytest.skip(f"the {harness.name} store cannot hold half a record")
     store = harness.open()
     run_id, recs = _started(store)
     harness.tear(run_id)
@@ -336,6 +368,8 @@ steps:
 
 
 def test_the_engine_resumes_a_run_torn_by_a_crash(harness: Any, tmp_path: Path) -> None:
+    if not harness.tears:
+        pytest.skip(f"the {harness.name} store cannot hold half a record")
     store = harness.open()
     loaded = load_text(RUNBOOK, str(tmp_path / "conformance.yaml"))
     first = session.start(loaded, {}, RunOptions(operator="ops"), NullReporter(), store=store)

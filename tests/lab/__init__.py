@@ -1,4 +1,5 @@
-"""Real servers on loopback for the tests: BIND, sshd, SMTP, HTTP(S). Each module starts and stops one kind."""
+"""Real servers on loopback for the tests: BIND, sshd, SMTP, HTTP(S), PostgreSQL, and a TCP proxy whose wire
+can be cut. Each module starts and stops one kind."""
 
 from __future__ import annotations
 
