@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from breakglass.engine.events import RecordType
 from breakglass.engine.gates import Terminal
 from breakglass.engine.text import visible_line
 
@@ -16,7 +17,7 @@ from breakglass.engine.text import visible_line
 def last_driver(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Who drove the run last: the operator and host of its latest run.started or run.resumed."""
     for rec in reversed(records):
-        if rec.get("type") in ("run.started", "run.resumed"):
+        if rec.get("type") in (RecordType.RUN_STARTED, RecordType.RUN_RESUMED):
             return {"operator": str(rec.get("operator", "?")), "host": str(rec.get("host", "?")),
                     "since": str(rec.get("ts", ""))}
     return {"operator": "?", "host": "?", "since": ""}

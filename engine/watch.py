@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from breakglass.engine.audit import AuditRecord
+from breakglass.engine.events import RecordType
 from breakglass.engine.store.base import RunStore
 
 
@@ -25,7 +26,7 @@ def watch(store: RunStore, run_id: str, poll: float = 1.0) -> Iterator[AuditReco
             yield None
         for rec in batch:
             yield rec
-            if rec.type != "note":
+            if rec.type != RecordType.NOTE:
                 last = rec.type
-        if batch and last == "run.finished":
+        if batch and last == RecordType.RUN_FINISHED:
             return

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.cli.app import HELP, JsonOpt, RunArg, app, echo_json_lines
+from breakglass.engine.cli.app import HELP, RunArg, app, echo_json_lines
 from breakglass.engine.cli.app import store as runs_store
 from breakglass.engine.errors import AuditError, InputError
 

@@ -13,16 +13,13 @@ from breakglass.engine.errors import BreakglassError
 
 @app.command()
 def serve(
-    listen: Annotated[str, typer.Option("--listen", metavar="HOST:PORT", help="HOST:PORT to listen on (port 0: any free one).")] = (
-        "127.0.0.1:8470"
-    ),
-    token_file: Annotated[
-        Path | None, typer.Option("--token-file", metavar="FILE", help="A file holding the token readers must show (owner-only).")
-    ] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option("--allow-host", metavar="NAME", help="Another name the page is reached by, e.g. behind a proxy (repeatable)."),
-    ] = None,
+    listen: Annotated[str, typer.Option("--listen", metavar="HOST:PORT",
+                                        help="Where to listen (port 0: any free one).")] = "127.0.0.1:8470",
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", metavar="FILE", help="A file holding the token readers must show (owner-only).")] = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", metavar="NAME", help="Another name the page is reached by, e.g. behind a proxy (repeatable).",
+    )] = None,
 ) -> None:
     """A live, read-only web page over the runs: open and recent runs, one run as it happens, its report.
 

@@ -16,7 +16,8 @@ from breakglass.engine.cli.app import complete_run, complete_runbook, complete_s
 from tests.cli.screen import BG
 
 COMMANDS = [["list"], ["show"], ["validate"], ["schema"], ["actions"], ["run"], ["resume"], ["runs"], ["note"],
-            ["drill"], ["report"], ["audit", "verify"], ["audit", "show"], ["serve"]]
+            ["drill"], ["report"], ["audit", "verify"], ["audit", "show"], ["serve"], ["watch"], ["store", "migrate"],
+            ["store", "copy"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
