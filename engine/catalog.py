@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.locate import runbook_files, search_dirs
+from breakglass.engine.text import visible_line
 
 if TYPE_CHECKING:
     from breakglass.engine.loader import LoadedRunbook
@@ -78,11 +79,20 @@ def describe(loaded: LoadedRunbook) -> dict[str, Any]:
                       "mutating": mutating, "gated": gate_for(s.confirm, mutating) is not None,
                       "repeats": repeat_note(s) if mutating else None, "when": s.when,
                       "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
-                      "description": s.description})
+                      "description": s.description, "with": _shown_args(registry, s.action, s.with_)})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
             "description": rb.description, "inputs": inputs, "steps": steps}
+
+
+def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A step's arguments as it runs them, the runbook's defaults merged in: a secret written as a literal
+    (not a template naming an input) is masked, as everywhere the operator looks."""
+    from breakglass.engine.templates import is_template
+
+    secret = registry.get(action).secret_params
+    return {k: "***" if k in secret and not (isinstance(v, str) and is_template(v)) else v for k, v in args.items()}
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -138,6 +148,8 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
             lines += _wrap(f"when: {s['when']}", "          ")
+        for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
+            lines += _wrap(visible_line(f"{name}: {_yaml_value(value)}"), "          ")
         if s["repeats"]:
             lines += _wrap(f"repeats: {s['repeats']}", "          ")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from breakglass.engine.input_types import InputType
 
@@ -139,7 +139,46 @@ class Runbook(Frozen):
     )
     tags: list[str] = Field(default_factory=list, description="Free-form labels for `breakglass list`.")
     inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters of the run.")
+    defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Arguments per action ({dns.update: {server: ..., zone: ...}}), merged under the `with` of "
+        "every step and rollback of that action; the step's own arguments win. Templates may read inputs and run.",
+    )
     steps: list[Step] = Field(min_length=1, description="The ordered steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        # Merged before the steps are built, so every reader of a step (the runner, effect_of, `show`, the
+        # secrets an action declares) sees the arguments the step runs with, and none can forget the defaults.
+        if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(
+                data.get("steps"), list):
+            return data  # the fields' own validation reports what is wrong
+        defaults = data["defaults"]
+        return {**data, "steps": [_step_with_defaults(defaults, raw) for raw in data["steps"]]}
+
+
+
+
+def with_defaults(defaults: Any, action: Any, args: Any) -> Any:
+    """A call's arguments as it runs: ``defaults[action]`` with the call's own ``with`` over it (one level:
+    a step that gives ``headers`` replaces the default ``headers`` whole). Anything malformed is returned as
+    it is, for validation to report where it was written."""
+    base = defaults.get(action) if isinstance(defaults, dict) and isinstance(action, str) else None
+    if not isinstance(base, dict) or not isinstance(args, dict):
+        return args
+    return {**base, **args}
+
+
+def _step_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    step = {**raw, "with": with_defaults(defaults, raw.get("action"), raw.get("with", {}))}
+    rollback = raw.get("rollback")
+    if isinstance(rollback, dict):
+        step["rollback"] = {**rollback, "with": with_defaults(defaults, rollback.get("action"),
+                                                              rollback.get("with", {}))}
+    return step
 
 
 def gate_of(confirm: bool | str | Gate | None) -> Gate | None:
