@@ -168,7 +168,7 @@ class Gatekeeper:
         t = self.terminal
         t.say("")
         t.say(_("GATE {gate}: {message}").format(gate=req.gate_id, message=req.message))
-        for line in _describe(req.shown):
+        for line in describe(req.shown):
             t.say(f"  {line}")
         try:
             if req.type_to_confirm:
@@ -230,7 +230,7 @@ def answer_word(typed: str) -> str:
     return unicodedata.normalize("NFKC", typed).strip().lower()
 
 
-def _describe(shown: dict[str, Any]) -> list[str]:
+def describe(shown: dict[str, Any]) -> list[str]:
     """What the operator reads before deciding: the plan first, then the arguments as YAML would write them."""
     import json
 

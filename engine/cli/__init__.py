@@ -4,6 +4,7 @@ module per command group registers on it; errors become exit codes here, in one 
     app.py       the typer app, shared options, completion, how commands reach the store and the terminal
     runbooks.py  list, show, validate, schema, actions
     runs.py      run, resume, runs, note
+    approvals.py pending, approve, deny (other people at a gate)
     drill.py     drill
     report.py    report
     audit.py     audit verify, audit show
@@ -16,7 +17,7 @@ import os
 import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
-from breakglass.engine.cli import runbooks, runs, drill, report, audit, web  # noqa: F401, I001
+from breakglass.engine.cli import approvals, audit, drill, report, runbooks, runs, web  # noqa: F401, I001
 from breakglass.engine.cli.app import app
 from breakglass.engine.errors import (
     ActionError,
