@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.locate import runbook_files, search_dirs
-from breakglass.engine.text import visible_line
+from breakglass.engine.text import visible_line, width, wrap
 
 if TYPE_CHECKING:
     from breakglass.engine.loader import LoadedRunbook
@@ -118,8 +117,7 @@ def _wrap(text: str, indent: str) -> list[str]:
     out: list[str] = []
     for para in _paragraphs(text):
         hang = indent + "  " if re.match(r"([-*+]|\d+[.)])\s", para) else indent
-        out += textwrap.wrap(para, WIDTH - len(indent), initial_indent=indent, subsequent_indent=hang,
-                             break_on_hyphens=False) or [""]
+        out += wrap(para, WIDTH - width(indent), indent, hang) or [""]  # columns, not characters: 再起動 takes 6
     return out
 
 
@@ -145,8 +143,8 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(i["description"], "      ")
     if not info["inputs"]:
         lines.append("  (none)")
-    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals",
-              "        [W] changes the world   [R] has a rollback"]
+    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals   [W] changes the world",
+              "        [R] has a rollback"]
     for n, s in enumerate(info["steps"], 1):
         gate_mark = "A" if s["approvals"] else "G" if s["gated"] else " "
         marks = gate_mark + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
