@@ -143,8 +143,8 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(i["description"], "      ")
     if not info["inputs"]:
         lines.append("  (none)")
-    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals   [W] changes the world",
-              "        [R] has a rollback"]
+    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals",
+              "        [W] changes the world   [R] has a rollback"]
     for n, s in enumerate(info["steps"], 1):
         gate_mark = "A" if s["approvals"] else "G" if s["gated"] else " "
         marks = gate_mark + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
