@@ -74,7 +74,7 @@ def complete_runbook(incomplete: str) -> list[str]:
 
 def complete_run(incomplete: str) -> list[str]:
     try:
-        ids = [r.id for r in _store().list_runs()]
+        ids = [r.id for r in store().list_runs()]
     except Exception:  # noqa: BLE001
         return []
     return [i for i in ["last", *reversed(ids)] if i.startswith(incomplete)]
