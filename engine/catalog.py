@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.locate import runbook_files, search_dirs
+from breakglass.engine.text import visible_line, width, wrap
 
 if TYPE_CHECKING:
     from breakglass.engine.loader import LoadedRunbook
@@ -66,7 +66,7 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:
     from breakglass.actions.base import Effect
     from breakglass.actions.registry import Registry
-    from breakglass.engine.model import gate_for, repeat_note
+    from breakglass.engine.model import gate_for, gate_of, repeat_note
 
     rb = loaded.runbook
     registry = Registry()
@@ -74,15 +74,28 @@ def describe(loaded: LoadedRunbook) -> dict[str, Any]:
     for s in rb.steps:
         effect = registry.get(s.action).effect_of(s.with_)  # what the runner will decide, from the same text
         mutating = effect is not Effect.READ
+        asked = gate_of(s.confirm)
+        others = ({"approvals": asked.approvals, "approvers": list(asked.approvers), "timeout": asked.timeout}
+                  if asked is not None and asked.approvals else None)
         steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": str(effect),
                       "mutating": mutating, "gated": gate_for(s.confirm, mutating) is not None,
+                      "approvals": others,
                       "repeats": repeat_note(s) if mutating else None, "when": s.when,
                       "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
-                      "description": s.description})
+                      "description": s.description, "with": _shown_args(registry, s.action, s.with_)})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
             "description": rb.description, "inputs": inputs, "steps": steps}
+
+
+def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A step's arguments as it runs them, the runbook's defaults merged in: a secret written as a literal
+    (not a template naming an input) is masked, as everywhere the operator looks."""
+    from breakglass.engine.templates import is_template
+
+    secret = registry.get(action).secret_params
+    return {k: "***" if k in secret and not (isinstance(v, str) and is_template(v)) else v for k, v in args.items()}
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -104,8 +117,7 @@ def _wrap(text: str, indent: str) -> list[str]:
     out: list[str] = []
     for para in _paragraphs(text):
         hang = indent + "  " if re.match(r"([-*+]|\d+[.)])\s", para) else indent
-        out += textwrap.wrap(para, WIDTH - len(indent), initial_indent=indent, subsequent_indent=hang,
-                             break_on_hyphens=False) or [""]
+        out += wrap(para, WIDTH - width(indent), indent, hang) or [""]  # columns, not characters: 再起動 takes 6
     return out
 
 
@@ -131,13 +143,22 @@ def render_description(info: dict[str, Any]) -> str:
         lines += _wrap(i["description"], "      ")
     if not info["inputs"]:
         lines.append("  (none)")
-    lines += ["", "Steps:  [G] gated   [W] changes the world   [R] has a rollback"]
+    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals",
+              "        [W] changes the world   [R] has a rollback"]
     for n, s in enumerate(info["steps"], 1):
-        marks = ("G" if s["gated"] else " ") + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
+        gate_mark = "A" if s["approvals"] else "G" if s["gated"] else " "
+        marks = gate_mark + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
         lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})")
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
             lines += _wrap(f"when: {s['when']}", "          ")
+        for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
+            lines += _wrap(visible_line(f"{name}: {_yaml_value(value)}"), "          ")
+        if s["approvals"]:
+            a = s["approvals"]
+            limit = f" within {a['timeout']:g} s" if a["timeout"] else ""
+            lines += _wrap(f"approvals: {a['approvals']} of {', '.join(a['approvers'])}, besides the operator{limit}",
+                           "          ")
         if s["repeats"]:
             lines += _wrap(f"repeats: {s['repeats']}", "          ")
     return "\n".join(lines)

@@ -28,6 +28,9 @@ ROOTS = CONTEXT_ROOTS | JINJA_GLOBALS
 RESULT_ROOTS = ROOTS | {"result"}
 
 
+_NO_DEFAULTS: Mapping[str, Raw] = {}  # never written to
+
+
 @dataclass(frozen=True)
 class _Runbook:
     """What every template check needs to know about the whole runbook, built once."""
@@ -37,6 +40,7 @@ class _Runbook:
     position: Mapping[str, int]  # each step id's first index
     actions: Mapping[str, str]  # each step id's action, where the step's structure is sound
     registry: Registry
+    defaults: Mapping[str, Raw]  # the `defaults:` arguments per action, where sound
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class _Scope:
     here: int  # steps at an index below this have run
     roots: frozenset[str] = ROOTS
     action: str | None = None  # the action whose output `result` is (expect, until)
+    steps_refused: str | None = None  # why no step may be read here at all (the defaults), else None
 
     @property
     def inputs(self) -> frozenset[str] | None:
@@ -64,8 +69,10 @@ class _Scope:
 
 
 def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | None],
-                step_ids: Sequence[str | None], src: Source, registry: Registry) -> list[Problem]:
-    """Check the inputs and steps; ``None`` marks one whose structure the model refused (reported by the loader).
+                step_ids: Sequence[str | None], src: Source, registry: Registry,
+                defaults: Mapping[str, Raw | None] | None = None) -> list[Problem]:
+    """Check the inputs, the defaults and the steps; ``None`` marks one whose structure the model refused
+    (reported by the loader); ``defaults`` None: that section itself is broken.
 
     Every structurally sound part is checked even when others are broken, so one pass shows every problem.
     """
@@ -78,10 +85,34 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
         if step_id is not None:
             position.setdefault(step_id, index)
     actions = {str(step["id"]): str(step["action"]) for step in steps if step is not None}
+    sound_defaults = {name: args for name, args in (defaults or {}).items() if args is not None}
     book = _Runbook(frozenset(inputs) if inputs is not None else None, _secret_inputs(inputs or {}), position,
-                    actions, registry)
+                    actions, registry, sound_defaults)
+    problems += _check_defaults(book, steps, src)
     problems += _check_steps(book, steps, step_ids, src)
     return problems
+
+
+def _check_defaults(book: _Runbook, steps: Sequence[Raw | None], src: Source) -> Iterator[Problem]:
+    """Each action's defaults: arguments it accepts, templates over inputs and run only (they apply to every
+    step of the action, wherever it is), and some step or rollback that uses them (else they are a typo)."""
+    used = {call["action"] for step in steps if step is not None
+            for call in (step, step.get("rollback")) if isinstance(call, dict)}
+    before_any_step = _Scope(book, 0, steps_refused="defaults apply to every step of their action, wherever it "
+                             "is, so they may read inputs and run only; write this argument in the step's `with`")
+    for name, args in book.defaults.items():
+        path: Path = ("defaults", name)
+        if name not in used:
+            try:
+                book.registry.arguments(name)
+            except UnknownAction as exc:
+                yield src.problem(path, str(exc), key=True)
+                continue
+            yield src.problem(path, f"defaults for '{name}' apply to nothing: no step or rollback uses this "
+                              "action", key=True)
+            continue
+        yield from _check_action(name, args, path, src, book.registry, with_path=path, required=False)
+        yield from _check_tree(args, path, src, before_any_step)
 
 
 def _secret_inputs(inputs: Mapping[str, Raw | None]) -> frozenset[str]:
@@ -104,7 +135,7 @@ def _check_inputs(inputs: Mapping[str, Raw | None], src: Source, registry: Regis
         if kind is InputType.CHOICE and not spec.get("choices"):
             yield src.problem(path, f"input '{name}' has type choice but no choices")
         if isinstance(default, str) and templates.is_template(default):
-            scope = _Scope(_Runbook(names - {name}, frozenset(), {}, {}, registry), 0)
+            scope = _Scope(_Runbook(names - {name}, frozenset(), {}, {}, registry, _NO_DEFAULTS), 0)
             yield from _check_template(default, (*path, "default"), src, scope, expression=False)
         elif default is not None and kind is not InputType.SECRET:
             from breakglass.engine.inputs import coerce_as
@@ -143,7 +174,8 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
         with_result = _Scope(book, index, RESULT_ROOTS, step["action"])
         if templates.is_template(step["title"]):
             yield from _check_template(step["title"], (*path, "title"), src, plain, expression=False)
-        yield from _check_action(step["action"], step.get("with", {}), path, src, book.registry)
+        yield from _check_action(step["action"], step.get("with", {}), path, src, book.registry,
+                                 defaulted=book.defaults.get(step["action"], _NO_DEFAULTS))
         yield from _check_tree(step.get("with", {}), (*path, "with"), src, plain)
         for field, scope in (("when", plain), ("expect", with_result), ("until", with_result)):
             value = step.get(field)
@@ -155,7 +187,8 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
             has_rollback = True
             rb_path = (*path, "rollback")
             rb_scope = _Scope(book, index + 1)  # a rollback runs after its step: it may read the step's output
-            yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, book.registry)
+            yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, book.registry,
+                                     defaulted=book.defaults.get(rollback["action"], _NO_DEFAULTS))
             yield from _check_tree(rollback.get("with", {}), (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(rollback.get("confirm"), (*rb_path, "confirm"), src, rb_scope)
         if step.get("on_failure") == "rollback" and not has_rollback:
@@ -183,8 +216,13 @@ def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterato
                 yield from _check_template(value, (*path, field), src, scope, expression=False)
 
 
-def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
-                  registry: Registry) -> Iterator[Problem]:
+def _check_action(name: str, args: dict[str, Any], path: Path, src: Source, registry: Registry,
+                  defaulted: Mapping[str, Any] = _NO_DEFAULTS, with_path: Path | None = None,
+                  required: bool = True) -> Iterator[Problem]:
+    """The arguments written at ``with_path`` (the call's ``with`` by default) against what action ``name``
+    takes; ``defaulted``: arguments the runbook's defaults give it. ``required`` False: a partial set (the
+    defaults themselves), which the steps complete."""
+    with_path = (*path, "with") if with_path is None else with_path
     try:
         arguments = registry.arguments(name)
     except UnknownAction as exc:
@@ -195,15 +233,15 @@ def _check_action(name: str, args: dict[str, Any], path: Path, src: Source,
             near = difflib.get_close_matches(arg, list(arguments.accepted), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             options = ", ".join(sorted(arguments.accepted))
-            yield src.problem((*path, "with", arg), f"action '{name}' does not accept argument "
+            yield src.problem((*with_path, arg), f"action '{name}' does not accept argument "
                               f"'{arg}'{hint}; it accepts: {options}", key=True)
-    for arg in arguments.required:
-        if arg not in args:
-            where = (*path, "with") if (*path, "with") in src.marks else (*path, "action")
+    for arg in arguments.required if required else ():
+        if arg not in args and arg not in defaulted:
+            where = with_path if with_path in src.marks else (*path, "action")
             yield src.problem(where, f"action '{name}' needs argument '{arg}'")
     for arg in arguments.literal_bools:
         if arg in args and not isinstance(args[arg], bool):
-            yield src.problem((*path, "with", arg), _not_literal_bool(arg, args[arg]))
+            yield src.problem((*with_path, arg), _not_literal_bool(arg, args[arg]))
 
 
 def _not_literal_bool(arg: str, value: Any) -> str:
@@ -269,6 +307,8 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
     if root == "inputs" and scope.inputs is not None and attr not in scope.inputs:
         return f"undefined input 'inputs.{attr}'" + (f"; declared inputs: {', '.join(sorted(scope.inputs))}"
                                                      if scope.inputs else "; this runbook declares no inputs")
+    if root == "steps" and scope.steps_refused is not None:
+        return f"'steps.{attr}': {scope.steps_refused}"
     if root == "steps" and not scope.has_run(attr):
         if scope.exists(attr):
             return f"'steps.{attr}' refers to a step that has not run yet at this point"

@@ -45,6 +45,11 @@ class RecordType(StrEnum):
     GATE_ASKED = "gate.asked", "step", "gate", "message", "shown", "digest", "type_to_confirm"
     GATE_APPROVED = "gate.approved", "step", "gate", "digest", "approved", "by", "how", "answer"
     GATE_DENIED = "gate.denied", "step", "gate", "digest", "approved", "by", "how", "answer"
+    # Other people at a gate: what an approver signed (appended by `breakglass approve`/`deny`), and what the
+    # driving process made of it (counted, or rejected with the reason).
+    APPROVAL_SIGNED = "approval.signed", "step", "gate", "by", "decision", "payload", "signature"
+    APPROVAL_COUNTED = "approval.counted", "step", "gate", "by", "fingerprint", "record", "missing"
+    APPROVAL_REJECTED = "approval.rejected", "step", "gate", "by", "record", "reason"
     ROLLBACK_BEGUN = "rollback.begun", "after", "steps"
     ROLLBACK_STARTED = "rollback.started", "step", "title", "action", "effect", "args"
     ROLLBACK_RETRIED = "rollback.retried", "step", "attempt", "reason", "delay"
@@ -63,7 +68,8 @@ T = RecordType
 
 # Records about the whole run: they never move a step.
 RUN_RECORDS = frozenset({T.RUN_STARTED, T.RUN_RESUMED, T.RUN_INPUTS_CHANGED, T.RUN_FINISHED, T.GATE_ASKED,
-                         T.GATE_APPROVED, T.GATE_DENIED, T.NOTE, T.ROLLBACK_BEGUN, T.DRILL_GRADED})
+                         T.GATE_APPROVED, T.GATE_DENIED, T.NOTE, T.ROLLBACK_BEGUN, T.DRILL_GRADED,
+                         T.APPROVAL_SIGNED, T.APPROVAL_COUNTED, T.APPROVAL_REJECTED})
 STARTS = frozenset({T.RUN_STARTED, T.RUN_RESUMED})  # where one drive of a run begins
 DECISIONS = frozenset({T.GATE_APPROVED, T.GATE_DENIED})
 

@@ -13,10 +13,12 @@ import select
 import socket
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from breakglass.engine.i18n import _
 from breakglass.engine.text import visible, visible_line
 
 
@@ -101,9 +103,9 @@ class Terminal:
             return self._read_hidden(timeout)
         self.timed_out = False
         if timeout is not None:
-            ready, _, _ = select.select([self.stdin], [], [], timeout)
+            ready = select.select([self.stdin], [], [], timeout)[0]
             if not ready:
-                self.say("\n(no answer before the gate timeout: that means no)")
+                self.say("\n" + _("(no answer before the gate timeout: that means no)"))
                 self.timed_out = True
                 return None
         line = self.stdin.readline()
@@ -165,27 +167,28 @@ class Gatekeeper:
         started = time.monotonic()
         t = self.terminal
         t.say("")
-        t.say(f"GATE {req.gate_id}: {req.message}")
-        for line in _describe(req.shown):
+        t.say(_("GATE {gate}: {message}").format(gate=req.gate_id, message=req.message))
+        for line in describe(req.shown):
             t.say(f"  {line}")
         try:
             if req.type_to_confirm:
-                answer = t.ask(f"Type '{req.type_to_confirm}' to approve (anything else refuses): ", self.timeout)
+                answer = t.ask(_("Type '{word}' to approve (anything else refuses): ").format(
+                    word=req.type_to_confirm), self.timeout)
                 if answer is None:
                     return self._no(started, self._silence())
-                if answer.strip() != req.type_to_confirm:
+                if not same_text(answer, req.type_to_confirm):
                     choice = self._refusal_choice()
                     return GateDecision(False, self.operator, "tty", choice, answer, self._since(started))
                 return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
-            question = ("Send? [yes / no = skip it / abort]: " if req.notify
-                        else "Approve? [yes / no = abort / skip]: ")
+            question = (_("Send? [yes / no = skip it / abort]: ") if req.notify
+                        else _("Approve? [yes / no = abort / skip]: "))
             answer = t.ask(question, self.timeout)
         except KeyboardInterrupt:
             t.say("")
             return self._no(started, "interrupt")
         if answer is None:
             return self._no(started, self._silence())
-        word = answer.strip().lower()
+        word = answer_word(answer)
         if word in ("y", "yes"):
             return GateDecision(True, self.operator, "tty", answer=answer, waited_s=self._since(started))
         skips = ("s", "skip", "n", "no") if req.notify else ("s", "skip")
@@ -194,10 +197,11 @@ class Gatekeeper:
 
     def _refusal_choice(self) -> str:
         try:
-            answer = self.terminal.ask("Not approved. Skip this step and go on, or abort the run? [skip / abort]: ")
+            answer = self.terminal.ask(_("Not approved. Skip this step and go on, or abort the run? "
+                                         "[skip / abort]: "))
         except KeyboardInterrupt:
             return "abort"
-        return "skip" if (answer or "").strip().lower() in ("s", "skip") else "abort"
+        return "skip" if answer_word(answer or "") in ("s", "skip") else "abort"
 
     def _silence(self) -> str:
         """Why no answer came: the gate timeout ran out, or the input ended."""
@@ -211,7 +215,22 @@ class Gatekeeper:
         return round(time.monotonic() - started, 3)
 
 
-def _describe(shown: dict[str, Any]) -> list[str]:
+def same_text(typed: str, expected: str) -> bool:
+    """Whether the operator typed ``expected``, however their input method wrote it.
+
+    A Japanese input method may commit full-width letters (ｓｈｏｐ), half-width katakana (ｻｲｷﾄﾞｳ) or a
+    decomposed kana (か + U+3099 for が): the same word to a person, other code points to ``==``. NFKC folds
+    these to one form; it folds only forms a person reads as the same text (widths, ligatures, composed kana).
+    """
+    return unicodedata.normalize("NFKC", typed.strip()) == unicodedata.normalize("NFKC", expected.strip())
+
+
+def answer_word(typed: str) -> str:
+    """A yes/no/skip/abort answer as a lower-case word: ｙｅｓ typed with a Japanese input method on is yes."""
+    return unicodedata.normalize("NFKC", typed).strip().lower()
+
+
+def describe(shown: dict[str, Any]) -> list[str]:
     """What the operator reads before deciding: the plan first, then the arguments as YAML would write them."""
     import json
 
@@ -220,11 +239,11 @@ def _describe(shown: dict[str, Any]) -> list[str]:
 
     lines = []
     if shown.get("plan"):
-        lines.append(f"plan: {shown['plan']}")
+        lines.append(_("plan: {plan}").format(plan=shown["plan"]))
     for change in shown.get("changes") or []:
         lines.append(f"  {text(change)}")
     for key, value in (shown.get("args") or {}).items():
         lines.append(f"{key}: {text(value)}")
     if shown.get("repeats"):
-        lines.append(f"repeats: {shown['repeats']}")
+        lines.append(_("repeats: {repeats}").format(repeats=shown["repeats"]))
     return lines

@@ -141,7 +141,11 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     steps = [None if ("steps", i) in broken else raw for i, raw in enumerate(raw_steps)]
     ids = [raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
            for raw in raw_steps]
-    problems += check_parts(inputs, steps, ids, src, registry)
+    raw_defaults = data.get("defaults", {})
+    defaults = None
+    if ("defaults",) not in broken and isinstance(raw_defaults, dict):
+        defaults = {str(n): None if ("defaults", n) in broken else v for n, v in raw_defaults.items()}
+    problems += check_parts(inputs, steps, ids, src, registry, defaults)
     runbook_id = data.get("id")
     if expected_id is not None and isinstance(runbook_id, str) and runbook_id != expected_id:
         problems.append(src.problem(("id",), f"runbook id '{runbook_id}' must equal the file name "

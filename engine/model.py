@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from breakglass.engine.input_types import InputType
 
@@ -50,13 +50,37 @@ class InputSpec(Frozen):
         return self.default is None
 
 
+APPROVER = r"^@?[A-Za-z0-9][A-Za-z0-9._@+-]*$"  # a name or an @group of the team's allowed_signers file
+
+
 class Gate(Frozen):
-    """A confirmation gate: the operator must approve before the step runs."""
+    """A confirmation gate: the operator must approve before the step runs; with ``approvals``, N other
+    people must first approve it too, each with a signature by their own SSH key (four-eyes)."""
 
     message: str | None = Field(None, description="What the operator is asked (a template).")
     type_to_confirm: str | None = Field(
         None, description="A value the operator must type to approve, e.g. '{{ inputs.domain }}'."
     )
+    approvals: int | None = Field(
+        None, ge=1, le=20,
+        description="How many distinct people other than the operator must approve (signed with their SSH keys).",
+    )
+    approvers: list[Annotated[str, Field(pattern=APPROVER)]] = Field(
+        default_factory=list,
+        description="Who may approve: names or @groups of the team's allowed_signers file (needs `approvals`).",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds the other approvers have; when they run out the gate says no."
+    )
+
+    @model_validator(mode="after")
+    def _approvers_need_approvals(self) -> Gate:
+        # Either half alone is a runbook that reads as guarded by other people and is not.
+        if self.approvers and self.approvals is None:
+            raise ValueError("`approvers` needs `approvals: N` (how many of them must approve)")
+        if self.approvals is not None and not self.approvers:
+            raise ValueError("`approvals` needs `approvers`: the names or @groups who may approve")
+        return self
 
 
 def _confirm_kind(value: Any) -> str | None:
@@ -115,7 +139,7 @@ class Step(Frozen):
     when: str | bool | None = Field(None, description="Skip the step unless this expression is true.")
     confirm: Confirm | None = Field(
         None,
-        description="Gate: true, a message, or {message, type_to_confirm}. "
+        description="Gate: true, a message, or {message, type_to_confirm, approvals, approvers, timeout}. "
         "Mutating steps are gated in live runs unless this is false.",
     )
     retries: Retry | None = Field(None, description="Retry policy: {attempts, delay, backoff}.")
@@ -139,7 +163,44 @@ class Runbook(Frozen):
     )
     tags: list[str] = Field(default_factory=list, description="Free-form labels for `breakglass list`.")
     inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters of the run.")
+    defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Arguments per action ({dns.update: {server: ..., zone: ...}}), merged under the `with` of "
+        "every step and rollback of that action; the step's own arguments win. Templates may read inputs and run.",
+    )
     steps: list[Step] = Field(min_length=1, description="The ordered steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        # Merged before the steps are built, so every reader of a step (the runner, effect_of, `show`, the
+        # secrets an action declares) sees the arguments the step runs with, and none can forget the defaults.
+        if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(
+                data.get("steps"), list):
+            return data  # the fields' own validation reports what is wrong
+        defaults = data["defaults"]
+        return {**data, "steps": [_step_with_defaults(defaults, raw) for raw in data["steps"]]}
+
+
+def with_defaults(defaults: Any, action: Any, args: Any) -> Any:
+    """A call's arguments as it runs: ``defaults[action]`` with the call's own ``with`` over it (one level:
+    a step that gives ``headers`` replaces the default ``headers`` whole). Anything malformed is returned as
+    it is, for validation to report where it was written."""
+    base = defaults.get(action) if isinstance(defaults, dict) and isinstance(action, str) else None
+    if not isinstance(base, dict) or not isinstance(args, dict):
+        return args
+    return {**base, **args}
+
+
+def _step_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    step = {**raw, "with": with_defaults(defaults, raw.get("action"), raw.get("with", {}))}
+    rollback = raw.get("rollback")
+    if isinstance(rollback, dict):
+        step["rollback"] = {**rollback, "with": with_defaults(defaults, rollback.get("action"),
+                                                              rollback.get("with", {}))}
+    return step
 
 
 def gate_of(confirm: bool | str | Gate | None) -> Gate | None:

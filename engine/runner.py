@@ -16,7 +16,8 @@ from typing import Any
 
 from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
 from breakglass.actions.registry import Registry
-from breakglass.engine import templates
+from breakglass.engine import signers, templates
+from breakglass.engine.approvals import APPROVE, OpenGate, Tally
 from breakglass.engine.audit import canonical
 from breakglass.engine.console import Reporter
 from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
@@ -31,6 +32,7 @@ from breakglass.engine.store.base import RunLog
 from breakglass.engine.world import LiveWorld, World
 
 T = RecordType
+APPROVAL_POLL_S = 0.2  # how often a gate waiting for other people reads the log: an approval shows within this
 
 
 class _Stop(Exception):
@@ -350,11 +352,25 @@ class Runner:
         req = GateRequest(gate_id, sid, use.title, self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
                           notify=effect is Effect.NOTIFY)
-        self.record(T.GATE_ASKED, {"step": sid, "gate": gate_id, "message": req.message, "shown": shown,
-                                   "digest": digest, "type_to_confirm": bool(typed)})
-        decision: GateDecision = self.gates.decide(req)
+        asked: dict[str, Any] = {"step": sid, "gate": gate_id, "message": req.message, "shown": shown,
+                                 "digest": digest, "type_to_confirm": bool(typed)}
+        allowed = None
+        if gate.approvals:
+            allowed = signers.load()  # fail closed: no team signers file, no multi-party gate opens
+            asked["others"] = self._others(gate, allowed)
+        opened = self.record(T.GATE_ASKED, asked)
+        approvers: list[str] = []
+        decision: GateDecision | None = None
+        if allowed is not None:
+            open_gate = OpenGate.of(opened)
+            assert open_gate is not None
+            decision, approvers = self._await_others(open_gate, allowed)
+        if decision is None:
+            decision = self.gates.decide(req)
         self._waited += decision.waited_s
         data = {"step": sid, "gate": gate_id, "digest": digest, **decision.to_dict()}
+        if allowed is not None:
+            data["approvers"] = approvers
         data["answer"] = "" if typed is not None and not decision.approved else decision.answer
         if decision.approved:
             self.record(T.GATE_APPROVED, data)
@@ -366,6 +382,58 @@ class Runner:
             return self.record(T.STEP_SKIPPED, {"step": sid, "reason": f"gate refused by {decision.by}; skipped"})
         self.record(T.STEP_REFUSED, {"step": sid, "by": decision.by, "how": decision.how})
         raise _Stop(f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
+
+    def _others(self, gate: Gate, allowed: signers.AllowedSigners) -> dict[str, Any]:
+        """What a multi-party gate records when it opens: who may approve, by when, and who may not (the
+        operator, by name and by key, so a second name on the operator's own key does not count either)."""
+        keys = set(signers.own_keys())
+        names = allowed.names_of(keys)
+        user = self.gates.operator.split("@")[0]
+        if user in {s.name for s in allowed.signers}:
+            names.add(user)
+        deadline = time.time() + gate.timeout if gate.timeout else None
+        return {"needed": gate.approvals, "approvers": list(gate.approvers),
+                "eligible": sorted(allowed.expand(list(gate.approvers))), "deadline": deadline,
+                "operator": self.gates.operator, "operator_names": sorted(names),
+                "operator_keys": sorted(allowed.fingerprints_of(keys) | {signers.fingerprint(k) for k in keys})}
+
+    def _await_others(self, gate: OpenGate, allowed: signers.AllowedSigners) -> tuple[GateDecision | None,
+                                                                                    list[str]]:
+        """Wait until enough other people approved (None: the operator decides next), one refused, or the
+        timeout ran out (both a refusal). Each approval read is judged and the judgement recorded."""
+        t = self.gates.terminal
+        started = time.monotonic()
+        tally = Tally(gate)
+        t.say("")
+        t.say(f"GATE {gate.gate}: needs {gate.needed} approval(s) from {', '.join(gate.approvers)} "
+              f"(not {gate.operator}); plan digest {gate.digest}")
+        t.say(f"  to approve: breakglass approve {gate.run} {gate.gate} --digest {gate.digest}")
+        while True:
+            for rec in self.writer.records():
+                verdict = tally.feed(rec.to_dict(), allowed)
+                if verdict is None:
+                    continue
+                base = {"step": gate.step, "gate": gate.gate, "by": verdict.by, "record": rec.get("seq")}
+                if verdict.problem:
+                    self.record(T.APPROVAL_REJECTED, {**base, "reason": verdict.problem})
+                    t.say(f"  not counted, from {verdict.by}: {verdict.problem}")
+                elif verdict.decision == APPROVE:
+                    self.record(T.APPROVAL_COUNTED, {**base, "fingerprint": verdict.fingerprint,
+                                                     "missing": tally.missing})
+                    t.say(f"  approved by {verdict.by} (signature verified): {len(tally.approved)} of "
+                          f"{gate.needed}, {tally.missing} still needed")
+            waited = round(time.monotonic() - started, 3)
+            names = [j.by for j in tally.approved]
+            if tally.denied is not None:
+                t.say(f"  refused by {tally.denied.by}: {tally.denied.reason}")
+                return GateDecision(False, tally.denied.by, "denied", answer=tally.denied.reason,
+                                    waited_s=waited), names
+            if tally.missing == 0:
+                return None, names
+            if gate.deadline is not None and time.time() >= gate.deadline:
+                t.say(f"  the gate's timeout ran out with {tally.missing} approval(s) missing: that means no")
+                return GateDecision(False, self.gates.operator, "timeout", waited_s=waited), names
+            time.sleep(APPROVAL_POLL_S)
 
     def _attempts(self, use: Use, call: Callable[[], ActionResult],
                   actx: ActionContext) -> tuple[ActionResult, int]:

@@ -13,8 +13,9 @@ from breakglass.actions.registry import Registry
 from breakglass.engine import audit, inputs
 from breakglass.engine.errors import AuditError, GateRefused, InputError, RunbookError
 from breakglass.engine.events import REFUSE, RecordType, RunStatus
-from breakglass.engine.gates import Gatekeeper, Terminal
+from breakglass.engine.gates import Gatekeeper, Terminal, answer_word
 from breakglass.engine.handover import resumed_fields, take_over_confirmation
+from breakglass.engine.i18n import _
 from breakglass.engine.loader import LoadedRunbook, load_file, load_text
 from breakglass.engine.machine import RunState, replay
 from breakglass.engine.redact import Redactor
@@ -264,10 +265,11 @@ def _settle_in_doubt(runner: Runner, opts: RunOptions) -> None:
 def _ask_in_doubt(sid: str, terminal: Terminal) -> str:
     if not terminal.interactive:
         return REFUSE
-    terminal.say(f"Step '{sid}' was applying its change when the run stopped: it may or may not have happened.")
+    terminal.say(_("Step '{step}' was applying its change when the run stopped: it may or may not have "
+                   "happened.").format(step=sid))
     try:
-        answer = terminal.ask("Check the world, then answer: [rerun / done / abort]: ")
+        answer = terminal.ask(_("Check the world, then answer: [rerun / done / abort]: "))
     except KeyboardInterrupt:
         return REFUSE
-    word = (answer or "").strip().lower()
+    word = answer_word(answer or "")
     return word if word in ("rerun", "done") else REFUSE

@@ -11,6 +11,7 @@ since multi-line output is legitimate; each line is then shown by the caller.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0 controls but \t and \n, DEL, C1 controls; bidi embeddings/overrides/isolates and the marks that
 # steer them; the line and paragraph separators some terminals and editors treat as newlines.
@@ -36,3 +37,74 @@ def visible(text: str) -> str:
 def visible_line(text: str) -> str:
     """As :func:`visible`, for text that must stay on one line: newlines and tabs are shown too."""
     return visible(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+# --- display width: what a terminal gives a character, not what len() counts ---------------------------------
+
+# A Japanese line must not start with these (kinsoku): closing brackets, commas, full stops, small kana, the
+# long-vowel mark. Each stays on the line of the character before it.
+_NO_LINE_START = frozenset("、。，．,.)）」』】〕〉》〙〗〟’”!！?？:：;；・ー々"
+                           "ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
+
+
+def char_width(ch: str) -> int:
+    """Columns ``ch`` takes on a terminal: 2 for East Asian Wide and Fullwidth, 0 for combining marks."""
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (``len`` counts 再起動 as 3; it takes 6)."""
+    return sum(char_width(ch) for ch in text)
+
+
+# A word of narrow text, or one wide character with the punctuation that may not begin the next line, or
+# spaces. Japanese has no spaces between words: a line may break between any two wide characters.
+_TOKEN = re.compile(r"\s+|[^\s]")
+
+
+def _tokens(text: str) -> list[str]:
+    out: list[str] = []
+    for piece in _TOKEN.findall(text):
+        if piece.isspace():
+            out.append(" ")
+        elif out and out[-1] != " " and (piece in _NO_LINE_START or char_width(piece) == 0
+                                         or (char_width(piece) == 1 and char_width(out[-1][-1]) == 1)):
+            out[-1] += piece  # narrow letters stay one word; closing marks and combining marks stay attached
+        else:
+            out.append(piece)
+    return out
+
+
+def wrap(text: str, columns: int, indent: str = "", hang: str | None = None) -> list[str]:
+    """``text`` in lines of at most ``columns`` display columns, ``indent`` before the first and ``hang``
+    (default ``indent``) before the others. Breaks at spaces, and between wide characters; a word wider than
+    a line is cut. Like textwrap.wrap, but measured in columns, so Japanese fits the terminal too."""
+    hang = indent if hang is None else hang
+    lines: list[str] = []
+    line, used = indent, width(indent)
+    fresh = True  # nothing but the indent on this line yet
+    for token in _tokens(text.strip()):
+        if token == " ":  # noqa: S105 - a space, not a password
+            if not fresh:
+                line, used = line + " ", used + 1
+            continue
+        size = width(token)
+        if not fresh and used + size > columns:
+            lines.append(line.rstrip())
+            line, used, fresh = hang, width(hang), True
+        while used + size > columns and fresh and len(token) > 1:  # a word wider than a whole line: cut it
+            cut, taken = "", 0
+            for ch in token:
+                if used + taken + char_width(ch) > columns and cut:
+                    break
+                cut, taken = cut + ch, taken + char_width(ch)
+            lines.append(line + cut)
+            token = token[len(cut):]
+            size = width(token)
+            line, used = hang, width(hang)
+        line, used, fresh = line + token, used + size, False
+    if not fresh:
+        lines.append(line.rstrip())
+    return lines

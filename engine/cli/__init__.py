@@ -4,6 +4,7 @@ module per command group registers on it; errors become exit codes here, in one 
     app.py       the typer app, shared options, completion, how commands reach the store and the terminal
     runbooks.py  list, show, validate, schema, actions
     runs.py      run, resume, runs, note
+    approvals.py pending, approve, deny (other people at a gate)
     drill.py     drill
     report.py    report
     audit.py     audit verify, audit show
@@ -18,7 +19,7 @@ import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
 # isort: off
-from breakglass.engine.cli import runbooks, runs, drill, report, audit, store, web  # noqa: F401
+from breakglass.engine.cli import runbooks, runs, drill, report, audit, approvals, store, web  # noqa: F401
 # isort: on
 from breakglass.engine.cli.app import app
 from breakglass.engine.errors import (

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from breakglass.engine.errors import InputError
+from breakglass.engine.i18n import _
 
 # pydantic looks for plugins through every installed distribution's entry points on first use (~20 ms);
 # breakglass uses none.
@@ -51,8 +52,15 @@ def _root(
     store: Annotated[str | None, typer.Option("--store", metavar="URL", help=(
         "Keep runs in this PostgreSQL database (postgresql://user@host:port/db; the password comes from "
         "~/.pgpass) instead of BREAKGLASS_HOME. Default: $BREAKGLASS_STORE."))] = None,
+    lang: Annotated[str | None, typer.Option("--lang", metavar="LANG",
+                                             help="Language of prompts and status lines: en or ja (default: "
+                                                  "$BREAKGLASS_LANG, else the locale). --json output and the "
+                                                  "audit log are the same in every language.")] = None,
 ) -> None:
     """Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log."""
+    from breakglass.engine import i18n
+
+    i18n.use(i18n.choose(lang))
     if store is not None:
         os.environ["BREAKGLASS_STORE"] = store  # read by store.default_store, the one place a store is chosen
 
@@ -183,8 +191,8 @@ def ask_missing(rb: Any, given: dict[str, Any], terminal: Any) -> dict[str, Any]
             continue
         secret = str(spec.type) == "secret"
         about = f" ({spec.description.strip().splitlines()[0]})" if spec.description.strip() else ""
-        answer = terminal.ask(f"input '{name}'{about}, {spec.type}{', not shown' if secret else ''}: ",
-                              echo=not secret)
+        prompt = _("input '{name}'{about}, {type}, not shown: ") if secret else _("input '{name}'{about}, {type}: ")
+        answer = terminal.ask(prompt.format(name=name, about=about, type=spec.type), echo=not secret)
         if answer is None:
             break  # end of input: resolve() names what is still missing
         if answer.strip():

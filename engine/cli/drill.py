@@ -21,6 +21,7 @@ from breakglass.engine.cli.app import (
     reporter,
     store,
 )
+from breakglass.engine.i18n import _
 
 
 @app.command()
@@ -75,7 +76,8 @@ def drill(
     chosen = load_scenario(find_scenario(loaded.path, rb.id, scenario))
     opts = options("drill", operator, approve, yes, gate_timeout)
     if not as_json:
-        typer.echo(f"DRILL {rb.id} — scenario {chosen.name}: {chosen.title}")
+        typer.echo(_("DRILL {runbook} — scenario {scenario}: {title}").format(runbook=rb.id, scenario=chosen.name,
+                                                                             title=chosen.title))
         if chosen.description.strip():
             typer.echo(chosen.description.strip())
         typer.echo("")
