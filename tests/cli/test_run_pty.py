@@ -84,16 +84,6 @@ steps:
 """
 
 
-@pytest.fixture
-def book(tmp_path: Path, bg_home: Path) -> Any:
-    def write(text: str) -> Path:
-        name = text.split("id: ", 1)[1].split()[0]
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(text)
-        return path
-
-    return write
-
 
 def spawn(args: list[str], timeout: float = 60) -> pexpect.spawn:
     return pexpect.spawn(BG, args, env=dict(os.environ), encoding="utf-8", timeout=timeout,

@@ -12,10 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from breakglass.engine import audit
-from tests.cli.screen import Screen
 
 # A slow read first, so a spinner has long enough to start, then a gated change whose own step is slow too.
 SLOW_GATE = """
@@ -85,35 +82,12 @@ steps:
 """
 
 
-@pytest.fixture
-def book(tmp_path: Path, bg_home: Path) -> Any:
-    def write(text: str) -> Path:
-        name = text.split("id: ", 1)[1].split()[0]
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(text)
-        return path
-
-    return write
-
 
 def records(bg_home: Path) -> list[dict[str, Any]]:
     logs = sorted((bg_home / "runs").glob("*/audit.jsonl"))
     assert logs
     return [r.to_dict() for r in audit.read(logs[-1])[0]]
 
-
-@pytest.fixture
-def screens() -> Any:
-    opened: list[Screen] = []
-
-    def open_(*args: str, **kw: Any) -> Screen:
-        s = Screen(list(args), **kw)
-        opened.append(s)
-        return s
-
-    yield open_
-    for s in opened:
-        s.close()
 
 
 def test_the_gate_question_stays_on_the_screen(book: Any, tmp_path: Path, screens: Any, bg_home: Path) -> None:

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from breakglass.engine import audit
 from breakglass.engine.text import width
 from tests.cli.screen import COLS, Screen
@@ -42,19 +40,6 @@ steps:
     with: {argv: [sh, -c, 'echo restarted >> "$0"', "{{ inputs.out }}"]}
 """
 
-
-@pytest.fixture
-def screens() -> Any:
-    opened: list[Screen] = []
-
-    def open_(*args: str, **kw: Any) -> Screen:
-        s = Screen(list(args), **kw)
-        opened.append(s)
-        return s
-
-    yield open_
-    for s in opened:
-        s.close()
 
 
 def _joined(s: Screen) -> str:

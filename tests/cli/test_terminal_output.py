@@ -7,10 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from breakglass.engine import audit
-from tests.cli.screen import BG, Screen
+from tests.cli.screen import BG
 
 OUTPUT = """
 id: output
@@ -48,21 +46,9 @@ def _records(home: Path) -> list[dict[str, Any]]:
     return [r.to_dict() for r in audit.read(logs[-1])[0]]
 
 
-@pytest.fixture
-def screen() -> Any:
-    opened: list[Screen] = []
 
-    def open_(*args: str) -> Screen:
-        opened.append(Screen(list(args)))
-        return opened[-1]
-
-    yield open_
-    for s in opened:
-        s.close()
-
-
-def test_a_commands_last_lines_are_on_the_screen(tmp_path: Path, bg_home: Path, screen: Any) -> None:
-    s = screen("run", str(_book(tmp_path, OUTPUT)))
+def test_a_commands_last_lines_are_on_the_screen(tmp_path: Path, bg_home: Path, screens: Any) -> None:
+    s = screens("run", str(_book(tmp_path, OUTPUT)))
     assert s.finish() == 0, s.text()
     text = s.text()
     assert "│ 30" in text and "│ 23" in text, text
@@ -71,8 +57,8 @@ def test_a_commands_last_lines_are_on_the_screen(tmp_path: Path, bg_home: Path, 
     assert done["output"]["stdout"].split() == [str(i) for i in range(1, 31)], "the log keeps all of it"
 
 
-def test_no_at_a_notification_skips_it_and_the_run_goes_on(tmp_path: Path, bg_home: Path, screen: Any) -> None:
-    s = screen("run", str(_book(tmp_path, NOTIFY)))
+def test_no_at_a_notification_skips_it_and_the_run_goes_on(tmp_path: Path, bg_home: Path, screens: Any) -> None:
+    s = screens("run", str(_book(tmp_path, NOTIFY)))
     s.wait_for(r"Send\? \[yes / no = skip it / abort\]:$")
     s.send("no")
     assert s.finish() == 0, s.text()

@@ -14,6 +14,7 @@ import pytest
 
 from breakglass.engine import audit
 from breakglass.engine.catalog import describe, render_description
+from breakglass.engine.console import NullReporter
 from breakglass.engine.errors import RunbookError
 from breakglass.engine.gates import Terminal
 from breakglass.engine.loader import check_text, load_file, load_text
@@ -21,15 +22,8 @@ from breakglass.engine.session import RunOptions, resume, start
 from breakglass.engine.store import FileStore
 
 
-class Quiet:
-    def event(self, rec: dict[str, Any]) -> None:
-        return None
-
-    def step_begins(self, step_id: str, title: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
+class Quiet(NullReporter):
+    pass
 
 
 class _Typed(io.StringIO):

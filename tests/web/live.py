@@ -71,9 +71,16 @@ def console_errors(driver: Any) -> list[str]:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
+    """Poll ``check`` until it is true. The live page replaces its panels as records arrive, so an element
+    found a moment ago may be gone when it is read: that look counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
