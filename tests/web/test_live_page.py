@@ -30,11 +30,14 @@ id: live-demo
 title: '{TITLE}'
 inputs:
   out: {{type: string}}
+  go: {{type: string}}
 steps:
   - id: probe
     title: '{STEP_TITLE}'
     action: shell.run
-    with: {{argv: [sh, -c, 'sleep 3; echo "$0"', '{OUTPUT}'], read_only: true}}
+    # It runs until the test has seen it running: on a loaded machine any fixed sleep can end too soon.
+    with: {{argv: [sh, -c, 'until [ -e "$1" ]; do sleep 0.05; done; echo "$0"', '{OUTPUT}', "{{{{ inputs.go }}}}"],
+           read_only: true}}
   - id: change
     title: append to the file
     action: shell.run
@@ -58,7 +61,9 @@ def test_the_page_follows_a_run_driven_elsewhere(bg_home: Path, tmp_path: Path) 
     store = FileStore()
     with serving(home=bg_home) as url:
         driver = browser(tmp_path)  # started first: the probe must still be running when the page opens
-        operator = drive(["run", str(book), "-i", f"out={tmp_path / 'out.txt'}", "--operator", OPERATOR], bg_home)
+        go = tmp_path / "go"
+        operator = drive(["run", str(book), "-i", f"out={tmp_path / 'out.txt'}", "-i", f"go={go}",
+                          "--operator", OPERATOR], bg_home)
         try:
             run_id = wait_for("the run to start", lambda: [r.id for r in store.list_runs()])[0]
             try:
@@ -67,6 +72,7 @@ def test_the_page_follows_a_run_driven_elsewhere(bg_home: Path, tmp_path: Path) 
                 wait_for("the stream to connect", lambda: driver.find_element("id", "conn").text == "live")
                 # The probe is still sleeping: the page shows it running, then done, without a reload.
                 wait_for("probe running", lambda: _status(driver, "probe") == "running", timeout=5)
+                go.touch()
                 wait_for("probe succeeded", lambda: _status(driver, "probe") == "succeeded")
                 gate = wait_for("the gate to show as waiting", lambda: driver.find_elements(
                     "css selector", "#gates .gate-waiting[data-gate='change']"))
@@ -116,11 +122,12 @@ def test_the_page_follows_a_run_driven_elsewhere(bg_home: Path, tmp_path: Path) 
 
 def test_times_are_local_with_utc_on_hover_and_the_running_step_ticks(bg_home: Path, tmp_path: Path) -> None:
     book = tmp_path / "live-demo.yaml"
-    book.write_text(RUNBOOK.replace("sleep 1.5", "sleep 4"))
+    book.write_text(RUNBOOK)
     store = FileStore()
     with serving(home=bg_home) as url:
         driver = browser(tmp_path)
-        operator = drive(["run", str(book), "-i", f"out={tmp_path / 'out.txt'}"], bg_home)
+        go = tmp_path / "go"
+        operator = drive(["run", str(book), "-i", f"out={tmp_path / 'out.txt'}", "-i", f"go={go}"], bg_home)
         try:
             run_id = wait_for("the run to start", lambda: [r.id for r in store.list_runs()])[0]
             try:
@@ -140,4 +147,5 @@ def test_times_are_local_with_utc_on_hover_and_the_running_step_ticks(bg_home: P
             finally:
                 driver.quit()
         finally:
+            go.touch()
             operator.close(force=True)
