@@ -16,6 +16,7 @@ from breakglass.engine.errors import AuditError
 from breakglass.engine.events import DECISIONS, RecordType, RunStatus, outcome
 from breakglass.engine.handover import handover_row
 from breakglass.engine.machine import RunState
+from breakglass.engine.redact import MASK
 
 # The data model lives in report_model; its names are re-exported so ``engine.report`` stays the one import.
 from breakglass.engine.report_model import Chain as Chain
@@ -27,7 +28,6 @@ from breakglass.engine.report_model import fmt_seconds as fmt_seconds
 from breakglass.engine.report_model import fmt_ts as fmt_ts
 from breakglass.engine.store import RunStore
 
-MASK = "***"
 RUNBOOK_AUTHOR = "the runbook"  # who a note from the runbook's own text (log.note) is credited to
 DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "decision",
                "at_step")
