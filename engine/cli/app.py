@@ -105,6 +105,9 @@ RunArg = Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique p
 RunbooksOpt = Annotated[list[str] | None, typer.Option("--runbooks", "-r", metavar="DIR",
                                                        help="Extra runbook directory (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# Commands that stream a run's records: one JSON line per record, the same shape from run, drill, resume,
+# audit show and watch.
+RecordsJsonOpt = Annotated[bool, typer.Option("--json", help="Every audit record as a JSON line on stdout.")]
 InputOpt = Annotated[list[str] | None, typer.Option("-i", "--input", metavar="NAME=VALUE",
                                                     help="An input (repeatable).")]
 InputsFileOpt = Annotated[Path | None, typer.Option("--inputs", metavar="FILE", help="A YAML or JSON file of inputs.")]
@@ -122,10 +125,12 @@ def echo_json(data: Any) -> None:
 
 
 def echo_json_lines(records: Any) -> None:
-    """Records as JSON Lines: the shape `run --json`, `drill --json` and `audit show --json` share."""
+    """Records as JSON Lines, written by the same reporter as `run --json`, so every stream has one shape."""
+    from breakglass.engine.console import JsonReporter
+
+    lines = JsonReporter()
     for rec in records:
-        sys.stdout.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
-    sys.stdout.flush()
+        lines.event(rec)
 
 
 def store() -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import JsonOpt, RunArg, audit_app, echo_json, echo_json_lines, store
+from breakglass.engine.cli.app import JsonOpt, RecordsJsonOpt, RunArg, audit_app, echo_json, echo_json_lines, store
 
 
 @audit_app.command("verify")
@@ -43,7 +43,7 @@ def audit_verify(
 @audit_app.command("show")
 def audit_show(
     run_id: RunArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Every record as a JSON line (as `run --json`).")] = False,
+    as_json: RecordsJsonOpt = False,
 ) -> None:
     """Print a run's timeline from its audit log.
 

@@ -12,6 +12,7 @@ from breakglass.engine.cli.app import (
     GateTimeoutOpt,
     InputOpt,
     OperatorOpt,
+    RecordsJsonOpt,
     RunbooksOpt,
     app,
     complete_runbook,
@@ -40,7 +41,7 @@ def drill(
     operator: OperatorOpt = None,
     gate_timeout: GateTimeoutOpt = None,
     runbooks: RunbooksOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Every audit record as a JSON line on stdout.")] = False,
+    as_json: RecordsJsonOpt = False,
 ) -> None:
     """Rehearse a runbook against a simulated world (no network), then grade the path taken.
 

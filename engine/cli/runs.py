@@ -15,6 +15,7 @@ from breakglass.engine.cli.app import (
     InputsFileOpt,
     JsonOpt,
     OperatorOpt,
+    RecordsJsonOpt,
     RunArg,
     RunbookArg,
     RunbooksOpt,
@@ -47,7 +48,7 @@ def run(
     operator: OperatorOpt = None,
     gate_timeout: GateTimeoutOpt = None,
     runbooks: RunbooksOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Every audit record as a JSON line on stdout.")] = False,
+    as_json: RecordsJsonOpt = False,
 ) -> None:
     """Run a runbook. Exit 0 finished, 1 failed or aborted, 2 invalid input, 3 refused gate, 7 rollback
     incomplete, 130 interrupted.
@@ -83,7 +84,7 @@ def resume(
     take_over: Annotated[bool, typer.Option(
         "--take-over", help="Break the lease of a driver gone for good (asked at a terminal; recorded).")] = False,
     gate_timeout: GateTimeoutOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Every audit record as a JSON line on stdout.")] = False,
+    as_json: RecordsJsonOpt = False,
 ) -> None:
     """Resume a stopped run from its audit log: verified, then on from the first step not completed.
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.cli.app import HELP, RunArg, app, echo_json_lines
+from breakglass.engine.cli.app import HELP, RecordsJsonOpt, RunArg, app, echo_json_lines
 from breakglass.engine.cli.app import store as runs_store
 from breakglass.engine.errors import AuditError, InputError
 
@@ -80,7 +80,7 @@ def copy(
 @app.command("watch")
 def watch_cmd(
     run_id: RunArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Every record as a JSON line (as `run --json`).")] = False,
+    as_json: RecordsJsonOpt = False,
 ) -> None:
     """Follow a run live, from any machine: each record as it lands, until the run finishes.
 
