@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_orig
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from breakglass.engine.errors import ActionError
+from engine.errors import ActionError
 
 
 class Effect(StrEnum):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Output, Params
+from actions.base import Action, ActionContext, ActionResult, Output, Params
 
 
 class WaitSleepParams(Params):

@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.clients import fanout
-from breakglass.actions.clients.address import Address
-from breakglass.actions.clients.dns import (
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from actions.clients import fanout
+from actions.clients.address import Address
+from actions.clients.dns import (
     QueryOutcome,
     RecordType,
     Resolver,
@@ -31,7 +31,7 @@ from breakglass.actions.clients.dns import (
     resolve_host,
     system_nameservers,
 )
-from breakglass.engine.errors import ActionError
+from engine.errors import ActionError
 
 # Well-known anycast resolvers of four operators, two addresses each: a sensible default for real use.
 # Tests must always pass their own ``servers``.

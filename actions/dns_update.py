@@ -17,10 +17,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from breakglass.actions.clients.address import FORMS, Address
-from breakglass.actions.clients.dns import RecordType, parse_rdata, parse_server, query
-from breakglass.engine.errors import ActionError
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from actions.clients.address import FORMS, Address
+from actions.clients.dns import RecordType, parse_rdata, parse_server, query
+from engine.errors import ActionError
 
 DEFAULT_TTL = 300
 

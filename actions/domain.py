@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions import epp_status
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.clients import fanout, rdap, whois
+from actions import epp_status
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from actions.clients import fanout, rdap, whois
 
 if TYPE_CHECKING:
     import httpx

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output
-from breakglass.actions.clients import fanout, rdap
-from breakglass.actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare
+from actions.base import Action, ActionContext, ActionResult, Effect, Output
+from actions.clients import fanout, rdap
+from actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare
 
 
 class ExpiryAuditParams(LookupParams):

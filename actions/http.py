@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from breakglass.actions.http_redirect import RedirectGuard, RedirectRefused
-from breakglass.actions.http_tls import (
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from actions.http_redirect import RedirectGuard, RedirectRefused
+from actions.http_tls import (
     parse_resolve,
     peek_certificate,
     pinned_address,
@@ -31,7 +31,7 @@ from breakglass.actions.http_tls import (
     ssl_context,
     tls_of,
 )
-from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
+from actions.redact_headers import redact_headers, redact_url, scrub
 
 if TYPE_CHECKING:
     import httpx

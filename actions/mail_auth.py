@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import AliasChoices, Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.clients.dns import DnsFailure, Resolver
-from breakglass.actions.spf import (
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from actions.clients.dns import DnsFailure, Resolver
+from actions.spf import (
     LOOKUP_LIMIT,
     VOID_LIMIT,
     SpfError,

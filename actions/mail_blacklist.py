@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from breakglass.actions.clients import fanout
-from breakglass.actions.clients.dns import ERROR, NODATA, TIMEOUT, QueryOutcome, Resolver
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
+from actions.clients import fanout
+from actions.clients.dns import ERROR, NODATA, TIMEOUT, QueryOutcome, Resolver
 
 Status = Literal["listed", "not_listed", "refused", "error"]
 # Spamhaus's refusal answers (news article 788, codes.tsv): the range mirrors and DQS zones answer from too.

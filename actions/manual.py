@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, OperatorTerminal, Output, Params
-from breakglass.engine.gates import answer_word
-from breakglass.engine.i18n import _
+from actions.base import Action, ActionContext, ActionResult, OperatorTerminal, Output, Params
+from engine.gates import answer_word
+from engine.i18n import _
 
 
 class ManualParams(Params):

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from breakglass.actions.redact_headers import redact_headers, redact_url, scrub
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from actions.redact_headers import redact_headers, redact_url, scrub
 
 
 class NotifyWebhookParams(Params):

@@ -1,7 +1,7 @@
 """Where action names resolve to classes: the built-in table, then the ``breakglass.actions`` entry points.
 
 Built-ins are named here as ``module:Class`` strings so that resolving ``dns.lookup`` imports only
-``breakglass.actions.dns`` (which itself imports dnspython lazily). Entry points are scanned only when a name
+``actions.dns`` (which itself imports dnspython lazily). Entry points are scanned only when a name
 is not built in, or when every action is listed, because scanning installed distributions costs start-up.
 What validation needs of an action (its argument names, its output fields) is read from its models, the one
 place an action's contract is written.
@@ -14,40 +14,40 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from breakglass.engine.errors import BreakglassError
+from engine.errors import BreakglassError
 
 if TYPE_CHECKING:  # the base module imports pydantic; `list` and `--help` must not pay for it
-    from breakglass.actions.base import Action
+    from actions.base import Action
 
 ENTRY_POINT_GROUP = "breakglass.actions"
 
 BUILTIN: dict[str, str] = {
     # core
-    "shell.run": "breakglass.actions.shell:ShellRun",
-    "manual": "breakglass.actions.manual:Manual",
-    "wait.sleep": "breakglass.actions.core:WaitSleep",
-    "assert": "breakglass.actions.core:Assert",
-    "log.note": "breakglass.actions.core:LogNote",
+    "shell.run": "actions.shell:ShellRun",
+    "manual": "actions.manual:Manual",
+    "wait.sleep": "actions.core:WaitSleep",
+    "assert": "actions.core:Assert",
+    "log.note": "actions.core:LogNote",
     # DNS (issue 5)
-    "dns.lookup": "breakglass.actions.dns:DnsLookup",
-    "dns.authoritative": "breakglass.actions.dns:DnsAuthoritative",
-    "dns.propagation": "breakglass.actions.dns:DnsPropagation",
-    "dns.update": "breakglass.actions.dns_update:DnsUpdate",
+    "dns.lookup": "actions.dns:DnsLookup",
+    "dns.authoritative": "actions.dns:DnsAuthoritative",
+    "dns.propagation": "actions.dns:DnsPropagation",
+    "dns.update": "actions.dns_update:DnsUpdate",
     # domains and registrars (issue 6)
-    "domain.status": "breakglass.actions.domain:DomainStatus",
-    "domain.expiry_audit": "breakglass.actions.domain_audit:DomainExpiryAudit",
+    "domain.status": "actions.domain:DomainStatus",
+    "domain.expiry_audit": "actions.domain_audit:DomainExpiryAudit",
     # mail (issue 7)
-    "mail.blacklist": "breakglass.actions.mail_blacklist:MailBlacklist",
-    "mail.auth_records": "breakglass.actions.mail_auth:MailAuthRecords",
-    "mail.spf_check": "breakglass.actions.mail_auth:MailSpfCheck",
-    "mail.smtp_probe": "breakglass.actions.smtp:SmtpProbe",
+    "mail.blacklist": "actions.mail_blacklist:MailBlacklist",
+    "mail.auth_records": "actions.mail_auth:MailAuthRecords",
+    "mail.spf_check": "actions.mail_auth:MailSpfCheck",
+    "mail.smtp_probe": "actions.smtp:SmtpProbe",
     # hosts and web (issue 8)
-    "ssh.run": "breakglass.actions.ssh:SshRun",
-    "ssh.upload": "breakglass.actions.ssh:SshUpload",
-    "ssh.download": "breakglass.actions.ssh:SshDownload",
-    "http.probe": "breakglass.actions.http:HttpProbe",
-    "http.request": "breakglass.actions.http:HttpRequest",
-    "notify.webhook": "breakglass.actions.notify:NotifyWebhook",
+    "ssh.run": "actions.ssh:SshRun",
+    "ssh.upload": "actions.ssh:SshUpload",
+    "ssh.download": "actions.ssh:SshDownload",
+    "http.probe": "actions.http:HttpProbe",
+    "http.request": "actions.http:HttpRequest",
+    "notify.webhook": "actions.notify:NotifyWebhook",
 }
 
 
@@ -72,7 +72,7 @@ class Arguments:
 
     @classmethod
     def of(cls, action: type[Action[Any]]) -> Arguments:
-        from breakglass.actions.base import renamed_arguments
+        from actions.base import renamed_arguments
 
         fields = action.Params.model_fields
         flag = action.read_only_flag
@@ -84,7 +84,7 @@ class Arguments:
 
 
 def _load(target: str) -> type[Action[Any]]:
-    from breakglass.actions.base import Action
+    from actions.base import Action
 
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 
 MAX_OUTPUT = 64 * 1024
 

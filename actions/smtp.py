@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, Field, model_validator
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from breakglass.actions.clients.address import FORMS, parse_address
-from breakglass.actions.clients.dns import DnsFailure, Resolver
-from breakglass.engine.errors import ActionError
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
+from actions.clients.address import FORMS, parse_address
+from actions.clients.dns import DnsFailure, Resolver
+from engine.errors import ActionError
 
 T = TypeVar("T")
 

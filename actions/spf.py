@@ -20,8 +20,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from breakglass.actions.clients.dns import DnsFailure, Resolver
-from breakglass.engine.errors import ActionError
+from actions.clients.dns import DnsFailure, Resolver
+from engine.errors import ActionError
 
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Output, Plan
-from breakglass.actions.ssh_session import (
+from actions.base import Action, ActionContext, ActionResult, Effect, Output, Plan
+from actions.ssh_session import (
     ExecOutcome,
     Session,
     SshConnection,
@@ -25,7 +25,7 @@ from breakglass.actions.ssh_session import (
     open_session,
     secrets_of,
 )
-from breakglass.actions.ssh_transfer import (
+from actions.ssh_transfer import (
     FilePair,
     TransferMismatch,
     get_files,

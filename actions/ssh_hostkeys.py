@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from breakglass.engine.errors import ActionError
+from engine.errors import ActionError
 
 if TYPE_CHECKING:
     import paramiko

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from breakglass.actions.base import Params
-from breakglass.actions.ssh_hostkeys import (
+from actions.base import Params
+from actions.ssh_hostkeys import (
     HostKeyRefused,
     changed_key_message,
     fingerprint,
     refusing_policy,
 )
-from breakglass.engine.errors import ActionError
+from engine.errors import ActionError
 
 if TYPE_CHECKING:
     import paramiko

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from breakglass.actions.ssh_session import execute
-from breakglass.engine.errors import ActionError
+from actions.ssh_session import execute
+from engine.errors import ActionError
 
 if TYPE_CHECKING:
     import paramiko

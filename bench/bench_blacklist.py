@@ -21,8 +21,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.mail_blacklist import MailBlacklist, MailBlacklistParams, ZoneSpec
+from actions.base import ActionContext
+from actions.mail_blacklist import MailBlacklist, MailBlacklistParams, ZoneSpec
 
 
 class DelayedResponder(asyncio.DatagramProtocol):

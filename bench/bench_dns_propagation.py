@@ -20,8 +20,8 @@ from typing import Any
 import dns.message
 import dns.rrset
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.dns import DnsLookup, DnsPropagation
+from actions.base import ActionContext
+from actions.dns import DnsLookup, DnsPropagation
 
 ANSWER = "192.0.2.10"
 

@@ -56,7 +56,7 @@ def write_runbook(directory: Path, name: str, text: str) -> Path:
 
 def step_gaps_ms(log: Path) -> list[float]:
     """Milliseconds between consecutive step outcomes: the whole cost of one step, fsyncs included."""
-    from breakglass.engine import audit
+    from engine import audit
 
     records, _ = audit.read(log)
     ends = [r.ts for r in records if r.type == "step.succeeded"]
@@ -64,10 +64,10 @@ def step_gaps_ms(log: Path) -> list[float]:
 
 
 def run_in_process(path: Path, home: Path, profile: bool) -> tuple[list[float], float, str]:
-    from breakglass.engine.console import NullReporter
-    from breakglass.engine.loader import load_file
-    from breakglass.engine.session import RunOptions, start
-    from breakglass.engine.store import FileStore
+    from engine.console import NullReporter
+    from engine.loader import load_file
+    from engine.session import RunOptions, start
+    from engine.store import FileStore
 
     loaded = load_file(path)
     store = FileStore(home)
@@ -115,7 +115,7 @@ def run_cli(path: Path, home: Path) -> tuple[float, list[float]]:
     if proc.returncode != 0:
         raise SystemExit(f"CLI run failed ({proc.returncode}): {proc.stderr[-400:]}")
     run_id = proc.stdout.split('"run": "', 1)[1].split('"', 1)[0]
-    from breakglass.engine.store import FileStore
+    from engine.store import FileStore
 
     return wall, step_gaps_ms(FileStore(home).log_path(run_id))
 

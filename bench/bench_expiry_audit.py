@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from breakglass.actions.base import ActionContext  # noqa: E402
-from breakglass.actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams  # noqa: E402
+from actions.base import ActionContext  # noqa: E402
+from actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams  # noqa: E402
 from tests.lab.rdap import RdapServer, fleet  # noqa: E402
 
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)

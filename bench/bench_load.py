@@ -18,9 +18,9 @@ import pstats
 import sys
 import time
 
-from breakglass.actions.registry import Registry
-from breakglass.engine import loader
-from breakglass.engine.yamlsource import parse
+from actions.registry import Registry
+from engine import loader
+from engine.yamlsource import parse
 
 
 def runbook(n: int) -> str:

@@ -38,13 +38,13 @@ def main() -> int:
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="bg-bench-report-", dir=base) as tmp:
         os.environ["BREAKGLASS_HOME"] = tmp
-        from breakglass.engine.console import JsonReporter
-        from breakglass.engine.gates import Terminal
-        from breakglass.engine.loader import load_file
-        from breakglass.engine.report import from_store
-        from breakglass.engine.report_render import render
-        from breakglass.engine.session import RunOptions, start
-        from breakglass.engine.store import FileStore
+        from engine.console import JsonReporter
+        from engine.gates import Terminal
+        from engine.loader import load_file
+        from engine.report import from_store
+        from engine.report_render import render
+        from engine.session import RunOptions, start
+        from engine.store import FileStore
 
         path = Path(tmp) / "bench-report.yaml"
         path.write_text(_runbook(args.steps))

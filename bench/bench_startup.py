@@ -54,7 +54,7 @@ DNS_STEP = """\
 def _sample(directory: Path) -> Path:
     text = SAMPLE
     try:
-        from breakglass.actions.registry import Registry
+        from actions.registry import Registry
 
         params = Registry().get("dns.lookup").Params.model_fields
         if {"name", "type"} <= set(params):

@@ -43,17 +43,17 @@ def runbook(n: int, name: str) -> str:
 
 
 def step_gaps_ms(records: list[Any]) -> list[float]:
-    from breakglass.engine.audit import elapsed
+    from engine.audit import elapsed
 
     done = [r.ts for r in records if r.type == "step.succeeded"]
     return [elapsed(a, b) * 1000 for a, b in zip(done, done[1:], strict=False)]
 
 
 def per_step(store: Any, steps: int, tmp: Path) -> float:
-    from breakglass.engine import session
-    from breakglass.engine.console import NullReporter
-    from breakglass.engine.loader import load_text
-    from breakglass.engine.session import RunOptions
+    from engine import session
+    from engine.console import NullReporter
+    from engine.loader import load_text
+    from engine.session import RunOptions
 
     loaded = load_text(runbook(steps, "bench-store"), str(tmp / "bench-store.yaml"))
     outcome = session.start(loaded, {}, RunOptions(operator="bench"), NullReporter(), store=store)
@@ -87,11 +87,11 @@ def watch_latency(store: Any, env: dict[str, str], records: int) -> list[float]:
 
 
 def _drive(url: str, steps: int, tmp: str, results: Any) -> None:
-    from breakglass.engine import session
-    from breakglass.engine.console import NullReporter
-    from breakglass.engine.loader import load_text
-    from breakglass.engine.session import RunOptions
-    from breakglass.engine.store import open_store
+    from engine import session
+    from engine.console import NullReporter
+    from engine.loader import load_text
+    from engine.session import RunOptions
+    from engine.store import open_store
 
     try:
         loaded = load_text(runbook(steps, "bench-many"), os.path.join(tmp, "bench-many.yaml"))
@@ -103,8 +103,8 @@ def _drive(url: str, steps: int, tmp: str, results: Any) -> None:
 
 
 def many_runs(url: str, runs: int, steps: int, tmp: Path) -> dict[str, Any]:
-    from breakglass.engine import loader, session  # noqa: F401  (imported once, before forking)
-    from breakglass.engine.store import open_store
+    from engine import loader, session  # noqa: F401  (imported once, before forking)
+    from engine.store import open_store
 
     fork = multiprocessing.get_context("fork")
     results = fork.Queue()
@@ -126,7 +126,7 @@ def many_runs(url: str, runs: int, steps: int, tmp: Path) -> dict[str, Any]:
 
 
 def _without_fsync(steps: int, tmp: Path) -> float:
-    from breakglass.engine.store import open_store
+    from engine.store import open_store
     from tests.lab.postgres import remove, start_server
 
     server = start_server(fsync=False)
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--run-steps", type=int, default=20)
     args = parser.parse_args()
 
-    from breakglass.engine.store import FileStore, open_store
+    from engine.store import FileStore, open_store
     from tests.lab.postgres import remove, start_server
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))

@@ -63,7 +63,7 @@ def server(home: Path) -> Iterator[tuple[str, int]]:
 
 def latency(home: Path, url: str, n: int) -> list[float]:
     os.environ["BREAKGLASS_HOME"] = str(home)
-    from breakglass.engine.store import FileStore
+    from engine.store import FileStore
 
     store = FileStore()
     run_id = store.create("bench-web")
@@ -137,8 +137,8 @@ async def watch(url: str, run_id: str, watchers: int, stop: asyncio.Event) -> in
 
 def watched_run(home: Path, url: str, book: Path, watchers: int) -> tuple[float, int]:
     """The median step cost (ms) of one run of ``book`` with ``watchers`` streams open on it."""
-    from breakglass.engine import audit
-    from breakglass.engine.store import FileStore
+    from engine import audit
+    from engine.store import FileStore
 
     store = FileStore(home)
     before = {r.id for r in store.list_runs()}

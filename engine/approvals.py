@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine import signers
-from breakglass.engine.audit import canonical
-from breakglass.engine.errors import GateRefused
-from breakglass.engine.events import DECISIONS, RecordType
-from breakglass.engine.signers import AllowedSigners, SignatureError
-from breakglass.engine.store.base import RunStore
+from engine import signers
+from engine.audit import canonical
+from engine.errors import GateRefused
+from engine.events import DECISIONS, RecordType
+from engine.signers import AllowedSigners, SignatureError
+from engine.store.base import RunStore
 
 T = RecordType
 APPROVE, DENY = "approve", "deny"

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine.errors import AuditError, InputError
+from engine.errors import AuditError, InputError
 
 GENESIS = "0" * 64
 

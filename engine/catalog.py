@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from breakglass.engine.errors import RunbookError
-from breakglass.engine.locate import runbook_files, search_dirs
-from breakglass.engine.text import visible_line, width, wrap
+from engine.errors import RunbookError
+from engine.locate import runbook_files, search_dirs
+from engine.text import visible_line, width, wrap
 
 if TYPE_CHECKING:
-    from breakglass.engine.loader import LoadedRunbook
+    from engine.loader import LoadedRunbook
 
 WIDTH = 80
 LISTED_KEYS = frozenset({"id", "title", "severity", "tags"})
@@ -20,7 +20,7 @@ LISTED_KEYS = frozenset({"id", "title", "severity", "tags"})
 
 def summaries(extra_dirs: Iterable[str]) -> list[dict[str, Any]]:
     """id, title, severity, tags and path of every runbook found; only parses YAML (fast, no validation)."""
-    from breakglass.engine.yamlsource import SourceError, load_header
+    from engine.yamlsource import SourceError, load_header
 
     rows = []
     for f in runbook_files(search_dirs(extra_dirs)):
@@ -46,9 +46,9 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
         files += runbook_files([path]) if path.is_dir() else [path]
     if not paths:
         files = runbook_files(search_dirs([]))
-    from breakglass.actions.registry import Registry
-    from breakglass.engine.checks import warnings
-    from breakglass.engine.loader import check_file
+    from actions.registry import Registry
+    from engine.checks import warnings
+    from engine.loader import check_file
 
     registry = Registry()  # one for all files: action classes a plugin brings are imported once
     results = []
@@ -64,9 +64,9 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def describe(loaded: LoadedRunbook) -> dict[str, Any]:
-    from breakglass.actions.base import Effect
-    from breakglass.actions.registry import Registry
-    from breakglass.engine.model import gate_for, gate_of, repeat_note
+    from actions.base import Effect
+    from actions.registry import Registry
+    from engine.model import gate_for, gate_of, repeat_note
 
     rb = loaded.runbook
     registry = Registry()
@@ -92,7 +92,7 @@ def describe(loaded: LoadedRunbook) -> dict[str, Any]:
 def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
     """A step's arguments as it runs them, the runbook's defaults merged in: a secret written as a literal
     (not a template naming an input) is masked, as everywhere the operator looks."""
-    from breakglass.engine.templates import is_template
+    from engine.templates import is_template
 
     secret = registry.get(action).secret_params
     return {k: "***" if k in secret and not (isinstance(v, str) and is_template(v)) else v for k, v in args.items()}

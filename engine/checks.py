@@ -13,11 +13,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from breakglass.actions.registry import Registry, UnknownAction
-from breakglass.engine import templates
-from breakglass.engine.errors import InputError, Problem, TemplateError
-from breakglass.engine.input_types import InputType
-from breakglass.engine.yamlsource import Path, Source
+from actions.registry import Registry, UnknownAction
+from engine import templates
+from engine.errors import InputError, Problem, TemplateError
+from engine.input_types import InputType
+from engine.yamlsource import Path, Source
 
 Raw = dict[str, Any]  # an input or a step as parsed, its structure already checked
 
@@ -138,7 +138,7 @@ def _check_inputs(inputs: Mapping[str, Raw | None], src: Source, registry: Regis
             scope = _Scope(_Runbook(names - {name}, frozenset(), {}, {}, registry, _NO_DEFAULTS), 0)
             yield from _check_template(default, (*path, "default"), src, scope, expression=False)
         elif default is not None and kind is not InputType.SECRET:
-            from breakglass.engine.inputs import coerce_as
+            from engine.inputs import coerce_as
 
             try:
                 coerce_as(name, kind, spec.get("choices"), default)

@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Any, ClassVar, Protocol, TextIO
 
-from breakglass.engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
-from breakglass.engine.i18n import N_, _
-from breakglass.engine.text import visible_line
+from engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
+from engine.i18n import N_, _
+from engine.text import visible_line
 
 OUTPUT_TAIL = 8  # lines of a command's output shown under its step; the whole of it is in the log and report
 

@@ -32,11 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
-from breakglass.engine import events
-from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.events import DECISIONS, RecordType
-from breakglass.engine.scenario import (  # re-exported: the drill's public API
+from actions.base import Action, ActionContext, ActionResult, Params, Plan
+from engine import events
+from engine.errors import Problem, RunbookError
+from engine.events import DECISIONS, RecordType
+from engine.scenario import (  # re-exported: the drill's public API
     ANSWER_KEYS,
     Expectation,
     Scenario,
@@ -45,7 +45,7 @@ from breakglass.engine.scenario import (  # re-exported: the drill's public API
     scenario_files,
     scenario_name,
 )
-from breakglass.engine.world import LiveWorld
+from engine.world import LiveWorld
 
 __all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_scenario", "run_drill",
            "scenario_files", "scenario_name"]
@@ -182,7 +182,7 @@ def _result_of(spec: Mapping[str, Any], attempt: int) -> ActionResult:
 @contextmanager
 def no_network() -> Iterator[None]:
     """Refuse every outbound connection and name lookup made in this process while the drill runs."""
-    from breakglass.engine.errors import ActionError
+    from engine.errors import ActionError
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise ActionError("network access is disabled during a drill")
@@ -343,7 +343,7 @@ def run_drill(
     loaded: Any, scenario: Scenario, given: Mapping[str, Any], opts: Any, reporter: Any, store: Any = None
 ) -> Any:
     """Start a drill: scenario inputs overridden by ``given``, no network, graded at the end."""
-    from breakglass.engine.session import start
+    from engine.session import start
 
     for key, value in drill_options(scenario).items():
         setattr(opts, key, value)

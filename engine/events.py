@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from breakglass.engine.errors import AuditError
+from engine.errors import AuditError
 
 
 class RecordType(StrEnum):

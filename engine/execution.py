@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from breakglass.actions.base import ActionContext, ActionResult
-from breakglass.engine.errors import ActionTimeout
+from actions.base import ActionContext, ActionResult
+from engine.errors import ActionTimeout
 
 
 def call_with_timeout(call: Callable[[], ActionResult], timeout: float, actx: ActionContext) -> ActionResult:

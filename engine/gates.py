@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from breakglass.engine.i18n import _
-from breakglass.engine.text import visible, visible_line
+from engine.i18n import _
+from engine.text import visible, visible_line
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from breakglass.engine.events import RecordType
-from breakglass.engine.gates import Terminal
-from breakglass.engine.text import visible_line
+from engine.events import RecordType
+from engine.gates import Terminal
+from engine.text import visible_line
 
 
 def last_driver(records: Sequence[dict[str, Any]]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from breakglass.engine.errors import InputError
+from engine.errors import InputError
 
 LANGUAGES = ("en", "ja")  # English is the code's own text; the others have a catalog
 DOMAIN = "breakglass"

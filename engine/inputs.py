@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from breakglass.engine import templates
-from breakglass.engine.errors import InputError, TemplateError
-from breakglass.engine.input_types import InputType
-from breakglass.engine.redact import MIN_SECRET_LENGTH, TOO_SHORT
+from engine import templates
+from engine.errors import InputError, TemplateError
+from engine.input_types import InputType
+from engine.redact import MIN_SECRET_LENGTH, TOO_SHORT
 
 if TYPE_CHECKING:  # pydantic: validation checks input defaults without building the model
-    from breakglass.engine.model import InputSpec, Runbook
+    from engine.model import InputSpec, Runbook
 
 # RFC 1035 §2.3.1 / RFC 1123 §2.1: letters, digits, hyphens; no leading or trailing hyphen; ≤ 63 per label.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.I)

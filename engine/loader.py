@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.model import RUNBOOK_ID, STEP_ID, Runbook
-from breakglass.engine.yamlsource import Path, Source, SourceError, parse, read_document
+from engine.errors import Problem, RunbookError
+from engine.model import RUNBOOK_ID, STEP_ID, Runbook
+from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
-    from breakglass.actions.registry import Registry
+    from actions.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def load_text(text: str, file: str, registry: Registry | None = None,
 
 
 def _checked(text: str, file: str, registry: Registry | None, expected_id: str | None) -> tuple[Source, Runbook]:
-    from breakglass.engine.checks import check_parts
+    from engine.checks import check_parts
 
     try:
         src = parse(text, file)
@@ -119,7 +119,7 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
         raise RunbookError([src.problem((), "a runbook is a mapping with id, title and steps at the top "
                                             "level")])
     if registry is None:
-        from breakglass.actions.registry import Registry
+        from actions.registry import Registry
 
         registry = Registry()
     runbook: Runbook | None = None

@@ -7,9 +7,17 @@ import os
 from collections.abc import Iterable
 from pathlib import Path as FsPath
 
-from breakglass.engine.errors import InputError
+from engine.errors import InputError
 
-SHIPPED_DIR = FsPath(__file__).resolve().parent.parent / "runbooks"
+
+def _shipped() -> FsPath:
+    """Installed from a wheel, the data of the breakglass package; in a checkout, runbooks/ beside engine/."""
+    top = FsPath(__file__).resolve().parent.parent
+    installed = top / "breakglass" / "runbooks"
+    return installed if installed.is_dir() else top / "runbooks"
+
+
+SHIPPED_DIR = _shipped()
 SUFFIXES = (".yaml", ".yml")
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from breakglass.engine.errors import AuditError
-from breakglass.engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus, Verdict
+from engine.errors import AuditError
+from engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus, Verdict
 
 
 class Variant(StrEnum):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from breakglass.engine.input_types import InputType
+from engine.input_types import InputType
 
 RUNBOOK_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 STEP_ID = r"^[a-z][a-z0-9_]*$"

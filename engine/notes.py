@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from breakglass.engine import audit
-from breakglass.engine.errors import InputError
-from breakglass.engine.events import RecordType
-from breakglass.engine.store import RunStore
+from engine import audit
+from engine.errors import InputError
+from engine.events import RecordType
+from engine.store import RunStore
 
 
 def append_note(store: RunStore, run_id: str, text: str, operator: str) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from breakglass.engine.errors import InputError
+from engine.errors import InputError
 
 if TYPE_CHECKING:
-    from breakglass.actions.base import Action
-    from breakglass.actions.registry import Registry
+    from actions.base import Action
+    from actions.registry import Registry
 
 MASK = "***"
 # A secret shorter than this would mask ordinary text everywhere; such values are refused as secrets.
@@ -79,8 +79,8 @@ class Redactor:
 
 def declares_secrets(registry: Registry, name: str) -> bool:
     """Whether an action can carry secrets in its arguments (declared fields, or its own secrets_for)."""
-    from breakglass.actions.base import Action
-    from breakglass.engine.errors import BreakglassError
+    from actions.base import Action
+    from engine.errors import BreakglassError
 
     try:
         cls = registry.get(name)
@@ -95,8 +95,8 @@ def declared_secrets(cls: type[Action[Any]], args: dict[str, Any], ctx: dict[str
     earlier step's output must not hide a secret in another)."""
     from pydantic import ValidationError
 
-    from breakglass.engine import templates
-    from breakglass.engine.errors import BreakglassError
+    from engine import templates
+    from engine.errors import BreakglassError
 
     rendered: dict[str, Any] = {}
     for key, value in args.items():

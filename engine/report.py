@@ -12,21 +12,21 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from breakglass.engine.errors import AuditError
-from breakglass.engine.events import DECISIONS, RecordType, RunStatus, outcome
-from breakglass.engine.handover import handover_row
-from breakglass.engine.machine import RunState
-from breakglass.engine.redact import MASK
+from engine.errors import AuditError
+from engine.events import DECISIONS, RecordType, RunStatus, outcome
+from engine.handover import handover_row
+from engine.machine import RunState
+from engine.redact import MASK
 
 # The data model lives in report_model; its names are re-exported so ``engine.report`` stays the one import.
-from breakglass.engine.report_model import Chain as Chain
-from breakglass.engine.report_model import Event as Event
-from breakglass.engine.report_model import GateRow as GateRow
-from breakglass.engine.report_model import Report as Report
-from breakglass.engine.report_model import StepRow as StepRow
-from breakglass.engine.report_model import fmt_seconds as fmt_seconds
-from breakglass.engine.report_model import fmt_ts as fmt_ts
-from breakglass.engine.store import RunStore
+from engine.report_model import Chain as Chain
+from engine.report_model import Event as Event
+from engine.report_model import GateRow as GateRow
+from engine.report_model import Report as Report
+from engine.report_model import StepRow as StepRow
+from engine.report_model import fmt_seconds as fmt_seconds
+from engine.report_model import fmt_ts as fmt_ts
+from engine.store import RunStore
 
 RUNBOOK_AUTHOR = "the runbook"  # who a note from the runbook's own text (log.note) is credited to
 DETAIL_KEYS = ("title", "summary", "reason", "error", "message", "status", "text", "how", "choice", "decision",

@@ -18,8 +18,8 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from breakglass.engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts
-from breakglass.engine.text import visible, visible_line
+from engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts
+from engine.text import visible, visible_line
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 # CommonMark lets any ASCII punctuation be escaped with a backslash; these are the ones that format.

@@ -14,22 +14,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
-from breakglass.actions.registry import Registry
-from breakglass.engine import signers, templates
-from breakglass.engine.approvals import APPROVE, OpenGate, Tally
-from breakglass.engine.audit import canonical
-from breakglass.engine.console import Reporter
-from breakglass.engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
-from breakglass.engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
-from breakglass.engine.execution import call_with_timeout, sigterm_as_interrupt
-from breakglass.engine.gates import GateDecision, Gatekeeper, GateRequest
-from breakglass.engine.loader import LoadedRunbook
-from breakglass.engine.machine import RunState
-from breakglass.engine.model import Gate, Rollback, Step, gate_for, repeat_note, retry_policy
-from breakglass.engine.redact import Redactor, declared_secrets, declares_secrets
-from breakglass.engine.store.base import RunLog
-from breakglass.engine.world import LiveWorld, World
+from actions.base import Action, ActionContext, ActionResult, Effect, Params
+from actions.registry import Registry
+from engine import signers, templates
+from engine.approvals import APPROVE, OpenGate, Tally
+from engine.audit import canonical
+from engine.console import Reporter
+from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
+from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
+from engine.execution import call_with_timeout, sigterm_as_interrupt
+from engine.gates import GateDecision, Gatekeeper, GateRequest
+from engine.loader import LoadedRunbook
+from engine.machine import RunState
+from engine.model import Gate, Rollback, Step, gate_for, repeat_note, retry_policy
+from engine.redact import Redactor, declared_secrets, declares_secrets
+from engine.store.base import RunLog
+from engine.world import LiveWorld, World
 
 T = RecordType
 APPROVAL_POLL_S = 0.2  # how often a gate waiting for other people reads the log: an approval shows within this

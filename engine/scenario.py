@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine.errors import Problem, RunbookError
-from breakglass.engine.events import OUTCOMES, StepStatus
+from engine.errors import Problem, RunbookError
+from engine.events import OUTCOMES, StepStatus
 
 ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
 STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
@@ -98,8 +98,8 @@ def find_scenario(runbook_path: str, runbook_id: str, name: str | None) -> Path:
 
 def load_scenario(path: Path) -> Scenario:
     """Parse and check a scenario file; every problem is reported as file:line:col."""
-    from breakglass.engine.loader import read_text
-    from breakglass.engine.yamlsource import SourceError, parse
+    from engine.loader import read_text
+    from engine.yamlsource import SourceError, parse
 
     text = read_text(path)
     try:

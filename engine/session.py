@@ -9,21 +9,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from breakglass.actions.registry import Registry
-from breakglass.engine import audit, inputs
-from breakglass.engine.errors import AuditError, GateRefused, InputError, RunbookError
-from breakglass.engine.events import REFUSE, RecordType, RunStatus
-from breakglass.engine.gates import Gatekeeper, Terminal, answer_word
-from breakglass.engine.handover import resumed_fields, take_over_confirmation
-from breakglass.engine.i18n import _
-from breakglass.engine.loader import LoadedRunbook, load_file, load_text
-from breakglass.engine.machine import RunState, replay
-from breakglass.engine.redact import Redactor
-from breakglass.engine.runner import Runner, RunOutcome
-from breakglass.engine.store import RunStore, default_store
-from breakglass.engine.text import visible_line
-from breakglass.engine.version import __version__
-from breakglass.engine.world import LiveWorld, World
+from actions.registry import Registry
+from engine import audit, inputs
+from engine.errors import AuditError, GateRefused, InputError, RunbookError
+from engine.events import REFUSE, RecordType, RunStatus
+from engine.gates import Gatekeeper, Terminal, answer_word
+from engine.handover import resumed_fields, take_over_confirmation
+from engine.i18n import _
+from engine.loader import LoadedRunbook, load_file, load_text
+from engine.machine import RunState, replay
+from engine.redact import Redactor
+from engine.runner import Runner, RunOutcome
+from engine.store import RunStore, default_store
+from engine.text import visible_line
+from engine.version import __version__
+from engine.world import LiveWorld, World
 
 T = RecordType
 
@@ -145,7 +145,7 @@ def runbook_of(stored: StoredRun, accept_changed: bool, registry: Registry | Non
 
 
 def _changed_problem(path: str) -> Any:
-    from breakglass.engine.errors import Problem
+    from engine.errors import Problem
 
     return Problem(path, 1, 1, "the runbook changed since this run started; review the change, then resume "
                    "with --accept-changed to go on with the new version")

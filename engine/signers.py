@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from breakglass.engine.errors import InputError
+from engine.errors import InputError
 
 NAMESPACE = "breakglass"  # a signature made for git or for a file cannot be passed off as an approval
 ENV = "BREAKGLASS_ALLOWED_SIGNERS"

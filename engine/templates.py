@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from breakglass.engine.errors import TemplateError
+from engine.errors import TemplateError
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})

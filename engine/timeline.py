@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from breakglass.engine.events import RecordType
-from breakglass.engine.text import visible_line
+from engine.events import RecordType
+from engine.text import visible_line
 
 DETAIL_KEYS = ("title", "reason", "error", "summary", "message", "status", "text", "by", "how", "choice")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from breakglass.engine.audit import AuditRecord
-from breakglass.engine.events import RecordType
-from breakglass.engine.store.base import RunStore
+from engine.audit import AuditRecord
+from engine.events import RecordType
+from engine.store.base import RunStore
 
 
 def watch(store: RunStore, run_id: str, poll: float = 1.0) -> Iterator[AuditRecord | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Params, Plan
+from actions.base import Action, ActionContext, ActionResult, Params, Plan
 
 
 class World(Protocol):

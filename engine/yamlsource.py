@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from breakglass.engine.errors import Problem
+from engine.errors import Problem
 
 try:  # libyaml is several times faster; fall back silently where it is not built
     from yaml import CSafeLoader as _Loader

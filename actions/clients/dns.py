@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from breakglass.actions.clients import fanout
-from breakglass.actions.clients.address import FORMS, Address, parse_address
-from breakglass.engine.errors import ActionError
+from actions.clients import fanout
+from actions.clients.address import FORMS, Address, parse_address
+from engine.errors import ActionError
 
 DNS_PORT = 53
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from breakglass.engine.errors import ActionError
+from engine.errors import ActionError
 
 if TYPE_CHECKING:
     import httpx

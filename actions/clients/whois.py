@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from breakglass.actions.clients.address import parse_address
+from actions.clients.address import parse_address
 
 WHOIS_PORT = 43
 SHIPPED_SERVERS = Path(__file__).parents[1] / "data" / "whois-servers.json"

@@ -19,10 +19,10 @@ import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
 # isort: off
-from breakglass.engine.cli import runbooks, runs, drill, report, audit, approvals, store, web  # noqa: F401
+from engine.cli import runbooks, runs, drill, report, audit, approvals, store, web  # noqa: F401
 # isort: on
-from breakglass.engine.cli.app import app
-from breakglass.engine.errors import (
+from engine.cli.app import app
+from engine.errors import (
     ActionError,
     AuditError,
     BreakglassError,
@@ -68,7 +68,7 @@ def _save_crash_report() -> str:
     import traceback
     from datetime import UTC, datetime
 
-    from breakglass.engine.store import home, private_dir
+    from engine.store import home, private_dir
 
     try:
         # Owner-only, never through a symlink: a traceback shows arguments, inputs and paths.

@@ -1,5 +1,5 @@
 """The typer application, the options commands share, and how they reach the library (store, reporter, run
-options). Command modules register on ``app``; ``breakglass.engine.cli`` imports them all and holds ``main``.
+options). Command modules register on ``app``; ``engine.cli`` imports them all and holds ``main``.
 
 Heavy modules (pydantic, Jinja2, actions) are imported inside commands so ``--help`` and ``list`` start fast.
 """
@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.errors import InputError
-from breakglass.engine.i18n import _
+from engine.errors import InputError
+from engine.i18n import _
 
 # pydantic looks for plugins through every installed distribution's entry points on first use (~20 ms);
 # breakglass uses none.
@@ -39,7 +39,7 @@ app.add_typer(audit_app, name="audit")
 
 def _show_version(value: bool) -> None:
     if value:
-        from breakglass.engine.version import __version__
+        from engine.version import __version__
 
         typer.echo(f"breakglass {__version__}")
         raise typer.Exit()
@@ -58,7 +58,7 @@ def _root(
                                                   "audit log are the same in every language.")] = None,
 ) -> None:
     """Incident and outage runbooks: diagnose, decide at gates, change safely, keep a tamper-evident log."""
-    from breakglass.engine import i18n
+    from engine import i18n
 
     i18n.use(i18n.choose(lang))
     if store is not None:
@@ -69,7 +69,7 @@ def _root(
 
 
 def complete_runbook(incomplete: str) -> list[str]:
-    from breakglass.engine.catalog import summaries
+    from engine.catalog import summaries
 
     try:
         return [row["id"] for row in summaries([]) if str(row["id"]).startswith(incomplete)]
@@ -87,8 +87,8 @@ def complete_run(incomplete: str) -> list[str]:
 
 def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
     """Gate ids of the runbook named on the same command line (for --approve)."""
-    from breakglass.engine.loader import load_file
-    from breakglass.engine.locate import find
+    from engine.loader import load_file
+    from engine.locate import find
 
     try:
         rb = load_file(find(str(ctx.params.get("runbook") or ""), [])).runbook
@@ -126,7 +126,7 @@ def echo_json(data: Any) -> None:
 
 def echo_json_lines(records: Any) -> None:
     """Records as JSON Lines, written by the same reporter as `run --json`, so every stream has one shape."""
-    from breakglass.engine.console import JsonReporter
+    from engine.console import JsonReporter
 
     lines = JsonReporter()
     for rec in records:
@@ -134,13 +134,13 @@ def echo_json_lines(records: Any) -> None:
 
 
 def store() -> Any:
-    from breakglass.engine.store import default_store
+    from engine.store import default_store
 
     return default_store()
 
 
 def parse_inputs(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
-    from breakglass.engine.audit import require_utf8
+    from engine.audit import require_utf8
 
     values: dict[str, Any] = inputs_file(file) if file is not None else {}
     for pair in pairs or []:
@@ -155,7 +155,7 @@ def parse_inputs(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
 
 def inputs_file(file: Path) -> dict[str, Any]:
     """An --inputs file, read as warily as a runbook: bounded size, no device or FIFO, no alias bomb."""
-    from breakglass.engine.yamlsource import SourceError, parse, read_document
+    from engine.yamlsource import SourceError, parse, read_document
 
     try:
         loaded = parse(read_document(file, "inputs file"), str(file), "inputs file").data
@@ -167,15 +167,15 @@ def inputs_file(file: Path) -> dict[str, Any]:
 
 
 def reporter(as_json: bool) -> Any:
-    from breakglass.engine.console import JsonReporter, TerminalReporter
+    from engine.console import JsonReporter, TerminalReporter
 
     return JsonReporter() if as_json else TerminalReporter()
 
 
 def options(mode: str, operator: str | None, approve: list[str] | None, yes: bool,
              gate_timeout: float | None, **extra: Any) -> Any:
-    from breakglass.engine.gates import default_operator
-    from breakglass.engine.session import RunOptions
+    from engine.gates import default_operator
+    from engine.session import RunOptions
 
     if yes and mode == "live":
         raise InputError("--yes approves gates only with --dry-run or in a drill, never in a live run; "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import JsonOpt, RunArg, app, echo_json, store
+from engine.cli.app import JsonOpt, RunArg, app, echo_json, store
 
 GateArg = Annotated[str, typer.Argument(metavar="STEP", help="The gate: a step id (or STEP.rollback).")]
 KeyOpt = Annotated[Path | None, typer.Option("--key", metavar="FILE",
@@ -23,8 +23,8 @@ def pending(as_json: JsonOpt = False) -> None:
     Example:
       breakglass pending
     """
-    from breakglass.engine.approvals import pending as open_gates
-    from breakglass.engine.text import visible_line
+    from engine.approvals import pending as open_gates
+    from engine.text import visible_line
 
     rows = open_gates(store())
     if as_json:
@@ -56,9 +56,9 @@ def approve(
     Example:
       breakglass approve 20260130T031500Z-dns-failover-1a2b switch_ns
     """
-    from breakglass.engine.approvals import APPROVE, answer, find_open
-    from breakglass.engine.errors import InputError
-    from breakglass.engine.gates import Terminal, describe
+    from engine.approvals import APPROVE, answer, find_open
+    from engine.errors import InputError
+    from engine.gates import Terminal, describe
 
     runs = store()
     terminal = Terminal()
@@ -93,8 +93,8 @@ def deny(
     Example:
       breakglass deny last switch_ns --reason "the standby is not warmed up"
     """
-    from breakglass.engine.approvals import DENY, answer
-    from breakglass.engine.errors import InputError
+    from engine.approvals import DENY, answer
+    from engine.errors import InputError
 
     if not reason.strip():
         raise InputError("say why with --reason: the operator reads it at the gate")

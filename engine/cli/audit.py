@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import JsonOpt, RecordsJsonOpt, RunArg, audit_app, echo_json, echo_json_lines, store
+from engine.cli.app import JsonOpt, RecordsJsonOpt, RunArg, audit_app, echo_json, echo_json_lines, store
 
 
 @audit_app.command("verify")
@@ -51,7 +51,7 @@ def audit_show(
     Example:
       breakglass audit show last
     """
-    from breakglass.engine.timeline import timeline_lines
+    from engine.timeline import timeline_lines
 
     runs_store = store()
     records = [r.to_dict() for r in runs_store.records(runs_store.resolve(run_id))]

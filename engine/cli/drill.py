@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.cli.app import (
+from engine.cli.app import (
     ApproveOpt,
     GateTimeoutOpt,
     InputOpt,
@@ -22,7 +22,7 @@ from breakglass.engine.cli.app import (
     reporter,
     store,
 )
-from breakglass.engine.i18n import _
+from engine.i18n import _
 
 
 @app.command()
@@ -53,7 +53,7 @@ def drill(
     Example:
       breakglass drill dns-failover --scenario 01-primary-down
     """
-    from breakglass.engine.drill import (
+    from engine.drill import (
         DEFAULT_RUNBOOK,
         find_scenario,
         load_scenario,
@@ -61,8 +61,8 @@ def drill(
         scenario_files,
         scenario_name,
     )
-    from breakglass.engine.loader import load_file
-    from breakglass.engine.locate import find
+    from engine.loader import load_file
+    from engine.locate import find
 
     loaded = load_file(find(runbook or DEFAULT_RUNBOOK, runbooks or []))
     rb = loaded.runbook
@@ -89,7 +89,7 @@ def drill(
 
 def _drill_exit_code(runs_store: Any, outcome: Any) -> int:
     """A drill is judged by its grade: the run may fail on purpose, as the scenario expects."""
-    from breakglass.engine.events import RecordType
+    from engine.events import RecordType
 
     graded = [r for r in runs_store.records(outcome.run_id) if r.type == RecordType.DRILL_GRADED]
     if graded and not graded[-1].get("deviations"):

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import RunArg, app, store
-from breakglass.engine.errors import InputError
+from engine.cli.app import RunArg, app, store
+from engine.errors import InputError
 
 
 class ReportFormat(StrEnum):
@@ -31,8 +31,8 @@ def report(
     Example:
       breakglass report last --format html -o incident.html
     """
-    from breakglass.engine.report import from_store
-    from breakglass.engine.report_render import render
+    from engine.report import from_store
+    from engine.report_render import render
 
     text = render(from_store(store(), run_id), fmt.value)
     if output is None:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import JsonOpt, RunbookArg, RunbooksOpt, app, echo_json
-from breakglass.engine.errors import InputError
+from engine.cli.app import JsonOpt, RunbookArg, RunbooksOpt, app, echo_json
+from engine.errors import InputError
 
 
 @app.command("list")
@@ -21,7 +21,7 @@ def list_cmd(runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
     Example:
       breakglass list --runbooks ~/team-runbooks
     """
-    from breakglass.engine.catalog import summaries
+    from engine.catalog import summaries
 
     rows = summaries(runbooks or [])
     if as_json:
@@ -39,9 +39,9 @@ def show(runbook: RunbookArg, runbooks: RunbooksOpt = None, as_json: JsonOpt = F
     Example:
       breakglass show dns-failover
     """
-    from breakglass.engine.catalog import describe, render_description
-    from breakglass.engine.loader import load_file
-    from breakglass.engine.locate import find
+    from engine.catalog import describe, render_description
+    from engine.loader import load_file
+    from engine.locate import find
 
     loaded = load_file(find(runbook, runbooks or []))
     info = describe(loaded)
@@ -63,7 +63,7 @@ def validate(
     Example:
       breakglass validate runbooks/
     """
-    from breakglass.engine.catalog import validate_paths
+    from engine.catalog import validate_paths
 
     results = validate_paths(paths or [])
     if as_json:
@@ -88,7 +88,7 @@ def schema(
     Example:
       breakglass schema -o engine/runbook.schema.json
     """
-    from breakglass.engine.model import json_schema
+    from engine.model import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
@@ -101,7 +101,7 @@ def schema(
 
 
 def _complete_action(incomplete: str) -> list[str]:
-    from breakglass.actions.registry import Registry
+    from actions.registry import Registry
 
     return [name for name in Registry().names() if name.startswith(incomplete)]
 
@@ -118,8 +118,8 @@ def actions(
     Example:
       breakglass actions dns.update
     """
-    from breakglass.actions.registry import Registry
-    from breakglass.engine.catalog import render_action
+    from actions.registry import Registry
+    from engine.catalog import render_action
 
     rows = Registry().describe(name)
     if as_json:

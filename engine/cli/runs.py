@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.cli.app import (
+from engine.cli.app import (
     ApproveOpt,
     GateTimeoutOpt,
     InputOpt,
@@ -57,9 +57,9 @@ def run(
     Example:
       breakglass run dns-failover --dry-run -i domain=example.com -i standby_ip=198.51.100.7
     """
-    from breakglass.engine.loader import load_file
-    from breakglass.engine.locate import find
-    from breakglass.engine.session import start
+    from engine.loader import load_file
+    from engine.locate import find
+    from engine.session import start
 
     loaded = load_file(find(runbook, runbooks or []))
     opts = options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout)
@@ -92,8 +92,8 @@ def resume(
     Example:
       breakglass resume last --approve switch_a
     """
-    from breakglass.engine.session import load_stored
-    from breakglass.engine.session import resume as resume_run
+    from engine.session import load_stored
+    from engine.session import resume as resume_run
 
     runs_store = store()
     # Read here only for the mode, which run.started fixes; resume reads the log again under the run lock.
@@ -105,7 +105,7 @@ def resume(
     fence: Any = contextlib.nullcontext()
     setup = None
     if mode == "drill":
-        from breakglass.engine.drill import drill_options_for_resume, no_network
+        from engine.drill import drill_options_for_resume, no_network
 
         setup = drill_options_for_resume
         fence = no_network()
@@ -125,7 +125,7 @@ def runs(as_json: JsonOpt = False) -> None:
     Example:
       breakglass runs --json
     """
-    from breakglass.engine.text import visible_line
+    from engine.text import visible_line
 
     rows = [r.to_dict() for r in store().list_runs()]
     if as_json:
@@ -150,8 +150,8 @@ def note(
     Example:
       breakglass note last "called the registrar's abuse desk, ticket 4411"
     """
-    from breakglass.engine.gates import default_operator
-    from breakglass.engine.notes import append_note
+    from engine.gates import default_operator
+    from engine.notes import append_note
 
     rec = append_note(store(), run_id, text, operator or default_operator())
     typer.echo(f"note {rec['seq']} added to {rec['run']}; audit head now {rec['hash']}")

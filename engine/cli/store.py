@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from breakglass.engine.cli.app import HELP, RecordsJsonOpt, RunArg, app, echo_json_lines
-from breakglass.engine.cli.app import store as runs_store
-from breakglass.engine.errors import AuditError, InputError
+from engine.cli.app import HELP, RecordsJsonOpt, RunArg, app, echo_json_lines
+from engine.cli.app import store as runs_store
+from engine.errors import AuditError, InputError
 
 store_app = typer.Typer(help="The shared run store: create or upgrade its schema, bring file runs in.",
                         no_args_is_help=True, context_settings=HELP)
@@ -19,7 +19,7 @@ app.add_typer(store_app, name="store")
 
 def _database() -> Any:
     """The PostgreSQL store --store or BREAKGLASS_STORE names, its schema not yet checked."""
-    from breakglass.engine.store import STORE_ENV, open_store
+    from engine.store import STORE_ENV, open_store
 
     url = os.environ.get(STORE_ENV, "").strip()
     if not url:
@@ -56,8 +56,8 @@ def copy(
     Example:
       breakglass --store postgresql://oncall@db.internal:5432/breakglass store copy --from ~/.local/state/breakglass
     """
-    from breakglass.engine.store import FileStore
-    from breakglass.engine.text import visible_line
+    from engine.store import FileStore
+    from engine.text import visible_line
 
     target = _database()
     target.require_schema()
@@ -88,8 +88,8 @@ def watch_cmd(
     Example:
       breakglass watch last
     """
-    from breakglass.engine.timeline import timeline_lines
-    from breakglass.engine.watch import watch
+    from engine.timeline import timeline_lines
+    from engine.watch import watch
 
     store = runs_store()
     run_id = store.resolve(run_id)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from breakglass.engine.cli.app import app, store
-from breakglass.engine.errors import BreakglassError
+from engine.cli.app import app, store
+from engine.errors import BreakglassError
 
 
 @app.command()
@@ -31,11 +31,11 @@ def serve(
       breakglass serve --listen 127.0.0.1:8470
     """
     try:
-        from breakglass.engine.web.server import serve as run_server
+        from engine.web.server import serve as run_server
     except ImportError as exc:
         raise BreakglassError(f"breakglass serve needs the web extra ({exc.name} is missing): "
                               "pip install 'breakglass[web]'") from None
-    from breakglass.engine.web.access import parse_listen
+    from engine.web.access import parse_listen
 
     def announce(url: str) -> None:
         typer.echo(f"serving runs read-only on {url} (Ctrl-C stops)", err=True)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 
-from breakglass.engine.errors import InputError
-from breakglass.engine.store.base import RunLog as RunLog
-from breakglass.engine.store.base import RunStore as RunStore
-from breakglass.engine.store.base import RunSummary as RunSummary
-from breakglass.engine.store.file import FileStore as FileStore
-from breakglass.engine.store.file import home as home
-from breakglass.engine.store.file import private_dir as private_dir
+from engine.errors import InputError
+from engine.store.base import RunLog as RunLog
+from engine.store.base import RunStore as RunStore
+from engine.store.base import RunSummary as RunSummary
+from engine.store.file import FileStore as FileStore
+from engine.store.file import home as home
+from engine.store.file import private_dir as private_dir
 
 STORE_ENV = "BREAKGLASS_STORE"  # set by `--store URL` too
 
@@ -34,7 +34,7 @@ def open_store(url: str, check_schema: bool = True) -> RunStore:
         raise InputError(f"{STORE_ENV} / --store takes a postgresql://user@host:port/database URL, not "
                          f"'{url.split(':', 1)[0]}:...'; leave it unset for the file store under BREAKGLASS_HOME")
     try:
-        from breakglass.engine.store.postgres import PostgresStore
+        from engine.store.postgres import PostgresStore
     except ImportError:
         raise InputError("a PostgreSQL store needs psycopg: pip install 'breakglass[postgres]'") from None
     return PostgresStore(url, check_schema=check_schema)

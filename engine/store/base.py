@@ -22,9 +22,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from breakglass.engine.audit import AuditRecord, Verdict
-from breakglass.engine.errors import AuditError, RunNotFound
-from breakglass.engine.events import outcome
+from engine.audit import AuditRecord, Verdict
+from engine.errors import AuditError, RunNotFound
+from engine.events import outcome
 
 
 @dataclass(frozen=True)

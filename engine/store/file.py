@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine import audit
-from breakglass.engine.errors import AuditError, RunLocked, RunNotFound
-from breakglass.engine.events import RecordType
-from breakglass.engine.store.base import RunSummary, choose, latest, summarise
+from engine import audit
+from engine.errors import AuditError, RunLocked, RunNotFound
+from engine.events import RecordType
+from engine.store.base import RunSummary, choose, latest, summarise
 
 LOG = "audit.jsonl"
 

@@ -41,9 +41,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from breakglass.engine import audit
-from breakglass.engine.errors import AuditError, InputError, RunLocked, RunNotFound
-from breakglass.engine.store.base import RunSummary, choose, latest, summarise
+from engine import audit
+from engine.errors import AuditError, InputError, RunLocked, RunNotFound
+from engine.store.base import RunSummary, choose, latest, summarise
 
 SCHEMA = "breakglass"
 APPEND_TIMEOUT = 15.0  # seconds; see append_timeout
@@ -660,6 +660,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _who() -> str:
-    from breakglass.engine.gates import default_operator
+    from engine.gates import default_operator
 
     return default_operator()

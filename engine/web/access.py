@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from breakglass.engine.errors import InputError
+from engine.errors import InputError
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})

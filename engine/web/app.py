@@ -24,12 +24,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from breakglass.engine.errors import BreakglassError, RunNotFound
-from breakglass.engine.report import from_store
-from breakglass.engine.store import RunStore
-from breakglass.engine.web.access import COOKIE, Access
-from breakglass.engine.web.follow import Followers, snapshot_of
-from breakglass.engine.web.pages import PAGE_CSP, SECURITY_HEADERS, STATIC, Pages, report_page
+from engine.errors import BreakglassError, RunNotFound
+from engine.report import from_store
+from engine.store import RunStore
+from engine.web.access import COOKIE, Access
+from engine.web.follow import Followers, snapshot_of
+from engine.web.pages import PAGE_CSP, SECURITY_HEADERS, STATIC, Pages, report_page
 
 KEEPALIVE_SECONDS = 15.0  # a comment line now and then, so proxies and phones keep the stream open
 RETRY_MS = 500  # how soon a browser reconnects after the stream drops

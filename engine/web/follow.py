@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from breakglass.engine.errors import BreakglassError
-from breakglass.engine.report import Report, from_store
-from breakglass.engine.store import RunStore
-from breakglass.engine.web.pages import Pages
+from engine.errors import BreakglassError
+from engine.report import Report, from_store
+from engine.store import RunStore
+from engine.web.pages import Pages
 
 POLL_SECONDS = 0.1  # a record shows within this plus one render; the issue asks for 1 s at most
 

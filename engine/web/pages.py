@@ -20,9 +20,9 @@ from typing import Any
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from breakglass.engine.report_model import Event, Report
-from breakglass.engine.report_render import html_env, render
-from breakglass.engine.store import RunSummary
+from engine.report_model import Event, Report
+from engine.report_render import html_env, render
+from engine.store import RunSummary
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"

@@ -7,9 +7,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from breakglass.engine.errors import InputError
-from breakglass.engine.store import RunStore
-from breakglass.engine.web.access import Listen, access_for, check_exposure, read_token
+from engine.errors import InputError
+from engine.store import RunStore
+from engine.web.access import Listen, access_for, check_exposure, read_token
 
 NICENESS = 10
 
@@ -34,7 +34,7 @@ def serve(store: RunStore, listen: Listen, token_file: Path | None, hosts: tuple
     """Serve until interrupted; ``announce`` is told the address once the socket listens."""
     import uvicorn
 
-    from breakglass.engine.web.app import create_app
+    from engine.web.app import create_app
 
     check_exposure(listen, token_file)
     token = read_token(token_file) if token_file is not None else None

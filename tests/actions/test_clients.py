@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import Action, ActionContext
-from breakglass.actions.clients import fanout
-from breakglass.actions.clients.dns import DnsFailure, Resolver
-from breakglass.actions.registry import Registry
+from actions.base import Action, ActionContext
+from actions.clients import fanout
+from actions.clients.dns import DnsFailure, Resolver
+from actions.registry import Registry
 from tests.lab import free_tcp_udp_port
 from tests.lab.bind import BindServer, zone_text
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.clients.address import Address
-from breakglass.actions.clients.dns import parse_server
-from breakglass.actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
-from breakglass.actions.registry import BUILTIN, Registry
-from breakglass.engine.errors import ActionError
+from actions.base import ActionContext
+from actions.clients.address import Address
+from actions.clients.dns import parse_server
+from actions.dns import DnsAuthoritative, DnsLookup, DnsPropagation, serial_newer
+from actions.registry import BUILTIN, Registry
+from engine.errors import ActionError
 from tests.lab import free_tcp_udp_port
 from tests.lab.bind import BindServer, ipv6_loopback_available, zone_text
 
@@ -310,7 +310,7 @@ def test_default_servers_are_public_resolvers_but_overridable() -> None:
 
 def test_importing_the_actions_does_not_import_dnspython() -> None:
     code = (
-        "import sys, breakglass.actions.dns, breakglass.actions.dns_update; "
+        "import sys, actions.dns, actions.dns_update; "
         "print([m for m in sys.modules if m == 'dns' or m.startswith('dns.')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -336,7 +336,7 @@ def test_unknown_arguments_are_rejected() -> None:
 
 
 def test_a_server_that_is_not_an_address_is_an_error_outcome() -> None:
-    from breakglass.actions.clients.dns import query
+    from actions.clients.dns import query
 
     outcome = query(ServerAddress("no-such-host"), "www.example.test", "A", timeout=0.2, retries=0)
     assert outcome.status == "ERROR" and not outcome.responded and outcome.error

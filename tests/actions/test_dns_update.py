@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import ActionContext, ActionResult, Plan
-from breakglass.actions.dns import DnsLookup
-from breakglass.actions.dns_update import DnsUpdate, TsigCredentials
-from breakglass.engine.errors import ActionError
+from actions.base import ActionContext, ActionResult, Plan
+from actions.dns import DnsLookup
+from actions.dns_update import DnsUpdate, TsigCredentials
+from engine.errors import ActionError
 from tests.lab.bind import BindServer, TsigKey, zone_text
 
 ZONE = "example.test."

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions import epp_status
-from breakglass.actions.base import ActionContext, ActionResult
-from breakglass.actions.clients import rdap
-from breakglass.actions.domain import DomainStatus, DomainStatusParams
-from breakglass.actions.domain_audit import ExpiryAuditParams
+from actions import epp_status
+from actions.base import ActionContext, ActionResult
+from actions.clients import rdap
+from actions.domain import DomainStatus, DomainStatusParams
+from actions.domain_audit import ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object
 from tests.lab.whois import WhoisServer
 
@@ -350,7 +350,7 @@ def _summary(root: Path) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("name", _shared_answers() or ["absent"])
 def test_real_world_answers_parse(shared_fixtures: Path, name: str) -> None:
-    from breakglass.actions.domain import summarize
+    from actions.domain import summarize
 
     raw = json.loads((shared_fixtures / "rdap" / name).read_text(encoding="utf-8"))
     out = summarize("x.example", rdap.parse_domain(raw), "rdap", NOW, 30, [])
@@ -424,7 +424,7 @@ def test_unknown_argument_is_refused() -> None:
 
 
 def test_import_does_not_load_httpx() -> None:
-    code = "import sys, breakglass.actions.domain; print('httpx' in sys.modules, 'dns.resolver' in sys.modules)"
+    code = "import sys, actions.domain; print('httpx' in sys.modules, 'dns.resolver' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

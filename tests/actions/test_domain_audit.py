@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from breakglass.actions.base import ActionContext, ActionResult
-from breakglass.actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams
+from actions.base import ActionContext, ActionResult
+from actions.domain_audit import DomainExpiryAudit, ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object, fleet, synthetic_domain
 
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from breakglass.actions.base import ActionContext, ActionResult, Effect
-from breakglass.actions.http import HttpProbe, HttpRequest, parse_resolve
+from actions.base import ActionContext, ActionResult, Effect
+from actions.http import HttpProbe, HttpRequest, parse_resolve
 from tests.lab.https import CA_NAME, EXPIRED, WWW, LabServer, WebLab, url_of
 
 PIN = {WWW: "127.0.0.1", EXPIRED: "127.0.0.1"}
@@ -33,7 +33,7 @@ def request(**params: Any) -> tuple[ActionResult, Any]:
 
 def test_importing_http_does_not_import_httpx() -> None:
     code = (
-        "import sys, breakglass.actions.http; sys.exit('httpx' in sys.modules or 'httpcore' in sys.modules)"
+        "import sys, actions.http; sys.exit('httpx' in sys.modules or 'httpcore' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -253,7 +253,7 @@ def test_authorization_header_is_redacted_in_the_audit_log(
         "open_incident",
     ]
     done = subprocess.run(
-        [sys.executable, "-c", "from breakglass.engine.cli import main; main()", *argv],
+        [sys.executable, "-c", "from engine.cli import main; main()", *argv],
         env=env,
         capture_output=True,
         text=True,

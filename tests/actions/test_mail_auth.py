@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.mail_auth import (
+from actions.base import ActionContext
+from actions.mail_auth import (
     MailAuthRecords,
     MailAuthRecordsParams,
     MailSpfCheck,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.mail_blacklist import (
+from actions.base import ActionContext
+from actions.mail_blacklist import (
     MailBlacklist,
     MailBlacklistParams,
     ZoneSpec,

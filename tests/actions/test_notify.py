@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from breakglass.actions.base import ActionContext, Effect
-from breakglass.actions.notify import NotifyWebhook
+from actions.base import ActionContext, Effect
+from actions.notify import NotifyWebhook
 from tests.lab.https import WebLab
 
 HOOK_SECRET = "T0001/B0002/XyZsecretHookToken"

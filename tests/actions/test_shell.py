@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from breakglass.actions.base import ActionContext, Effect
-from breakglass.actions.shell import ShellRun, ShellRunParams
+from actions.base import ActionContext, Effect
+from actions.shell import ShellRun, ShellRunParams
 from tests.conftest import BREAKGLASS
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from breakglass.actions.base import ActionContext, Effect
-from breakglass.actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
+from actions.base import ActionContext, Effect
+from actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
 from tests.lab import free_port
 from tests.lab.bind import zone_text
 from tests.lab.smtp import LabPki, RecordingHandler, RejectingHandler, SilentServer, SmtpServer

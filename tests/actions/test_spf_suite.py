@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from breakglass.actions.base import ActionContext
-from breakglass.actions.mail_auth import MailSpfCheck, MailSpfCheckParams
+from actions.base import ActionContext
+from actions.mail_auth import MailSpfCheck, MailSpfCheckParams
 from tests.lab.bind import BindServer
 
 SUITE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "spf" / "rfc7208-tests.yml"

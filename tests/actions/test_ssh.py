@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.actions.base import ActionContext, ActionResult, Effect
-from breakglass.actions.ssh import SshDownload, SshRun, SshUpload
+from actions.base import ActionContext, ActionResult, Effect
+from actions.ssh import SshDownload, SshRun, SshUpload
 from tests.lab.sshd import SshServer, keygen, known_hosts_line
 
 
@@ -31,7 +31,7 @@ def openssh_fingerprint(pub: Path) -> str:
 
 
 def test_listing_actions_does_not_import_paramiko() -> None:
-    code = "import sys, breakglass.actions.ssh; sys.exit('paramiko' in sys.modules)"
+    code = "import sys, actions.ssh; sys.exit('paramiko' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -246,8 +246,8 @@ def test_transfers_refuse_unknown_host_key(sshd: SshServer, tmp_path: Path, acti
 
 
 def test_verification_catches_a_remote_copy_that_differs(sshd: SshServer, tmp_path: Path) -> None:
-    from breakglass.actions.ssh_session import open_session
-    from breakglass.actions.ssh_transfer import FilePair, TransferMismatch, remote_digests, verify
+    from actions.ssh_session import open_session
+    from actions.ssh_transfer import FilePair, TransferMismatch, remote_digests, verify
 
     src = tmp_path / "dump.sql"
     src.write_text("INSERT 1;\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from breakglass.engine.cli import app
+from engine.cli import app
 
 BROKEN = Path(__file__).resolve().parent / "broken"
 CASES = sorted(p.stem for p in BROKEN.glob("*.yaml"))
@@ -34,7 +34,7 @@ def _command() -> list[str]:
     script = shutil.which("breakglass")
     if script:
         return [script]
-    return [sys.executable, "-c", "from breakglass.engine.cli import main; main()"]
+    return [sys.executable, "-c", "from engine.cli import main; main()"]
 
 
 def _run(path: Path, tmp_home: Path) -> tuple[int, str, str]:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from breakglass.engine.cli import app
-from breakglass.engine.locate import SHIPPED_DIR
+from engine.cli import app
+from engine.locate import SHIPPED_DIR
 
 ALPHA = """\
 id: alpha-check
@@ -119,7 +119,7 @@ def _invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, st
 def _console(*args: str) -> tuple[int, str, str]:
     """Through the console entry point, where BreakglassError becomes a message and an exit code."""
     script = shutil.which("breakglass")
-    cmd = [script] if script else [sys.executable, "-c", "from breakglass.engine.cli import main; main()"]
+    cmd = [script] if script else [sys.executable, "-c", "from engine.cli import main; main()"]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60)
     assert "Traceback" not in proc.stderr
     return proc.returncode, proc.stdout, proc.stderr

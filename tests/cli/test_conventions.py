@@ -11,8 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from breakglass.engine.cli import app
-from breakglass.engine.cli.app import complete_run, complete_runbook, complete_step
+from engine.cli import app
+from engine.cli.app import complete_run, complete_runbook, complete_step
 from tests.cli.screen import BG
 
 COMMANDS = [["list"], ["show"], ["validate"], ["schema"], ["actions"], ["run"], ["resume"], ["runs"], ["note"],

@@ -145,7 +145,7 @@ def test_validate_of_a_symlink_to_dev_zero_or_a_fifo_is_refused_fast(tmp_path: P
 
 
 def test_a_runbook_over_the_size_cap_is_refused_without_reading_it_all(tmp_path: Path) -> None:
-    from breakglass.engine.yamlsource import MAX_BYTES
+    from engine.yamlsource import MAX_BYTES
 
     big = tmp_path / "big.yaml"
     with open(big, "wb") as f:
@@ -187,7 +187,7 @@ def test_state_directories_logs_and_torn_tails_are_owner_only(tmp_path: Path, bg
 
 
 def test_a_crash_report_is_owner_only(bg_home: Path) -> None:
-    from breakglass.engine.cli import _save_crash_report
+    from engine.cli import _save_crash_report
 
     old = os.umask(0o022)
     try:

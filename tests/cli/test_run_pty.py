@@ -12,7 +12,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from breakglass.engine import audit
+from engine import audit
 
 BG = shutil.which("breakglass") or "breakglass"
 

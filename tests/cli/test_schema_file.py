@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from breakglass.engine.model import json_schema
+from engine.model import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine import audit
+from engine import audit
 
 # A slow read first, so a spinner has long enough to start, then a gated change whose own step is slow too.
 SLOW_GATE = """

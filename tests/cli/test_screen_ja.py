@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine import audit
-from breakglass.engine.text import width
+from engine import audit
+from engine.text import width
 from tests.cli.screen import COLS, Screen
 
 # Long Japanese text in the gate message and the checklist, so the terminal has to wrap them.

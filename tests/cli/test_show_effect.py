@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from breakglass.engine.cli import app
+from engine.cli import app
 
 
 def _marks(out: str) -> dict[str, str]:
@@ -32,7 +32,7 @@ def test_validate_refuses_a_read_only_written_as_yes(tmp_path: Path) -> None:
                     "    action: shell.run\n    with:\n      argv: [touch, /nonexistent]\n      read_only: \"yes\"\n",
                     encoding="utf-8")
     script = shutil.which("breakglass")
-    cmd = [script] if script else [sys.executable, "-c", "from breakglass.engine.cli import main; main()"]
+    cmd = [script] if script else [sys.executable, "-c", "from engine.cli import main; main()"]
     proc = subprocess.run([*cmd, "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

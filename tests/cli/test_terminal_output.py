@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from breakglass.engine import audit
+from engine import audit
 from tests.cli.screen import BG
 
 OUTPUT = """

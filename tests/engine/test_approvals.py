@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import approvals, signers
-from breakglass.engine.store import FileStore
+from engine import approvals, signers
+from engine.store import FileStore
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH's ssh-keygen")
 

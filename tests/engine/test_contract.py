@@ -18,13 +18,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Params
-from breakglass.actions.registry import BUILTIN, Registry
-from breakglass.engine.checks import check_parts
-from breakglass.engine.errors import RunbookError
-from breakglass.engine.loader import check_text, structure_problems
-from breakglass.engine.model import Runbook
-from breakglass.engine.yamlsource import parse
+from actions.base import Action, ActionContext, ActionResult, Params
+from actions.registry import BUILTIN, Registry
+from engine.checks import check_parts
+from engine.errors import RunbookError
+from engine.loader import check_text, structure_problems
+from engine.model import Runbook
+from engine.yamlsource import parse
 from tests.engine.test_runner import go, of
 
 SEED: dict[str, Any] = {
@@ -120,7 +120,7 @@ def test_the_editor_schema_is_generated_from_the_model(tmp_path: Path) -> None:
     import jsonschema
     from typer.testing import CliRunner
 
-    from breakglass.engine.cli import app
+    from engine.cli import app
 
     result = CliRunner().invoke(app, ["schema"])
     assert result.exit_code == 0
@@ -193,7 +193,7 @@ def test_declared_fields_pass_and_open_ended_outputs_are_not_checked() -> None:
 def test_actions_name_shows_arguments_output_fields_and_effect() -> None:
     from typer.testing import CliRunner
 
-    from breakglass.engine.cli import app
+    from engine.cli import app
 
     result = CliRunner().invoke(app, ["actions", "http.probe"])
     assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ points come three ways:
 
 A CLI process costs ~1 s of imports here, so the deterministic points run through a small fork server: a
 Python process that imports breakglass once, then forks one child per command, and the child runs the real
-CLI entry point (``breakglass.engine.cli.main``). A few points also go through the installed ``breakglass``
+CLI entry point (``engine.cli.main``). A few points also go through the installed ``breakglass``
 script end to end.
 
 What the engine does with a torn last line (decided here): ``audit verify`` fails (exit 6) and names the
@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.machine import replay
+from engine import audit
+from engine.machine import replay
 
 BG = shutil.which("breakglass") or "breakglass"
 MUTATING = ["write_a", "write_b", "write_c", "write_d", "write_e"]
@@ -97,9 +97,9 @@ FULL_RUN_RECORDS = 1 + 5 * 2 + 5 * 6 + 1
 
 HARNESS = r'''
 import json, os, signal, sys
-import breakglass.engine.cli as cli
-from breakglass.engine import audit, loader, session  # noqa: F401  (warm imports before forking)
-from breakglass.actions import core, shell  # noqa: F401
+import engine.cli as cli
+from engine import audit, loader, session  # noqa: F401  (warm imports before forking)
+from actions import core, shell  # noqa: F401
 
 def child(cmd):
     os.environ.update(cmd.get("env", {}))

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.catalog import describe, render_description
-from breakglass.engine.console import NullReporter
-from breakglass.engine.errors import RunbookError
-from breakglass.engine.gates import Terminal
-from breakglass.engine.loader import check_text, load_file, load_text
-from breakglass.engine.session import RunOptions, resume, start
-from breakglass.engine.store import FileStore
+from engine import audit
+from engine.catalog import describe, render_description
+from engine.console import NullReporter
+from engine.errors import RunbookError
+from engine.gates import Terminal
+from engine.loader import check_text, load_file, load_text
+from engine.session import RunOptions, resume, start
+from engine.store import FileStore
 
 
 class Quiet(NullReporter):

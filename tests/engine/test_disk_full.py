@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.audit import AuditWriter
-from breakglass.engine.console import NullReporter
-from breakglass.engine.errors import AuditError
-from breakglass.engine.loader import load_file
-from breakglass.engine.session import RunOptions, start
-from breakglass.engine.store import FileStore
+from engine import audit
+from engine.audit import AuditWriter
+from engine.console import NullReporter
+from engine.errors import AuditError
+from engine.loader import load_file
+from engine.session import RunOptions, start
+from engine.store import FileStore
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 

@@ -8,8 +8,8 @@ import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from breakglass.actions.base import ActionContext, Effect
-from breakglass.actions.registry import Registry
+from actions.base import ActionContext, Effect
+from actions.registry import Registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "writing-actions.md"
 

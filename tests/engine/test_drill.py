@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from breakglass.actions.registry import Registry
-from breakglass.engine import drill
-from breakglass.engine.cli import app
-from breakglass.engine.console import JsonReporter
-from breakglass.engine.errors import ActionError, RunbookError
-from breakglass.engine.gates import Terminal
-from breakglass.engine.loader import load_file
-from breakglass.engine.session import RunOptions
-from breakglass.engine.store import FileStore
+from actions.registry import Registry
+from engine import drill
+from engine.cli import app
+from engine.console import JsonReporter
+from engine.errors import ActionError, RunbookError
+from engine.gates import Terminal
+from engine.loader import load_file
+from engine.session import RunOptions
+from engine.store import FileStore
 
 CASE = Path(__file__).parent / "drill_case"
 RUNBOOK = CASE / "drill-demo.yaml"
@@ -185,7 +185,7 @@ def test_a_scenario_can_expect_a_refused_step(bg_home: Path, tmp_path: Path) -> 
 
 
 def _drill_of(runbook_text: str, scenario_text: str, tmp_path: Path, **opts: Any) -> tuple[Any, list[dict[str, Any]]]:
-    from breakglass.engine.loader import load_text
+    from engine.loader import load_text
 
     loaded = load_text(runbook_text, str(tmp_path / "drill-demo.yaml"))
     path = tmp_path / "scenario.yaml"
@@ -248,7 +248,7 @@ def test_world_replay_redoes_effects_for_a_resumed_drill() -> None:
     )
     action = Registry().get("dns.lookup")()
     params = action.Params.model_validate({"name": "www.example.com"})
-    from breakglass.actions.base import ActionContext
+    from actions.base import ActionContext
 
     assert world.run("verify", action, params, ActionContext()).output["answers"] == ["198.51.100.7"]
 
@@ -299,7 +299,7 @@ socket.getaddrinfo = _refuse
 
 def test_readme_first_command_default_drill_with_no_network_and_no_tty(tmp_path: Path) -> None:
     """`breakglass drill --yes`: the shipped default, in a fresh process that may not touch the network."""
-    from breakglass.engine.locate import SHIPPED_DIR
+    from engine.locate import SHIPPED_DIR
 
     if not (SHIPPED_DIR / "scenarios" / drill.DEFAULT_RUNBOOK).is_dir():
         pytest.skip(f"runbook '{drill.DEFAULT_RUNBOOK}' ships no scenarios yet")

@@ -16,16 +16,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from breakglass.actions.shell import ShellRunParams
-from breakglass.engine import audit
-from breakglass.engine.catalog import describe
-from breakglass.engine.console import NullReporter
-from breakglass.engine.errors import RunbookError
-from breakglass.engine.gates import Terminal
-from breakglass.engine.loader import LoadedRunbook, check_text, load_text
-from breakglass.engine.model import Runbook
-from breakglass.engine.session import RunOptions, start
-from breakglass.engine.store import FileStore
+from actions.shell import ShellRunParams
+from engine import audit
+from engine.catalog import describe
+from engine.console import NullReporter
+from engine.errors import RunbookError
+from engine.gates import Terminal
+from engine.loader import LoadedRunbook, check_text, load_text
+from engine.model import Runbook
+from engine.session import RunOptions, start
+from engine.store import FileStore
 
 
 class Quiet(NullReporter):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from breakglass.engine import i18n
-from breakglass.engine.console import SHOWN_VALUES
-from breakglass.engine.errors import InputError
-from breakglass.engine.gates import Gatekeeper, GateRequest, Terminal
+from engine import i18n
+from engine.console import SHOWN_VALUES
+from engine.errors import InputError
+from engine.gates import Gatekeeper, GateRequest, Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKERS = ("_", "N_")
@@ -146,7 +146,7 @@ def test_english_stays_the_default_text() -> None:
 
 def _bg(*args: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/bin:/bin", "BREAKGLASS_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", "from breakglass.engine.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from engine.cli import main; main()", *args],
                           capture_output=True, text=True, env={**base, **env}, timeout=120)
 
 

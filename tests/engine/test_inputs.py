@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from breakglass.engine.errors import InputError, RunbookError
-from breakglass.engine.inputs import coerce, resolve, secret_values
-from breakglass.engine.loader import load_text
-from breakglass.engine.model import InputSpec, InputType, Runbook
+from engine.errors import InputError, RunbookError
+from engine.inputs import coerce, resolve, secret_values
+from engine.loader import load_text
+from engine.model import InputSpec, InputType, Runbook
 
 
 def _spec(kind: str, **extra: Any) -> InputSpec:

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakglass.actions.registry import Registry
-from breakglass.engine.errors import RunbookError
-from breakglass.engine.loader import LoadedRunbook, load_text
+from actions.registry import Registry
+from engine.errors import RunbookError
+from engine.loader import LoadedRunbook, load_text
 
 pytestmark = pytest.mark.slow
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.console import NullReporter
-from breakglass.engine.errors import AuditError
-from breakglass.engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus
-from breakglass.engine.events import outcome as outcome_of
-from breakglass.engine.loader import load_text
-from breakglass.engine.machine import DONE, STEP_TRANSITIONS, RunState, Variant, replay
-from breakglass.engine.runner import Runner
-from breakglass.engine.session import RunOptions, resume, start
-from breakglass.engine.store import FileStore
+from engine import audit
+from engine.console import NullReporter
+from engine.errors import AuditError
+from engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus
+from engine.events import outcome as outcome_of
+from engine.loader import load_text
+from engine.machine import DONE, STEP_TRANSITIONS, RunState, Variant, replay
+from engine.runner import Runner
+from engine.session import RunOptions, resume, start
+from engine.store import FileStore
 
 # The step lifecycle as the docs tell it, written out by hand and not read from the table: the table must say
 # exactly this, no more. "step.planned final" is a dry-run's plan, after which the step is done.

@@ -21,9 +21,9 @@ import pytest
 
 pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
 
-from breakglass.engine.errors import RunNotFound  # noqa: E402
-from breakglass.engine.machine import replay  # noqa: E402
-from breakglass.engine.store import open_store  # noqa: E402
+from engine.errors import RunNotFound  # noqa: E402
+from engine.machine import replay  # noqa: E402
+from engine.store import open_store  # noqa: E402
 from tests.engine.test_crash_resume import (  # noqa: E402
     FULL_RUN_RECORDS,
     LINES,
@@ -37,10 +37,10 @@ from tests.lab.postgres import PostgresServer, postgres  # noqa: E402,F401
 
 HARNESS = r'''
 import json, os, signal, sys
-import breakglass.engine.cli as cli
-from breakglass.engine import audit, loader, session  # noqa: F401  (warm imports before forking)
-from breakglass.engine.store import postgres as pg
-from breakglass.actions import core, shell  # noqa: F401
+import engine.cli as cli
+from engine import audit, loader, session  # noqa: F401  (warm imports before forking)
+from engine.store import postgres as pg
+from actions import core, shell  # noqa: F401
 
 def child(cmd):
     os.environ.update(cmd.get("env", {}))

@@ -19,12 +19,12 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
 
-from breakglass.engine import session  # noqa: E402
-from breakglass.engine.console import NullReporter  # noqa: E402
-from breakglass.engine.loader import load_text  # noqa: E402
-from breakglass.engine.session import RunOptions  # noqa: E402
-from breakglass.engine.store import FileStore, open_store  # noqa: E402
-from breakglass.engine.store import postgres as pg  # noqa: E402
+from engine import session  # noqa: E402
+from engine.console import NullReporter  # noqa: E402
+from engine.loader import load_text  # noqa: E402
+from engine.session import RunOptions  # noqa: E402
+from engine.store import FileStore, open_store  # noqa: E402
+from engine.store import postgres as pg  # noqa: E402
 from tests.conftest import BREAKGLASS  # noqa: E402
 from tests.lab.postgres import PostgresServer, postgres, remove, start_server  # noqa: E402,F401
 
@@ -268,7 +268,7 @@ def test_store_copy_brings_file_runs_in_verified_and_refuses_a_broken_one(url: s
 
 
 def test_psycopg_is_imported_only_when_a_database_store_is_used(tmp_path: Path) -> None:
-    code = ("import sys; from breakglass.engine.cli import app; from breakglass.engine.store import default_store; "
+    code = ("import sys; from engine.cli import app; from engine.store import default_store; "
             "default_store(); print('psycopg' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "BREAKGLASS_HOME": str(tmp_path), "BREAKGLASS_STORE": ""})

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from breakglass.actions.base import Action, ActionContext, ActionResult, Effect, Params
-from breakglass.actions.registry import BUILTIN, Registry, UnknownAction
-from breakglass.engine.errors import BreakglassError
+from actions.base import Action, ActionContext, ActionResult, Effect, Params
+from actions.registry import BUILTIN, Registry, UnknownAction
+from engine.errors import BreakglassError
 
 HEAVY = ("paramiko", "httpx", "httpcore", "dns.resolver", "dns.query", "dns.asyncquery", "cryptography")
 
@@ -37,8 +37,8 @@ def test_listing_and_validating_import_no_heavy_library(tmp_path: Path) -> None:
         """))
     out = _python(textwrap.dedent(f"""\
         import json, sys
-        from breakglass.actions.registry import Registry
-        from breakglass.engine.loader import load_file
+        from actions.registry import Registry
+        from engine.loader import load_file
         r = Registry()
         r.describe()
         load_file({str(rb)!r}, r)
@@ -89,9 +89,9 @@ def test_direct_registration_and_duplicates() -> None:
 
 
 def _plugin(tmp_path: Path, entries: dict[str, str]) -> dict[str, str]:
-    """A minimal installed distribution on PYTHONPATH with breakglass.actions entry points."""
+    """A minimal installed distribution on PYTHONPATH with actions entry points."""
     (tmp_path / "acme_actions.py").write_text(textwrap.dedent("""\
-        from breakglass.actions.base import Action, ActionResult, Params
+        from actions.base import Action, ActionResult, Params
 
         class PingParams(Params):
             host: str
@@ -115,8 +115,8 @@ def _plugin(tmp_path: Path, entries: dict[str, str]) -> dict[str, str]:
 def test_third_party_action_through_an_entry_point(tmp_path: Path) -> None:
     env = _plugin(tmp_path, {"acme.ping": "acme_actions:Ping"})
     out = _python(textwrap.dedent("""\
-        from breakglass.actions.base import ActionContext
-        from breakglass.actions.registry import Registry
+        from actions.base import ActionContext
+        from actions.registry import Registry
         r = Registry()
         cls = r.get("acme.ping")
         print("acme.ping" in r.names(), cls().run(cls.Params(host="h1"), ActionContext()).output["pong"])
@@ -127,8 +127,8 @@ def test_third_party_action_through_an_entry_point(tmp_path: Path) -> None:
 def test_entry_point_that_shadows_a_builtin_is_refused(tmp_path: Path) -> None:
     env = _plugin(tmp_path, {"dns.lookup": "acme_actions:Ping"})
     out = _python(textwrap.dedent("""\
-        from breakglass.actions.registry import Registry
-        from breakglass.engine.errors import BreakglassError
+        from actions.registry import Registry
+        from engine.errors import BreakglassError
         try:
             Registry().names()
         except BreakglassError as exc:
@@ -144,13 +144,13 @@ def test_help_and_list_import_neither_pydantic_nor_action_modules(argv: list[str
     out = _python(textwrap.dedent(f"""\
         import json, sys
         sys.argv = ["breakglass", *{argv!r}]
-        from breakglass.engine.cli import main
+        from engine.cli import main
         try:
             main()
         except SystemExit as exc:
             code = exc.code
         loaded = [m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "asyncio", "jinja2")
-                  or m.startswith("breakglass.actions.") and m != "breakglass.actions.registry"]
+                  or m.startswith("actions.") and m != "actions.registry"]
         print(json.dumps([code, sorted(loaded)]))
         """), {"BREAKGLASS_HOME": str(tmp_path), "BREAKGLASS_PATH": ""})
     assert json.loads(out.splitlines()[-1]) == [0, []], out
@@ -179,7 +179,7 @@ def test_plugin_arguments_are_checked_by_the_plugin_model(tmp_path: Path) -> Non
     env = _plugin(tmp_path, {"acme.ping": "acme_actions:Ping"})
     rb = tmp_path / "ping.yaml"
     rb.write_text("id: ping\ntitle: Ping\nsteps:\n  - {id: p, title: p, action: acme.ping, with: {hots: h}}\n")
-    proc = subprocess.run([sys.executable, "-c", "from breakglass.engine.cli import main; main()", "validate",
+    proc = subprocess.run([sys.executable, "-c", "from engine.cli import main; main()", "validate",
                            str(rb)], capture_output=True, text=True, env={**os.environ, **env})
     assert proc.returncode == 2
     assert "does not accept argument 'hots' (did you mean 'host'?)" in proc.stderr

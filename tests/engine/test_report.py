@@ -16,16 +16,16 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from breakglass.engine import drill
-from breakglass.engine.cli import app
-from breakglass.engine.console import JsonReporter, NullReporter
-from breakglass.engine.gates import Terminal
-from breakglass.engine.loader import load_file
-from breakglass.engine.notes import append_note
-from breakglass.engine.report import Report, from_store
-from breakglass.engine.report_render import render
-from breakglass.engine.session import RunOptions, start
-from breakglass.engine.store import FileStore
+from engine import drill
+from engine.cli import app
+from engine.console import JsonReporter, NullReporter
+from engine.gates import Terminal
+from engine.loader import load_file
+from engine.notes import append_note
+from engine.report import Report, from_store
+from engine.report_render import render
+from engine.session import RunOptions, start
+from engine.store import FileStore
 
 HERE = Path(__file__).parent
 RUNBOOK = HERE / "report_case" / "report-demo.yaml"
@@ -164,7 +164,7 @@ def test_refused_run_report(bg_home: Path) -> None:
 
 def test_interrupted_run_live_view_then_killed(bg_home: Path) -> None:
     exe = shutil.which("breakglass")
-    cmd = [exe] if exe else [sys.executable, "-c", "from breakglass.engine.cli import main; main()"]
+    cmd = [exe] if exe else [sys.executable, "-c", "from engine.cli import main; main()"]
     proc = subprocess.Popen(
         [*cmd, "run", str(RUNBOOK), "-i", "pause=60", "--approve", "change", "--operator", "alice"],
         stdin=subprocess.DEVNULL,
@@ -223,7 +223,8 @@ def test_values_are_escaped_and_never_rendered_as_templates(bg_home: Path) -> No
     assert "^\\[\\]0;pwned\\\\x07^\\[\\[2J \\<U\\+202E\\>gnp.exe" in md  # then markdown-escaped
     assert "^[]0;pwned\\x07^[[2J &lt;U+202E&gt;gnp.exe" in html
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "{{ 7*7 }}" in html and "49" not in html.split("<h2>Operator notes</h2>")[1].split("</ul>")[0]
+    note = html.split("<h2>Operator notes</h2>")[1].split("</ul>")[0].split("eve: ")[1]  # after its timestamp
+    assert "{{ 7*7 }}" in note and "49" not in note
     row = next(line for line in md.splitlines() if "onerror" in line and line.startswith("| "))
     assert not re.search(r"(?<!\\)<img", md)
     assert len(re.findall(r"(?<!\\)\|", row)) == 8  # 7 cells: the value's own | cannot split the row
@@ -309,7 +310,7 @@ class _CutOffWhileApplying(NullReporter):
 def _answered_run(tmp_path: Path, typed: str) -> str:
     """alice starts the run, which is cut off while ``change`` applies; bob resumes it, marks ``change`` done
     and answers the manual step."""
-    from breakglass.engine.session import resume
+    from engine.session import resume
 
     path = tmp_path / "answered.yaml"
     path.write_text(ANSWERED)
@@ -393,7 +394,7 @@ def test_rollback_incomplete_run_report(bg_home: Path, tmp_path: Path) -> None:
 
 
 def test_audit_show_makes_control_characters_visible() -> None:
-    from breakglass.engine.timeline import timeline_lines
+    from engine.timeline import timeline_lines
 
     rec = {"seq": 1, "ts": "2024-05-01T12:00:00Z", "type": "note", "text": "ok\x1b[2J\r\nforged\u202e", "by": "eve"}
     (line,) = timeline_lines([rec])

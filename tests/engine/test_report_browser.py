@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from breakglass.engine import drill
-from breakglass.engine.console import JsonReporter
-from breakglass.engine.gates import Terminal
-from breakglass.engine.loader import load_file
-from breakglass.engine.report import from_store
-from breakglass.engine.report_render import render
-from breakglass.engine.session import RunOptions
-from breakglass.engine.store import FileStore
+from engine import drill
+from engine.console import JsonReporter
+from engine.gates import Terminal
+from engine.loader import load_file
+from engine.report import from_store
+from engine.report_render import render
+from engine.session import RunOptions
+from engine.store import FileStore
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parent / "artifacts"

@@ -120,7 +120,7 @@ def test_accepted_change_that_drops_a_recorded_step_is_explained(tmp_path: Path,
 SLOW_REPLAY = """
 import sys, time
 from pathlib import Path
-from breakglass.engine import cli, session
+from engine import cli, session
 
 replayed, go = Path(sys.argv[1]), Path(sys.argv[2])
 original = session.replay
@@ -275,7 +275,7 @@ def test_every_shipped_drill_resumes(scenario: Path, bg_home: Path) -> None:
     """Stopped at its first gate (CliRunner's stdin is no terminal), then resumed with every gate approved."""
     from typer.testing import CliRunner
 
-    from breakglass.engine.cli import app
+    from engine.cli import app
 
     stopped = CliRunner().invoke(app, ["drill", scenario.parent.name, "--scenario", scenario.stem])
     assert stopped.exception is None or isinstance(stopped.exception, SystemExit), stopped.exception

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.console import NullReporter
-from breakglass.engine.loader import load_text
-from breakglass.engine.runner import RunOutcome
-from breakglass.engine.session import RunOptions, resume, start
-from breakglass.engine.store import FileStore
+from engine import audit
+from engine.console import NullReporter
+from engine.loader import load_text
+from engine.runner import RunOutcome
+from engine.session import RunOptions, resume, start
+from engine.store import FileStore
 
 BG = shutil.which("breakglass") or "breakglass"
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakglass.engine import templates
-from breakglass.engine.errors import RunbookError, TemplateError
-from breakglass.engine.loader import load_text
-from breakglass.engine.redact import Redactor
+from engine import templates
+from engine.errors import RunbookError, TemplateError
+from engine.loader import load_text
+from engine.redact import Redactor
 
 RUNBOOK = """\
 id: sec

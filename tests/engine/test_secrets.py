@@ -13,8 +13,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from breakglass.engine.errors import InputError
-from breakglass.engine.redact import TOO_SHORT, Redactor
+from engine.errors import InputError
+from engine.redact import TOO_SHORT, Redactor
 
 BG = shutil.which("breakglass") or "breakglass"
 

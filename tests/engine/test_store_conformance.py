@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from breakglass.engine import session
-from breakglass.engine import store as store_pkg
-from breakglass.engine.console import NullReporter
-from breakglass.engine.errors import AuditError, RunLocked, RunNotFound
-from breakglass.engine.loader import load_text
-from breakglass.engine.notes import append_note
-from breakglass.engine.report import from_store
-from breakglass.engine.session import RunOptions, load_stored
-from breakglass.engine.store import FileStore, RunStore
+from engine import session
+from engine import store as store_pkg
+from engine.console import NullReporter
+from engine.errors import AuditError, RunLocked, RunNotFound
+from engine.loader import load_text
+from engine.notes import append_note
+from engine.report import from_store
+from engine.session import RunOptions, load_stored
+from engine.store import FileStore, RunStore
 from tests.lab.postgres import postgres  # noqa: F401  (fixture)
 
 FORK = multiprocessing.get_context("fork")
@@ -404,7 +404,7 @@ def test_the_interface_names_no_file() -> None:
 
 def test_engine_cli_drills_and_reports_use_only_the_interface(harness: Any, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from breakglass.engine.cli import app
+    from engine.cli import app
 
     guarded = InterfaceOnly(harness.open())
     monkeypatch.setattr(store_pkg, "default_store", lambda: guarded)

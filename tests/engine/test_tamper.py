@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from breakglass.engine import audit
-from breakglass.engine.console import NullReporter
-from breakglass.engine.loader import load_text
-from breakglass.engine.session import RunOptions, start
-from breakglass.engine.store import FileStore
+from engine import audit
+from engine.console import NullReporter
+from engine.loader import load_text
+from engine.session import RunOptions, start
+from engine.store import FileStore
 
 BG = shutil.which("breakglass") or "breakglass"
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from breakglass.actions.registry import Registry
-from breakglass.engine import templates
-from breakglass.engine.errors import RunbookError, TemplateError
-from breakglass.engine.loader import load_text
+from actions.registry import Registry
+from engine import templates
+from engine.errors import RunbookError, TemplateError
+from engine.loader import load_text
 
 REGISTRY = Registry()
 # What a refusal at validation may say; each names the problem and where templates may reach.
@@ -153,7 +153,7 @@ def test_conditions() -> None:
 
 def test_action_output_stays_literal_in_a_run(tmp_path: Path, bg_home: Path) -> None:
     """A real dry-run: a command prints '{{ 7*7 }}'; the next step's template inserts it as text, not 49."""
-    from breakglass.engine.cli import app
+    from engine.cli import app
 
     rb = tmp_path / "literal-data.yaml"
     rb.write_text(

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakglass.engine.text import width, wrap
+from engine.text import width, wrap
 
 
 def test_width_counts_columns_not_characters() -> None:
@@ -75,7 +75,7 @@ steps:
 def test_show_of_a_japanese_runbook_fits_80_columns(tmp_path: Path) -> None:
     book = tmp_path / "jp-show.yaml"
     book.write_text(RUNBOOK, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", "from breakglass.engine.cli import main; main()", "show", str(book)],
+    done = subprocess.run([sys.executable, "-c", "from engine.cli import main; main()", "show", str(book)],
                           capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
                                                                               "BREAKGLASS_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"
-BREAKGLASS = [sys.executable, "-c", "from breakglass.engine.cli import main; main()"]
+BREAKGLASS = [sys.executable, "-c", "from engine.cli import main; main()"]
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from breakglass.engine.notes import append_note
-from breakglass.engine.store import FileStore
-from breakglass.engine.web.access import new_token_file
+from engine.notes import append_note
+from engine.store import FileStore
+from engine.web.access import new_token_file
 from tests.conftest import BREAKGLASS
 from tests.web.live import browser, console_errors, serving, wait_for
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pexpect
 
-from breakglass.engine.store import FileStore
+from engine.store import FileStore
 from tests.conftest import BREAKGLASS
 from tests.web.live import browser, console_errors, drive, screenshot, serving, wait_for
 
