@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.events import RecordType
-from engine.gates import Terminal
+from engine.gates import Terminal, answer_word
+from engine.i18n import _
 from engine.text import visible_line
 
 
@@ -48,9 +49,10 @@ def take_over_confirmation(terminal: Terminal, run_id: str, operator: str) -> tu
         if not terminal.interactive:
             decided["how"] = "flag"
             return True
-        terminal.say(f"Run {run_id} is driven by {visible_line(holder)}. Taking over ends that driver's database "
-                     "session: if it still lives, its next record is refused and it stops before acting.")
-        answer = (terminal.ask("Take over this run? [yes/no]: ") or "").strip().lower()
+        terminal.say(_("Run {run} is driven by {holder}. Taking over ends that driver's database session: if it "
+                       "still lives, its next record is refused and it stops before acting.").format(
+                           run=run_id, holder=visible_line(holder)))
+        answer = answer_word(terminal.ask(_("Take over this run? [yes/no]: ")) or "")
         decided["how"] = "tty"
         return answer == "yes"
 

@@ -91,7 +91,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
     gates = _gatekeeper(opts)
     redactor = Redactor(inputs.secret_values(rb, values))
     run_id = store.create(rb.id)
-    with store.lock(run_id):
+    with store.lock(run_id, opts.operator):
         writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
                         registry or Registry(), opts.world, _settings(opts), opts.before_finish)
@@ -168,7 +168,7 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         confirm, decided = take_over_confirmation(opts.terminal, run_id, opts.operator)
         if store.take_over(run_id, confirm) is not None:
             took_over = decided
-    with store.lock(run_id):
+    with store.lock(run_id, opts.operator):
         stored = load_stored(store, run_id)
         extra = dict(setup(stored)) if setup is not None else {}
         fallback = extra.pop("inputs", {})

@@ -66,8 +66,9 @@ class RunStore(Protocol):
         """A full run id from an id, a unique prefix, or ``last`` (the run whose run.started is latest)."""
         ...
 
-    def lock(self, run_id: str) -> AbstractContextManager[None]:
-        """Held while a process drives the run; ``RunLocked`` at once when another process holds it."""
+    def lock(self, run_id: str, holder: str = "") -> AbstractContextManager[None]:
+        """Held while a process drives the run; ``RunLocked`` at once when another process holds it. ``holder``
+        (the operator driving; default: this user@host) is who a refused driver or a take-over is told of."""
         ...
 
     def is_driven(self, run_id: str) -> bool:

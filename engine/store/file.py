@@ -100,7 +100,7 @@ class FileStore:
         return audit.set_aside_torn_tail(self.log_path(run_id))
 
     @contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
+    def lock(self, run_id: str, holder: str = "") -> Iterator[None]:
         """Exclusive lock: two processes may not drive the same run."""
         path = self._existing(run_id) / "lock"
         try:
@@ -114,7 +114,7 @@ class FileStore:
             except BlockingIOError:
                 raise RunLocked(f"run {run_id} is being driven by another process (lock {path})") from None
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.write(fd, f"{os.getpid()}\n{holder}\n".encode())
             yield
         finally:
             os.close(fd)
@@ -140,7 +140,7 @@ class FileStore:
         if not self.is_driven(run_id):
             return None
         try:
-            pid = (self.log_path(run_id).parent / "lock").read_text().strip()
+            pid = ((self.log_path(run_id).parent / "lock").read_text().split() or ["?"])[0]
         except OSError:
             pid = "?"
         raise RunLocked(f"run {run_id} is driven by process {pid} on this machine; its lock ends with it: stop "

@@ -412,7 +412,7 @@ class PostgresStore:
         return None  # a record is one transaction: it is in the database whole, or not at all
 
     @contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
+    def lock(self, run_id: str, holder: str = "") -> Iterator[None]:
         """The lease: a session-level advisory lock, held by a session that also carries the run's appends."""
         self._existing(run_id)
         conn = self.connect()
@@ -430,7 +430,7 @@ class PostgresStore:
                              "VALUES (%s, %s, %s, %s, pg_backend_pid()) ON CONFLICT (run_id) DO UPDATE SET "
                              "operator = EXCLUDED.operator, host = EXCLUDED.host, pid = EXCLUDED.pid, "
                              "backend = EXCLUDED.backend, since = now()",
-                             (run_id, _who(), socket.gethostname(), os.getpid()))
+                             (run_id, holder or _who(), socket.gethostname(), os.getpid()))
             except psycopg.Error as exc:
                 raise self.unreachable(exc, f"cannot record the lease on run {run_id}") from None
             self._held[run_id] = conn

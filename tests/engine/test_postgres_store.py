@@ -25,6 +25,7 @@ from engine.loader import load_text  # noqa: E402
 from engine.session import RunOptions  # noqa: E402
 from engine.store import FileStore, open_store  # noqa: E402
 from engine.store import postgres as pg  # noqa: E402
+from tests.cli.screen import Screen  # noqa: E402
 from tests.conftest import BREAKGLASS  # noqa: E402
 from tests.lab.postgres import PostgresServer, postgres, remove, start_server  # noqa: E402,F401
 
@@ -329,6 +330,65 @@ steps:
     assert "## Hand-overs" in report.stdout and "took over a stuck lease" in report.stdout
     html = bg("report", run_id, "--format", "html", env=bob).stdout
     assert '<table id="handovers">' in html and "alice on " in html
+
+
+@pytest.mark.parametrize("answer", ["yes", "no"])
+def test_take_over_at_a_terminal_asks_on_the_screen_and_only_yes_breaks_the_lease(
+        url: str, tmp_path: Path, answer: str) -> None:
+    """The gate of --take-over as the engineer on the second machine sees it: who holds the run, what taking
+    over does, and a question that stays on the screen until answered."""
+    marker = tmp_path / "acted"
+    rb = tmp_path / "handover.yaml"
+    rb.write_text(f"""
+id: handover
+title: a driver whose laptop lid closes during a step
+steps:
+  - id: slow
+    title: take a while
+    action: shell.run
+    with: {{argv: [sleep, "1"]}}
+  - id: act
+    title: change the world
+    action: shell.run
+    with: {{argv: [sh, -c, 'echo acted >> "$0"', "{marker}"]}}
+""")
+    alice = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "alice"), "BREAKGLASS_STORE": url}
+    driver = subprocess.Popen([BREAKGLASS, "run", str(rb), "--operator", "alice", "--approve", "slow", "--approve",
+                               "act"], env=alice, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = open_store(url)
+    screen = None
+    try:
+        deadline = time.monotonic() + 30
+        while not any(r.type == "step.applying" for r in _records_of_last(store)):
+            assert time.monotonic() < deadline, "the run never reached its slow step"
+            time.sleep(0.02)
+        driver.send_signal(signal.SIGSTOP)
+        run_id = store.resolve("last")
+        screen = Screen(["resume", run_id, "--operator", "bob", "--approve", "act", "--in-doubt", "done",
+                         "--take-over"], env={"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": url})
+        screen.wait_for(r"driven by alice on ")
+        screen.wait_for(r"Take over this run\? \[yes/no\]:")
+        screen.stays(r"Take over this run\? \[yes/no\]:", seconds=1.0)
+        assert f"pid {driver.pid}" in screen.text()
+        screen.send(answer)
+        code = screen.finish()
+    finally:
+        if screen is not None:
+            screen.close()
+        driver.send_signal(signal.SIGCONT)
+        if answer == "no":
+            driver.kill()
+        driver.wait(timeout=60)
+    resumed = [r for r in store.records(run_id) if r.type == "run.resumed"]
+    if answer == "yes":
+        assert code == 0, screen.text()
+        assert marker.read_text() == "acted\n"
+        took = resumed[0].get("took_over")
+        assert took["how"] == "tty" and took["by"] == "bob" and "alice" in took["from"]
+    else:
+        assert code == 5 and "nothing was taken over" in screen.text(), screen.text()
+        assert not marker.exists() and resumed == []
+    assert store.verify(run_id).ok
 
 
 def _records_of_last(store: Any) -> list[Any]:
