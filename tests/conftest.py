@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.lab.bind", "tests.lab.https", "tests.lab.rdap", "tests.lab.sshd", "tests.lab.whois"]
+pytest_plugins = [
+    "tests.lab.bind", "tests.lab.https", "tests.lab.postgres", "tests.lab.rdap", "tests.lab.sshd", "tests.lab.whois",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"

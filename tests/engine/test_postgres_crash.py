@@ -33,7 +33,7 @@ from tests.engine.test_crash_resume import (  # noqa: E402
     approvals,
     wait_for_orphans,
 )
-from tests.lab.postgres import PostgresServer, postgres  # noqa: E402,F401
+from tests.lab.postgres import PostgresServer  # noqa: E402
 
 HARNESS = r'''
 import json, os, signal, sys
@@ -134,7 +134,7 @@ def kill_points() -> list[dict[str, int]]:
 
 
 @pytest.mark.parametrize("point", kill_points(), ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
-def test_kill_minus_nine_then_another_machine_takes_over(server: ForkServer, postgres: PostgresServer,  # noqa: F811
+def test_kill_minus_nine_then_another_machine_takes_over(server: ForkServer, postgres: PostgresServer,
                                                          tmp_path: Path, point: dict[str, int]) -> None:
     url = postgres.url(postgres.new_database())
     open_store(url, check_schema=False).migrate()  # type: ignore[attr-defined]

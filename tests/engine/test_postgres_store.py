@@ -27,7 +27,7 @@ from engine.store import FileStore, open_store  # noqa: E402
 from engine.store import postgres as pg  # noqa: E402
 from tests.cli.screen import Screen  # noqa: E402
 from tests.conftest import BREAKGLASS  # noqa: E402
-from tests.lab.postgres import PostgresServer, postgres, remove, start_server  # noqa: E402,F401
+from tests.lab.postgres import PostgresServer, remove, start_server  # noqa: E402
 
 NOTES = """
 id: notes
@@ -45,7 +45,7 @@ steps:
 
 
 @pytest.fixture
-def url(postgres: PostgresServer) -> str:  # noqa: F811
+def url(postgres: PostgresServer) -> str:
     """A fresh database with the breakglass schema."""
     db_url = postgres.url(postgres.new_database())
     open_store(db_url, check_schema=False).migrate()  # type: ignore[attr-defined]
@@ -75,7 +75,7 @@ def a_run(db_url: str, tmp_path: Path, runbook: str = NOTES) -> str:
 
 
 def test_migrate_creates_then_leaves_the_schema_and_an_old_or_new_one_says_what_to_do(
-        postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db_url = postgres.url(postgres.new_database())
     env = {"BREAKGLASS_HOME": str(tmp_path / "home")}
     refused = bg("--store", db_url, "runs", env=env)
@@ -419,7 +419,7 @@ def test_runs_shows_who_drives_an_open_run(url: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_network_cut_for_30_s_stops_the_run_before_acting_and_it_resumes_after(
-        postgres: PostgresServer, tmp_path: Path) -> None:  # noqa: F811
+        postgres: PostgresServer, tmp_path: Path) -> None:
     from tests.lab.tcpproxy import proxy
 
     db = postgres.new_database()

@@ -30,7 +30,6 @@ from engine.notes import append_note
 from engine.report import from_store
 from engine.session import RunOptions, load_stored
 from engine.store import FileStore, RunStore
-from tests.lab.postgres import postgres  # noqa: F401  (fixture)
 
 FORK = multiprocessing.get_context("fork")
 
