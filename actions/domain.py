@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from actions import epp_status
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from actions.clients import fanout, rdap, whois
+from actions.clients import epp_status, fanout, rdap, whois
 
 if TYPE_CHECKING:
     import httpx

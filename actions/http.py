@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from actions.http_redirect import RedirectGuard, RedirectRefused
-from actions.http_tls import (
+from actions.clients.http_redirect import RedirectGuard, RedirectRefused
+from actions.clients.http_tls import (
     parse_resolve,
     peek_certificate,
     pinned_address,
@@ -31,7 +31,7 @@ from actions.http_tls import (
     ssl_context,
     tls_of,
 )
-from actions.redact_headers import redact_headers, redact_url, scrub
+from actions.clients.redact_headers import redact_headers, redact_url, scrub
 
 if TYPE_CHECKING:
     import httpx

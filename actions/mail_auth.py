@@ -20,7 +20,7 @@ from pydantic import AliasChoices, Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 from actions.clients.dns import DnsFailure, Resolver
-from actions.spf import (
+from actions.clients.spf import (
     LOOKUP_LIMIT,
     VOID_LIMIT,
     SpfError,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
-from actions.redact_headers import redact_headers, redact_url, scrub
+from actions.clients.redact_headers import redact_headers, redact_url, scrub
 
 
 class NotifyWebhookParams(Params):

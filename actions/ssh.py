@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Plan
-from actions.ssh_session import (
+from actions.clients.ssh_session import (
     ExecOutcome,
     Session,
     SshConnection,
@@ -25,7 +25,7 @@ from actions.ssh_session import (
     open_session,
     secrets_of,
 )
-from actions.ssh_transfer import (
+from actions.clients.ssh_transfer import (
     FilePair,
     TransferMismatch,
     get_files,

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from actions import epp_status
 from actions.base import ActionContext, ActionResult
-from actions.clients import rdap
+from actions.clients import epp_status, rdap
 from actions.domain import DomainStatus, DomainStatusParams
 from actions.domain_audit import ExpiryAuditParams
 from tests.lab.rdap import RdapServer, Reply, error_object

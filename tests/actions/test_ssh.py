@@ -246,8 +246,8 @@ def test_transfers_refuse_unknown_host_key(sshd: SshServer, tmp_path: Path, acti
 
 
 def test_verification_catches_a_remote_copy_that_differs(sshd: SshServer, tmp_path: Path) -> None:
-    from actions.ssh_session import open_session
-    from actions.ssh_transfer import FilePair, TransferMismatch, remote_digests, verify
+    from actions.clients.ssh_session import open_session
+    from actions.clients.ssh_transfer import FilePair, TransferMismatch, remote_digests, verify
 
     src = tmp_path / "dump.sql"
     src.write_text("INSERT 1;\n")

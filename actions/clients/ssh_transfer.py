@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actions.ssh_session import execute
+from actions.clients.ssh_session import execute
 from engine.errors import ActionError
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from actions.base import Params
-from actions.ssh_hostkeys import (
+from actions.clients.ssh_hostkeys import (
     HostKeyRefused,
     changed_key_message,
     fingerprint,
