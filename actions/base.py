@@ -175,6 +175,9 @@ class Action(Generic[P]):
     # A boolean argument whose literal ``true`` makes this invocation a read (``read_only``). It decides
     # gating, so validation accepts only a literal true or false there: never a template, never "yes" or 1.
     read_only_flag: ClassVar[str | None] = None
+    # Arguments that are text for people (instructions, a message): a runbook's language sidecar may give
+    # them in another language (engine.translation). Never an argument that decides what the action does.
+    text_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -69,6 +69,7 @@ class LogNoteOutput(Output):
 
 class LogNote(Action[LogNoteParams]):
     name = "log.note"
+    text_params = frozenset({"text"})
     summary = "Record a note in the audit log (for the post-incident report)."
     Output = LogNoteOutput
 

@@ -34,6 +34,7 @@ class ManualOutput(Output):
 
 class Manual(Action[ManualParams]):
     name = "manual"
+    text_params = frozenset({"instructions", "checklist", "ask"})
     summary = "Instructions and a checklist the operator completes; the answers are the output."
     Output = ManualOutput
 

@@ -84,6 +84,7 @@ class NotifyWebhook(Action[NotifyWebhookParams]):
     """Post a message to a webhook; shown but not sent in a dry-run."""
 
     name = "notify.webhook"
+    text_params = frozenset({"text"})
     summary = "Post a message to a Slack-compatible or JSON webhook (shown, not sent, in a dry-run)"
     effect = Effect.NOTIFY
     Output = NotifyWebhookOutput

@@ -69,6 +69,8 @@ class Arguments:
     required: tuple[str, ...]
     # Arguments that decide the step's effect, hence its gate: a literal true or false, never a template.
     literal_bools: tuple[str, ...] = ()
+    # Arguments a language sidecar may translate (Action.text_params).
+    texts: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, action: type[Action[Any]]) -> Arguments:
@@ -80,7 +82,7 @@ class Arguments:
         old_names = tuple(renamed_arguments(action.Params))
         return cls(tuple(f.alias or n for n, f in fields.items()) + old_names,
                    tuple(f.alias or n for n, f in fields.items() if f.is_required()),
-                   (flag,) if flag is not None else ())
+                   (flag,) if flag is not None else (), tuple(sorted(action.text_params)))
 
 
 def _load(target: str) -> type[Action[Any]]:

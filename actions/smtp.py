@@ -329,6 +329,7 @@ class SmtpProbeOutput(Output):
 
 class SmtpProbe(Action[SmtpProbeParams]):
     name = "mail.smtp_probe"
+    text_params = frozenset({"subject"})
     summary = "Probe an SMTP server (banner, EHLO, STARTTLS, certificate) and optionally send a test message"
     effect = Effect.READ
     Output = SmtpProbeOutput

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunbookError
+from engine.i18n import _
 from engine.locate import runbook_files, search_dirs
-from engine.text import visible_line, width, wrap
+from engine.text import joiner, visible_line, width, wrap
 
 if TYPE_CHECKING:
     from engine.loader import LoadedRunbook
@@ -48,18 +49,24 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
         files = runbook_files(search_dirs([]))
     from actions.registry import Registry
     from engine.checks import warnings
-    from engine.loader import check_file
+    from engine.loader import checked_file
+    from engine.translation import problems_and_gaps
 
     registry = Registry()  # one for all files: action classes a plugin brings are imported once
     results = []
     for f in files:
         try:
-            src = check_file(f, registry)
+            src, runbook = checked_file(f, registry)
         except RunbookError as exc:
             results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems], "warnings": []})
-        else:
-            results.append({"file": str(f), "ok": True, "problems": [],
-                            "warnings": [str(w) for w in warnings(src)]})
+            continue
+        problems: list[str] = []
+        found = [str(w) for w in warnings(src)]
+        # Its translations are part of the runbook: a step renamed here but not there is caught here.
+        for _lang, wrong, gaps in problems_and_gaps(str(f), runbook, registry):
+            problems += [str(p) for p in wrong]
+            found += [str(g) for g in gaps]
+        results.append({"file": str(f), "ok": not problems, "problems": problems, "warnings": found})
     return results
 
 
@@ -107,7 +114,7 @@ def _paragraphs(text: str) -> list[str]:
         if not line:
             out.append("")
         elif out and out[-1] and not starts_item and not raw.startswith("    "):
-            out[-1] += " " + line
+            out[-1] += joiner(out[-1], line) + line
         else:
             out.append(line)
     return out
@@ -130,37 +137,38 @@ def _yaml_value(value: Any) -> str:
 
 def render_description(info: dict[str, Any]) -> str:
     """Plain text that fits an 80-column terminal."""
-    lines = [*_wrap(f"{info['id']} — {info['title']}", ""), f"severity {info['severity']}"
-             + (f" · tags {', '.join(info['tags'])}" if info["tags"] else ""), ""]
+    lines = [*_wrap(f"{info['id']} — {info['title']}", ""), _("severity {severity}").format(severity=info["severity"])
+             + (" · " + _("tags {tags}").format(tags=", ".join(info["tags"])) if info["tags"] else ""), ""]
     if info["description"].strip():
         lines += [*_wrap(info["description"], ""), ""]
-    lines += ["Inputs:"]
+    lines += [_("Inputs:")]
     for i in info["inputs"]:
-        need = ("required" if i["required"] else f"default {_yaml_value(i['default'])}" if i["default"] is not None
-                else "optional")
+        need = (_("required") if i["required"] else _("default {value}").format(value=_yaml_value(i["default"]))
+                if i["default"] is not None else _("optional"))
         env = f", env ${i['env']}" if i["env"] else ""
         lines += _wrap(f"{i['name']} ({i['type']}, {need}{env})", "  ")
         lines += _wrap(i["description"], "      ")
     if not info["inputs"]:
-        lines.append("  (none)")
-    lines += ["", "Steps:  [G] gated   [A] gated, and others must sign approvals",
-              "        [W] changes the world   [R] has a rollback"]
+        lines.append("  " + _("(none)"))
+    lines += ["", _("Steps:  [G] gated   [A] gated, and others must sign approvals"),
+              _("        [W] changes the world   [R] has a rollback")]
     for n, s in enumerate(info["steps"], 1):
         gate_mark = "A" if s["approvals"] else "G" if s["gated"] else " "
         marks = gate_mark + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
         lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})")
         lines += _wrap(s["title"], "          ")
         if s["when"] is not None:
-            lines += _wrap(f"when: {s['when']}", "          ")
+            lines += _wrap(_("when: {condition}").format(condition=s["when"]), "          ")
         for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
             lines += _wrap(visible_line(f"{name}: {_yaml_value(value)}"), "          ")
         if s["approvals"]:
             a = s["approvals"]
-            limit = f" within {a['timeout']:g} s" if a["timeout"] else ""
-            lines += _wrap(f"approvals: {a['approvals']} of {', '.join(a['approvers'])}, besides the operator{limit}",
-                           "          ")
+            said = (_("approvals: {count} of {approvers}, besides the operator within {seconds} s") if a["timeout"]
+                    else _("approvals: {count} of {approvers}, besides the operator"))
+            lines += _wrap(said.format(count=a["approvals"], approvers=", ".join(a["approvers"]),
+                                       seconds=f"{a['timeout']:g}" if a["timeout"] else ""), "          ")
         if s["repeats"]:
-            lines += _wrap(f"repeats: {s['repeats']}", "          ")
+            lines += _wrap(_("repeats: {note}").format(note=s["repeats"]), "          ")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Protocol, TextIO
 
 from engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
 from engine.i18n import N_, _
-from engine.text import visible_line
+from engine.text import fit, visible_line
 
 OUTPUT_TAIL = 8  # lines of a command's output shown under its step; the whole of it is in the log and report
 
@@ -98,7 +99,8 @@ class TerminalReporter:
     def _print(self, text: str) -> None:
         self._stop_spinner()
         try:
-            self.out.write(text + "\n")
+            columns = shutil.get_terminal_size((80, 24)).columns
+            self.out.write("\n".join(shown for line in text.split("\n") for shown in fit(line, columns)) + "\n")
             self.out.flush()
         except BrokenPipeError:
             # Whoever read our output (a pager, `| head`) is gone; the run goes on, its log has it all.

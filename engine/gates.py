@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import select
+import shutil
 import socket
 import sys
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from engine.i18n import _
-from engine.text import visible, visible_line
+from engine.text import fit, visible, visible_line
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class Terminal:
 
     def say(self, text: str) -> None:
         self._quiet()
-        self.stderr.write("\n".join(visible_line(line) for line in text.split("\n")) + "\n")
+        columns = shutil.get_terminal_size((80, 24)).columns
+        self.stderr.write("\n".join(shown for line in text.split("\n")
+                                    for shown in fit(visible_line(line), columns)) + "\n")
         self.stderr.flush()
 
     def ask(self, prompt: str, timeout: float | None = None, echo: bool = True) -> str | None:

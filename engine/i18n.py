@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import gettext
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def _(message: str) -> str:
 def N_(message: str) -> str:  # noqa: N802 - the name xgettext and every gettext user knows
     """Marks ``message`` for translation where it is defined; it is translated with ``_()`` where shown."""
     return message
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``_`` for ``lang`` whatever the CLI speaks: a report is written in its run's language."""
+    return gettext.NullTranslations().gettext if lang == "en" else _catalog(lang).gettext
 
 
 def language() -> str:

@@ -27,6 +27,7 @@ from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
     from actions.registry import Registry
+    from engine.translation import Translation
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,34 @@ class LoadedRunbook:
     text: str
     sha256: str
     source: Source | None = None  # positions; None for a runbook built without a file (tests)
+    lang: str = "en"  # the language of the runbook's text: English, or a sidecar's (engine.translation)
+    translation: Translation | None = None  # the sidecar the text came from, when not English
 
     def where(self, under: Path, text: str | None = None) -> str:
         """``file:line:col`` of the runbook text ``text`` written under ``under`` (``("steps", 3)``), else of
         ``under`` itself: a template that fails at run time is named where it is written."""
         if self.source is None:
             return self.path
+        translated = self._translated_where(under, text)
+        if translated is not None:
+            return translated
         path = _find(self.source.data, under, text) if text is not None else None
         line, col = self.source.where(path if path is not None else under)
         return f"{self.path}:{line}:{col}"
+
+    def _translated_where(self, under: Path, text: str | None) -> str | None:
+        """Where a step's translated text is written in the sidecar (which keys steps by id), if it is one."""
+        if self.translation is None or text is None or len(under) < 2 or under[0] != "steps":
+            return None
+        index = under[1]
+        if not isinstance(index, int) or not 0 <= index < len(self.runbook.steps):
+            return None
+        src = self.translation.source
+        path = _find(src.data, ("steps", self.runbook.steps[index].id), text)
+        if path is None:
+            return None
+        line, col = src.where(path)
+        return f"{self.translation.path}:{line}:{col}"
 
 
 def _find(data: Any, under: Path, text: str) -> Path | None:
@@ -294,8 +314,20 @@ def _one_line(problems: list[Problem]) -> list[Problem]:
     return [Problem(p.file, p.line, p.column, p.message.translate(table)) for p in problems]
 
 
-def load_file(path: str | os.PathLike[str], registry: Registry | None = None) -> LoadedRunbook:
-    return load_text(read_text(path), str(path), registry, expected_id=_stem(path))
+def load_file(path: str | os.PathLike[str], registry: Registry | None = None, lang: str = "en") -> LoadedRunbook:
+    """A runbook file, its text in ``lang`` where its sidecar gives it (engine.translation)."""
+    loaded = load_text(read_text(path), str(path), registry, expected_id=_stem(path))
+    if lang == loaded.lang:
+        return loaded
+    from engine.translation import loaded_with
+
+    return loaded_with(loaded, lang, registry)
+
+
+def checked_file(path: str | os.PathLike[str], registry: Registry | None = None) -> tuple[Source, Runbook]:
+    """What ``validate`` needs of a file: its positions and the runbook (to check its sidecars against)."""
+    with _collector_paused():
+        return _checked(read_text(path), str(path), registry, _stem(path))
 
 
 def check_file(path: str | os.PathLike[str], registry: Registry | None = None) -> Source:

@@ -246,6 +246,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         at_step="" if finish else _at_step(state),
         counts=_counts(steps.values()),
         drill=_drill(started, graded),
+        lang=_language(started),
         in_doubt=in_doubt,
         inputs_changed=inputs_changed,
         handovers=handovers,
@@ -412,6 +413,14 @@ def _counts(rows: Any) -> dict[str, int]:
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     return counts
+
+
+def _language(started: dict[str, Any]) -> str:
+    """The run's language when its log says (and breakglass still speaks it), else the one the reader chose."""
+    from engine import i18n
+
+    said = started.get("lang")
+    return said if isinstance(said, str) and said in i18n.LANGUAGES else i18n.language()
 
 
 def _drill(started: dict[str, Any], graded: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ durations and timestamps the way every rendering shows them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
@@ -98,6 +98,7 @@ class Report:
     inputs_changed: list[dict[str, Any]] = field(default_factory=list)  # accepted on resume: name, old, new, by
     in_doubt: list[dict[str, Any]] = field(default_factory=list)  # what was decided about steps cut off mid-change
     handovers: list[dict[str, str]] = field(default_factory=list)  # the run changed hands: from, to, ts, how
+    lang: str = "en"  # the language the report is written in: the run's (run.started says), unless asked
 
     @property
     def answered(self) -> list[StepRow]:
@@ -131,9 +132,31 @@ def fmt_seconds(value: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def fmt_ts(ts: str) -> str:
-    """An ISO timestamp as 2024-05-01 12:00:01Z for tables."""
+# Japanese readers read times in Japan's time with the date written out (2026年11月30日 02:15:01 JST); Japan
+# keeps no daylight saving time, so a fixed offset says it without a time zone database.
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def fmt_ts(ts: str, lang: str = "en") -> str:
+    """An ISO timestamp as a reader of ``lang`` expects it: 2024-05-01 12:00:01Z, or 2024年5月1日 21:00:01 JST."""
     try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
         return ts
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if lang == "ja":
+        local = moment.astimezone(JST)
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S} JST"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso_utc(ts: str) -> str:
+    """The machine-readable form of a timestamp (an HTML ``<time datetime>``): UTC, ISO 8601."""
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return ts
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts
+from engine import i18n
+from engine.console import SHOWN_VALUES
+from engine.report_model import Chain, Event, GateRow, Report, StepRow, fmt_seconds, fmt_ts, iso_utc
 from engine.text import visible, visible_line
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -76,9 +79,16 @@ def line_count(value: Any) -> int:
     return len(str(value).rstrip("\n").splitlines())
 
 
-def _common(env: SandboxedEnvironment) -> SandboxedEnvironment:
+def _common(env: SandboxedEnvironment, lang: str) -> SandboxedEnvironment:
+    """What every report template may use, in the report's language: ``_()`` for our own text (its entries are
+    in the gettext catalog, checked by tests/engine/test_i18n.py like the code's), ``status`` for the status
+    words a reader sees, ``ts`` for dates as that reader writes them."""
+    translate = i18n.translator(lang)
+    env.globals["_"] = translate
+    env.globals["lang"] = lang
+    env.filters["status"] = lambda word: translate(str(word)) if str(word) in SHOWN_VALUES else word
     env.filters["secs"] = fmt_seconds
-    env.filters["ts"] = fmt_ts
+    env.filters["ts"] = lambda ts: fmt_ts(str(ts), lang)
     env.filters["short"] = lambda h: str(h)[:16]
     env.filters["value"] = fmt_value
     env.filters["lines"] = line_count
@@ -111,7 +121,7 @@ class ReportEnvironment(SandboxedEnvironment):
 _MODEL_TYPES = frozenset({Report, Event, StepRow, GateRow, Chain})
 
 
-def markdown_env() -> SandboxedEnvironment:
+def markdown_env(lang: str = "en") -> SandboxedEnvironment:
     env = ReportEnvironment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=False,  # noqa: S701  (markdown, not HTML: finalize=md_escape escapes every value)
@@ -124,10 +134,10 @@ def markdown_env() -> SandboxedEnvironment:
     env.filters["code"] = md_code
     env.filters["fence"] = md_fence
     env.filters["tick"] = md_tick
-    return _common(env)
+    return _common(env, lang)
 
 
-def html_env(*folders: Path) -> SandboxedEnvironment:
+def html_env(*folders: Path, lang: str = "en") -> SandboxedEnvironment:
     """The HTML environment; ``folders`` hold more templates (the live page's), looked up before the report's."""
     env = ReportEnvironment(
         loader=FileSystemLoader([*folders, TEMPLATES]),
@@ -137,7 +147,10 @@ def html_env(*folders: Path) -> SandboxedEnvironment:
         lstrip_blocks=True,
         finalize=html_finalize,
     )
-    return _common(env)
+    _common(env, lang)
+    env.filters["when"] = lambda ts: Markup('<time datetime="{}">{}</time>').format(iso_utc(str(ts)),
+                                                                                   fmt_ts(str(ts), lang))
+    return env
 
 
 def timeline_data(report: Report) -> dict[str, Any]:
@@ -173,11 +186,17 @@ def timeline_data(report: Report) -> dict[str, Any]:
     return {"total": report.total_s, "lanes": lanes, "finished": report.finished}
 
 
+@cache
+def _env(fmt: str, lang: str) -> SandboxedEnvironment:
+    # One environment per format and language: its compiled templates are kept for the next report.
+    return markdown_env(lang) if fmt == "markdown" else html_env(lang=lang)
+
+
 def render(report: Report, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
     if fmt == "markdown":
-        return markdown_env().get_template("report.md.j2").render(r=report)
+        return _env(fmt, report.lang).get_template("report.md.j2").render(r=report)
     if fmt == "html":
-        return html_env().get_template("report.html.j2").render(r=report, timeline=timeline_data(report))
+        return _env(fmt, report.lang).get_template("report.html.j2").render(r=report, timeline=timeline_data(report))
     raise ValueError(f"unknown report format '{fmt}'")

@@ -24,6 +24,7 @@ from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassErro
 from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
 from engine.execution import call_with_timeout, sigterm_as_interrupt
 from engine.gates import GateDecision, Gatekeeper, GateRequest
+from engine.i18n import _
 from engine.loader import LoadedRunbook
 from engine.machine import RunState
 from engine.model import Gate, Rollback, Step, gate_for, repeat_note, retry_policy
@@ -343,7 +344,8 @@ class Runner:
             return None
         sid, gate_id = use.step.id, use.gate_id
         ctx_data = self.context()
-        message = templates.render_string(gate.message, ctx_data) if gate.message else f"run '{use.title}'?"
+        message = (templates.render_string(gate.message, ctx_data) if gate.message
+                   else _("run '{title}'?").format(title=use.title))
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
         if repeats:  # retries/until re-apply after this one approval

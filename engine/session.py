@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.registry import Registry
-from engine import audit, inputs
+from engine import audit, i18n, inputs
 from engine.errors import AuditError, GateRefused, InputError, RunbookError
 from engine.events import REFUSE, RecordType, RunStatus
 from engine.gates import Gatekeeper, Terminal, answer_word
@@ -105,6 +105,8 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
                                                       if s.type == "secret" or s.env
                                                       or runner.redactor(values.get(n)) != values.get(n)),
             "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
+            # The language the operator read: the report's by default; resume shows the same words.
+            "lang": i18n.language(),
             **opts.extra_start,
         })
         runner.started_ts = rec["ts"]
@@ -137,7 +139,7 @@ def runbook_of(stored: StoredRun, accept_changed: bool, registry: Registry | Non
     meta = stored.started["runbook"]
     path = Path(meta["path"])
     if path.is_file():
-        current = load_file(path, registry)
+        current = load_file(path, registry, str(stored.started.get("lang") or "en"))
         if current.sha256 == meta["sha256"] or accept_changed:
             return current
         raise RunbookError([_changed_problem(str(path))])

@@ -54,6 +54,14 @@ def char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
+def joiner(before: str, after: str) -> str:
+    """What joins two source lines of one paragraph: a space, except between wide characters, since Japanese
+    (like Chinese) writes no space between words and a line break in the source is not one."""
+    if before and after and char_width(before[-1]) == 2 and char_width(after[0]) == 2:
+        return ""
+    return " "
+
+
 def width(text: str) -> int:
     """Columns ``text`` takes on a terminal (``len`` counts 再起動 as 3; it takes 6)."""
     return sum(char_width(ch) for ch in text)
@@ -108,3 +116,35 @@ def wrap(text: str, columns: int, indent: str = "", hang: str | None = None) -> 
     if not fresh:
         lines.append(line.rstrip())
     return lines
+
+
+def fit(line: str, columns: int) -> list[str]:
+    """One line of terminal output as the screen should show it. A line of narrow characters is left to the
+    terminal to wrap, as always; a line with wide ones (Japanese) is broken here by display width, keeping its
+    indentation: left to the terminal it is split anywhere (before a 。) and, where a wide character meets the
+    last column, some terminals draw half of it off the screen. No character is dropped: a space where the
+    line breaks begins the next line, so the lines put back together (after the indentation) are the text."""
+    size = width(line)
+    if size <= columns or size == len(line) or "\x1b" in line:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    if width(indent) * 2 > columns:
+        indent = ""
+    out: list[str] = []
+    current, used, bare = line[: len(indent)], width(indent), True
+    pieces: list[str] = []
+    for token in _tokens(line[len(indent):]):
+        # A word wider than a line is cut into characters, as the terminal would.
+        pieces += list(token) if width(token) > columns - width(indent) else [token]
+    for piece in pieces:
+        size = width(piece)
+        if not bare and used + size > columns:
+            kept = current.rstrip(" ")
+            out.append(kept)
+            # The space at the break starts the next line: a terminal (and a reader copying the text) drops
+            # trailing spaces, and "hash 1a2b" must not come back as "hash1a2b".
+            current = indent + current[len(kept):]
+            used, bare = width(current), True
+        current, used, bare = current + piece, used + size, False
+    out.append(current)
+    return out

@@ -53,6 +53,7 @@ def drill(
     Example:
       breakglass drill dns-failover --scenario 01-primary-down
     """
+    from engine import i18n
     from engine.drill import (
         DEFAULT_RUNBOOK,
         find_scenario,
@@ -64,10 +65,12 @@ def drill(
     from engine.loader import load_file
     from engine.locate import find
 
-    loaded = load_file(find(runbook or DEFAULT_RUNBOOK, runbooks or []))
+    loaded = load_file(find(runbook or DEFAULT_RUNBOOK, runbooks or []), lang=i18n.language())
     rb = loaded.runbook
     if list_scenarios:
-        rows = [_scenario_row(f, scenario_name(f), load_scenario) for f in scenario_files(loaded.path, rb.id)]
+        said = loaded.translation
+        load = load_scenario if said is None else (lambda path: said.scenario(load_scenario(path)))
+        rows = [_scenario_row(f, scenario_name(f), load) for f in scenario_files(loaded.path, rb.id)]
         if as_json:
             echo_json(rows)
         else:
@@ -75,12 +78,16 @@ def drill(
                 typer.echo(f"{row['name']:<28} {row['title']}")
         return
     chosen = load_scenario(find_scenario(loaded.path, rb.id, scenario))
+    if loaded.translation is not None:
+        chosen = loaded.translation.scenario(chosen)
     opts = options("drill", operator, approve, yes, gate_timeout)
     if not as_json:
         typer.echo(_("DRILL {runbook} — scenario {scenario}: {title}").format(runbook=rb.id, scenario=chosen.name,
                                                                              title=chosen.title))
-        if chosen.description.strip():
-            typer.echo(chosen.description.strip())
+        from engine.text import visible_line, wrap
+
+        for line in chosen.description.strip().splitlines():  # wrapped here: a terminal breaks before a 。
+            typer.echo("\n".join(wrap(visible_line(line), 80)))
         typer.echo("")
     runs_store = store()
     outcome = run_drill(loaded, chosen, parse_inputs(input_, None), opts, reporter(as_json), runs_store)

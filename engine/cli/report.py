@@ -24,17 +24,26 @@ def report(
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="The report's format.")]
     = ReportFormat.markdown,
     output: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write to this file.")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", metavar="LANG", help=(
+        "The report's language: en or ja (default: the language the run was recorded in)."))] = None,
 ) -> None:
     """A post-incident report from the run's audit log: summary, timeline, decisions, and sections to edit.
 
     \b
     Example:
       breakglass report last --format html -o incident.html
+      breakglass report last --lang ja
     """
+    from dataclasses import replace
+
+    from engine import i18n
     from engine.report import from_store
     from engine.report_render import render
 
-    text = render(from_store(store(), run_id), fmt.value)
+    built = from_store(store(), run_id)
+    if lang is not None:
+        built = replace(built, lang=i18n.choose(lang, {}))
+    text = render(built, fmt.value)
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:

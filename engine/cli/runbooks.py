@@ -39,11 +39,12 @@ def show(runbook: RunbookArg, runbooks: RunbooksOpt = None, as_json: JsonOpt = F
     Example:
       breakglass show dns-failover
     """
+    from engine import i18n
     from engine.catalog import describe, render_description
     from engine.loader import load_file
     from engine.locate import find
 
-    loaded = load_file(find(runbook, runbooks or []))
+    loaded = load_file(find(runbook, runbooks or []), lang=i18n.language())
     info = describe(loaded)
     if as_json:
         echo_json(info)

@@ -57,11 +57,12 @@ def run(
     Example:
       breakglass run dns-failover --dry-run -i domain=example.com -i standby_ip=198.51.100.7
     """
+    from engine import i18n
     from engine.loader import load_file
     from engine.locate import find
     from engine.session import start
 
-    loaded = load_file(find(runbook, runbooks or []))
+    loaded = load_file(find(runbook, runbooks or []), lang=i18n.language())
     opts = options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout)
     given = ask_missing(loaded.runbook, parse_inputs(input_, inputs_file), opts.terminal)
     outcome = start(loaded, given, opts, reporter(as_json))

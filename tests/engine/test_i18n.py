@@ -25,7 +25,8 @@ MARKERS = ("_", "N_")
 
 
 def marked_messages() -> dict[str, str]:
-    """Every literal passed to ``_()`` or ``N_()`` in engine/ and actions/ → where it is first marked.
+    """Every literal passed to ``_()`` or ``N_()`` in engine/ and actions/, and to ``_()`` in the report
+    templates → where it is first marked.
 
     The catalog test's own xgettext: an AST walk, so a message split over lines ("a " "b") is one message.
     """
@@ -37,7 +38,16 @@ def marked_messages() -> dict[str, str]:
                         and node.args and isinstance(node.args[0], ast.Constant)
                         and isinstance(node.args[0].value, str)):
                     found.setdefault(node.args[0].value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    for path in sorted((ROOT / "engine" / "report_templates").glob("*.j2")):
+        text = path.read_text(encoding="utf-8")
+        for match in TEMPLATE_MARK.finditer(text):
+            found.setdefault(ast.literal_eval(match.group(1)),
+                             f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}")
     return found
+
+
+# The report templates call the same ``_()`` with a double-quoted literal: {{ _("Summary") }}.
+TEMPLATE_MARK = re.compile(r'\b_\(("(?:[^"\\]|\\.)*")\)')
 
 
 def _fields(text: str) -> set[str]:
