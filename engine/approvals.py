@@ -60,6 +60,7 @@ class OpenGate:
     operator_keys: frozenset[str]  # fingerprints
     shown: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
+    scripted: bool = False  # a drill's: its approvers are a scenario's script, nobody can answer it
 
     @classmethod
     def of(cls, rec: Mapping[str, Any]) -> OpenGate | None:
@@ -70,7 +71,7 @@ class OpenGate:
                    int(rec["seq"]), int(others["needed"]), tuple(others["approvers"]),
                    frozenset(others["eligible"]), others.get("deadline"), str(others["operator"]),
                    frozenset(others["operator_names"]), frozenset(others["operator_keys"]),
-                   rec.get("shown") or {}, str(rec.get("message", "")))
+                   rec.get("shown") or {}, str(rec.get("message", "")), bool(others.get("scripted")))
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def pending(store: RunStore) -> list[dict[str, Any]]:
             continue
         records = [r.to_dict() for r in store.records(run.id)]
         for gate in open_gates(records):
-            if gate.deadline is not None and now > gate.deadline:
+            if gate.scripted or (gate.deadline is not None and now > gate.deadline):
                 continue
             got = sum(1 for r in records if r.get("type") == T.APPROVAL_COUNTED and r.get("gate") == gate.gate
                       and int(r.get("seq", 0)) > gate.seq)
@@ -208,7 +209,7 @@ def find_open(store: RunStore, run_ref: str, gate_id: str) -> tuple[str, OpenGat
     """The open gate ``gate_id`` of a run, or advice why there is none to answer."""
     run_id = store.resolve(run_ref)
     records = [r.to_dict() for r in store.records(run_id)]
-    gate = next((g for g in open_gates(records) if g.gate == gate_id), None)
+    gate = next((g for g in open_gates(records) if g.gate == gate_id and not g.scripted), None)
     if gate is None or not store.is_driven(run_id):
         raise GateClosed(f"gate '{gate_id}' of run {run_id} is not waiting for approvals (never opened, already "
                          "decided, or the run is not being driven); `breakglass pending` lists open gates")

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from actions.base import Effect
 from actions.registry import Registry, UnknownAction
 from engine import templates
 from engine.errors import InputError, Problem, TemplateError
@@ -26,6 +27,7 @@ CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
 JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "loop", "true", "false", "none", "True", "False", "None"})
 ROOTS = CONTEXT_ROOTS | JINJA_GLOBALS
 RESULT_ROOTS = ROOTS | {"result"}
+ANNOUNCE_ROOTS = ROOTS | {"gate"}  # a four-eyes gate's announcement may name the gate it announces
 
 
 _NO_DEFAULTS: Mapping[str, Raw] = {}  # never written to
@@ -182,6 +184,7 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
             if isinstance(value, str):
                 yield from _check_template(value, (*path, field), src, scope, expression=True)
         yield from _check_gate(step.get("confirm"), (*path, "confirm"), src, plain)
+        yield from _check_announce(step.get("confirm"), (*path, "confirm"), src, _Scope(book, index, ANNOUNCE_ROOTS))
         rollback = step.get("rollback")
         if rollback is not None:
             has_rollback = True
@@ -191,6 +194,8 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
                                      defaulted=book.defaults.get(rollback["action"], _NO_DEFAULTS))
             yield from _check_tree(rollback.get("with", {}), (*rb_path, "with"), src, rb_scope)
             yield from _check_gate(rollback.get("confirm"), (*rb_path, "confirm"), src, rb_scope)
+            yield from _check_announce(rollback.get("confirm"), (*rb_path, "confirm"), src,
+                                       _Scope(book, index + 1, ANNOUNCE_ROOTS))
         if step.get("on_failure") == "rollback" and not has_rollback:
             yield src.problem((*path, "on_failure"), f"step '{step_id}' says on_failure: rollback but "
                               "neither it nor any earlier step has a rollback")
@@ -214,6 +219,24 @@ def _check_gate(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterato
             value = confirm.get(field)
             if value:
                 yield from _check_template(value, (*path, field), src, scope, expression=False)
+
+
+def _check_announce(confirm: Any, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:
+    """A gate's announcement calls a notify action (a message to people, never a change) with valid arguments."""
+    announce = confirm.get("announce") if isinstance(confirm, dict) else None
+    if not isinstance(announce, dict) or not isinstance(announce.get("action"), str):
+        return
+    path, name = (*path, "announce"), announce["action"]
+    try:
+        effect = scope.book.registry.get(name).effect
+    except UnknownAction:
+        effect = Effect.NOTIFY  # _check_action names it, with a did-you-mean
+    if effect is not Effect.NOTIFY:
+        yield src.problem((*path, "action"), f"announce uses '{name}', which is not a notify action: an "
+                          "announcement may only tell people, never change anything (e.g. notify.webhook)")
+        return
+    yield from _check_action(name, announce.get("with", {}), path, src, scope.book.registry)
+    yield from _check_tree(announce.get("with", {}), (*path, "with"), src, scope)
 
 
 def _check_action(name: str, args: dict[str, Any], path: Path, src: Source, registry: Registry,

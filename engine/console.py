@@ -257,6 +257,10 @@ class TerminalReporter:
         if rec.get("status") in RESUMABLE:
             self._print(_("to go on from here: {command}").format(command=f"breakglass resume {rec.get('run')}"))
 
+    def _on_head_signed(self, rec: dict[str, Any]) -> None:
+        self._print(visible_line(_("audit head {head} signed by {by} ({fingerprint}); `audit verify --signers "
+                                   "FILE` checks it").format(head=rec.get("head"), by=rec.get("by"),
+                                                              fingerprint=rec.get("fingerprint"))))
 
     # Which record each method above prints; a record type without one is not shown on the terminal.
     _handlers: ClassVar[dict[str, Any]] = {
@@ -267,7 +271,7 @@ class TerminalReporter:
         RecordType.GATE_DENIED: _on_gate_denied, RecordType.ROLLBACK_SUCCEEDED: _on_rollback_succeeded,
         RecordType.ROLLBACK_SKIPPED: _on_rollback_skipped, RecordType.ROLLBACK_FAILED: _on_rollback_failed,
         RecordType.NOTE: _on_note, RecordType.DRILL_GRADED: _on_drill_graded,
-        RecordType.RUN_FINISHED: _on_run_finished,
+        RecordType.RUN_FINISHED: _on_run_finished, RecordType.HEAD_SIGNED: _on_head_signed,
     }
 
 

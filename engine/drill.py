@@ -14,6 +14,8 @@ order is the default. The file format::
       <step id>:
         output: {...} | outputs: [{...}, ...]   what the action returns (attempt by attempt; last repeats)
         ok: true | fail: "message"              a failed attempt
+        approvals: [{by: alice, answer: approve}, {by: bob, answer: deny, reason: ...}, {answer: timeout}]
+                                                other people at a four-eyes gate, in order (none: it times out)
         duration: 0.4                           simulated seconds (reported, never slept)
         plan: {summary: ..., changes: [...]}    a mutating step's plan
         effects: {<step id>: {output: ...}}     after this step applies, later steps see this instead
@@ -74,6 +76,14 @@ class SimulatedWorld:
 
     def wait(self, seconds: float) -> None:
         """Retry delays are simulated time: a drill never sleeps through them."""
+
+    def answers_at(self, gate_id: str) -> list[dict[str, Any]] | None:
+        """The scenario's approvers at a four-eyes gate, in the order they answer; nobody when it scripts none
+        (the gate then times out, as it would with nobody there)."""
+        if gate_id.endswith(".rollback"):
+            return list(self.specs.get(gate_id.removesuffix(".rollback"), {}).get("rollback", {}).get("approvals")
+                        or [])
+        return list(self.specs.get(gate_id, {}).get("approvals") or [])
 
     def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
             rollback: bool = False) -> ActionResult:

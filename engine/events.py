@@ -50,6 +50,13 @@ class RecordType(StrEnum):
     APPROVAL_SIGNED = "approval.signed", "step", "gate", "by", "decision", "payload", "signature"
     APPROVAL_COUNTED = "approval.counted", "step", "gate", "by", "fingerprint", "record", "missing"
     APPROVAL_REJECTED = "approval.rejected", "step", "gate", "by", "record", "reason"
+    # A four-eyes gate told its approvers it is open (`confirm.announce`): which action, and how it went.
+    GATE_ANNOUNCED = "gate.announced", "step", "gate", "action", "ok", "message"
+    # Re-planned after every answer was in, the plan was not the one approved (the DNS record moved): the
+    # approvals are void (they signed the old digest) and the gate opens again with the new plan.
+    GATE_VOIDED = "gate.voided", "step", "gate", "digest", "approved", "by", "how", "now", "plan"
+    # The driving operator's signature over the run's final chain head (`run --sign`).
+    HEAD_SIGNED = "head.signed", "head", "by", "fingerprint", "payload", "signature"
     ROLLBACK_BEGUN = "rollback.begun", "after", "steps"
     ROLLBACK_STARTED = "rollback.started", "step", "title", "action", "effect", "args"
     ROLLBACK_RETRIED = "rollback.retried", "step", "attempt", "reason", "delay"
@@ -69,9 +76,10 @@ T = RecordType
 # Records about the whole run: they never move a step.
 RUN_RECORDS = frozenset({T.RUN_STARTED, T.RUN_RESUMED, T.RUN_INPUTS_CHANGED, T.RUN_FINISHED, T.GATE_ASKED,
                          T.GATE_APPROVED, T.GATE_DENIED, T.NOTE, T.ROLLBACK_BEGUN, T.DRILL_GRADED,
-                         T.APPROVAL_SIGNED, T.APPROVAL_COUNTED, T.APPROVAL_REJECTED})
+                         T.APPROVAL_SIGNED, T.APPROVAL_COUNTED, T.APPROVAL_REJECTED, T.GATE_VOIDED, T.GATE_ANNOUNCED,
+                         T.HEAD_SIGNED})
 STARTS = frozenset({T.RUN_STARTED, T.RUN_RESUMED})  # where one drive of a run begins
-DECISIONS = frozenset({T.GATE_APPROVED, T.GATE_DENIED})
+DECISIONS = frozenset({T.GATE_APPROVED, T.GATE_DENIED, T.GATE_VOIDED})  # each closes one opening of a gate
 
 
 class StepStatus(StrEnum):

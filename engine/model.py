@@ -53,6 +53,17 @@ class InputSpec(Frozen):
 APPROVER = r"^@?[A-Za-z0-9][A-Za-z0-9._@+-]*$"  # a name or an @group of the team's allowed_signers file
 
 
+class Announce(Frozen):
+    """A message sent when a four-eyes gate opens, so the approvers learn of it where they are (a chat channel)."""
+
+    action: str = Field(description="A notify action, e.g. notify.webhook.")
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with",
+        description="Its arguments. Templates may also use `gate`: run, step, digest, needed, approvers, "
+                    "seconds (its timeout) and approve, the exact `breakglass approve RUN STEP --digest HASH`.",
+    )
+
+
 class Gate(Frozen):
     """A confirmation gate: the operator must approve before the step runs; with ``approvals``, N other
     people must first approve it too, each with a signature by their own SSH key (four-eyes)."""
@@ -72,6 +83,9 @@ class Gate(Frozen):
     timeout: float | None = Field(
         None, gt=0, description="Seconds the other approvers have; when they run out the gate says no."
     )
+    announce: Announce | None = Field(
+        None, description="Tell the approvers the gate is open (needs `approvals`): a notify action's call."
+    )
 
     @model_validator(mode="after")
     def _approvers_need_approvals(self) -> Gate:
@@ -80,6 +94,8 @@ class Gate(Frozen):
             raise ValueError("`approvers` needs `approvals: N` (how many of them must approve)")
         if self.approvals is not None and not self.approvers:
             raise ValueError("`approvals` needs `approvers`: the names or @groups who may approve")
+        if self.announce is not None and self.approvals is None:
+            raise ValueError("`announce` tells other approvers of the gate: it needs `approvals` and `approvers`")
         return self
 
 

@@ -193,6 +193,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
         elif kind in DECISIONS:
             _on_decision(gates, steps, rec, at)
+        elif kind in (T.APPROVAL_COUNTED, T.APPROVAL_REJECTED):
+            _on_approval(gates, rec)
         elif kind == T.RUN_INPUTS_CHANGED:
             inputs_changed += [{"name": str(name), "old": change.get("old"), "new": change.get("new"), "by": by,
                                 "ts": rec["ts"]} for name, change in (rec.get("changes") or {}).items()
@@ -335,10 +337,26 @@ def _on_decision(gates: list[GateRow], steps: dict[str, StepRow], rec: dict[str,
     row.approved = rec["type"] == T.GATE_APPROVED
     row.decided_s, row.by, row.how = at, str(rec.get("by", "")), str(rec.get("how", ""))
     row.choice = "" if row.approved else str(rec.get("choice", ""))
+    if rec["type"] == T.GATE_VOIDED:
+        row.choice = "void: the plan changed before it was applied; asked again"
     row.waited_s = round(at - row.asked_s, 3)
     step = steps.get(row.step)
     if row.approved and step is not None and not gid.endswith(".rollback"):
         step.approved_by = f"{row.by} ({row.how})"
+
+
+def _on_approval(gates: list[GateRow], rec: dict[str, Any]) -> None:
+    """An approval as the driving process judged it, under the opening of the gate it answered."""
+    row = next((g for g in reversed(gates) if g.gate == rec.get("gate")), None)
+    if row is None:
+        return
+    if rec["type"] == T.APPROVAL_COUNTED and rec.get("scripted"):
+        verdict, detail = "scripted", ""
+    elif rec["type"] == T.APPROVAL_COUNTED:
+        verdict, detail = "verified", str(rec.get("fingerprint"))
+    else:
+        verdict, detail = "not_counted", str(rec.get("reason"))
+    row.approvals.append({"by": str(rec.get("by", "")), "verdict": verdict, "detail": detail})
 
 
 def _finish(records: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -60,6 +60,9 @@ class GateRow:
     how: str = ""
     choice: str = ""
     waited_s: float | None = None  # gate.asked → decision, from the record timestamps
+    # Other people at a four-eyes gate, as the driving process judged their signatures: who (by), the verdict
+    # (verified, scripted in a drill, not_counted) and its detail (the key's fingerprint, or why not).
+    approvals: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

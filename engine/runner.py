@@ -9,31 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from actions.base import Action, ActionContext, ActionResult, Effect, Params
+from actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from actions.registry import Registry
 from engine import signers, templates
 from engine.approvals import APPROVE, OpenGate, Tally
-from engine.audit import canonical
+from engine.audit import AuditRecord, canonical
 from engine.console import Reporter
 from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
 from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
 from engine.execution import call_with_timeout, sigterm_as_interrupt
-from engine.gates import GateDecision, Gatekeeper, GateRequest
+from engine.gates import GateDecision, Gatekeeper, GateRequest, describe
 from engine.i18n import _
 from engine.loader import LoadedRunbook
 from engine.machine import RunState
-from engine.model import Gate, Rollback, Step, gate_for, repeat_note, retry_policy
+from engine.model import Announce, Gate, Rollback, Step, gate_for, repeat_note, retry_policy
 from engine.redact import Redactor, declared_secrets, declares_secrets
 from engine.store.base import RunLog
 from engine.world import LiveWorld, World
 
 T = RecordType
-APPROVAL_POLL_S = 0.2  # how often a gate waiting for other people reads the log: an approval shows within this
+# How often a gate waiting for other people looks at its timeout. Approvals themselves arrive as the store
+# announces them (PostgreSQL: LISTEN/NOTIFY; files: following the log), not on this tick.
+APPROVAL_TICK_S = 0.5
+# What ``_gate`` returns when re-planning found another plan than the one approved: plan and ask again.
+_VOIDED: dict[str, Any] = {"voided": True}
 
 
 class _Stop(Exception):
@@ -114,6 +118,9 @@ class Runner:
     settings: dict[str, Any] = field(default_factory=dict)
     before_finish: Callable[[Runner], None] | None = None  # e.g. a drill's grading, recorded before the end
     started_ts: str = ""
+    # The store's feed of this run's records (``RunStore.follow``): how a gate waiting for other people hears
+    # of their approvals the moment they are durable. None: read the log on each tick instead.
+    follow: Callable[[int, float], Iterator[list[AuditRecord]]] | None = None
     # Each step's title as first rendered: text that came out of a render may hold ``{{ }}`` from an input or
     # an output, and rendering it again would run that (a ``{{ inputs.token|upper }}`` the redactor misses).
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -123,6 +130,7 @@ class Runner:
         # first stops the reporter's spinner, which would otherwise redraw the line the question is on.
         self.gates.terminal.before_prompt = self.reporter.pause
         self._waited = 0.0  # seconds this step spent waiting at gates: the operator's time, not the step's
+        self._feed: Iterator[list[AuditRecord]] | None = None  # the store's feed, opened at the first gate
 
     @property
     def mode(self) -> str:
@@ -158,6 +166,8 @@ class Runner:
                 self.record(T.STEP_INTERRUPTED, {"step": current})
         finally:
             self.reporter.close()
+            if self._feed is not None:
+                self._feed.close()  # type: ignore[attr-defined]  # a generator: ends its session
         return self.finish(reason, status)
 
     def finish(self, reason: str, status: RunStatus | None = None) -> RunOutcome:
@@ -203,6 +213,10 @@ class Runner:
             calls = [(step.action, step.with_)]
             if step.rollback is not None:
                 calls.append((step.rollback.action, step.rollback.with_))
+            for spec in (step, step.rollback):  # a gate's announcement holds a webhook URL too
+                confirm = spec.confirm if spec is not None else None
+                if isinstance(confirm, Gate) and confirm.announce is not None:
+                    calls.append((confirm.announce.action, confirm.announce.with_))
             for name, args in calls:
                 if declares_secrets(self.registry, name):
                     self.redactor.add(*declared_secrets(self.registry.get(name), args, ctx))
@@ -259,26 +273,46 @@ class Runner:
             result, attempts = self._attempts(
                 use, lambda: world.run(sid, action, params, actx, rollback=use.rollback), actx)
         else:
-            plan = world.plan(sid, action, params, actx, rollback=use.rollback)
-            plan_data = {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
-            final = self.mode == "dry-run"
-            if kinds.planned is not None:
-                self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
-                                            "gated": gate_for(spec.confirm, True) is not None})  # as a live run
-            if plan.refused:
-                return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0)
-            if final:
-                if use.rollback:  # nothing was changed, so nothing is left undone
-                    return self.record(kinds.skipped, {"step": sid, "reason": DRY_RUN_SKIP, **plan_data})
-                return None
-            refused = self._gate(use, effect, self._as_written(params), plan_data, repeat_note(spec))
-            if refused is not None:
-                return refused
+            ended, plan = self._plan_and_gate(use, effect, action, params, actx)
+            if ended is not None or plan is None:
+                return ended
             if kinds.applying is not None:
                 self.record(kinds.applying, {"step": sid})
             result, attempts = self._attempts(
                 use, lambda: world.apply(sid, action, params, actx, plan, rollback=use.rollback), actx)
         return self._conclude(use, result, attempts, time.monotonic() - begun - self._waited)
+
+    def _plan_and_gate(self, use: Use, effect: Effect, action: Action[Any], params: Params,
+                       actx: ActionContext) -> tuple[dict[str, Any] | None, Plan | None]:
+        """Plan a mutating use and ask its gate: (the record that ended it, None) or (None, the plan to apply);
+        (None, None) when a dry-run stops after the plan. When other people's approvals turn out void because
+        the world moved while they read (a re-plan differs), it plans and asks again."""
+        sid, kinds, world = use.step.id, use.records, self.world
+        plans = [world.plan(sid, action, params, actx, rollback=use.rollback)]
+
+        def replan() -> dict[str, Any]:
+            plans.append(world.plan(sid, action, params, actx, rollback=use.rollback))
+            return self._plan_data(plans[-1])
+
+        while True:
+            plan = plans[-1]
+            plan_data = self._plan_data(plan)
+            final = self.mode == "dry-run"
+            if kinds.planned is not None:
+                self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
+                                            "gated": gate_for(use.spec.confirm, True) is not None})  # as live
+            if plan.refused:
+                return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0), None
+            if final:
+                if use.rollback:  # nothing was changed, so nothing is left undone
+                    return self.record(kinds.skipped, {"step": sid, "reason": DRY_RUN_SKIP, **plan_data}), None
+                return None, None
+            ended = self._gate(use, effect, self._as_written(params), plan_data, repeat_note(use.spec), replan)
+            if ended is not _VOIDED:
+                return ended, plans[-1]  # a re-plan that matched what was approved is the freshest
+
+    def _plan_data(self, plan: Plan) -> dict[str, Any]:
+        return {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
 
     def _prepare(self, name: str, args: dict[str, Any], ctx_data: dict[str, Any]) -> tuple[Action[Any], Params]:
         cls = self.registry.get(name)
@@ -336,9 +370,11 @@ class Runner:
         return gate_for(confirm, effect is not Effect.READ and self.mode != "dry-run")
 
     def _gate(self, use: Use, effect: Effect, args: dict[str, Any], plan: dict[str, Any] | None,
-              repeats: str | None = None) -> dict[str, Any] | None:
+              repeats: str | None = None, replan: Callable[[], dict[str, Any]] | None = None
+              ) -> dict[str, Any] | None:
         """Ask the gate, if any: None when the way is open, else the record of what followed the refusal (a
-        skipped step or undo); a refused step stops the run."""
+        skipped step or undo); a refused step stops the run. ``_VOIDED`` when other people approved a plan
+        that ``replan`` no longer finds: the caller plans and asks again."""
         gate = self._gate_for(use.spec.confirm, effect)
         if gate is None:
             return None
@@ -347,33 +383,48 @@ class Runner:
         message = (templates.render_string(gate.message, ctx_data) if gate.message
                    else _("run '{title}'?").format(title=use.title))
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
-        shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
-        if repeats:  # retries/until re-apply after this one approval
-            shown["repeats"] = repeats
-        digest = hashlib.sha256(canonical({"gate": gate_id, "action": use.spec.action, **shown})).hexdigest()
+        shown = _shown(args, plan, repeats)
+        digest = _digest(gate_id, use.spec.action, shown)
         req = GateRequest(gate_id, sid, use.title, self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
                           notify=effect is Effect.NOTIFY)
         asked: dict[str, Any] = {"step": sid, "gate": gate_id, "message": req.message, "shown": shown,
                                  "digest": digest, "type_to_confirm": bool(typed)}
-        allowed = None
+        allowed, script = None, None
         if gate.approvals:
-            allowed = signers.load()  # fail closed: no team signers file, no multi-party gate opens
+            script = self.world.answers_at(gate_id)  # a drill's scripted approvers
+            if script is None:
+                allowed = signers.load()  # fail closed: no team signers file, no multi-party gate opens
             asked["others"] = self._others(gate, allowed)
         opened = self.record(T.GATE_ASKED, asked)
         approvers: list[str] = []
         decision: GateDecision | None = None
-        if allowed is not None:
-            open_gate = OpenGate.of(opened)
-            assert open_gate is not None
-            decision, approvers = self._await_others(open_gate, allowed)
+        open_gate = OpenGate.of(opened)
+        if open_gate is not None:
+            self._show_waiting(open_gate, req)
+            if gate.announce is not None:
+                self._announce(use, gate.announce, open_gate, sent=script is None)
+            if script is not None:
+                decision, approvers = self._rehearse_others(open_gate, script)
+            else:
+                assert allowed is not None
+                decision, approvers = self._await_others(open_gate, allowed)
         if decision is None:
             decision = self.gates.decide(req)
         self._waited += decision.waited_s
         data = {"step": sid, "gate": gate_id, "digest": digest, **decision.to_dict()}
-        if allowed is not None:
+        if open_gate is not None:
             data["approvers"] = approvers
         data["answer"] = "" if typed is not None and not decision.approved else decision.answer
+        if decision.approved and open_gate is not None and replan is not None:
+            fresh = replan()
+            now = _digest(gate_id, use.spec.action, _shown(args, fresh, repeats))
+            if now != digest:
+                self.gates.terminal.say(_("  the plan changed while it waited for approvals ({plan}): the "
+                                          "approvals given are void; asking again").format(plan=fresh["summary"]))
+                self.record(T.GATE_VOIDED, {**data, "approved": False, "how": "plan-changed", "now": now,
+                                            "plan": fresh["summary"]})
+                return _VOIDED
         if decision.approved:
             self.record(T.GATE_APPROVED, data)
             return None
@@ -385,19 +436,98 @@ class Runner:
         self.record(T.STEP_REFUSED, {"step": sid, "by": decision.by, "how": decision.how})
         raise _Stop(f"gate '{gate_id}' refused by {decision.by} ({decision.how})")
 
-    def _others(self, gate: Gate, allowed: signers.AllowedSigners) -> dict[str, Any]:
+    def _others(self, gate: Gate, allowed: signers.AllowedSigners | None) -> dict[str, Any]:
         """What a multi-party gate records when it opens: who may approve, by when, and who may not (the
-        operator, by name and by key, so a second name on the operator's own key does not count either)."""
+        operator, by name and by key, so a second name on the operator's own key does not count either).
+        ``allowed`` None: a drill, whose approvers are scripted and sign nothing."""
+        deadline = time.time() + gate.timeout if gate.timeout else None
+        if allowed is None:
+            return {"needed": gate.approvals, "approvers": list(gate.approvers), "eligible": [],
+                    "deadline": deadline, "operator": self.gates.operator, "operator_names": [],
+                    "operator_keys": [], "scripted": True}
         keys = set(signers.own_keys())
         names = allowed.names_of(keys)
         user = self.gates.operator.split("@")[0]
         if user in {s.name for s in allowed.signers}:
             names.add(user)
-        deadline = time.time() + gate.timeout if gate.timeout else None
         return {"needed": gate.approvals, "approvers": list(gate.approvers),
                 "eligible": sorted(allowed.expand(list(gate.approvers))), "deadline": deadline,
                 "operator": self.gates.operator, "operator_names": sorted(names),
                 "operator_keys": sorted(allowed.fingerprints_of(keys) | {signers.fingerprint(k) for k in keys})}
+
+    def _announce(self, use: Use, announce: Announce, gate: OpenGate, sent: bool = True) -> None:
+        """Tell the approvers the gate is open, through the notify action the runbook names; a message that
+        does not go out is said and recorded, and the gate waits all the same (they may hear of it otherwise).
+        ``sent`` False: the approvers are a drill's script, so nobody real is told (the message is only shown).
+        """
+        sid = use.step.id
+        about = {"run": gate.run, "step": gate.step, "gate": gate.gate, "digest": gate.digest,
+                 "needed": gate.needed, "approvers": list(gate.approvers),
+                 "seconds": None if gate.deadline is None else round(gate.deadline - time.time()),
+                 "approve": f"breakglass approve {gate.run} {gate.gate} --digest {gate.digest}"}
+        actx = self._action_context(sid, None)
+        try:
+            action, params = self._prepare(announce.action, announce.with_, {**self.context(), "gate": about})
+            if action.effect_of(announce.with_) is not Effect.NOTIFY:  # checked at load; said again where it acts
+                raise ActionError(f"announce uses '{announce.action}', which is not a notify action")
+            if not sent:
+                ok, message = True, f"not sent in a drill: {action.plan(params, actx).summary}"
+            else:
+                plan = self.world.plan(sid, action, params, actx)
+                result = self.world.apply(sid, action, params, actx, plan)
+                ok, message = result.ok, result.message or plan.summary
+        except BreakglassError as exc:
+            ok, message = False, _one_line(exc)
+        if not ok:
+            self.gates.terminal.say(_("  the announcement did not go out: {problem}").format(problem=message))
+        self.record(T.GATE_ANNOUNCED, {"step": sid, "gate": gate.gate, "action": announce.action, "ok": ok,
+                                       "message": self.redactor.text(message)})
+
+    def _show_waiting(self, gate: OpenGate, req: GateRequest) -> None:
+        """The gate as the operator sees it while other people decide. The screen only grows from here: the
+        gate, its plan and the command to approve stay where they are, and each answer adds one line (nothing
+        redraws, so nothing scrolls the plan out from under the operator's eyes)."""
+        t = self.gates.terminal
+        t.say("")
+        t.say(_("GATE {gate}: {message}").format(gate=gate.gate, message=req.message))
+        for line in describe(req.shown):
+            t.say(f"  {line}")
+        t.say(_("  waiting for {needed} approval(s) from {approvers} (not {operator})").format(
+            needed=gate.needed, approvers=", ".join(gate.approvers), operator=gate.operator))
+        t.say(_("  to approve: {command}").format(
+            command=f"breakglass approve {gate.run} {gate.gate} --digest {gate.digest}"))
+
+    def _rehearse_others(self, gate: OpenGate, script: list[dict[str, Any]]) -> tuple[GateDecision | None,
+                                                                                         list[str]]:
+        """A drill's scripted approvers answer in order, recorded as the real ones are (without signatures):
+        the operator rehearses the wait, the count, a refusal and a timeout. Nobody counts twice, nor the
+        operator; an answer the script leaves out is a timeout."""
+        t, base = self.gates.terminal, {"step": gate.step, "gate": gate.gate, "record": 0, "scripted": True}
+        names: list[str] = []
+        operator = self.gates.operator.split("@")[0]
+        for answer in script:
+            by, kind = str(answer.get("by", "")), answer.get("answer")
+            if kind == "timeout":
+                break
+            if by in names or by == operator:
+                why = "one person counts once" if by in names else "the operator cannot approve their own gate"
+                self.record(T.APPROVAL_REJECTED, {**base, "by": by, "reason": why}, sync=False)
+                t.say(_("  not counted, from {by}: {problem}").format(by=by, problem=why))
+                continue
+            if kind == "deny":
+                reason = str(answer.get("reason", ""))
+                t.say(_("  refused by {by}: {reason}").format(by=by, reason=reason))
+                return GateDecision(False, by, "denied", answer=reason), names
+            names.append(by)
+            missing = max(0, gate.needed - len(names))
+            self.record(T.APPROVAL_COUNTED, {**base, "by": by, "fingerprint": "", "missing": missing}, sync=False)
+            t.say(_("  approved by {by} (scripted in the drill): {count} of {needed}, {missing} still needed").format(
+                by=by, count=len(names), needed=gate.needed, missing=missing))
+            if missing == 0:
+                return None, names
+        t.say(_("  the gate's timeout ran out with {missing} approval(s) missing: that means no").format(
+            missing=max(0, gate.needed - len(names))))
+        return GateDecision(False, self.gates.operator, "timeout"), names
 
     def _await_others(self, gate: OpenGate, allowed: signers.AllowedSigners) -> tuple[GateDecision | None,
                                                                                     list[str]]:
@@ -406,36 +536,54 @@ class Runner:
         t = self.gates.terminal
         started = time.monotonic()
         tally = Tally(gate)
-        t.say("")
-        t.say(f"GATE {gate.gate}: needs {gate.needed} approval(s) from {', '.join(gate.approvers)} "
-              f"(not {gate.operator}); plan digest {gate.digest}")
-        t.say(f"  to approve: breakglass approve {gate.run} {gate.gate} --digest {gate.digest}")
-        while True:
-            for rec in self.writer.records():
-                verdict = tally.feed(rec.to_dict(), allowed)
-                if verdict is None:
-                    continue
-                base = {"step": gate.step, "gate": gate.gate, "by": verdict.by, "record": rec.get("seq")}
-                if verdict.problem:
-                    self.record(T.APPROVAL_REJECTED, {**base, "reason": verdict.problem})
-                    t.say(f"  not counted, from {verdict.by}: {verdict.problem}")
-                elif verdict.decision == APPROVE:
-                    self.record(T.APPROVAL_COUNTED, {**base, "fingerprint": verdict.fingerprint,
-                                                     "missing": tally.missing})
-                    t.say(f"  approved by {verdict.by} (signature verified): {len(tally.approved)} of "
-                          f"{gate.needed}, {tally.missing} still needed")
+        for batch in self._records_after(gate.seq):
+            for rec in batch:
+                self._judge(rec, tally, allowed)
             waited = round(time.monotonic() - started, 3)
             names = [j.by for j in tally.approved]
             if tally.denied is not None:
-                t.say(f"  refused by {tally.denied.by}: {tally.denied.reason}")
+                t.say(_("  refused by {by}: {reason}").format(by=tally.denied.by, reason=tally.denied.reason))
                 return GateDecision(False, tally.denied.by, "denied", answer=tally.denied.reason,
                                     waited_s=waited), names
             if tally.missing == 0:
                 return None, names
             if gate.deadline is not None and time.time() >= gate.deadline:
-                t.say(f"  the gate's timeout ran out with {tally.missing} approval(s) missing: that means no")
+                t.say(_("  the gate's timeout ran out with {missing} approval(s) missing: that means no").format(
+                    missing=tally.missing))
                 return GateDecision(False, self.gates.operator, "timeout", waited_s=waited), names
-            time.sleep(APPROVAL_POLL_S)
+        raise AssertionError("unreachable: following a run's records never ends by itself")
+
+    def _judge(self, rec: AuditRecord, tally: Tally, allowed: signers.AllowedSigners) -> None:
+        """Judge one record read at a waiting gate; record and say what an approval counted for."""
+        verdict = tally.feed(rec.to_dict(), allowed)
+        if verdict is None:
+            return
+        gate, t = tally.gate, self.gates.terminal
+        base = {"step": gate.step, "gate": gate.gate, "by": verdict.by, "record": rec.seq}
+        # Not synced on its own: the gate's decision, which nothing acts before, is, and it makes these durable
+        # with it (one log, written in order); a crash before it leaves the gate open, asked again on resume.
+        if verdict.problem:
+            self.record(T.APPROVAL_REJECTED, {**base, "reason": verdict.problem}, sync=False)
+            t.say(_("  not counted, from {by}: {problem}").format(by=verdict.by, problem=verdict.problem))
+        elif verdict.decision == APPROVE:
+            self.record(T.APPROVAL_COUNTED, {**base, "fingerprint": verdict.fingerprint, "missing": tally.missing},
+                        sync=False)
+            t.say(_("  approved by {by} (signature verified): {count} of {needed}, {missing} still needed").format(
+                by=verdict.by, count=len(tally.approved), needed=gate.needed, missing=tally.missing))
+
+    def _records_after(self, seq: int) -> Iterator[list[AuditRecord]]:
+        """Batches of the run's records after ``seq``, as the store announces them, at least every tick.
+
+        One feed serves every gate of the run: opening it (a database session, LISTEN) is not left for the
+        moment an approval arrives."""
+        if self.follow is not None:
+            if self._feed is None:
+                self._feed = self.follow(seq, APPROVAL_TICK_S)
+            while True:
+                yield [r for r in next(self._feed) if r.seq > seq]
+        while True:
+            yield [r for r in self.writer.records() if r.seq > seq]
+            time.sleep(APPROVAL_TICK_S)
 
     def _attempts(self, use: Use, call: Callable[[], ActionResult],
                   actx: ActionContext) -> tuple[ActionResult, int]:
@@ -531,6 +679,18 @@ class Runner:
             use = Use(step, rb, title)
             ended.append(self._guarded(use, partial(self._invoke, use)))
         return [rec for rec in ended if rec is not None]
+
+
+def _shown(args: dict[str, Any], plan: dict[str, Any] | None, repeats: str | None) -> dict[str, Any]:
+    """What the operator and every approver read at a gate; its digest is what they approve."""
+    shown = {"args": args, "plan": plan["summary"] if plan else None, "changes": plan["changes"] if plan else []}
+    if repeats:  # retries/until re-apply after this one approval
+        shown["repeats"] = repeats
+    return shown
+
+
+def _digest(gate_id: str, action: str, shown: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({"gate": gate_id, "action": action, **shown})).hexdigest()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,7 +16,8 @@ from engine.errors import Problem, RunbookError
 from engine.events import OUTCOMES, StepStatus
 
 ANSWER_KEYS = frozenset({"output", "outputs", "ok", "fail", "message"})
-STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback"}
+STEP_KEYS = ANSWER_KEYS | {"duration", "plan", "effects", "rollback", "approvals"}
+ANSWERS = ("approve", "deny", "timeout")  # what a scripted approver at a four-eyes gate does
 TOP_KEYS = frozenset({"title", "description", "inputs", "steps", "expect"})
 STEP_STATUSES = frozenset(StepStatus)  # what a scenario may expect of a step: any status a step can reach
 _ORDER_PREFIX = re.compile(r"^\d+-")
@@ -152,6 +153,10 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
                         key=True,
                     )
                 )
+        problems += _check_answers((spec or {}).get("approvals"), ("steps", sid, "approvals"), src)
+        rollback = (spec or {}).get("rollback")
+        if isinstance(rollback, dict):
+            problems += _check_answers(rollback.get("approvals"), ("steps", sid, "rollback", "approvals"), src)
         outputs = (spec or {}).get("outputs")
         if outputs is not None and (not isinstance(outputs, list) or not outputs):
             problems.append(src.problem(("steps", sid, "outputs"), "'outputs' must be a non-empty list"))
@@ -167,4 +172,29 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
     wanted = expect.get("outcome")
     if wanted is not None and (not isinstance(wanted, str) or wanted not in OUTCOMES):
         problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))
+    return problems
+
+
+def _check_answers(answers: Any, path: tuple[str, ...], src: Any) -> list[Problem]:
+    """A four-eyes gate's scripted approvers: who answers, and how (approve, deny with a reason, or timeout)."""
+    if answers is None:
+        return []
+    if not isinstance(answers, list):
+        return [src.problem(path, "'approvals' is a list of {by: NAME, answer: approve|deny|timeout}")]
+    problems = []
+    for i, item in enumerate(answers):
+        at = (*path, i)
+        if not isinstance(item, dict):
+            problems.append(src.problem(at, "each approval is {by: NAME, answer: approve|deny|timeout}"))
+            continue
+        unknown = sorted(set(item) - {"by", "answer", "reason"})
+        if unknown:
+            problems.append(src.problem((*at, unknown[0]), f"unknown key '{unknown[0]}' in a scripted approval; "
+                                        "allowed: answer, by, reason", key=True))
+        answer = item.get("answer")
+        if answer not in ANSWERS:
+            problems.append(src.problem((*at, "answer") if "answer" in item else at,
+                                        f"answer must be one of {', '.join(ANSWERS)}, not {answer!r}"))
+        elif answer != "timeout" and not isinstance(item.get("by"), str):
+            problems.append(src.problem(at, f"a scripted '{answer}' needs `by`: the approver's name"))
     return problems

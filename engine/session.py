@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class RunOptions:
     before_finish: Callable[[Runner], None] | None = None
     terminal: Terminal = field(default_factory=Terminal)
     extra_start: dict[str, Any] = field(default_factory=dict)  # e.g. the drill's scenario name
+    sign: bool = False  # the operator signs the final chain head with their SSH key (`run --sign`)
+    sign_key: Path | None = None  # default: the ssh-agent, then ~/.ssh/id_ed25519
 
 
 def _gatekeeper(opts: RunOptions) -> Gatekeeper:
@@ -95,6 +98,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
         writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
                         registry or Registry(), opts.world, _settings(opts), opts.before_finish)
+        runner.follow = partial(store.follow, run_id)
         runner.learn_declared_secrets()
         rec = runner.record(T.RUN_STARTED, {
             "runbook": {"id": rb.id, "title": rb.title, "path": str(Path(loaded.path).resolve()),
@@ -111,7 +115,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
         })
         runner.started_ts = rec["ts"]
         try:
-            return runner.execute(0)
+            return _signed(runner, runner.execute(0), opts)
         finally:
             writer.close()
 
@@ -191,6 +195,7 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         writer = store.writer(stored.run_id, {"run": stored.run_id, "mode": opts.mode})
         runner = Runner(loaded, writer, state, _gatekeeper(opts), Redactor(inputs.secret_values(rb, values)),
                         values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
+        runner.follow = partial(store.follow, stored.run_id)
         runner.started_ts = stored.started["ts"]
         runner.learn_declared_secrets()
         try:
@@ -206,9 +211,26 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
             if changed:
                 runner.record(T.RUN_INPUTS_CHANGED, {"changes": changed, "by": opts.operator})
             _settle_in_doubt(runner, opts)
-            return runner.execute(state.next_index())
+            return _signed(runner, runner.execute(state.next_index()), opts)
         finally:
             writer.close()
+
+
+def _signed(runner: Runner, outcome: RunOutcome, opts: RunOptions) -> RunOutcome:
+    """With ``--sign``, the operator's signature over the final head, recorded after it: the log is pinned by a
+    key, not only by a hash someone must paste somewhere. A key that cannot sign is said, not a new outcome."""
+    if not opts.sign:
+        return outcome
+    from engine import evidence
+    from engine.signers import SignatureError
+
+    try:
+        data = evidence.sign_head(outcome.run_id, outcome.head, opts.operator, opts.sign_key)
+    except SignatureError as exc:
+        runner.gates.terminal.say(_("the final head was not signed: {problem}").format(problem=exc))
+        return outcome
+    runner.record(T.HEAD_SIGNED, data)
+    return outcome
 
 
 def _resumed_inputs(rb: Any, started: Mapping[str, Any], given: Mapping[str, Any], fallback: Mapping[str, Any],

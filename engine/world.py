@@ -21,6 +21,7 @@ class World(Protocol):
     def apply(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, plan: Plan, *,
               rollback: bool = False) -> ActionResult: ...
     def wait(self, seconds: float) -> None: ...
+    def answers_at(self, gate_id: str) -> list[dict[str, Any]] | None: ...
 
 
 class LiveWorld:
@@ -41,3 +42,8 @@ class LiveWorld:
     def wait(self, seconds: float) -> None:
         """The pause between retries; Ctrl-C interrupts it."""
         time.sleep(seconds)
+
+    def answers_at(self, gate_id: str) -> list[dict[str, Any]] | None:
+        """Other people's answers at a four-eyes gate, when a scenario scripts them; None: real people answer,
+        with signatures, through the run store."""
+        return None

@@ -4,6 +4,7 @@
 
 import contextlib
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +28,7 @@ from engine.cli.app import (
     reporter,
     store,
 )
+from engine.errors import InputError
 
 
 class InDoubt(StrEnum):
@@ -49,6 +51,11 @@ def run(
     gate_timeout: GateTimeoutOpt = None,
     runbooks: RunbooksOpt = None,
     as_json: RecordsJsonOpt = False,
+    sign: Annotated[bool, typer.Option("--sign", help="Sign the final audit head with your SSH key; "
+                                                      "`audit verify --signers FILE` checks it.")] = False,
+    key: Annotated[Path | None, typer.Option("--key", metavar="FILE",
+                                             help="The SSH private key --sign uses (default: the ssh-agent, "
+                                                  "then ~/.ssh/id_ed25519).")] = None,
 ) -> None:
     """Run a runbook. Exit 0 finished, 1 failed or aborted, 2 invalid input, 3 refused gate, 7 rollback
     incomplete, 130 interrupted.
@@ -63,7 +70,16 @@ def run(
     from engine.session import start
 
     loaded = load_file(find(runbook, runbooks or []), lang=i18n.language())
-    opts = options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout)
+    if key is not None and not sign:
+        raise InputError("--key is the key --sign uses: add --sign, or leave --key out")
+    opts = options("dry-run" if dry_run else "live", operator, approve, yes, gate_timeout, sign=sign,
+                   sign_key=key)
+    if sign:  # a key that cannot sign is found now, not after the incident is over
+        from engine.signers import own_keys
+
+        if not own_keys(key):
+            raise InputError("--sign: no key to sign with: no ssh-agent key and no ~/.ssh/id_ed25519; "
+                             "give one with --key FILE")
     given = ask_missing(loaded.runbook, parse_inputs(input_, inputs_file), opts.terminal)
     outcome = start(loaded, given, opts, reporter(as_json))
     raise typer.Exit(outcome.exit_code)
