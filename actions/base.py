@@ -70,6 +70,11 @@ class Params(BaseModel):
         return "".join(f" [{line}]" for line in self.deprecations())
 
 
+def can_undo(action: type[Action[Any]]) -> bool:
+    """Whether ``rollback: auto`` works for this action: it overrides ``Action.undo``."""
+    return action.undo.__func__ is not Action.undo.__func__  # type: ignore[attr-defined]
+
+
 def renamed_arguments(model: type[BaseModel]) -> dict[str, str]:
     """Old argument name → current name, from the fields' ``AliasChoices`` (the first choice is current)."""
     renamed = {}
@@ -214,6 +219,16 @@ class Action(Generic[P]):
         if cls.read_only_flag is not None and args.get(cls.read_only_flag) is True:
             return Effect.READ
         return cls.effect
+
+    @classmethod
+    def undo(cls, args: Mapping[str, Any], recorded: str) -> dict[str, Any] | None:
+        """The ``with`` of a call of this same action that puts back what one call with ``args`` changed, or
+        None when this action cannot undo itself (then ``rollback: auto`` is refused at validation).
+
+        ``args`` are the step's arguments as written (defaults merged); ``recorded`` is the template path of
+        what the step recorded (``steps.switch_a.output``). What the world said reaches the undo only through
+        templates over that path, so it is inserted as data and never rendered as a template itself."""
+        return None
 
     def run(self, params: P, ctx: ActionContext) -> ActionResult:
         """Perform a read-only action."""

@@ -12,6 +12,7 @@ later; RFC 2136 is the only one now.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -232,12 +233,26 @@ class DnsUpdateOutput(Output):
     refused: str = Field("", description="Why the plan was refused (e.g. over the blast-radius cap).")
 
 
+# What an undo keeps of the step's arguments: where and how to send the update, never what to change.
+_UNDO_KEEPS = frozenset({"server", "zone", "tsig_name", "tsig_algorithm", "tsig_secret", "timeout", "max_changes"})
+
+
 class DnsUpdate(Action[DnsUpdateParams]):
     name = "dns.update"
     summary = "Replace, add or delete records with an RFC 2136 update (TSIG); plan shows the diff."
     effect = Effect.WRITE
     Output = DnsUpdateOutput
     secret_params = frozenset({"tsig_secret"})
+
+    @classmethod
+    def undo(cls, args: Mapping[str, Any], recorded: str) -> dict[str, Any] | None:
+        # The same primary, key and owner, set back to the RRset and TTL the step read before it changed
+        # anything (`previous`, taken before a lowered TTL too); the undo's own plan re-reads the RRset and
+        # its update is again a compare-and-swap, so a change someone made since is refused, not overwritten.
+        kept = {k: v for k, v in args.items() if k in _UNDO_KEEPS}
+        return {**kept, "name": "{{ %s.name }}" % recorded, "type": "{{ %s.type }}" % recorded,
+                "operation": "replace", "records": "{{ %s.previous.records }}" % recorded,
+                "ttl": "{{ %s.previous.ttl }}" % recorded}
 
     def provider(self, params: DnsUpdateParams, ctx: ActionContext) -> DnsProvider:
         tsig = None

@@ -48,6 +48,8 @@ BUILTIN: dict[str, str] = {
     "http.probe": "actions.http:HttpProbe",
     "http.request": "actions.http:HttpRequest",
     "notify.webhook": "actions.notify:NotifyWebhook",
+    # runbooks that call runbooks (issue 16)
+    "runbook.run": "actions.runbook:RunbookRun",
 }
 
 
@@ -154,10 +156,12 @@ class Registry:
 
 
 def _describe(name: str, cls: type[Action[Any]]) -> dict[str, Any]:
+    from actions.base import can_undo
+
     output = None if cls.Output is None else _fields(cls.Output.model_json_schema(by_alias=True))
     return {"name": name, "effect": str(cls.effect), "summary": cls.summary,
             "arguments": _fields(cls.Params.model_json_schema(by_alias=True)), "output": output,
-            "read_only_flag": cls.read_only_flag}
+            "read_only_flag": cls.read_only_flag, "undo": can_undo(cls)}
 
 
 def _fields(schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ connection is made.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,6 +69,16 @@ class SshUploadParams(SshConnection):
     local: str = Field(description="Local file or directory to copy.")
     remote: str = Field(
         description="Remote destination path: the file's new path, or the directory to mirror into."
+    )
+    keep_copy: bool = Field(
+        False,
+        description="Before replacing a remote file, move it aside (<file>.breakglass-<run>-<step>) so that "
+        "`rollback: auto` can put it back. Without it the undo removes only the files the upload created.",
+    )
+    restore: dict[str, Any] | None = Field(
+        None,
+        description="Put back what an earlier upload recorded in its output's `undo` instead of uploading "
+        "(what `rollback: auto` writes; `local` is then not read).",
     )
 
 
@@ -198,6 +208,11 @@ class SshTransferOutput(SshOutput):
     total_bytes: int = Field(description="Bytes transferred.")
     verified_by: str = Field(description="How sizes and SHA-256 were verified.")
     host_key: dict[str, str] = Field(description="The host key verified: type, fingerprint.")
+    undo: dict[str, Any] = Field(
+        {}, description="ssh.upload: what puts the host back: restore [{remote, copy}] and remove [remote]."
+    )
+    restored: list[str] = Field([], description="ssh.upload with restore: the files put back from their copy.")
+    removed: list[str] = Field([], description="ssh.upload with restore: the files removed (they were new).")
 
 
 class SshUpload(Action[SshUploadParams]):
@@ -209,7 +224,18 @@ class SshUpload(Action[SshUploadParams]):
     Output = SshTransferOutput
     secret_params: ClassVar[frozenset[str]] = _SECRET_PARAMS
 
+    @classmethod
+    def undo(cls, args: Mapping[str, Any], recorded: str) -> dict[str, Any] | None:
+        # The same host and credentials; what to put back is what the upload recorded, file by file.
+        return {**{k: v for k, v in args.items() if k not in ("keep_copy", "restore")},
+                "restore": "{{ %s.undo }}" % recorded}
+
     def plan(self, params: SshUploadParams, ctx: ActionContext) -> Plan:
+        if params.restore is not None:
+            back, gone = len(params.restore.get("restore") or []), len(params.restore.get("remove") or [])
+            return Plan(summary=f"put back {back} file(s) on {params.user}@{params.host}:{params.port} from the "
+                        f"copies the upload kept, remove {gone} it created",
+                        changes=[{**_where(params), **params.restore}])
         local = Path(params.local).expanduser()
         try:
             pairs, _ = local_pairs(local, params.remote)
@@ -227,10 +253,39 @@ class SshUpload(Action[SshUploadParams]):
         )
 
     def apply(self, params: SshUploadParams, ctx: ActionContext, plan: Plan) -> ActionResult:
+        if params.restore is not None:
+            return _restore(params, ctx, params.restore)
         local = Path(params.local).expanduser()
-        return _transfer(
-            params, ctx, "upload", lambda sftp: put_files(sftp, local, params.remote, ctx.progress)
+        undo: dict[str, list[Any]] = {"restore": [], "remove": []}
+        suffix = f".breakglass-{ctx.run_id}-{ctx.step_id}"
+        kept = (lambda remote: remote + suffix) if params.keep_copy else None
+        result = _transfer(
+            params, ctx, "upload", lambda sftp: put_files(sftp, local, params.remote, ctx.progress, kept, undo)
         )
+        if not result.ok and (undo["restore"] or undo["remove"]):
+            # A failed step is not rolled back: put the files it moved aside back now, or say what is where.
+            back = _restore(params, ctx, undo)
+            return ActionResult({**result.output, "undo": undo}, False,
+                                f"{result.message}; put back: {back.message}", result.secrets)
+        return ActionResult({**result.output, "undo": undo}, result.ok, result.message, result.secrets)
+
+
+def _restore(p: SshUploadParams, ctx: ActionContext, undo: dict[str, Any]) -> ActionResult:
+    from actions.clients.ssh_transfer import restore_files
+
+    try:
+        with open_session(p) as session, session.client.open_sftp() as sftp:
+            done = restore_files(sftp, undo, ctx.progress)
+    except SshFailure as exc:
+        return _failure(p, exc)
+    except OSError as exc:
+        return _transfer_failure(p, "restore", exc)
+    output = {**_where(p), "restored": done["restored"], "removed": done["removed"]}
+    if done["not_kept"]:
+        return ActionResult(output, False, f"no copy was kept of {', '.join(done['not_kept'])} (keep_copy was "
+                            "false): put the old content back by hand", secrets_of(p))
+    return ActionResult(output, True, f"put back {len(done['restored'])} file(s), removed "
+                        f"{len(done['removed'])} new one(s)", secrets_of(p))
 
 
 class SshDownload(Action[SshDownloadParams]):

@@ -70,30 +70,41 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
     return results
 
 
-def describe(loaded: LoadedRunbook) -> dict[str, Any]:
+def describe(loaded: LoadedRunbook, registry: Any = None, prefix: str = "") -> dict[str, Any]:
+    """What ``show`` says about a runbook; the steps of the runbooks it calls under ``call`` (their ids as a
+    run records them, ``<call>.<step>``)."""
     from actions.base import Effect
     from actions.registry import Registry
+    from engine import calls
     from engine.model import gate_for, gate_of, repeat_note
 
     rb = loaded.runbook
-    registry = Registry()
+    registry = registry or Registry()
     steps = []
     for s in rb.steps:
-        effect = registry.get(s.action).effect_of(s.with_)  # what the runner will decide, from the same text
+        child = loaded.children.get(s.id) if s.action == calls.CALL else None
+        # What the runner will decide, from the same text.
+        effect = calls.effect_of(child, registry) if child is not None else registry.get(s.action).effect_of(s.with_)
         mutating = effect is not Effect.READ
         asked = gate_of(s.confirm)
         others = ({"approvals": asked.approvals, "approvers": list(asked.approvers), "timeout": asked.timeout}
                   if asked is not None and asked.approvals else None)
-        steps.append({"id": s.id, "title": s.title, "action": s.action, "effect": str(effect),
+        rollback = s.rollback if isinstance(s.rollback, str) or s.rollback is None else s.rollback.action
+        call = None
+        if child is not None:
+            inner = describe(child, registry, f"{prefix}{s.id}{calls.SEP}")
+            call = {"runbook": child.runbook.id, "path": child.path, "steps": inner["steps"],
+                    "outputs": list(child.runbook.outputs)}
+        steps.append({"id": prefix + s.id, "title": s.title, "action": s.action, "effect": str(effect),
                       "mutating": mutating, "gated": gate_for(s.confirm, mutating) is not None,
                       "approvals": others,
                       "repeats": repeat_note(s) if mutating else None, "when": s.when,
-                      "on_failure": s.on_failure, "rollback": s.rollback.action if s.rollback else None,
+                      "on_failure": s.on_failure, "rollback": rollback, "call": call,
                       "description": s.description, "with": _shown_args(registry, s.action, s.with_)})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
-            "description": rb.description, "inputs": inputs, "steps": steps}
+            "description": rb.description, "inputs": inputs, "steps": steps, "outputs": list(rb.outputs)}
 
 
 def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +146,8 @@ def _yaml_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def render_description(info: dict[str, Any]) -> str:
-    """Plain text that fits an 80-column terminal."""
+def render_description(info: dict[str, Any], expand: bool = False) -> str:
+    """Plain text that fits an 80-column terminal; ``expand``: with the steps of the runbooks it calls."""
     lines = [*_wrap(f"{info['id']} — {info['title']}", ""), _("severity {severity}").format(severity=info["severity"])
              + (" · " + _("tags {tags}").format(tags=", ".join(info["tags"])) if info["tags"] else ""), ""]
     if info["description"].strip():
@@ -152,24 +163,46 @@ def render_description(info: dict[str, Any]) -> str:
         lines.append("  " + _("(none)"))
     lines += ["", _("Steps:  [G] gated   [A] gated, and others must sign approvals"),
               _("        [W] changes the world   [R] has a rollback")]
-    for n, s in enumerate(info["steps"], 1):
+    lines += _step_lines(info["steps"], "", expand)
+    if info.get("outputs"):
+        lines += ["", *_wrap(_("Outputs (for a runbook that calls this one): {names}").format(
+            names=", ".join(info["outputs"])), "")]
+    return "\n".join(lines)
+
+
+def _step_lines(steps: list[dict[str, Any]], indent: str, expand: bool) -> list[str]:
+    lines: list[str] = []
+    for n, s in enumerate(steps, 1):
         gate_mark = "A" if s["approvals"] else "G" if s["gated"] else " "
         marks = gate_mark + ("W" if s["mutating"] else " ") + ("R" if s["rollback"] else " ")
-        lines.append(f" {n:>2}. [{marks}] {s['id']} ({s['action']})")
-        lines += _wrap(s["title"], "          ")
+        lines.append(f"{indent} {n:>2}. [{marks}] {s['id']} ({s['action']})")
+        sub = indent + "          "
+        lines += _wrap(s["title"], sub)
         if s["when"] is not None:
-            lines += _wrap(_("when: {condition}").format(condition=s["when"]), "          ")
+            lines += _wrap(_("when: {condition}").format(condition=s["when"]), sub)
         for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
-            lines += _wrap(visible_line(f"{name}: {_yaml_value(value)}"), "          ")
+            lines += _wrap(visible_line(f"{name}: {_yaml_value(value)}"), sub)
         if s["approvals"]:
             a = s["approvals"]
             said = (_("approvals: {count} of {approvers}, besides the operator within {seconds} s") if a["timeout"]
                     else _("approvals: {count} of {approvers}, besides the operator"))
             lines += _wrap(said.format(count=a["approvals"], approvers=", ".join(a["approvers"]),
-                                       seconds=f"{a['timeout']:g}" if a["timeout"] else ""), "          ")
+                                       seconds=f"{a['timeout']:g}" if a["timeout"] else ""), sub)
         if s["repeats"]:
-            lines += _wrap(_("repeats: {note}").format(note=s["repeats"]), "          ")
-    return "\n".join(lines)
+            lines += _wrap(_("repeats: {note}").format(note=s["repeats"]), sub)
+        if s["rollback"] == "auto":
+            lines += _wrap(_("rollback: auto ({action} puts back what it recorded)").format(action=s["action"]), sub)
+        call = s.get("call")
+        if call is not None:
+            said = dict(runbook=call["runbook"], count=len(call["steps"]), id=s["id"])
+            if expand:
+                lines += _wrap(_("runs runbook {runbook} ({count} steps, recorded as {id}.<step>):").format(**said),
+                               sub)
+                lines += _step_lines(call["steps"], sub, expand)
+            else:
+                lines += _wrap(_("runs runbook {runbook}: {count} steps, recorded as {id}.<step> (`show --expand` "
+                                 "lists them)").format(**said), sub)
+    return lines
 
 
 EFFECTS = {"read": "reads the world: runs in a dry-run, never gated unless the runbook asks",
@@ -184,7 +217,10 @@ def render_action(info: dict[str, Any]) -> str:
     effect = f"Effect: {info['effect']} ({EFFECTS.get(info['effect'], '')})"
     if info["read_only_flag"]:
         effect += f"; a read when `{info['read_only_flag']}: true` is written"
-    lines += [*_wrap(effect, ""), "", "Arguments (with:):"]
+    lines += _wrap(effect, "")
+    lines += ["", *_wrap("Rollback: `rollback: auto` undoes it from what it recorded" if info.get("undo") else
+                         "Rollback: write one by hand (`rollback: auto` does not work: it cannot undo itself)", "")]
+    lines += ["", "Arguments (with:):"]
     lines += _field_lines(info["arguments"], arguments=True) or ["  (none)"]
     lines += ["", "Output fields (steps.<id>.output, result in expect and until):"]
     if info["output"] is None:

@@ -16,8 +16,10 @@ from typing import Any
 from actions.base import Effect
 from actions.registry import Registry, UnknownAction
 from engine import templates
+from engine.calls import CALL
 from engine.errors import InputError, Problem, TemplateError
 from engine.input_types import InputType
+from engine.model import AUTO
 from engine.yamlsource import Path, Source
 
 Raw = dict[str, Any]  # an input or a step as parsed, its structure already checked
@@ -72,7 +74,8 @@ class _Scope:
 
 def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | None],
                 step_ids: Sequence[str | None], src: Source, registry: Registry,
-                defaults: Mapping[str, Raw | None] | None = None) -> list[Problem]:
+                defaults: Mapping[str, Raw | None] | None = None, outputs: Mapping[str, Any] | None = None
+                ) -> list[Problem]:
     """Check the inputs, the defaults and the steps; ``None`` marks one whose structure the model refused
     (reported by the loader); ``defaults`` None: that section itself is broken.
 
@@ -92,6 +95,9 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
                     actions, registry, sound_defaults)
     problems += _check_defaults(book, steps, src)
     problems += _check_steps(book, steps, step_ids, src)
+    after_all = _Scope(book, len(step_ids))  # `outputs:` render after the last step (engine.calls)
+    for name, template in (outputs or {}).items():
+        problems += _check_tree(template, ("outputs", name), src, after_all)
     return problems
 
 
@@ -186,7 +192,12 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
         yield from _check_gate(step.get("confirm"), (*path, "confirm"), src, plain)
         yield from _check_announce(step.get("confirm"), (*path, "confirm"), src, _Scope(book, index, ANNOUNCE_ROOTS))
         rollback = step.get("rollback")
-        if rollback is not None:
+        if step["action"] == CALL:
+            has_rollback = True  # the steps it calls may have theirs (the called runbook is checked on its own)
+        if rollback == AUTO:
+            has_rollback = True
+            yield from _check_auto_rollback(step["action"], (*path, "rollback"), src, book.registry)
+        elif rollback is not None:
             has_rollback = True
             rb_path = (*path, "rollback")
             rb_scope = _Scope(book, index + 1)  # a rollback runs after its step: it may read the step's output
@@ -199,6 +210,20 @@ def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence
         if step.get("on_failure") == "rollback" and not has_rollback:
             yield src.problem((*path, "on_failure"), f"step '{step_id}' says on_failure: rollback but "
                               "neither it nor any earlier step has a rollback")
+
+
+def _check_auto_rollback(action: str, path: Path, src: Source, registry: Registry) -> Iterator[Problem]:
+    from actions.base import can_undo
+    from engine.rollbacks import undoable
+
+    try:
+        cls = registry.get(action)
+    except UnknownAction:
+        return  # reported where the action is named
+    if not can_undo(cls):
+        yield src.problem(path, f"action '{action}' cannot undo itself, so `rollback: auto` has nothing to run; "
+                          f"`auto` works with: {', '.join(undoable(registry))}. Write the rollback's action and "
+                          "with instead")
 
 
 def _raw(src: Source, path: Path) -> Any:
@@ -391,7 +416,7 @@ def warnings(src: Source) -> list[Problem]:
     found: list[Problem] = []
     for index, step in enumerate(data.get("steps") or []):
         for path, call in ((("steps", index), step), (("steps", index, "rollback"), step.get("rollback"))):
-            args = (call or {}).get("with") or {}
+            args = (call.get("with") or {}) if isinstance(call, dict) else {}  # `rollback: auto`: its step's
             if COMMAND_LINE in args:
                 found += _secrets_on_command_line(args[COMMAND_LINE], (*path, "with", COMMAND_LINE), src, secrets)
     return found

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import gc
 import os
 import types
 import typing
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,13 @@ class LoadedRunbook:
     source: Source | None = None  # positions; None for a runbook built without a file (tests)
     lang: str = "en"  # the language of the runbook's text: English, or a sidecar's (engine.translation)
     translation: Translation | None = None  # the sidecar the text came from, when not English
+    # The runbooks its `runbook.run` steps call, by call step id (engine.calls), each loaded and checked.
+    children: dict[str, LoadedRunbook] = field(default_factory=dict)
+
+    @functools.cached_property
+    def step_ids(self) -> dict[str, None]:
+        """Its steps' ids, in order (a dict: ordered, and O(1) to ask)."""
+        return dict.fromkeys(s.id for s in self.runbook.steps)
 
     def where(self, under: Path, text: str | None = None) -> str:
         """``file:line:col`` of the runbook text ``text`` written under ``under`` (``("steps", 3)``), else of
@@ -100,7 +108,7 @@ def check_text(text: str, file: str, registry: Registry | None = None,
                expected_id: str | None = None) -> Source:
     """Parse and check runbook text; raise RunbookError listing every problem. What ``validate`` does."""
     with _collector_paused():
-        return _checked(text, file, registry, expected_id)[0]
+        return _checked(text, file, registry, expected_id, ())[0]
 
 
 @contextlib.contextmanager
@@ -118,16 +126,19 @@ def _collector_paused() -> Iterator[None]:
 
 
 def load_text(text: str, file: str, registry: Registry | None = None,
-              expected_id: str | None = None) -> LoadedRunbook:
-    """Check runbook text and build the runbook a run executes; raise RunbookError listing every problem."""
+              expected_id: str | None = None, calling: tuple[str, ...] = ()) -> LoadedRunbook:
+    """Check runbook text and build the runbook a run executes; raise RunbookError listing every problem.
+    ``calling``: the runbooks whose calls led here (engine.calls refuses a cycle)."""
     import hashlib  # OpenSSL's load is felt in `validate`, which never hashes
 
     with _collector_paused():
-        src, runbook = _checked(text, file, registry, expected_id)
-    return LoadedRunbook(runbook, file, text, hashlib.sha256(text.encode()).hexdigest(), src)
+        src, runbook, children = _checked(text, file, registry, expected_id, calling)
+    return LoadedRunbook(runbook, file, text, hashlib.sha256(text.encode()).hexdigest(), src, children)
 
 
-def _checked(text: str, file: str, registry: Registry | None, expected_id: str | None) -> tuple[Source, Runbook]:
+def _checked(text: str, file: str, registry: Registry | None, expected_id: str | None,
+             calling: tuple[str, ...]) -> tuple[Source, Runbook, dict[str, LoadedRunbook]]:
+    from engine import calls
     from engine.checks import check_parts
 
     try:
@@ -165,14 +176,22 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     defaults = None
     if ("defaults",) not in broken and isinstance(raw_defaults, dict):
         defaults = {str(n): None if ("defaults", n) in broken else v for n, v in raw_defaults.items()}
-    problems += check_parts(inputs, steps, ids, src, registry, defaults)
+    raw_outputs = data.get("outputs") if ("outputs",) not in broken else None
+    problems += check_parts(inputs, steps, ids, src, registry, defaults,
+                            raw_outputs if isinstance(raw_outputs, dict) else None)
     runbook_id = data.get("id")
+    children: dict[str, LoadedRunbook] = {}
+    if any(isinstance(step, dict) and step.get("action") == calls.CALL for step in steps):
+        found_calls, children = calls.load_children(steps, src, registry, (*calling, str(runbook_id)))
+        problems += found_calls
+    if ("outputs",) not in broken:
+        problems += calls.check_outputs(data.get("outputs"), src)
     if expected_id is not None and isinstance(runbook_id, str) and runbook_id != expected_id:
         problems.append(src.problem(("id",), f"runbook id '{runbook_id}' must equal the file name "
                                              f"'{expected_id}'"))
     if problems or runbook is None:
         raise RunbookError(_one_line(list(dict.fromkeys(problems))))
-    return src, runbook
+    return src, runbook, children
 
 
 # --- the model's errors as advice ------------------------------------------------------------------------
@@ -229,7 +248,7 @@ def _message(kind: str, ctx: dict[str, Any], annotation: Any, name: str, fallbac
     if kind == "too_short":
         n = ctx.get("min_length", 1)
         return f"list should have at least {n} item{'' if n == 1 else 's'}"
-    if kind == "confirm_type":
+    if kind in ("confirm_type", "rollback_type"):
         return fallback  # the model's own message
     return f"{fallback[:1].lower()}{fallback[1:]}"
 

@@ -142,6 +142,24 @@ class Rollback(Frozen):
     expect: str | None = Field(None, description="The undo fails unless this expression over `result` holds.")
 
 
+AUTO = "auto"  # `rollback: auto`: the action undoes itself from what its step recorded (engine.rollbacks)
+
+
+def _rollback_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "auto"
+    return "Rollback" if isinstance(value, (dict, Rollback)) else None
+
+
+# `rollback` takes `auto` or a rollback mapping, chosen by the kind of value written, so a misspelt key in the
+# mapping is reported as that, and `rollback: autoo` as "should be 'auto'".
+RollbackSpec = Annotated[
+    Annotated[Literal["auto"], Tag("auto")] | Annotated[Rollback, Tag("Rollback")],
+    Discriminator(_rollback_kind, custom_error_type="rollback_type",
+                  custom_error_message="input should be 'auto' or a valid mapping"),
+]
+
+
 class Step(Frozen):
     """One step of a runbook: an action with its arguments, conditions, gate and failure policy."""
 
@@ -165,7 +183,9 @@ class Step(Frozen):
     on_failure: Literal["abort", "continue", "rollback"] = Field(
         "abort", description="abort (default), continue, or rollback every completed step in reverse order."
     )
-    rollback: Rollback | None = Field(None, description="An {action, with} that undoes this step.")
+    rollback: RollbackSpec | None = Field(
+        None, description="An {action, with} that undoes this step, or `auto` for an action that can undo itself "
+        "from what it recorded (see `breakglass actions`).")
 
 
 class Runbook(Frozen):
@@ -185,6 +205,11 @@ class Runbook(Frozen):
         "every step and rollback of that action; the step's own arguments win. Templates may read inputs and run.",
     )
     steps: list[Step] = Field(min_length=1, description="The ordered steps.")
+    outputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What this runbook gives a runbook that calls it (`action: runbook.run`): names to templates "
+        "over its inputs and steps, rendered after its last step; the call step's output.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -212,7 +237,7 @@ def _step_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
     if not isinstance(raw, dict):
         return raw
     step = {**raw, "with": with_defaults(defaults, raw.get("action"), raw.get("with", {}))}
-    rollback = raw.get("rollback")
+    rollback = raw.get("rollback")  # `auto` is built from the step's own arguments, defaults included
     if isinstance(rollback, dict):
         step["rollback"] = {**rollback, "with": with_defaults(defaults, rollback.get("action"),
                                                               rollback.get("with", {}))}

@@ -12,6 +12,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
+from engine.calls import SEP as CALL_SEP
 from engine.errors import AuditError
 from engine.events import DECISIONS, RecordType, RunStatus, outcome
 from engine.handover import handover_row
@@ -92,11 +93,21 @@ def _declared_steps(started: dict[str, Any], records: list[dict[str, Any]]) -> d
     rows: dict[str, StepRow] = {}
     for sid, title, action in _runbook_steps(str((started.get("runbook") or {}).get("text") or "")):
         rows.setdefault(sid, StepRow(sid, title, action))
+    declared = len(rows)
     for rec in records:
         named = rec.get("step")
         if named and rec["type"].startswith(("step.", "rollback.")) and str(named) not in rows:
             rows[str(named)] = StepRow(str(named))
-    return rows
+    if len(rows) == declared or not any(CALL_SEP in sid for sid in list(rows)[declared:]):
+        return rows
+    # A called runbook's steps (`<call>.<step>`, engine.calls) are read under their call, in log order.
+    position = {sid: n for n, sid in enumerate(rows)}
+    return {sid: rows[sid] for sid in sorted(rows, key=lambda sid: _under_call(sid, position))}
+
+
+def _under_call(sid: str, position: dict[str, int]) -> tuple[int, ...]:
+    parts = sid.split(CALL_SEP)
+    return tuple(position.get(CALL_SEP.join(parts[:n]), position[sid]) for n in range(1, len(parts) + 1))
 
 
 @functools.lru_cache(maxsize=16)
@@ -419,7 +430,7 @@ def _mitigated(records: list[dict[str, Any]], first: str) -> float | None:
 
 
 def _at_step(state: RunState) -> str:
-    for sid in state.step_ids:
+    for sid in reversed(state.step_ids):  # the innermost: a call runs while its runbook's step does
         if str(state.steps[sid].status) in ("running", "applying"):
             return str(sid)
     i = state.next_index()

@@ -7,6 +7,7 @@ against a simulated world.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from actions.registry import Registry
-from engine import signers, templates
+from engine import calls, signers, templates
 from engine.approvals import APPROVE, OpenGate, Tally
 from engine.audit import AuditRecord, canonical
 from engine.console import Reporter
@@ -29,6 +30,7 @@ from engine.loader import LoadedRunbook
 from engine.machine import RunState
 from engine.model import Announce, Gate, Rollback, Step, gate_for, repeat_note, retry_policy
 from engine.redact import Redactor, declared_secrets, declares_secrets
+from engine.rollbacks import rollback_of
 from engine.store.base import RunLog
 from engine.world import LiveWorld, World
 
@@ -124,8 +126,15 @@ class Runner:
     # Each step's title as first rendered: text that came out of a render may hold ``{{ }}`` from an input or
     # an output, and rendering it again would run that (a ``{{ inputs.token|upper }}`` the redactor misses).
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    # The runbook being driven now: the top one, or a called one inside a `runbook.run` step (engine.calls).
+    frame: calls.Frame = field(init=False, repr=False)
+    _frames: dict[str, calls.Frame] = field(default_factory=dict, init=False, repr=False)
+    _placed: dict[str, calls.Placed] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.frame = calls.Frame("", self.loaded, self.inputs)
+        self._frames[""] = self.frame
+        self._placed = {p.step.id: p for p in calls.flatten(self.loaded)}
         # One screen: whatever asks the operator something (a gate, a manual step, the in-doubt question)
         # first stops the reporter's spinner, which would otherwise redraw the line the question is on.
         self.gates.terminal.before_prompt = self.reporter.pause
@@ -176,7 +185,7 @@ class Runner:
             self.before_finish(self)
         status = self.state.outcome if status is None else status
         counts: dict[str, int] = {}
-        for st in self.state.steps.values():
+        for st in calls.counted(self.state):
             label = "failed (continued)" if st.status is StepStatus.FAILED and st.continued else str(st.status)
             counts[label] = counts.get(label, 0) + 1
         rec = self.record(T.RUN_FINISHED, {"run": self.state.run_id, "status": str(status), "reason": reason,
@@ -184,16 +193,18 @@ class Runner:
         return RunOutcome(self.state.run_id, status, rec["hash"])
 
     def _current_step(self) -> str | None:
-        for sid in self.state.step_ids:
+        # The last one: inside a call, the call step runs while its child's step does; the child's is the one.
+        for sid in reversed(self.state.step_ids):
             if self.state.steps[sid].status in (StepStatus.RUNNING, StepStatus.APPLYING):
                 return sid
         return None
 
     def context(self, result: Any = None) -> dict[str, Any]:
+        views = self.state.context()
         ctx: dict[str, Any] = {
-            "inputs": self.inputs,
-            "steps": self.state.context(),
-            "run": {"id": self.state.run_id, "mode": self.mode, "runbook": self.loaded.runbook.id,
+            "inputs": self.frame.inputs,
+            "steps": self.frame.view(views) if self.loaded.children else views,
+            "run": {"id": self.state.run_id, "mode": self.mode, "runbook": self.frame.loaded.runbook.id,
                     "operator": self.gates.operator, "started": self.started_ts},
         }
         if result is not None:
@@ -210,14 +221,14 @@ class Runner:
                "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
                        "started": ""}}
         for step in self.loaded.runbook.steps:
-            calls = [(step.action, step.with_)]
-            if step.rollback is not None:
-                calls.append((step.rollback.action, step.rollback.with_))
+            uses = [(step.action, step.with_)]
+            if isinstance(step.rollback, Rollback):  # an auto undo's arguments are its step's
+                uses.append((step.rollback.action, step.rollback.with_))
             for spec in (step, step.rollback):  # a gate's announcement holds a webhook URL too
-                confirm = spec.confirm if spec is not None else None
+                confirm = getattr(spec, "confirm", None)
                 if isinstance(confirm, Gate) and confirm.announce is not None:
-                    calls.append((confirm.announce.action, confirm.announce.with_))
-            for name, args in calls:
+                    uses.append((confirm.announce.action, confirm.announce.with_))
+            for name, args in uses:
                 if declares_secrets(self.registry, name):
                     self.redactor.add(*declared_secrets(self.registry.get(name), args, ctx))
 
@@ -230,7 +241,7 @@ class Runner:
             if step.when is not None and not templates.evaluate(step.when, self.context()):
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
                                                     "reason": "its `when` was false"})
-            return self._invoke(use)
+            return calls.invoke(self, use) if step.action == calls.CALL else self._invoke(use)
 
         self._guarded(use, when_then_invoke)
 
@@ -246,9 +257,36 @@ class Runner:
         """The error in one line; a template's failure names the file:line:col where it is written."""
         if not isinstance(exc, TemplateError):
             return _one_line(exc)
-        index = next(i for i, s in enumerate(self.loaded.runbook.steps) if s.id == use.step.id)
+        frame = self._frames.get(self._placed[use.step.id].prefix, self.frame)
+        own = frame.own(use.step.id)
+        index = next(i for i, s in enumerate(frame.loaded.runbook.steps) if s.id == own)
         within = ("rollback", *under) if use.rollback else under
-        return f"{self.loaded.where(('steps', index, *within), exc.template)}: {_one_line(exc)}"
+        return f"{frame.loaded.where(('steps', index, *within), exc.template)}: {_one_line(exc)}"
+
+    @contextlib.contextmanager
+    def in_frame(self, frame: calls.Frame) -> Iterator[None]:
+        """Drive ``frame``'s runbook: its inputs and its steps are what templates see."""
+        outer, self.frame = self.frame, frame
+        try:
+            yield
+        finally:
+            self.frame = outer
+
+    def frame_of(self, call: Step) -> calls.Frame:
+        """The frame of the child a call step runs (made once, when the call first runs or an undo needs it)."""
+        prefix = call.id + calls.SEP
+        if prefix not in self._frames:
+            self._frames[prefix] = calls.child_frame(self, call)
+        return self._frames[prefix]
+
+    def _frame_at(self, prefix: str) -> calls.Frame:
+        """The frame a step with this prefix runs in, made from the calls above it when needed (a resumed run
+        undoing a child step whose call finished before the crash)."""
+        if prefix not in self._frames:
+            call = self._placed[prefix[:-len(calls.SEP)]]
+            with self.in_frame(self._frame_at(call.prefix)):
+                self.frame_of(call.step)
+        return self._frames[prefix]
 
     def _invoke(self, use: Use) -> dict[str, Any] | None:
         """render → plan → gate → apply → verify → record, for a step or the rollback of one.
@@ -666,19 +704,24 @@ class Runner:
     # --- rollback --------------------------------------------------------------------------------------
 
     def _rollback(self, failed: Step) -> list[dict[str, Any]]:
-        """Undo completed steps newest first; the records say how each undo ended."""
-        steps = {s.id: s for s in self.loaded.runbook.steps}
-        todo = [sid for sid in reversed(self.state.completed_with_effect()) if steps[sid].rollback is not None]
-        self.record(T.ROLLBACK_BEGUN, {"after": failed.id, "steps": todo})
+        """Undo completed steps newest first; the records say how each undo ended. Inside a called runbook,
+        its own steps; at the top, every step of the run, called ones included."""
+        scope = self.frame.prefix
+        undos = {sid: rb for sid in reversed(self.state.completed_with_effect()) if sid.startswith(scope)
+                 and (rb := self._undo_of(sid)) is not None}
+        self.record(T.ROLLBACK_BEGUN, {"after": failed.id, "steps": list(undos)})
         ended = []
-        for sid in todo:
-            step = steps[sid]
-            rb = step.rollback
-            assert rb is not None  # chosen above
-            title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(step)}"
-            use = Use(step, rb, title)
-            ended.append(self._guarded(use, partial(self._invoke, use)))
+        for sid, rb in undos.items():
+            placed = self._placed[sid]
+            with self.in_frame(self._frame_at(placed.prefix)):
+                title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(placed.step)}"
+                use = Use(placed.step, rb, title)
+                ended.append(self._guarded(use, partial(self._invoke, use)))
         return [rec for rec in ended if rec is not None]
+
+    def _undo_of(self, sid: str) -> Rollback | None:
+        placed = self._placed[sid]
+        return rollback_of(placed.step, self.registry, sid[len(placed.prefix):])
 
 
 def _shown(args: dict[str, Any], plan: dict[str, Any] | None, repeats: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.registry import Registry
-from engine import audit, i18n, inputs
+from engine import audit, calls, i18n, inputs
 from engine.errors import AuditError, GateRefused, InputError, RunbookError
 from engine.events import REFUSE, RecordType, RunStatus
 from engine.gates import Gatekeeper, Terminal, answer_word
@@ -58,11 +58,11 @@ def _gatekeeper(opts: RunOptions) -> Gatekeeper:
                       timeout=opts.gate_timeout, terminal=opts.terminal)
 
 
-def _check_approvals(rb: Any, approvals: frozenset[str]) -> None:
+def _check_approvals(loaded: LoadedRunbook, approvals: frozenset[str]) -> None:
     """A mistyped --approve would silently leave its gate to refuse at 3 a.m.: name it now instead."""
     import difflib
 
-    gates = {s.id for s in rb.steps} | {f"{s.id}.rollback" for s in rb.steps if s.rollback is not None}
+    gates = set(calls.gate_ids(loaded))
     unknown = sorted(approvals - gates)
     if unknown:
         hints = []
@@ -90,13 +90,13 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
     rb = loaded.runbook
     _require_utf8(opts, given)
     values = inputs.resolve(rb, given)
-    _check_approvals(rb, opts.approvals)
+    _check_approvals(loaded, opts.approvals)
     gates = _gatekeeper(opts)
     redactor = Redactor(inputs.secret_values(rb, values))
     run_id = store.create(rb.id)
     with store.lock(run_id, opts.operator):
         writer = store.writer(run_id, {"run": run_id, "mode": opts.mode})
-        runner = Runner(loaded, writer, RunState([s.id for s in rb.steps]), gates, redactor, values, reporter,
+        runner = Runner(loaded, writer, RunState(calls.step_ids(loaded)), gates, redactor, values, reporter,
                         registry or Registry(), opts.world, _settings(opts), opts.before_finish)
         runner.follow = partial(store.follow, run_id)
         runner.learn_declared_secrets()
@@ -111,6 +111,7 @@ def start(loaded: LoadedRunbook, given: Mapping[str, Any], opts: RunOptions, rep
             "operator": opts.operator, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
             # The language the operator read: the report's by default; resume shows the same words.
             "lang": i18n.language(),
+            **({"calls": calls.called(loaded)} if loaded.children else {}),
             **opts.extra_start,
         })
         runner.started_ts = rec["ts"]
@@ -144,10 +145,15 @@ def runbook_of(stored: StoredRun, accept_changed: bool, registry: Registry | Non
     path = Path(meta["path"])
     if path.is_file():
         current = load_file(path, registry, str(stored.started.get("lang") or "en"))
-        if current.sha256 == meta["sha256"] or accept_changed:
-            return current
-        raise RunbookError([_changed_problem(str(path))])
-    return load_text(meta["text"], str(path), registry)
+        if current.sha256 != meta["sha256"] and not accept_changed:
+            raise RunbookError([_changed_problem(str(path))])
+    else:
+        current = load_text(meta["text"], str(path), registry)
+    # The runbooks it calls are read from their files: one that changed is refused the same way.
+    changed = calls.changed_since(current, stored.started.get("calls") or {})
+    if changed and not accept_changed:
+        raise RunbookError([_changed_problem(p) for p in changed])
+    return current
 
 
 def _changed_problem(path: str) -> Any:
@@ -183,8 +189,8 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         loaded = runbook_of(stored, opts.accept_changed, registry)
         rb = loaded.runbook
         values, changed = _resumed_inputs(rb, stored.started, given, fallback, opts.accept_changed_inputs)
-        _check_approvals(rb, opts.approvals)
-        ids = [s.id for s in rb.steps]
+        _check_approvals(loaded, opts.approvals)
+        ids = calls.step_ids(loaded)
         gone = sorted({str(r["step"]) for r in stored.records if r.get("step")} - set(ids))
         if gone:
             raise InputError(f"the runbook no longer has step(s) {', '.join(gone)} that this run already "
@@ -199,7 +205,7 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         runner.started_ts = stored.started["ts"]
         runner.learn_declared_secrets()
         try:
-            if state.status is RunStatus.SUCCEEDED and state.next_index() == len(rb.steps) and not torn:
+            if state.status is RunStatus.SUCCEEDED and state.next_index() == len(ids) and not torn:
                 return RunOutcome(stored.run_id, RunStatus.SUCCEEDED, stored.records[-1]["hash"],
                                   note=f"run {stored.run_id} already finished; nothing to resume")
             resumed: dict[str, Any] = {"run": stored.run_id, "previous_status": str(state.status),
@@ -211,7 +217,7 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
             if changed:
                 runner.record(T.RUN_INPUTS_CHANGED, {"changes": changed, "by": opts.operator})
             _settle_in_doubt(runner, opts)
-            return _signed(runner, runner.execute(state.next_index()), opts)
+            return _signed(runner, runner.execute(calls.resume_index(loaded, state)), opts)
         finally:
             writer.close()
 

@@ -86,17 +86,65 @@ def naming(exc: OSError, path: str) -> OSError:
     return type(exc)(exc.errno or 0, exc.strerror or str(exc) or type(exc).__name__, path)
 
 
-def put_files(sftp: paramiko.SFTPClient, local: Path, remote: str, progress: Progress) -> list[FilePair]:
-    """Upload a file or a directory tree; returns what was copied."""
+def put_files(sftp: paramiko.SFTPClient, local: Path, remote: str, progress: Progress,
+              kept: Callable[[str], str | None] | None = None,
+              undo: dict[str, list[Any]] | None = None) -> list[FilePair]:
+    """Upload a file or a directory tree; returns what was copied.
+
+    ``kept``: where to move a remote file before it is replaced (None: replace it in place); ``undo``
+    collects what would put the host back: ``restore`` [{remote, copy}] (copy None when none was kept) and
+    ``remove`` [remote] for files that did not exist."""
     pairs, dirs = local_pairs(local, remote)
     make_remote_dirs(sftp, dirs)
     for n, pair in enumerate(pairs, 1):
         progress(f"upload {n}/{len(pairs)}: {pair.remote}")
         try:
+            if undo is not None:
+                _note_before(sftp, pair.remote, kept, undo)
             sftp.put(str(pair.local), pair.remote, confirm=True)  # confirm: paramiko checks the size
         except OSError as exc:
             raise naming(exc, pair.remote) from exc
     return pairs
+
+
+def _note_before(sftp: paramiko.SFTPClient, remote: str, kept: Callable[[str], str | None] | None,
+                 undo: dict[str, list[Any]]) -> None:
+    try:
+        sftp.stat(remote)
+    except FileNotFoundError:
+        undo["remove"].append(remote)
+        return
+    copy = kept(remote) if kept is not None else None
+    if copy is not None:
+        # A rename on the same file system: the old content is never half-copied, and it stays untouched.
+        sftp.posix_rename(remote, copy)
+    undo["restore"].append({"remote": remote, "copy": copy})
+
+
+def restore_files(sftp: paramiko.SFTPClient, undo: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Put back what ``put_files`` recorded in ``undo``: each kept copy over the file it was, and remove the
+    files that did not exist. Returns what was done and what could not be (a file replaced without a copy)."""
+    restored, removed, missing = [], [], []
+    for item in undo.get("restore") or []:
+        remote, copy = str(item["remote"]), item.get("copy")
+        if not copy:
+            missing.append(remote)
+            continue
+        progress(f"put back {remote}")
+        try:
+            sftp.posix_rename(str(copy), remote)
+        except OSError as exc:
+            raise naming(exc, str(copy)) from exc
+        restored.append(remote)
+    for remote in undo.get("remove") or []:
+        try:
+            sftp.remove(str(remote))
+        except FileNotFoundError:
+            pass  # already gone: what the undo wants
+        except OSError as exc:
+            raise naming(exc, str(remote)) from exc
+        removed.append(str(remote))
+    return {"restored": restored, "removed": removed, "not_kept": missing}
 
 
 def get_files(sftp: paramiko.SFTPClient, remote: str, local: Path, progress: Progress) -> list[FilePair]:

@@ -87,14 +87,14 @@ def complete_run(incomplete: str) -> list[str]:
 
 def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
     """Gate ids of the runbook named on the same command line (for --approve)."""
+    from engine.calls import gate_ids
     from engine.loader import load_file
     from engine.locate import find
 
     try:
-        rb = load_file(find(str(ctx.params.get("runbook") or ""), [])).runbook
+        gates = gate_ids(load_file(find(str(ctx.params.get("runbook") or ""), [])))
     except Exception:  # noqa: BLE001
         return []
-    gates = [s.id for s in rb.steps] + [f"{s.id}.rollback" for s in rb.steps if s.rollback is not None]
     return [g for g in gates if g.startswith(incomplete)]
 
 

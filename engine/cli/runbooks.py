@@ -32,7 +32,9 @@ def list_cmd(runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def show(runbook: RunbookArg, runbooks: RunbooksOpt = None, as_json: JsonOpt = False) -> None:
+def show(runbook: RunbookArg, runbooks: RunbooksOpt = None, as_json: JsonOpt = False,
+         expand: Annotated[bool, typer.Option("--expand", help="Also list the steps of the runbooks it calls.")]
+         = False) -> None:
     """Show a runbook: its inputs and steps, which are gated and which change the world.
 
     \b
@@ -49,7 +51,7 @@ def show(runbook: RunbookArg, runbooks: RunbooksOpt = None, as_json: JsonOpt = F
     if as_json:
         echo_json(info)
     else:
-        typer.echo(render_description(info))
+        typer.echo(render_description(info, expand))
 
 
 @app.command()
@@ -129,7 +131,8 @@ def actions(
         typer.echo(render_action(rows[0]))
     else:
         for row in rows:
-            typer.echo(f"{row['name']:<22} {row['effect']:<7} {row['summary']}")
+            undo = " [rollback: auto]" if row["undo"] else ""
+            typer.echo(f"{row['name']:<22} {row['effect']:<7} {row['summary']}{undo}")
             for arg in row["arguments"]:
                 need = "required" if arg["required"] else f"default {arg['default']!r}"
                 typer.echo(f"    {arg['name']:<20} {arg['type']:<18} {need}")

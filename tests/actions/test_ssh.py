@@ -259,3 +259,54 @@ def test_verification_catches_a_remote_copy_that_differs(sshd: SshServer, tmp_pa
         assert method == "sha256sum"
         with pytest.raises(TransferMismatch, match="differs after transfer"):
             verify([FilePair(src, str(remote))], sftp, digests)
+
+
+def test_upload_keeps_a_copy_and_its_undo_puts_the_host_back(sshd: SshServer, tmp_path: Path) -> None:
+    """What `rollback: auto` runs: ssh.upload with the `restore` its undo() writes from the step's output."""
+    from engine import templates
+
+    remote = sshd.root / "undo-www"
+    remote.mkdir()
+    (remote / "index.html").write_text("the old page")
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "index.html").write_text("the new page")
+    (src / "new.css").write_text("body{}")
+    up = SshUpload()
+    args = sshd.params(local=str(src), remote=str(remote), keep_copy=True)
+    params = up.Params(**args)
+    ctx = ActionContext(run_id="r1", step_id="publish")
+    result = up.apply(params, ctx, up.plan(params, ctx))
+    assert result.ok, result.message
+    assert (remote / "index.html").read_text() == "the new page"
+    copy = f"{remote}/index.html.breakglass-r1-publish"
+    assert result.output["undo"] == {"restore": [{"remote": f"{remote}/index.html", "copy": copy}],
+                                     "remove": [f"{remote}/new.css"]}
+
+    undo_args = SshUpload.undo(args, "steps.publish.output")
+    assert undo_args is not None
+    rendered = templates.render_value(undo_args, {"steps": {"publish": {"output": result.output}}})
+    back = up.Params(**rendered)
+    plan = up.plan(back, ActionContext())
+    assert plan.summary.startswith("put back 1 file(s)") and "remove 1" in plan.summary
+    undone = up.apply(back, ActionContext(), plan)
+    assert undone.ok, undone.message
+    assert (remote / "index.html").read_text() == "the old page"
+    assert sorted(p.name for p in remote.iterdir()) == ["index.html"], "the copy is used up, new files removed"
+
+
+def test_undo_without_a_kept_copy_says_so(sshd: SshServer, tmp_path: Path) -> None:
+    remote = sshd.root / "undo-conf"
+    remote.mkdir()
+    (remote / "app.conf").write_text("old")
+    src = tmp_path / "app.conf"
+    src.write_text("new")
+    up = SshUpload()
+    args = sshd.params(local=str(src), remote=f"{remote}/app.conf")
+    params = up.Params(**args)
+    result = up.apply(params, ActionContext(), up.plan(params, ActionContext()))
+    assert result.ok and result.output["undo"]["restore"] == [{"remote": f"{remote}/app.conf", "copy": None}]
+    back = up.Params(**{**args, "restore": result.output["undo"]})
+    undone = up.apply(back, ActionContext(), up.plan(back, ActionContext()))
+    assert not undone.ok and "no copy was kept" in undone.message
+    assert (remote / "app.conf").read_text() == "new", "nothing guessed: the file is left as it is"

@@ -309,3 +309,20 @@ def test_actions_text() -> None:
     line = next(line for line in out.splitlines() if line.startswith("shell.run "))
     assert "write" in line
     assert any(line.strip().startswith("argv ") and "required" in line for line in out.splitlines())
+
+
+def test_actions_say_which_can_undo_themselves() -> None:
+    """`rollback: auto` works for exactly the actions `breakglass actions` marks (and its JSON says)."""
+    code, out, _ = _invoke("actions", "--json")
+    assert code == 0
+    undo = sorted(r["name"] for r in json.loads(out) if r["undo"])
+    assert undo == ["dns.update", "ssh.upload"]
+    code, out, _ = _invoke("actions")
+    marked = sorted(line.split()[0] for line in out.splitlines() if line.endswith("[rollback: auto]"))
+    assert marked == undo
+    code, out, _ = _invoke("actions", "dns.update")
+    assert "Rollback: `rollback: auto` undoes it from what it recorded" in out
+    code, out, _ = _invoke("actions", "shell.run")
+    assert "Rollback: write one by hand (`rollback: auto` does not work" in out
+    code, out, _ = _invoke("actions", "runbook.run")
+    assert code == 0 and "runbook (string, required)" in out and "inputs (mapping, optional)" in out

@@ -411,3 +411,141 @@ def test_end_to_end_with_the_installed_cli(runbook: Path, tmp_path: Path, lines_
     assert_finished_exactly_once(home, run_id, log, out)
     listed = json.loads(_cli(["runs", "--json"], env).stdout)
     assert [(r["id"], r["status"]) for r in listed] == [(run_id, "succeeded")]
+
+
+# --- the same sweep through a runbook that calls another (engine.calls) ----------------------------------
+
+NEST_PARENT = """
+id: crash-nest
+title: a run to kill inside the runbook it calls
+inputs:
+  out: {type: string}
+steps:
+  - id: write_a
+    title: append a
+    action: shell.run
+    with: {argv: [sh, -c, 'echo a >> "$0"', "{{ inputs.out }}"]}
+  - id: inner
+    title: run crash-child
+    action: runbook.run
+    with: {runbook: crash-child, inputs: {out: "{{ inputs.out }}"}}
+  - id: after
+    title: read what the child said
+    action: assert
+    with: {that: "{{ steps.inner.output.count == '1' }}"}
+  - id: write_e
+    title: append e
+    action: shell.run
+    with: {argv: [sh, -c, 'echo e >> "$0"', "{{ inputs.out }}"]}
+"""
+
+NEST_CHILD = """
+id: crash-child
+title: the called runbook
+inputs:
+  out: {type: string}
+outputs:
+  count: "{{ steps.count_b.output.stdout.strip() }}"
+steps:
+  - id: write_b
+    title: append b
+    action: shell.run
+    with: {argv: [sh, -c, 'echo b >> "$0"', "{{ inputs.out }}"]}
+  - id: count_b
+    title: read the file back
+    action: shell.run
+    with: {argv: [grep, -c, "^b$", "{{ inputs.out }}"], read_only: true}
+  - id: write_c
+    title: append c, then take a while
+    action: shell.run
+    with: {argv: [sh, -c, 'echo c >> "$0"; sleep 0.25', "{{ inputs.out }}"]}
+  - id: write_d
+    title: take a while, then append d
+    action: shell.run
+    with: {argv: [sh, -c, 'sleep 0.25; echo d >> "$0"', "{{ inputs.out }}"]}
+"""
+
+NEST_LINES = {"write_a": "a", "inner.write_b": "b", "inner.write_c": "c", "inner.write_d": "d", "write_e": "e"}
+NEST_IDS = ["write_a", "inner", "inner.write_b", "inner.count_b", "inner.write_c", "inner.write_d", "after",
+            "write_e"]
+NEST_GATES = [*NEST_LINES, "inner"]
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("nested")
+    (folder / "crash-child.yaml").write_text(NEST_CHILD)
+    path = folder / "crash-nest.yaml"
+    path.write_text(NEST_PARENT)
+    return path
+
+
+def nest_approvals() -> list[str]:
+    return [arg for sid in NEST_GATES for arg in ("--approve", sid)]
+
+
+def nest_recover(server: ForkServer, home: Path, out: Path) -> tuple[int, str]:
+    run_id, log = the_run(home)
+    assert_verifies_after_crash(server, home, run_id, log)
+    wait_for_orphans(out)
+    state = replay(NEST_IDS, [r.to_dict() for r in audit.read(log)[0]])
+    extra: list[str] = []
+    for sid in state.in_doubt():  # look at the world (the file), then say
+        assert sid in NEST_LINES, sid
+        present = out.exists() and NEST_LINES[sid] in out.read_text().split()
+        extra = ["--in-doubt", "done" if present else "rerun"]
+    code, _, err = server.run(["resume", run_id, *nest_approvals(), "--operator", "crash-test", *extra], home)
+    return code, err
+
+
+def assert_nested_finished_exactly_once(log: Path, out: Path) -> None:
+    verdict = audit.verify(log)
+    assert verdict.ok, verdict.problems
+    records = [r.to_dict() for r in audit.read(log)[0]]
+    assert records[-1]["type"] == "run.finished" and records[-1]["status"] == "succeeded", records[-1]
+    assert out.read_text().split() == LINES, f"each mutating step's line exactly once: {out.read_text()!r}"
+    state = replay(NEST_IDS, records)
+    assert state.steps["inner"].output == {"count": "1"}, "the child's outputs are the call's output"
+    for sid in NEST_LINES:
+        kinds = [r["type"] for r in records if r.get("step") == sid]
+        assert "step.applying" not in kinds[kinds.index("step.succeeded"):], (sid, kinds)
+
+
+def test_nested_full_run(server: ForkServer, nested: Path, tmp_path: Path) -> None:
+    home, out = tmp_path / "home", tmp_path / "out.txt"
+    code, stdout, err = server.run(["run", str(nested), "-i", f"out={out}", *nest_approvals()], home)
+    assert code == 0, stdout + err
+    run_id, log = the_run(home)
+    assert_nested_finished_exactly_once(log, out)
+    heads = [r for r in audit.read(log)[0] if r.type == "run.started"]
+    assert len(heads) == 1, "the child runs inside the caller's run: one log, one chain"
+
+
+def _nested_points(server: ForkServer, nested: Path, tmp_path: Path) -> int:
+    home, out = tmp_path / "count-home", tmp_path / "count-out.txt"
+    code, _, err = server.run(["run", str(nested), "-i", f"out={out}", *nest_approvals()], home)
+    assert code == 0, err
+    return len(audit.read(the_run(home)[1])[0])
+
+
+def _kill_nested_at(server: ForkServer, nested: Path, tmp_path: Path, n: int) -> None:
+    home, out = tmp_path / f"home-{n}", tmp_path / f"out-{n}.txt"
+    code, _, err = server.run(["run", str(nested), "-i", f"out={out}", "--operator", "crash-test",
+                               *nest_approvals()], home, kill_after=n)
+    assert code == -signal.SIGKILL, (n, code, err)
+    code, err = nest_recover(server, home, out)
+    assert code == 0, (n, err)
+    assert_nested_finished_exactly_once(the_run(home)[1], out)
+
+
+@pytest.mark.parametrize("n", [9, 15, 18, 23, 29])  # the call's gate; in the child: applying (in doubt), a read
+def test_kill_inside_the_called_runbook(server: ForkServer, nested: Path, tmp_path: Path, n: int) -> None:
+    _kill_nested_at(server, nested, tmp_path, n)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_at_every_record_of_a_nested_run(server: ForkServer, nested: Path,
+                                                         tmp_path: Path) -> None:
+    total = _nested_points(server, nested, tmp_path)
+    for n in range(1, total + 1):
+        _kill_nested_at(server, nested, tmp_path, n)

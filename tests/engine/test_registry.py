@@ -159,6 +159,8 @@ def test_help_and_list_import_neither_pydantic_nor_action_modules(argv: list[str
 def test_each_builtin_declares_its_output_fields_with_descriptions() -> None:
     registry = Registry()
     for name in BUILTIN:
+        if name == "runbook.run":
+            continue  # its output is the called runbook's `outputs:`, declared there (engine.calls)
         cls = registry.get(name)
         assert cls.Output is not None, f"{name}: declare its output fields (an Output model)"
         fields = cls.Output.model_fields

@@ -2,9 +2,11 @@
 an HTTPS standby for www.example.test, a BIND primary with TSIG, a webhook receiver.
 
 Live: the newest site and mail backups travel backup host → this machine → standby (SHA-256 verified), are
-unpacked at gated steps, the standby is checked under the real hostname, the www and apex A records move.
+unpacked at gated steps, the standby is checked under the real hostname, the www and apex A records move
+(by the runbook dns-failover, called as step switch_dns: its steps are recorded as switch_dns.<step>).
 Dry-run: nothing lands on the standby, the zone and the webhook are untouched. Rollback: the standby dies at
-the last switch gate, the check after the switch fails, and both records point at the shared host again.
+the last switch gate, the check after the switch fails, and both records point at the shared host again,
+with their TTL (the called runbook's `rollback: auto` undoes, against the real BIND).
 """
 
 from __future__ import annotations
@@ -92,6 +94,13 @@ class Lab:
         assert self.bind.tsig is not None
         return cli_env(home, BREAKGLASS_TSIG_SECRET=self.bind.tsig.secret)
 
+    def ttl(self, name: str) -> int | None:
+        import dns.message
+        import dns.query
+
+        reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=self.bind.port, timeout=2)
+        return next((r.ttl for r in reply.answer if r.rdtype == 1), None)
+
     def a(self, name: str) -> list[str]:
         import dns.message
         import dns.query
@@ -120,16 +129,19 @@ def test_live_restore_and_switch_through_a_terminal(lab: Lab, bg_home: Path) -> 
         "restore_site",
         "restore_mail",
         "notify_start",
-        "switch_www",
-        "switch_apex",
+        "switch_dns",
+        "switch_dns.lower_ttl",
+        "switch_dns.switch_a",
+        "switch_dns.switch_apex",
         "notify_done",
     ]
     assert (lab.standby_root / "www" / "index.html").read_text() == "bakery build 2024.11.02"
     assert (lab.standby_root / "mail" / "anna" / "cur" / "1730500000.M1").exists()
     assert lab.a(f"{WWW}.") == [NEW] and lab.a(ZONE) == [NEW]
     status = step_status(audit_records(env))
-    assert status["check_standby"] == "succeeded" and status["verify_dns"] == "succeeded"
-    assert status["change_nameservers"] == "skipped" and status["switch_mx"] == "skipped"
+    assert status["check_standby"] == "succeeded" and status["switch_dns.verify_authoritative"] == "succeeded"
+    assert status["change_nameservers"] == "skipped" and status["switch_dns.switch_mx"] == "skipped"
+    assert status["switch_dns"] == "succeeded"
     texts = [r.json["text"] for r in lab.hooks.received if r.path.startswith("/services/")]
     assert len(texts) == 2 and "site-2024-11-02.tar.gz" in texts[0]
 
@@ -143,7 +155,7 @@ def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
     status = result.steps()
     assert status["latest_site_backup"] == "succeeded" and status["download_site"] == "succeeded"
     assert status["upload_site"] == "planned" and status["restore_site"] == "planned"
-    assert status["switch_www"] == "planned" and status["verify_dns"] == "skipped"
+    assert status["switch_dns.switch_a"] == "planned" and status["switch_dns.verify_authoritative"] == "skipped"
     assert not lab.standby_root.exists(), "nothing may land on the standby in a dry-run"
     assert lab.a(f"{WWW}.") == [OLD] and lab.bind.zone_file(ZONE).read_text() == zone
     assert [r for r in lab.hooks.received if r.path.startswith("/services/")] == []
@@ -153,16 +165,19 @@ def test_failed_check_after_the_switch_rolls_dns_back(lab: Lab, bg_home: Path) -
     env = lab.env(bg_home)
 
     def standby_dies(gate: str) -> None:
-        if gate == "switch_apex":
+        if gate == "switch_dns.switch_apex":
             stop(lab.web)
 
     op = Operator(answers=QUESTIONS, on_gate=standby_dies)
     code = op.run(["run", "shared-host-takedown", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 1, op.transcript
-    assert {"switch_apex.rollback", "switch_www.rollback"} <= set(op.seen_gates)
+    assert {"switch_dns.switch_apex.rollback", "switch_dns.switch_a.rollback"} <= set(op.seen_gates)
     assert lab.a(f"{WWW}.") == [OLD] and lab.a(ZONE) == [OLD]
+    assert lab.ttl(f"{WWW}.") == 3600 and lab.ttl(ZONE) == 3600
     records = audit_records(env)
     status = step_status(records)
-    assert status["verify_site"] == "failed"
-    assert status["switch_www"] == "rollback.succeeded" and status["switch_apex"] == "rollback.succeeded"
+    assert status["switch_dns.verify_site"] == "failed" and status["switch_dns"] == "failed"
+    assert status["switch_dns.switch_a"] == "rollback.succeeded"
+    assert status["switch_dns.switch_apex"] == "rollback.succeeded"
+    assert status["switch_dns.lower_ttl"] == "rollback.succeeded"
     assert records[-1]["status"] == "rolled_back"
