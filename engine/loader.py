@@ -133,7 +133,7 @@ def load_text(text: str, file: str, registry: Registry | None = None,
 
     with _collector_paused():
         src, runbook, children = _checked(text, file, registry, expected_id, calling)
-    return LoadedRunbook(runbook, file, text, hashlib.sha256(text.encode()).hexdigest(), src, children)
+    return LoadedRunbook(runbook, file, text, hashlib.sha256(text.encode()).hexdigest(), src, children=children)
 
 
 def _checked(text: str, file: str, registry: Registry | None, expected_id: str | None,
@@ -346,7 +346,8 @@ def load_file(path: str | os.PathLike[str], registry: Registry | None = None, la
 def checked_file(path: str | os.PathLike[str], registry: Registry | None = None) -> tuple[Source, Runbook]:
     """What ``validate`` needs of a file: its positions and the runbook (to check its sidecars against)."""
     with _collector_paused():
-        return _checked(read_text(path), str(path), registry, _stem(path))
+        src, runbook, _ = _checked(read_text(path), str(path), registry, _stem(path), ())
+    return src, runbook
 
 
 def check_file(path: str | os.PathLike[str], registry: Registry | None = None) -> Source:

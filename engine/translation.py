@@ -144,7 +144,7 @@ def _step(step: Step, words: Mapping[str, Any]) -> Step:
     update: dict[str, Any] = {k: words[k] for k in ("title", "description") if isinstance(words.get(k), str)}
     update.update(_call(step.confirm, step.with_, words))
     rollback = _mapping(words.get("rollback"))
-    if step.rollback is not None and rollback:
+    if isinstance(step.rollback, Rollback) and rollback:
         rb_update: dict[str, Any] = {"title": rollback["title"]} if isinstance(rollback.get("title"), str) else {}
         rb_update.update(_call(step.rollback.confirm, step.rollback.with_, rollback))
         update["rollback"] = step.rollback.model_copy(update=rb_update)
@@ -261,9 +261,9 @@ class _Checker:
         self._gate(step.confirm, words, path, name)
         self._with(step.action, step.with_, words, path, name)
         rb_words = words.get("rollback")
-        if step.rollback is None:
+        if not isinstance(step.rollback, Rollback):  # none, or `auto`: the undo has no text of its own
             if rb_words is not None:
-                self.problems.append(self.src.problem((*path, "rollback"), f"{name} has no rollback to "
+                self.problems.append(self.src.problem((*path, "rollback"), f"{name} has no rollback text to "
                                                       "translate", key=True))
             return
         self._rollback(step.rollback, rb_words, (*path, "rollback"), f"the rollback of {name}")
