@@ -94,6 +94,12 @@ class Output(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
 
 
+# The output key through which an action leaves something for after the run (a legal deadline, a renewal
+# date): a list of {"text": ..., "due": ISO 8601 or null}. The engine lists every one at the end of the run and
+# in the report (engine/followups.py), so a deadline found at step 3 is not lost by step 30.
+OPEN_ITEMS = "open_items"
+
+
 # The names `Params` and `Output` are also each action's class attributes; these aliases keep annotations in
 # Action pointing at the model classes, not at those attributes.
 ParamsModel = Params

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
-from actions.clients import fanout
+from actions.clients import fanout, tld
 from actions.clients.address import Address
 from actions.clients.dns import (
     QueryOutcome,
@@ -75,7 +75,13 @@ class DnsAuthoritativeParams(_QueryParams):
     )
     parent: str | None = Field(
         None,
-        description='Server ("ip[:port]") to ask for the NS set and its addresses; none = system resolver.',
+        description='Server ("ip[:port]") to ask for the NS set and its addresses; none = system resolver '
+        "(or the TLD's servers with via_tld).",
+    )
+    via_tld: bool = Field(
+        False,
+        description="Without parent: ask the zone's TLD servers (IANA root zone data shipped with breakglass) "
+        "for the delegation, not a caching resolver.",
     )
     port: int = Field(
         53, gt=0, lt=65536, description="Port of the authoritative servers found via NS records."
@@ -178,7 +184,7 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
-        source, targets = self._targets(params, deadline)
+        source, targets = self._targets(params, deadline, ctx)
         if not targets:
             raise ActionError(
                 f"found no authoritative servers for {params.zone} via {source}; pass `nameservers:`"
@@ -195,7 +201,19 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
         }
         return ActionResult(output=output, ok=bool(output["answering"]), message=_summarise(output))
 
-    def _targets(self, params: DnsAuthoritativeParams, deadline: float) -> tuple[str, list[tuple[str, str]]]:
+    @staticmethod
+    def _tld_sources(zone: str, ctx: ActionContext) -> list[Address]:
+        found = tld.servers_for(zone, ctx.settings.get("tld_servers"))
+        if found is None:
+            raise ActionError(
+                f"breakglass's root zone table has no servers for the TLD of {zone}: pass `parent:` "
+                "(one of the TLD's servers, e.g. from `dig NS <tld>`)"
+            )
+        return parse_nameservers(found[1])
+
+    def _targets(
+        self, params: DnsAuthoritativeParams, deadline: float, ctx: ActionContext
+    ) -> tuple[str, list[tuple[str, str]]]:
         """(where the list came from, [(label, "ip:port")]) for every server to ask."""
         texts = nameserver_texts(params.nameservers)
         if texts:
@@ -204,7 +222,12 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
                 for text, server in zip(texts, parse_nameservers(texts, params.port), strict=True)
                 for addr in resolve_host(server) or [server]  # an unresolvable name shows up as an ERROR row
             ]
-        sources = parse_nameservers(params.parent) if params.parent else system_nameservers()
+        if params.parent:
+            sources = parse_nameservers(params.parent)
+        elif params.via_tld:
+            sources = self._tld_sources(params.zone, ctx)
+        else:
+            sources = system_nameservers()
         for source in sources:
             found = _ns_addresses(source, params, deadline)
             if found is not None:

@@ -165,7 +165,7 @@ def summarize(
     domain: str, record: dict[str, Any], source: str, now: datetime, warn_days: int, notes: list[str]
 ) -> dict[str, Any]:
     """The plain-data output of one successful lookup, findings included."""
-    statuses = [epp_status.describe(s) for s in record["statuses"]]
+    statuses = [epp_status.describe(s, record.get("scheme", "epp")) for s in record["statuses"]]
     expires = parse_date(record.get("expires"))
     days = (expires - now).days if expires else None
     output = {
@@ -183,9 +183,29 @@ def summarize(
         "days_until_expiry": days,
         "dnssec": {"delegation_signed": record.get("delegation_signed")},
         "locks": epp_status.locks({s["epp"] for s in statuses if s["epp"]}),
+        "registrant": record.get("registrant"),
     }
+    output["unknown"] = unknown_fields(output)
     output["findings"] = findings(output, warn_days) + notes
     return output
+
+
+# What an answer may leave out, said in the operator's words; the keys are the output's field names.
+UNKNOWN = {
+    "statuses": "registration status",
+    "expires": "expiry date",
+    "registrar": "registrar",
+}
+
+
+def unknown_fields(output: dict[str, Any]) -> list[str]:
+    """The output fields the answer did not give (or gave unreadably): said, never shown as None."""
+    missing = {
+        "statuses": not output["statuses"],
+        "expires": output["days_until_expiry"] is None,
+        "registrar": not output["registrar"].get("name"),
+    }  # no nameservers is an answer (nothing delegated, as for a Suspended .jp domain), not an unknown
+    return [field for field, absent in missing.items() if absent]
 
 
 def findings(output: dict[str, Any], warn_days: int) -> list[str]:
@@ -193,11 +213,7 @@ def findings(output: dict[str, Any], warn_days: int) -> list[str]:
     registrar = output["registrar"]
     abuse = ", ".join(v for v in (registrar.get("abuse_email"), registrar.get("abuse_phone")) if v)
     abuse = abuse or f"{registrar.get('name') or 'registrar unknown'}, no abuse contact published"
-    found = [
-        epp_status.ADVICE[s["epp"]].format(abuse=abuse)
-        for s in output["statuses"]
-        if s["epp"] in epp_status.ADVICE
-    ]
+    found = [text for s in output["statuses"] if (text := epp_status.advice(s, abuse))]
     days = output["days_until_expiry"]
     if days is not None and days < 0:
         found.append(f"domain expired {-days} days ago ({output['expires']}): renew it at the registrar now")
@@ -205,6 +221,12 @@ def findings(output: dict[str, Any], warn_days: int) -> list[str]:
         found.append(f"domain expires in {days} days ({output['expires']}): renew it or check auto-renew")
     elif output["expires"] is None:
         found.append("no expiration date published: check it at the registrar")
+    elif days is None:
+        found.append(f"expiry date '{output['expires']}' is not a date breakglass can read: check it at the registrar")
+    unknown = [UNKNOWN[field] for field in output.get("unknown", ()) if field != "expires"]
+    if unknown:
+        source = "WHOIS" if output["source"] == "whois" else "RDAP"
+        found.append(f"unknown ({source} answer does not say): {', '.join(unknown)}; ask the registrar")
     return found
 
 
@@ -219,6 +241,7 @@ def failure(domain: str, status: str, message: str, source: str = "rdap", **extr
         "resolves": None,
         "days_until_expiry": None,
         "expires": None,
+        "unknown": list(UNKNOWN),
         **extra,
     }
 
@@ -326,6 +349,11 @@ class DomainStatusOutput(Output):
     dnssec: dict[str, Any] = Field(description="{delegation_signed}.")
     locks: dict[str, Any] = Field(description="Which transfer, update and delete locks are set.")
     findings: list[str] = Field(description="What an operator should know, most important first.")
+    unknown: list[str] = Field(
+        default_factory=list,
+        description="Fields the registry's answer did not give: statuses, expires, registrar.",
+    )
+    registrant: str | None = Field(None, description="The registrant, where the registry publishes it (JPRS).")
     rdap_url: str = Field("", description="The RDAP URL asked, when the lookup failed.")
 
 
@@ -352,10 +380,12 @@ class DomainStatus(Action[DomainStatusParams]):
 def _headline(output: dict[str, Any]) -> str:
     if output["status"] != "ok":
         return f"{output['domain']}: {output['status']}: {output['findings'][0]}"
-    codes = [s["epp"] or s["value"] for s in output["statuses"]] or ["no status"]
+    codes = [s["epp"] or s["value"] for s in output["statuses"]] or ["status unknown"]
     expiry = (
         f"expires in {output['days_until_expiry']} days"
         if output["days_until_expiry"] is not None
         else "expiry unknown"
     )
-    return f"{output['domain']}: {', '.join(codes)}; {expiry}; registrar {output['registrar'].get('name')}"
+    registrar = output["registrar"].get("name")
+    who = f"registrar {registrar}" if registrar else "registrar unknown"
+    return f"{output['domain']}: {', '.join(codes)}; {expiry}; {who}"

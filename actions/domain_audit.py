@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from actions.base import Action, ActionContext, ActionResult, Effect, Output
+from actions.base import OPEN_ITEMS, Action, ActionContext, ActionResult, Effect, Output
 from actions.clients import fanout, rdap
 from actions.domain import AUTHORITATIVE, LookupParams, lookup, make_client, prepare
 
@@ -39,6 +39,7 @@ class ExpiryAuditOutput(Output):
                                           "urgency, risky_statuses, expires, days_until_expiry, registrar...")
     counts: dict[str, int] = Field(description="total, risky, expired, expiring, not_found, errors.")
     findings: list[str] = Field(description="Notes on how the lookups were made.")
+    open_items: list[dict[str, Any]] = Field(description="Domains at risk as items still open at the end of the run.")
 
 
 class DomainExpiryAudit(Action[ExpiryAuditParams]):
@@ -74,7 +75,21 @@ class DomainExpiryAudit(Action[ExpiryAuditParams]):
             names = dict.fromkeys(params.domains)  # a duplicate is looked up once
             await fanout.gather_bounded([partial(check, name) for name in names], params.concurrency)
         rows.sort(key=urgency)
-        return {"domains": rows, "counts": counts(rows, params.warn_days), "findings": notes}
+        return {"domains": rows, "counts": counts(rows, params.warn_days), "findings": notes,
+                OPEN_ITEMS: renewals(rows)}
+
+
+def renewals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Registrar deadlines left for after the run: each domain at risk, with its expiry date when known."""
+    items = []
+    for row in rows:
+        if row["urgency"] not in ("critical", "warning"):
+            continue
+        days, registrar = row["days_until_expiry"], row["registrar"] or "the registrar"
+        why = ", ".join(row["risky_statuses"]) or (f"expired {-days} days ago" if days is not None and days < 0
+                                                   else f"expires in {days} days")
+        items.append({"text": f"{row['domain']}: {why}; renew or restore at {registrar}", "due": row["expires"]})
+    return items
 
 
 def audit_row(output: dict[str, Any], warn_days: int) -> dict[str, Any]:

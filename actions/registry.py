@@ -50,6 +50,8 @@ BUILTIN: dict[str, str] = {
     "notify.webhook": "actions.notify:NotifyWebhook",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
+    # personal-data breaches (issue 19)
+    "legal.deadlines": "actions.legal:LegalDeadlines",
 }
 
 

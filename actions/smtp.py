@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, Field, model_validator
 
+from actions import attachments
+from actions.attachments import KINDS, AttachmentKind
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from actions.clients.address import FORMS, parse_address
 from actions.clients.dns import DnsFailure, Resolver
@@ -51,6 +53,11 @@ class SmtpProbeParams(Params):
     send_to: str | None = Field(default=None, description="send a test message to this address (mutating)")
     mail_from: str | None = Field(default=None, description="envelope sender; default postmaster@helo_name")
     subject: str = Field(default="breakglass SMTP probe", description="subject of the test message")
+    attachments: list[AttachmentKind] = Field(
+        default_factory=list,
+        description="send one numbered test message per kind instead (needs send_to), to find which kinds are "
+        "lost: " + ", ".join(KINDS) + " (harmless samples made in memory)",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> SmtpProbeParams:
@@ -173,7 +180,10 @@ class Probe:
         sender = message["From"]
         self.stage("mail", lambda: self.expect("mail", self.smtp.mail(sender), range(250, 252)))
         self.stage("rcpt", lambda: self.expect("rcpt", self.smtp.rcpt(message["To"]), range(250, 252)))
-        self.stage("data", lambda: self.expect("data", self.smtp.data(message.as_bytes()), range(250, 251)))
+        # RFC 5321 2.3.8: lines end in CRLF. smtplib fixes line ends only in str messages, and servers that
+        # guard against SMTP smuggling refuse bare LF (aiosmtpd reads a whole LF-only message as one line).
+        wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        self.stage("data", lambda: self.expect("data", self.smtp.data(wire), range(250, 251)))
         self.report["sent"] = {"to": message["To"], "message_id": message["Message-ID"]}
 
     def _quit(self) -> None:
@@ -256,18 +266,35 @@ def _addresses(dns: Resolver, name: str) -> list[str]:
     return dns.addresses(name, 4) + dns.addresses(name, 6)
 
 
-def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str | None = None) -> EmailMessage:
+def build_message(params: SmtpProbeParams, ctx: ActionContext, message_id: str | None = None,
+                  kind: str | None = None, number: int = 0) -> EmailMessage:
+    """The test message; with ``kind``, number ``number`` of a series, carrying that kind of attachment."""
     message = EmailMessage()
     message["From"] = params.mail_from or f"postmaster@{params.helo_name}"
     message["To"] = params.send_to
-    message["Subject"] = f"{params.subject} ({ctx.run_id}/{ctx.step_id})"
+    # A series is numbered and names its kind in the subject: the person checking the mailbox reads the
+    # pattern straight off the list of subjects that arrived.
+    series = f" #{number} {kind}" if kind is not None else ""
+    message["Subject"] = f"{params.subject}{series} ({ctx.run_id}/{ctx.step_id})"
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = message_id or make_msgid(domain=params.helo_name)
     message.set_content(
         f"Test message sent by breakglass run {ctx.run_id}, step {ctx.step_id}, operator {ctx.operator}.\n"
         "It checks that this mailbox receives mail; no reply is needed.\n"
     )
+    sample = attachments.build(kind) if kind is not None else None
+    if sample is not None:
+        message.add_attachment(sample.data, maintype=sample.maintype, subtype=sample.subtype,
+                               filename=sample.filename)
     return message
+
+
+def build_series(params: SmtpProbeParams, ctx: ActionContext,
+                 message_ids: list[str] | None = None) -> list[tuple[str, EmailMessage]]:
+    """One message per attachment kind, in the order given; ``message_ids`` from the plan keep them the same."""
+    ids: list[str] = message_ids or []
+    return [(kind, build_message(params, ctx, ids[i] if i < len(ids) else None, kind, i + 1))
+            for i, kind in enumerate(params.attachments)]
 
 
 def probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResult:
@@ -305,6 +332,44 @@ def _probe(params: SmtpProbeParams, message: EmailMessage | None) -> ActionResul
     return ActionResult(output, message=f"SMTP {final['host']}:{final['port']} answered every stage")
 
 
+def probe_series(params: SmtpProbeParams, messages: list[tuple[str, EmailMessage]]) -> ActionResult:
+    """Each message in its own conversation (a filter that cuts one off must not hide the next), then the
+    pattern: which kinds were lost and which got through."""
+    targets, lookup = resolve_targets(params)
+    if not targets:
+        return _probe(params, None)  # the same resolve failure a single probe reports
+    rows, last = [], {}
+    for number, (kind, message) in enumerate(messages, 1):
+        for name, port, address in targets:
+            last = Probe(params, name, port, address).run(message)
+            if last["failed_stage"] not in ("connect", "banner"):
+                break
+        rows.append({"number": number, "kind": kind, "subject": message["Subject"],
+                     "message_id": message["Message-ID"], "accepted": last["failed_stage"] is None,
+                     "failed_stage": last["failed_stage"], "code": last["code"], "text": last["text"],
+                     "host": last["host"]})
+    lost = [r["kind"] for r in rows if not r["accepted"]]
+    accepted = [r["kind"] for r in rows if r["accepted"]]
+    pattern = describe_pattern(lost, accepted)
+    output = {**lookup, **last, "attempts": [last], "series": rows, "lost": lost, "accepted": accepted,
+              "pattern": pattern}
+    return ActionResult(output, ok=not lost, message=pattern + params.deprecation_note())
+
+
+def describe_pattern(lost: list[str], accepted: list[str]) -> str:
+    """The regularity in plain words, and where it points."""
+    if not lost:
+        return (f"every kind was accepted ({', '.join(accepted)}): if some never reach the mailbox, the loss is "
+                "after SMTP: POP3/IMAP inspection between server and clients, or the mailbox's own filter")
+    if not accepted:
+        return "every message was lost, the plain one included: not an attachment filter; see the failing stage"
+    if set(lost) <= attachments.FILTERED:
+        return (f"lost exactly {', '.join(lost)} while {', '.join(accepted)} got through: a content filter on "
+                "this path drops macro-enabled Office files / password-protected ZIPs (firewall or UTM mail "
+                "inspection, antivirus gateway): check our own first, then the provider's")
+    return f"lost: {', '.join(lost)}; accepted: {', '.join(accepted)}"
+
+
 class SmtpProbeOutput(Output):
     mx: list[Any] = Field([], description="The MX records found, when no host was given.")
     error: str = Field("", description="Why the MX lookup failed.")
@@ -323,6 +388,11 @@ class SmtpProbeOutput(Output):
     certificate: dict[str, Any] | None = Field(None, description="The server certificate: subject, issuer, "
                                                "not_after, names, expires_in_days, name_match.")
     sent: dict[str, Any] = Field({}, description="The test message sent: to, message_id.")
+    series: list[dict[str, Any]] = Field([], description="With attachments: each message (number, kind, subject, "
+                                         "message_id, accepted, failed_stage, code, text).")
+    lost: list[str] = Field([], description="With attachments: the kinds that were not accepted.")
+    accepted: list[str] = Field([], description="With attachments: the kinds that were accepted.")
+    pattern: str = Field("", description="With attachments: the regularity found, in words.")
     stages: list[dict[str, Any]] = Field([], description="Each stage with its timing and result.")
     attempts: list[dict[str, Any]] = Field(description="Every server tried, in order (the last one is above).")
 
@@ -347,23 +417,46 @@ class SmtpProbe(Action[SmtpProbeParams]):
         via = params.host or f"MX of {params.domain}"
         if not params.send_to:  # written as a template that rendered empty: still gated, but say so
             return Plan(summary=f"probe {via} only: send_to is empty, no message is sent")
+        if params.attachments:
+            series = build_series(params, ctx)
+            changes = [_change(message, via, kind) for kind, message in series]
+            return Plan(
+                summary=f"send {len(series)} numbered test messages ({', '.join(params.attachments)}) to "
+                f"{params.send_to} via {via}",
+                changes=changes,
+                state={"message_ids": [message["Message-ID"] for _, message in series]},
+            )
         message = build_message(params, ctx)
-        change = {
-            "message_id": message["Message-ID"],
-            "action": "send_message",
-            "via": via,
-            "from": message["From"],
-            "to": message["To"],
-            "subject": message["Subject"],
-            "body": message.get_content(),
-        }
         # apply sends the very message shown here: same Message-ID, so the audit and the mailbox agree.
         return Plan(
             summary=f"send a test message to {params.send_to} via {via}",
-            changes=[change],
+            changes=[_change(message, via)],
             state={"message_id": message["Message-ID"]},
         )
 
     def apply(self, params: SmtpProbeParams, ctx: ActionContext, plan: Plan) -> ActionResult:
+        if params.attachments and params.send_to:
+            return probe_series(params, build_series(params, ctx, plan.state.get("message_ids")))
         message_id = plan.state.get("message_id")
         return probe(params, build_message(params, ctx, message_id) if params.send_to else None)
+
+
+def _text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    return str(body.get_content()) if body is not None else ""
+
+
+def _change(message: EmailMessage, via: str, kind: str | None = None) -> dict[str, Any]:
+    change = {
+        "message_id": message["Message-ID"],
+        "action": "send_message",
+        "via": via,
+        "from": message["From"],
+        "to": message["To"],
+        "subject": message["Subject"],
+        "body": _text_of(message),
+    }
+    sample = attachments.build(kind) if kind else None
+    if sample is not None:
+        change["attachment"] = {"filename": sample.filename, "type": sample.mime_type, "bytes": len(sample.data)}
+    return change

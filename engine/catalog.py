@@ -48,11 +48,13 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
     if not paths:
         files = runbook_files(search_dirs([]))
     from actions.registry import Registry
+    from engine import team as team_file
     from engine.checks import warnings
     from engine.loader import checked_file
     from engine.translation import problems_and_gaps
 
     registry = Registry()  # one for all files: action classes a plugin brings are imported once
+    team = team_file.load()  # a broken team file is an InputError: said once, before any runbook
     results = []
     for f in files:
         try:
@@ -60,8 +62,9 @@ def validate_paths(paths: list[str]) -> list[dict[str, Any]]:
         except RunbookError as exc:
             results.append({"file": str(f), "ok": False, "problems": [str(p) for p in exc.problems], "warnings": []})
             continue
-        problems: list[str] = []
-        found = [str(w) for w in warnings(src)]
+        lacking, unchecked = team_file.check_runbook(src, team)
+        problems = [str(p) for p in lacking]
+        found = [str(w) for w in warnings(src) + unchecked]
         # Its translations are part of the runbook: a step renamed here but not there is caught here.
         for _lang, wrong, gaps in problems_and_gaps(str(f), runbook, registry):
             problems += [str(p) for p in wrong]

@@ -15,7 +15,7 @@ from typing import Any
 
 from actions.base import Effect
 from actions.registry import Registry, UnknownAction
-from engine import templates
+from engine import team, templates
 from engine.calls import CALL
 from engine.errors import InputError, Problem, TemplateError
 from engine.input_types import InputType
@@ -24,7 +24,7 @@ from engine.yamlsource import Path, Source
 
 Raw = dict[str, Any]  # an input or a step as parsed, its structure already checked
 
-CONTEXT_ROOTS = frozenset({"inputs", "steps", "run"})
+CONTEXT_ROOTS = frozenset({"inputs", "steps", "run", "contacts"})
 # `loop` is Jinja's own variable inside {% for %}; outside a loop it fails at render time like any undefined.
 JINJA_GLOBALS = frozenset({"range", "dict", "namespace", "loop", "true", "false", "none", "True", "False", "None"})
 ROOTS = CONTEXT_ROOTS | JINJA_GLOBALS
@@ -363,6 +363,10 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
         return f"'steps.{attr}' refers to a step that does not exist"
     if root == "run" and attr not in ("id", "mode", "runbook", "operator", "started"):
         return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started"
+    if root == "contacts" and attr not in team.ROLES:
+        near = difflib.get_close_matches(attr, team.ROLES, n=1)
+        return (f"'contacts.{attr}' is not a contact role" + (f" (did you mean '{near[0]}'?)" if near else "")
+                + f"; roles: {', '.join(team.ROLES)}")
     return None
 
 
@@ -371,6 +375,10 @@ def _output_problem(chain: tuple[str, ...], scope: _Scope, local: frozenset[str]
     expect and until, ``result.status_code``."""
     if chain[0] in local:
         return None
+    if chain[0] == "contacts" and len(chain) == 3 and chain[2] not in team.FIELDS:
+        near = difflib.get_close_matches(chain[2], team.FIELDS, n=1)
+        return (f"'{'.'.join(chain)}': a contact has no field '{chain[2]}'"
+                + (f" (did you mean '{near[0]}'?)" if near else "") + f"; fields: {', '.join(team.FIELDS)}")
     if chain[0] == "steps" and len(chain) == 4 and chain[2] == "output" and scope.has_run(chain[1]):
         action, field = scope.book.actions.get(chain[1]), chain[3]
     elif chain[0] == "result" and len(chain) == 2 and "result" in scope.roots:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, TextIO
 
 from engine.events import RESUMABLE, RecordType, RunStatus, StepStatus
 from engine.i18n import N_, _
-from engine.text import fit, visible_line
+from engine.text import fit, visible_line, width, wrap
 
 OUTPUT_TAIL = 8  # lines of a command's output shown under its step; the whole of it is in the log and report
 
@@ -252,10 +252,36 @@ class TerminalReporter:
                     + (f": {shown}" if shown else ""))
         if rec.get("reason"):
             self._print(f"  {visible_line(str(rec['reason']))}")
+        items = rec.get("open") or []
+        self._still_open(items)
         self._print(_("audit head {hash}  (paste it into the incident channel to pin the log)").format(
             hash=rec.get("hash")))
-        if rec.get("status") in RESUMABLE:
-            self._print(_("to go on from here: {command}").format(command=f"breakglass resume {rec.get('run')}"))
+        said = {str(i.get("why")): str(i.get("text")) for i in items if i.get("kind") == "next"}
+        if "open" not in rec and rec.get("status") in RESUMABLE:  # a log written before run.finished said it
+            said["resume"] = f"breakglass resume {rec.get('run')}"
+        if "resume" in said:
+            self._print(_("to go on from here: {command}").format(command=visible_line(said["resume"])))
+        if "report" in said:
+            self._print(_("report for the record: {command}").format(command=visible_line(said["report"])))
+
+    def _still_open(self, items: list[dict[str, Any]]) -> None:
+        """The run's open items (engine/followups.py): deadlines first by date, then unticked items, then what
+        to type next. Their text came from runbooks and the world: made visible like every other line."""
+        due = sorted((i for i in items if i.get("kind") == "due"), key=lambda i: (i.get("due") is None, i.get("due") or ""))
+        unchecked = [i for i in items if i.get("kind") == "unchecked"]
+        if due or unchecked:
+            self._print(_("still open:"))
+        for item in due:
+            self._wrapped("  ⏰ ", f"{item.get('text')} ({item.get('step')})")
+        for item in unchecked:
+            self._wrapped("  ☐ ", _("{item}  (not ticked at {step})").format(item=item.get("text"),
+                                                                           step=item.get("step")))
+
+    def _wrapped(self, lead: str, text: str) -> None:
+        """Long text in lines that fit the terminal, hanging under ``lead`` (display columns, Japanese too)."""
+        columns = max(40, shutil.get_terminal_size((80, 24)).columns)
+        for line in wrap(visible_line(text), columns, lead, " " * width(lead)):
+            self._print(line)
 
     def _on_head_signed(self, rec: dict[str, Any]) -> None:
         self._print(visible_line(_("audit head {head} signed by {by} ({fingerprint}); `audit verify --signers "

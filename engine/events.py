@@ -31,7 +31,7 @@ class RecordType(StrEnum):
     RUN_STARTED = "run.started", "runbook", "inputs", "secret_inputs", "operator", "host", "pid", "version"
     RUN_RESUMED = "run.resumed", "previous_status", "at_step", "operator"
     RUN_INPUTS_CHANGED = "run.inputs_changed", "changes", "by"
-    RUN_FINISHED = "run.finished", "status", "reason", "counts"
+    RUN_FINISHED = "run.finished", "status", "reason", "counts", "open"  # open: engine/followups.py
     STEP_STARTED = "step.started", "step", "title", "action", "effect", "args"
     STEP_PLANNED = "step.planned", "step", "summary", "changes", "final", "refused", "gated"
     STEP_APPLYING = "step.applying", "step"

@@ -242,6 +242,7 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         status=status,
         finished=finish is not None,
         reason=str((finish or {}).get("reason", "")),
+        open_items=[dict(i) for i in (finish or {}).get("open") or [] if isinstance(i, dict)],
         chain=chain,
         operators=operators,
         inputs={k: MASK if k in secret else v for k, v in (started.get("inputs") or {}).items()},

@@ -102,6 +102,7 @@ class Report:
     in_doubt: list[dict[str, Any]] = field(default_factory=list)  # what was decided about steps cut off mid-change
     handovers: list[dict[str, str]] = field(default_factory=list)  # the run changed hands: from, to, ts, how
     lang: str = "en"  # the language the report is written in: the run's (run.started says), unless asked
+    open_items: list[dict[str, Any]] = field(default_factory=list)  # run.finished's `open` (engine/followups.py)
 
     @property
     def answered(self) -> list[StepRow]:

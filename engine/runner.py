@@ -17,7 +17,8 @@ from typing import Any
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from actions.registry import Registry
-from engine import calls, signers, templates
+from engine import calls, followups, signers, templates
+from engine import team as team_file
 from engine.approvals import APPROVE, OpenGate, Tally
 from engine.audit import AuditRecord, canonical
 from engine.console import Reporter
@@ -123,6 +124,9 @@ class Runner:
     # The store's feed of this run's records (``RunStore.follow``): how a gate waiting for other people hears
     # of their approvals the moment they are durable. None: read the log on each tick instead.
     follow: Callable[[int, float], Iterator[list[AuditRecord]]] | None = None
+    # The team file (engine/team.py), read once per run: contacts for templates (`{{ contacts.dpo.phone }}`),
+    # the legal regimes for actions (ctx.settings["legal_regimes"]; actions never read engine config).
+    team: team_file.Team = field(default_factory=team_file.load)
     # Each step's title as first rendered: text that came out of a render may hold ``{{ }}`` from an input or
     # an output, and rendering it again would run that (a ``{{ inputs.token|upper }}`` the redactor misses).
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -140,6 +144,7 @@ class Runner:
         self.gates.terminal.before_prompt = self.reporter.pause
         self._waited = 0.0  # seconds this step spent waiting at gates: the operator's time, not the step's
         self._feed: Iterator[list[AuditRecord]] | None = None  # the store's feed, opened at the first gate
+        self._contacts = self.team.template_context()  # built once: every render reads the same cards
 
     @property
     def mode(self) -> str:
@@ -188,8 +193,9 @@ class Runner:
         for st in calls.counted(self.state):
             label = "failed (continued)" if st.status is StepStatus.FAILED and st.continued else str(st.status)
             counts[label] = counts.get(label, 0) + 1
+        still_open = followups.open_items(self.state.step_ids, self.state.context(), self.state.run_id, str(status))
         rec = self.record(T.RUN_FINISHED, {"run": self.state.run_id, "status": str(status), "reason": reason,
-                                           "counts": counts})
+                                           "counts": counts, "open": still_open})
         return RunOutcome(self.state.run_id, status, rec["hash"])
 
     def _current_step(self) -> str | None:
@@ -206,6 +212,7 @@ class Runner:
             "steps": self.frame.view(views) if self.loaded.children else views,
             "run": {"id": self.state.run_id, "mode": self.mode, "runbook": self.frame.loaded.runbook.id,
                     "operator": self.gates.operator, "started": self.started_ts},
+            "contacts": self._contacts,
         }
         if result is not None:
             ctx["result"] = result
@@ -219,7 +226,7 @@ class Runner:
         not hide the secret in another; those are learned again when their step runs."""
         ctx = {"inputs": self.inputs, "steps": self.state.context(),
                "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
-                       "started": ""}}
+                       "started": ""}, "contacts": self._contacts}
         for step in self.loaded.runbook.steps:
             uses = [(step.action, step.with_)]
             if isinstance(step.rollback, Rollback):  # an auto undo's arguments are its step's
@@ -399,7 +406,8 @@ class Runner:
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
-                             settings=self.settings, operator=self.gates.operator,
+                             settings={"legal_regimes": self.team.regimes, **self.settings},
+                             operator=self.gates.operator,
                              runbook_id=self.loaded.runbook.id, terminal=self.gates.terminal,
                              progress=lambda message: self.reporter.progress(step_id, self.redactor.text(message)))
 

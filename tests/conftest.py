@@ -32,7 +32,10 @@ def shared_fixtures() -> Path:
 
 @pytest.fixture
 def bg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private BREAKGLASS_HOME so runs and audit logs never leak between tests."""
+    """A private BREAKGLASS_HOME so runs and audit logs never leak between tests; no team file unless a test
+    writes one (the developer's own ~/.config/breakglass/team.yaml must not change what a test sees)."""
     home = tmp_path / "bghome"
     monkeypatch.setenv("BREAKGLASS_HOME", str(home))
+    monkeypatch.delenv("BREAKGLASS_TEAM", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return home

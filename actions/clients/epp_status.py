@@ -151,7 +151,25 @@ _ROWS: tuple[EppStatus, ...] = (
     EppStatus("renew prohibited", None, "renewal is refused (generic lock)", "the sponsoring party"),
 )
 
+# JPRS (.jp) states are not EPP codes: JPRS WHOIS prints them in [状態]/[Status], and their lifecycle is JPRS's
+# own ("JPドメイン名のライフサイクル", jprs.jp/about/dom-rule/lifecycle). "Active" is already RFC 8056's "active".
+_JPRS_ROWS: tuple[EppStatus, ...] = (
+    EppStatus("connected", None, "registered and delegated (.co.jp and other organisational types; the date"
+              " in brackets is the expiry)", NOBODY),
+    EppStatus("to be suspended", None, "cancellation was requested (or the renewal was not made): the domain"
+              " still resolves until the end of the month, then it is Suspended", "the designated registrar",
+              risky=True),
+    EppStatus("suspended", None, "cancelled or not renewed: withdrawn from DNS for one month, then deleted;"
+              " the designated registrar can file a restore (登録回復) from the 1st to the 20th of that month",
+              "the designated registrar", resolves=False, risky=True),
+    EppStatus("registered", None, "registered but not connected: no nameservers are delegated, so it does"
+              " not resolve", "the designated registrar", resolves=False, risky=True),
+    EppStatus("agent change locked", None, "the designated registrar cannot be changed (JPRS lock)",
+              "the designated registrar"),
+)
+
 BY_RDAP: dict[str, EppStatus] = {row.rdap: row for row in _ROWS}
+BY_JPRS: dict[str, EppStatus] = {row.rdap: row for row in _JPRS_ROWS}
 _BY_EPP: dict[str, EppStatus] = {row.epp.lower(): row for row in _ROWS if row.epp}
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -191,6 +209,31 @@ ADVICE: dict[str, str] = {
 }
 
 
+# What to do about a JPRS state, keyed like BY_JPRS; {abuse} as above.
+JPRS_ADVICE: dict[str, str] = {
+    "to be suspended": (
+        "domain is 'To be suspended' at JPRS: it leaves DNS at the end of this month; ask the designated "
+        "registrar ({abuse}) to withdraw the cancellation or renew now"
+    ),
+    "suspended": (
+        "domain is 'Suspended' at JPRS and does not resolve; the designated registrar ({abuse}) can file a "
+        "restore (登録回復) only between the 1st and the 20th of this month, after that it is deleted"
+    ),
+    "registered": (
+        "domain is 'Registered' at JPRS but not connected: no nameservers are delegated; set them at the "
+        "designated registrar ({abuse})"
+    ),
+}
+
+
+def advice(status: dict[str, Any], abuse: str) -> str | None:
+    """What to do about one described status (``describe``'s output), or None when nothing is urgent."""
+    if status["epp"] in ADVICE:
+        return ADVICE[status["epp"]].format(abuse=abuse)
+    text = JPRS_ADVICE.get(status.get("scheme") == "jprs" and normalise(status["value"]) or "")
+    return text.format(abuse=abuse) if text else None
+
+
 def normalise(value: str) -> str:
     """Spell any status the RDAP way: "clientHold", "CLIENT_HOLD", "client hold https://icann.org/epp#..."."""
     # WHOIS appends the ICANN explanation URL after the code (ICANN's 2014 EPP status advisory).
@@ -201,13 +244,18 @@ def normalise(value: str) -> str:
     return " ".join(words.lower().split())
 
 
-def describe(value: str) -> dict[str, Any]:
-    """One status as plain data: the value as given, its EPP code, meaning and who can lift it."""
-    row = BY_RDAP.get(normalise(value))
+def describe(value: str, scheme: str = "epp") -> dict[str, Any]:
+    """One status as plain data: the value as given, its EPP code, meaning and who can lift it.
+
+    ``scheme`` "jprs" also reads JPRS's own states (a .jp WHOIS answer); RFC 8056 values are read either way.
+    """
+    key = normalise(value)
+    row = BY_RDAP.get(key) or (BY_JPRS.get(key) if scheme == "jprs" else None)
     if row is None:
         return {
             "value": value,
             "epp": None,
+            "scheme": scheme,
             "meaning": "not an RFC 8056 status: see the registry's own documentation",
             "lifted_by": "unknown",
             "resolves": True,
@@ -216,6 +264,7 @@ def describe(value: str) -> dict[str, Any]:
     return {
         "value": value,
         "epp": row.epp,
+        "scheme": scheme,
         "meaning": row.meaning,
         "lifted_by": row.lifted_by,
         "resolves": row.resolves,

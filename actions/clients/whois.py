@@ -3,6 +3,10 @@
 RFC 3912 defines only the transport: one query line, free text back until the server closes. The field names
 parsed here are the ones ICANN's 2013 RAA specification made common ("Registry Expiry Date", "Registrar Abuse
 Contact Email"); ccTLDs differ, so results from here are marked low-reliability.
+
+JPRS (.jp) has its own layout: ``[Field]  value`` lines, optionally lettered (``a. [ドメイン名]`` for .co.jp),
+in Japanese with English beside it by default, or English only when the query ends in ``/e``. A plain query is
+answered in ISO-2022-JP, which a UTF-8 decode would turn into escape-sequence garbage.
 """
 
 from __future__ import annotations
@@ -77,12 +81,60 @@ async def query(host: str, port: int, domain: str, timeout: float) -> str:
             chunks.append(data)
     finally:
         writer.close()
-    # RFC 3912 names no charset; UTF-8 with replacement is what registries mostly send today.
-    return b"".join(chunks).decode("utf-8", "replace")
+    return decode(b"".join(chunks))
+
+
+def decode(raw: bytes) -> str:
+    """RFC 3912 names no charset: ISO-2022-JP when the bytes shift into it (JPRS), else UTF-8 with replacement."""
+    if b"\x1b$" in raw or b"\x1b(" in raw:
+        try:
+            return raw.decode("iso2022_jp_2")
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("utf-8", "replace")
+
+
+# JPRS field name (Japanese or English, lower case) → output key; the Japanese comes first in a plain answer.
+_JPRS_FIELDS: dict[str, str] = {
+    "ドメイン名": "name",
+    "domain name": "name",
+    "登録者名": "registrant",
+    "registrant": "registrant",
+    "組織名": "registrant",
+    "organization": "registrant",
+    "有効期限": "expires",
+    "expires on": "expires",
+    "登録年月日": "registered",
+    "created on": "registered",
+    "registered date": "registered",
+    "最終更新": "last_changed",
+    "last updated": "last_changed",
+    "last update": "last_changed",
+    "状態": "state",
+    "status": "state",
+    "ロック状態": "lock",
+    "lock status": "lock",
+    "署名鍵": "signing_key",
+    "signing key": "signing_key",
+}
+_JPRS_LISTS = {"name server": "nameservers", "ネームサーバ": "nameservers"}
+_JPRS_LINE = re.compile(r"^(?:[a-z]\.\s*)?\[(?P<key>[^\]\[]{1,40})\][ \t]*(?P<value>.*)$")
+_JPRS_DATED = re.compile(r"^(?P<state>[^()]+?)\s*\((?P<date>\d{4}/\d{2}/\d{2})\)")
+_JPRS_CONTACT = re.compile(r"^\s*(Contact Information|Host Information)\b", re.MULTILINE)
+
+
+def is_jprs(text: str) -> bool:
+    """Whether the answer is in JPRS's ``[Field] value`` layout."""
+    return any(
+        (m := _JPRS_LINE.match(line.strip())) and m["key"].strip().lower() in ("domain name", "ドメイン名")
+        for line in text.splitlines()
+    )
 
 
 def parse(text: str) -> dict[str, Any]:
     """The common ``Key: value`` fields; ``found`` False when the server says there is no such domain."""
+    if is_jprs(text):
+        return parse_jprs(text)
     record: dict[str, Any] = {"found": not _NOT_FOUND.search(text), "statuses": [], "nameservers": []}
     for line in text.splitlines():
         key, sep, value = line.strip().partition(":")
@@ -98,10 +150,62 @@ def parse(text: str) -> dict[str, Any]:
     return record
 
 
+def parse_jprs(text: str) -> dict[str, Any]:
+    """A JPRS domain answer: the domain block only (the contact block after it has its own [Name], [Email])."""
+    block = _JPRS_CONTACT.split(text, maxsplit=1)[0]
+    record: dict[str, Any] = {"found": True, "statuses": [], "nameservers": [], "scheme": "jprs"}
+    registrants: list[str] = []
+    for line in block.splitlines():
+        match = _JPRS_LINE.match(line.strip())
+        if not match:
+            continue
+        key, value = match["key"].strip().lower(), match["value"].strip()
+        if key in _JPRS_LISTS:
+            if value and value.split()[0].rstrip(".").lower() not in record["nameservers"]:
+                record["nameservers"].append(value.split()[0].rstrip(".").lower())
+        elif _JPRS_FIELDS.get(key) == "registrant":
+            if value and value not in registrants:
+                registrants.append(value)
+        elif key in _JPRS_FIELDS:
+            # An empty [Signing Key] is information (the delegation is unsigned); other empty fields are not.
+            if value or _JPRS_FIELDS[key] == "signing_key":
+                record.setdefault(_JPRS_FIELDS[key], value)
+    state = record.pop("state", "")
+    dated = _JPRS_DATED.match(state)
+    if dated:  # .co.jp and the like: "Connected (2025/03/31)", the date in brackets is the expiry
+        state = dated["state"]
+        record.setdefault("expires", dated["date"])
+    record["statuses"] = [state.strip()] if state.strip() else []
+    if record.get("lock"):
+        record["statuses"].append(record.pop("lock"))
+    for field in ("expires", "registered", "last_changed"):
+        if field in record:
+            record[field] = _jprs_date(record[field])
+    if registrants:
+        record["registrant"] = " / ".join(registrants)
+    if "signing_key" in record:
+        record["dnssec"] = "signed" if record.pop("signing_key") else "unsigned"
+    return record
+
+
+_JPRS_DATE = re.compile(r"^(\d{4})/(\d{2})/(\d{2})(?:\s+(\d{2}:\d{2}(?::\d{2})?))?")
+
+
+def _jprs_date(value: str) -> str:
+    """JPRS writes ``2025/02/28`` or ``2024/03/01 01:05:05 (JST)``: Japan time, said here as +09:00."""
+    match = _JPRS_DATE.match(value)
+    if not match:
+        return value  # kept as written: summarize then reports the date as unreadable, not as absent
+    year, month, day, clock = match.groups()
+    return f"{year}-{month}-{day}T{clock or '00:00:00'}+09:00"
+
+
 def to_record(domain: str, parsed: dict[str, Any]) -> dict[str, Any]:
     """The same shape as ``rdap.parse_domain`` returns, so one summary serves both sources."""
     dnssec = str(parsed.get("dnssec", "")).lower()
     return {
+        "scheme": parsed.get("scheme", "epp"),
+        "registrant": parsed.get("registrant"),
         "name": domain,
         "statuses": parsed["statuses"],
         "nameservers": parsed["nameservers"],

@@ -10,6 +10,7 @@ module per command group registers on it; errors become exit codes here, in one 
     audit.py     audit verify, audit show
     store.py     store migrate, store copy, watch
     web.py       serve (the live page)
+    team.py      contacts (the team file)
 """
 
 # No `from __future__ import annotations`: typer reads these signatures at every start.
@@ -19,7 +20,7 @@ import sys
 
 # Each command module registers its commands on `app` when imported, in the order `--help` lists them.
 # isort: off
-from engine.cli import runbooks, runs, drill, report, audit, approvals, store, web  # noqa: F401
+from engine.cli import runbooks, runs, drill, report, audit, approvals, store, web, team  # noqa: F401
 # isort: on
 from engine.cli.app import app
 from engine.errors import (

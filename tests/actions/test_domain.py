@@ -331,6 +331,61 @@ def test_whois_timeout(whois_server: WhoisServer, bg_home: Path) -> None:
     assert out["status"] == "timeout" and out["source"] == "whois"
 
 
+# --- .jp: JPRS's own layout, in ISO-2022-JP for a plain query
+
+JPRS = Path(__file__).parent / "data" / "whois"
+
+
+def test_jprs_japanese_answer_in_iso_2022_jp(whois_server: WhoisServer, bg_home: Path) -> None:
+    text = (JPRS / "jprs-shop-example.jp.txt").read_text(encoding="utf-8")
+    whois_server.answers["shop-example.jp"] = text.encode("iso2022_jp")
+    result = run(domain="shop-example.jp", whois_server=whois_server.address)
+    out = result.output
+    assert result.ok and out["source"] == "whois" and out["unknown"] == ["registrar"]
+    assert [(s["value"], s["epp"]) for s in out["statuses"]] == [("Active", "ok")]
+    assert out["expires"] == "2024-12-30T15:00:00Z" and out["days_until_expiry"] == 40  # 2024/12/31 JST
+    assert out["registered"] == "2015-06-02T15:00:00Z"
+    assert out["registrant"] == "株式会社ショップ例 / Shop Example K.K."
+    assert out["nameservers"] == ["ns1.shop-example.jp", "ns2.shop-example.jp"]
+    assert out["dnssec"] == {"delegation_signed": False}
+    assert any("unknown" in f and "registrar" in f for f in out["findings"])
+    assert "registrar unknown" in result.message and "None" not in result.message
+
+
+def test_jprs_english_answer_of_a_suspended_domain(whois_server: WhoisServer, bg_home: Path) -> None:
+    whois_server.answers["lapsed-example.jp"] = (JPRS / "jprs-lapsed-example.jp-e.txt").read_text(encoding="utf-8")
+    result = run(domain="lapsed-example.jp", whois_server=whois_server.address)
+    out = result.output
+    assert result.ok and out["resolves"] is False
+    assert [s["value"] for s in out["statuses"]] == ["Suspended"]
+    assert out["unknown"] == ["registrar"] and out["registrant"] is None and out["nameservers"] == []
+    assert out["days_until_expiry"] == 40
+    assert any("Suspended" in f and "20th" in f for f in out["findings"])
+    assert any("unknown (WHOIS answer does not say): registrar" in f for f in out["findings"])
+
+
+def test_jprs_co_jp_expiry_is_in_the_status_line(whois_server: WhoisServer, bg_home: Path) -> None:
+    text = (JPRS / "jprs-shop-example.co.jp.txt").read_text(encoding="utf-8")
+    whois_server.answers["shop-example.co.jp"] = text.encode("iso2022_jp")
+    out = run(domain="shop-example.co.jp", whois_server=whois_server.address).output
+    assert [(s["value"], s["resolves"]) for s in out["statuses"]] == [
+        ("Connected", True),
+        ("AgentChangeLocked", True),
+    ]
+    assert out["expires"] == "2025-03-30T15:00:00Z"
+    assert out["registrant"] == "株式会社ショップ例 / Shop Example K.K."
+    assert out["nameservers"] == ["ns1.shop-example.co.jp", "ns2.shop-example.co.jp"]
+
+
+def test_an_answer_without_the_fields_says_what_is_unknown(whois_server: WhoisServer, bg_home: Path) -> None:
+    whois_server.answers["odd.jp"] = "Domain Information:\n[Domain Name]  ODD.JP\n"
+    result = run(domain="odd.jp", whois_server=whois_server.address)
+    out = result.output
+    assert out["status"] == "ok" and out["unknown"] == ["statuses", "expires", "registrar"]
+    assert "status unknown; expiry unknown; registrar unknown" in result.message
+    assert any("no expiration date published" in f for f in out["findings"])
+
+
 # --- the parser against real-world answers nobody on this project wrote
 
 

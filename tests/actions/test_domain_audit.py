@@ -80,6 +80,10 @@ def test_sorted_by_urgency(rdap_server: RdapServer, bg_home: Path) -> None:
     }
     assert out["counts"] == {"total": 6, "risky": 2, "expired": 2, "expiring": 1, "not_found": 0, "errors": 1}
     assert out["domains"][1]["abuse_email"] == "abuse@acme-registrar.example"
+    # registrar deadlines stay open after the run: every domain at risk, most urgent first, with its date
+    assert [(i["text"].split(":")[0], i["due"] is not None) for i in out["open_items"]] == [
+        ("gone.com", True), ("held.com", True), ("lapsed.com", True), ("soon.com", True)]
+    assert "soon.com: expires in 12 days; renew or restore at Acme Registrar" in out["open_items"][3]["text"]
 
 
 def test_audit_honours_retry_after(rdap_server: RdapServer, bg_home: Path) -> None:

@@ -10,7 +10,14 @@ from actions.base import ActionContext, Effect
 from actions.smtp import SmtpProbe, SmtpProbeParams, name_matches
 from tests.lab import free_port
 from tests.lab.bind import zone_text
-from tests.lab.smtp import LabPki, RecordingHandler, RejectingHandler, SilentServer, SmtpServer
+from tests.lab.smtp import (
+    AttachmentFilterHandler,
+    LabPki,
+    RecordingHandler,
+    RejectingHandler,
+    SilentServer,
+    SmtpServer,
+)
 
 CTX = ActionContext(run_id="run42", step_id="probe")
 
@@ -209,3 +216,62 @@ def test_params_need_exactly_one_target() -> None:
 )
 def test_name_matching(pattern: str, host: str, expected: bool) -> None:
     assert name_matches(pattern, host) is expected
+
+
+# --- the attachment series: the firewall/UTM that ate macro files and password ZIPs
+
+SERIES = ["none", "pdf", "docx", "zip", "docm", "xlsm", "zip_encrypted"]
+
+
+def send_series(server: SmtpServer, kinds: list[str]) -> tuple[SmtpProbe, object, object]:
+    params = SmtpProbeParams(host=server.address, send_to="ops@example.test", mail_from="probe@example.test",
+                             attachments=kinds, timeout=5)
+    action = SmtpProbe()
+    plan = action.plan(params, CTX)
+    return action, plan, action.apply(params, CTX, plan)
+
+
+def test_the_series_finds_what_an_inspecting_filter_drops() -> None:
+    handler = AttachmentFilterHandler()
+    with SmtpServer(handler) as server:
+        _, plan, result = send_series(server, SERIES)
+    out = result.output  # type: ignore[attr-defined]
+    assert out["lost"] == ["docm", "xlsm", "zip_encrypted"]
+    assert out["accepted"] == ["none", "pdf", "docx", "zip"]
+    assert "lost exactly docm, xlsm, zip_encrypted" in out["pattern"] and "check our own first" in out["pattern"]
+    assert not result.ok  # type: ignore[attr-defined]
+    lost = [row for row in out["series"] if not row["accepted"]]
+    assert {row["failed_stage"] for row in lost} == {"data"}  # cut off at the end of DATA, no SMTP reply
+    # the filter really saw the samples and delivered only the controls, numbered and named by kind
+    assert handler.dropped == [["breakglass-test.docm"], ["breakglass-test.xlsm"], ["breakglass-test-protected.zip"]]
+    subjects = [m["data"].split("Subject: ", 1)[1].split("\n", 1)[0] for m in handler.messages]
+    assert [s.split(" (")[0] for s in subjects] == ["breakglass SMTP probe #1 none", "breakglass SMTP probe #2 pdf",
+                                                     "breakglass SMTP probe #3 docx", "breakglass SMTP probe #4 zip"]
+    # what was planned (and approved) is what was sent: same Message-IDs, attachments named in the plan
+    assert [c["message_id"] for c in plan.changes] == [row["message_id"] for row in out["series"]]  # type: ignore[attr-defined]
+    assert plan.changes[5]["attachment"]["type"] == "application/vnd.ms-excel.sheet.macroEnabled.12"  # type: ignore[attr-defined]
+
+
+def test_a_clean_path_accepts_every_kind_and_points_past_smtp() -> None:
+    handler = RecordingHandler()
+    with SmtpServer(handler) as server:
+        _, _, result = send_series(server, SERIES)
+    out = result.output  # type: ignore[attr-defined]
+    assert result.ok and out["lost"] == [] and len(handler.messages) == len(SERIES)  # type: ignore[attr-defined]
+    assert "POP3/IMAP inspection" in out["pattern"]
+
+
+def test_the_samples_carry_the_marks_filters_read_and_nothing_else() -> None:
+    import io
+    import zipfile
+
+    from actions.attachments import build
+
+    protected = zipfile.ZipFile(io.BytesIO(build("zip_encrypted").data))  # type: ignore[union-attr]
+    assert protected.infolist()[0].flag_bits & 0x1
+    with pytest.raises(RuntimeError, match="encrypted"):
+        protected.read("readme.txt")
+    docm = zipfile.ZipFile(io.BytesIO(build("docm").data))  # type: ignore[union-attr]
+    assert docm.read("word/vbaProject.bin") == b""  # the macro container is there, with no macro in it
+    assert "macroEnabled" in docm.read("[Content_Types].xml").decode()
+    assert build("none") is None

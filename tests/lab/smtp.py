@@ -65,6 +65,48 @@ class RejectingHandler:
         return self.reply
 
 
+def _filtered(content: bytes) -> list[str]:
+    """The attachments a UTM's mail inspection would single out: macro-enabled Office files, encrypted ZIPs."""
+    import email
+    import io
+    import zipfile
+    from email import policy
+
+    message = email.message_from_bytes(content, policy=policy.default)
+    found = []
+    for part in message.iter_attachments():  # type: ignore[attr-defined]
+        kind, data = part.get_content_type(), part.get_payload(decode=True) or b""
+        if "macroenabled" in kind.lower():
+            found.append(part.get_filename() or kind)
+        elif kind == "application/zip":
+            try:
+                entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+            except zipfile.BadZipFile:
+                continue
+            if any(entry.flag_bits & 0x1 for entry in entries):
+                found.append(part.get_filename() or kind)
+    return found
+
+
+@dataclass
+class AttachmentFilterHandler:
+    """A firewall/UTM's mail inspection: messages with macro-enabled Office files or password-protected ZIPs
+    are dropped by cutting the connection at the end of DATA (the sender sees an error, nothing is delivered,
+    nothing is bounced); everything else is delivered to ``messages``."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[list[str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        caught = _filtered(envelope.content)
+        if caught:
+            self.dropped.append(caught)
+            server.transport.abort()  # a reset, as the inspecting proxy sends it: no reply, no bounce
+            return "250 2.0.0 Ok"  # never reaches the client: the connection is already gone
+        self.messages.append({"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf-8", "replace")})
+        return "250 2.0.0 Ok: queued as TEST2"
+
+
 @dataclass(frozen=True)
 class LabPki:
     """A throw-away CA and one server certificate it signed, as PEM files."""

@@ -16,7 +16,7 @@ class WhoisServer:
     """Answers ``answers[domain]`` (case-insensitive), else a Verisign-style "No match"; ``delay`` stalls."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.answers: dict[str, str] = {}
+        self.answers: dict[str, str | bytes] = {}  # bytes go out as they are (JPRS's ISO-2022-JP)
         self.delay = 0.0
         self.queries: list[str] = []
         outer = self
@@ -29,7 +29,7 @@ class WhoisServer:
                     time.sleep(outer.delay)
                 text = outer.answers.get(line.lower(), NO_MATCH.format(domain=line.upper()))
                 try:
-                    self.wfile.write(text.encode())
+                    self.wfile.write(text if isinstance(text, bytes) else text.encode())
                 except (BrokenPipeError, ConnectionResetError):
                     return
 

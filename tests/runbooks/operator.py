@@ -22,7 +22,8 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a CLI run: private BREAKGLASS_HOME, no proxies, no inherited TSIG secret."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.pop("BREAKGLASS_TSIG_SECRET", None)
-    env.update(BREAKGLASS_HOME=str(home), NO_COLOR="1", COLUMNS="80", **extra)
+    env.pop("BREAKGLASS_TEAM", None)  # a team file only where a test passes one
+    env.update(BREAKGLASS_HOME=str(home), NO_COLOR="1", COLUMNS="80", XDG_CONFIG_HOME=str(home / "config"), **extra)
     return env
 
 
