@@ -137,12 +137,22 @@ def _no_progress(_message: str) -> None:
 
 
 class OperatorTerminal(Protocol):
-    """The operator's terminal, for actions that talk to a person (``manual``): implemented by the engine."""
+    """The operator's terminal, for actions that talk to a person (``manual``): implemented by the engine,
+    which words its own questions in the operator's language and reads their answers (an action imports no
+    engine module for that)."""
 
     @property
     def interactive(self) -> bool: ...
     def say(self, text: str) -> None: ...
     def ask(self, prompt: str, timeout: float | None = None, echo: bool = True) -> str | None: ...
+
+    def tick(self, item: str) -> bool | None:
+        """Ask whether checklist ``item`` is done: True for yes, False for anything else, None at end of input."""
+        ...
+
+    def note(self) -> str:
+        """Ask for a note for the report; empty for none (or at end of input)."""
+        ...
 
 
 @dataclass

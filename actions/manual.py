@@ -12,8 +12,6 @@ from typing import Any
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, OperatorTerminal, Output, Params
-from engine.gates import answer_word
-from engine.i18n import _
 
 
 class ManualParams(Params):
@@ -58,14 +56,14 @@ class Manual(Action[ManualParams]):
             terminal.say(f"  {line}")
         ticks: dict[str, bool] = {}
         for item in params.checklist:
-            answer = terminal.ask("  " + _("[ ] {item} — done? [y/n]: ").format(item=item))
-            if answer is None:
+            done = terminal.tick(item)
+            if done is None:
                 return ActionResult({"completed": False, "checklist": ticks}, False, "end of input")
-            ticks[item] = answer_word(answer) in ("y", "yes")
+            ticks[item] = done
         answers: dict[str, str] = {}
         for question in params.ask:
             answers[question] = (terminal.ask(f"  {question}: ") or "").strip()
-        note = (terminal.ask("  " + _("Note for the report (Enter for none): ")) or "").strip()
+        note = terminal.note()
         missing = [item for item, done in ticks.items() if not done]
         output = {"completed": not missing, "checklist": ticks, "answers": answers, "note": note}
         if missing and params.required:

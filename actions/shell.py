@@ -3,13 +3,9 @@ shell syntax, so an input like ``example.com; rm -rf /`` stays one argument."""
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -68,78 +64,31 @@ class ShellRun(Action[ShellRunParams]):
         argv = _argv(params)
         if not argv:
             return ActionResult({"exit_code": None}, False, "empty command")
-        # Resolved here so a missing program is reported as such, not as an error of the setpriv wrapper.
-        search = params.env.get("PATH", os.environ.get("PATH"))
-        program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=search)
+        # Resolved here, on the PATH the command gets, so a missing program is reported as such.
+        env = {**os.environ, **params.env}
+        program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
         if program is None:
             return ActionResult({"exit_code": None, "argv": argv}, False, f"cannot run {argv[0]}: not found")
+        # Here, not at the top: validating a runbook imports this module, and needs no process machinery.
+        from actions.clients import commands
+
         started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                _dying_with_parent([program, *argv[1:]]), cwd=params.cwd,
-                env={**os.environ, **params.env} if params.env else None,
-                stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            )
-        except OSError as exc:
-            return ActionResult({"exit_code": None, "argv": argv}, False, f"cannot run {argv[0]}: {exc.strerror}")
-        out, err, timed_out = self._communicate(proc, params, ctx)
-        stdout, cut_out = _clip(out, params.max_output)
-        stderr, cut_err = _clip(err, params.max_output)
+        done = commands.run([program, *argv[1:]], cwd=params.cwd, env=env,
+                            stdin=params.stdin.encode() if params.stdin is not None else None,
+                            timeout=None if ctx.timeout is None else ctx.remaining(3600))
+        if done.error and done.exit_code is None and not done.timed_out:
+            return ActionResult({"exit_code": None, "argv": argv}, False, f"cannot run {argv[0]}: {done.error}")
+        stdout, cut_out = _clip(done.stdout, params.max_output)
+        stderr, cut_err = _clip(done.stderr, params.max_output)
         output: dict[str, Any] = {
-            "argv": argv, "exit_code": proc.returncode, "stdout": stdout, "stderr": stderr,
-            "stdout_truncated": cut_out, "stderr_truncated": cut_err, "timed_out": timed_out,
+            "argv": argv, "exit_code": done.exit_code, "stdout": stdout, "stderr": stderr,
+            "stdout_truncated": cut_out, "stderr_truncated": cut_err, "timed_out": done.timed_out,
             "duration_ms": round((time.monotonic() - started) * 1000, 3),
         }
-        if timed_out:
+        if done.timed_out:
             return ActionResult(output, False, "command stopped: step timeout or cancel")
-        ok = proc.returncode in params.ok_codes
-        return ActionResult(output, ok, "" if ok else f"exit code {proc.returncode}")
-
-    def _communicate(self, proc: subprocess.Popen[bytes], params: ShellRunParams,
-                     ctx: ActionContext) -> tuple[bytes, bytes, bool]:
-        data = params.stdin.encode() if params.stdin is not None else None
-        if ctx.timeout is None:
-            try:
-                out, err = proc.communicate(data)
-            except KeyboardInterrupt:
-                _kill(proc)
-                raise
-            return out, err, False
-        try:
-            out, err = proc.communicate(data, timeout=ctx.remaining(3600))
-            return out, err, False
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            out, err = proc.communicate()
-            return out, err, True
-        except KeyboardInterrupt:
-            _kill(proc)
-            raise
+        ok = done.exit_code in params.ok_codes
+        return ActionResult(output, ok, "" if ok else f"exit code {done.exit_code}")
 
     def apply(self, params: ShellRunParams, ctx: ActionContext, plan: Plan) -> ActionResult:
         return self.run(params, ctx)
-
-
-def _dying_with_parent(argv: list[str]) -> list[str]:
-    """Linux: wrap the command so it gets SIGKILL if breakglass itself dies (kill -9, OOM); nothing then
-    keeps changing the world behind a dead engine, and resume asks the operator about the step in doubt.
-
-    util-linux's setpriv sets PR_SET_PDEATHSIG and execs the command (about 1 ms); a preexec_fn would cost
-    more, because it forces a full fork of the Python process.
-    """
-    setpriv = _setpriv()
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
-
-
-@functools.cache
-def _setpriv() -> str | None:
-    return shutil.which("setpriv") if sys.platform == "linux" else None
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the whole process group: the command may have children of its own."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return

@@ -221,43 +221,59 @@ def verify(path: Path, head: str | None = None) -> Verdict:
 
 def verify_lines(lines: Iterable[tuple[int, bytes]], head: str | None = None) -> Verdict:
     """``verify`` over numbered lines of canonical JSON, wherever a store keeps them."""
-    problems: list[str] = []
-    prev, expected_seq, count = GENESIS, 1, 0
-    torn: int | None = None
-    seen_head = False
-    after_head: list[str] = []
+    check = ChainCheck(head)
     for lineno, raw in lines:
-        count += 1
+        check.feed(lineno, raw)
+    return check.verdict()
+
+
+class ChainCheck:
+    """The chain's rules, fed one line at a time: ``verify`` over a whole log, the live page over a growing one."""
+
+    def __init__(self, head: str | None = None) -> None:
+        self.head = head
+        self.problems: list[str] = []
+        self.prev, self.expected_seq, self.count = GENESIS, 1, 0
+        self.torn: int | None = None
+        self.seen_head = False
+        self.after_head: list[str] = []
+
+    def feed(self, lineno: int, raw: bytes) -> None:
+        self.count += 1
         if not raw.endswith(b"\n"):
             # Every record ends in a newline, so a last line without one was cut short: by a crash while
             # writing, or by someone truncating the file. Either way it is not part of the chain.
-            torn = lineno
-            problems.append(f"line {lineno}: incomplete (torn by a crash while writing, or the file was "
-                            f"cut); the {count - 1} records before it are checked above")
-            continue
+            self.torn = lineno
+            self.problems.append(f"line {lineno}: incomplete (torn by a crash while writing, or the file was "
+                                 f"cut); the {self.count - 1} records before it are checked above")
+            return
         try:
             rec = json.loads(raw)
             claimed = rec.pop("hash")
         except (ValueError, KeyError, AttributeError, TypeError):
-            problems.append(f"line {lineno}: not valid JSON, or not an audit record (the line was edited)")
-            continue
+            self.problems.append(f"line {lineno}: not valid JSON, or not an audit record (the line was edited)")
+            return
         if digest(rec) != claimed:
-            problems.append(f"line {lineno}: content does not match its hash (the line was edited)")
-        if rec.get("prev") != prev:
-            problems.append(f"line {lineno}: does not follow the previous line (a line was deleted, "
-                            "inserted or moved before it)")
-        if rec.get("seq") != expected_seq:
-            problems.append(f"line {lineno}: sequence number {rec.get('seq')} where {expected_seq} was expected")
-        if seen_head:
-            after_head.append(str(rec.get("type")))
-        seen_head = seen_head or claimed == head
-        prev, expected_seq = claimed, int(rec.get("seq", expected_seq)) + 1
-    if count == 0:
-        problems.append("the log is empty")
-    if head is not None and not seen_head:
-        problems.append(f"the chain does not pass through the head {head[:16]}… you gave: the log was cut "
-                        "before it or rewritten (or the head was mistyped)")
-    return Verdict(not problems, count, prev, problems, torn, after_head)
+            self.problems.append(f"line {lineno}: content does not match its hash (the line was edited)")
+        if rec.get("prev") != self.prev:
+            self.problems.append(f"line {lineno}: does not follow the previous line (a line was deleted, "
+                                 "inserted or moved before it)")
+        if rec.get("seq") != self.expected_seq:
+            self.problems.append(f"line {lineno}: sequence number {rec.get('seq')} where {self.expected_seq} was "
+                                 "expected")
+        if self.seen_head:
+            self.after_head.append(str(rec.get("type")))
+        self.seen_head = self.seen_head or claimed == self.head
+        self.prev, self.expected_seq = claimed, int(rec.get("seq", self.expected_seq)) + 1
+
+    def verdict(self) -> Verdict:
+        problems = list(self.problems)
+        if self.count == 0:
+            problems.append("the log is empty")
+        if self.head is not None and not self.seen_head:
+            problems.append(f"the chain does not pass through the head {self.head[:16]}… you gave: the log was "
+                            "cut before it or rewritten (or the head was mistyped)")
+        return Verdict(not problems, self.count, self.prev, problems, self.torn, list(self.after_head))
 
 
 def set_aside_torn_tail(path: Path) -> dict[str, Any] | None:

@@ -116,6 +116,15 @@ class Terminal:
             return None
         return line.rstrip("\r\n")
 
+    def tick(self, item: str) -> bool | None:
+        """A checklist item of a manual step: True when the operator answers yes (in any width or case)."""
+        answer = self.ask("  " + _("[ ] {item} — done? [y/n]: ").format(item=item))
+        return None if answer is None else answer_word(answer) in ("y", "yes")
+
+    def note(self) -> str:
+        """A manual step's note for the report."""
+        return (self.ask("  " + _("Note for the report (Enter for none): ")) or "").strip()
+
     def _read_hidden(self, timeout: float | None) -> str | None:
         import termios
 

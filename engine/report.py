@@ -12,6 +12,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
+from engine.audit import Verdict
 from engine.calls import SEP as CALL_SEP
 from engine.errors import AuditError
 from engine.events import DECISIONS, RecordType, RunStatus, outcome
@@ -44,11 +45,15 @@ def from_store(store: RunStore, run_id: str) -> Report:
     chain verifies; lines that cannot be read are named, not fatal (the report renders what it can)."""
     run_id = store.resolve(run_id)
     records, unreadable = store.read_lenient(run_id)
-    verdict = store.verify(run_id)
-    chain = Chain(
-        verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable))
-    )
-    return build(run_id, records, chain, store.is_driven(run_id))
+    return checked(run_id, records, unreadable, store.verify(run_id), store.is_driven(run_id))
+
+
+def checked(run_id: str, records: list[dict[str, Any]], unreadable: list[str], verdict: Verdict,
+            alive: bool) -> Report:
+    """The report of records read leniently (``unreadable`` names the lines that were not) and their chain's
+    verdict."""
+    chain = Chain(verdict.ok, verdict.head, verdict.records, list(dict.fromkeys(verdict.problems + unreadable)))
+    return build(run_id, records, chain, alive)
 
 
 # --- building ------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Drives a run: render → plan → gate → apply → record, one step at a time. The only engine module with I/O.
 
-Every record goes to the audit log first (fsync'd before anything acts on the world), then into the state
-machine, then to the reporter. A dry-run takes the same path and stops after the plan; a drill takes it
-against a simulated world.
+Every record goes to the audit log first, then into the state machine, then to the reporter. Every record is
+durable before the next action is called: the record written just before a call (``step.started``,
+``step.applying``, ``step.retried``) is synced, and its sync makes what came before it durable too (one
+fsync or commit), so an outcome is written without waiting: the next step's start, a gate, or the run's end
+makes it durable. A dry-run takes the same path and stops after the plan; a drill takes it against a
+simulated world.
 """
 
 from __future__ import annotations
@@ -306,7 +309,7 @@ class Runner:
         if not use.rollback:
             self.reporter.step_begins(sid, use.title)
         self.record(kinds.started, {"step": sid, "title": use.title, "action": spec.action, "effect": str(effect),
-                                    "args": args_shown}, sync=effect is not Effect.READ)
+                                    "args": args_shown})
         actx = self._action_context(sid, use.timeout)
         begun = time.monotonic()
         self._waited = 0.0
@@ -343,9 +346,9 @@ class Runner:
             plan = plans[-1]
             plan_data = self._plan_data(plan)
             final = self.mode == "dry-run"
-            if kinds.planned is not None:
+            if kinds.planned is not None:  # durable with the gate's question, or with step.applying
                 self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
-                                            "gated": gate_for(use.spec.confirm, True) is not None})  # as live
+                                            "gated": gate_for(use.spec.confirm, True) is not None}, sync=False)
             if plan.refused:
                 return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0), None
             if final:
@@ -647,7 +650,7 @@ class Runner:
             if attempt == policy.attempts:
                 return ActionResult(result.output, False, reason, result.secrets), attempt
             self.record(use.records.retried, {"step": use.step.id, "attempt": attempt, "reason": reason,
-                                              "delay": round(delay, 3)}, sync=False)
+                                              "delay": round(delay, 3)})
             self.world.wait(delay)
             delay = min(delay * policy.backoff, policy.max_delay)
         raise AssertionError("unreachable: Retry.attempts is at least 1")
@@ -686,7 +689,7 @@ class Runner:
             return self.record(use.records.succeeded, {"step": use.step.id, "output": output,
                                                        "message": result.message,
                                                        "duration_ms": round(seconds * 1000, 3),
-                                                       "attempts": attempts})
+                                                       "attempts": attempts}, sync=False)
         return self._failed(use, result.message, output, seconds, attempts)
 
     def _failed(self, use: Use, error: str, output: dict[str, Any], seconds: float, attempts: int) -> dict[str, Any]:

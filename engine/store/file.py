@@ -7,6 +7,7 @@ to production, by whom, and with which arguments.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
@@ -95,6 +96,10 @@ class FileStore:
 
     def verify(self, run_id: str, head: str | None = None) -> audit.Verdict:
         return audit.verify(self.log_path(run_id), head)
+
+    def tail(self, run_id: str) -> LogTail:
+        """The run's log, to be read again and again as it grows (the live page)."""
+        return LogTail(self._existing(run_id) / LOG)
 
     def set_aside_torn_tail(self, run_id: str) -> dict[str, Any] | None:
         return audit.set_aside_torn_tail(self.log_path(run_id))
@@ -241,13 +246,61 @@ def _read_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except OSError as exc:
         raise AuditError(f"{path}: cannot read the audit log: {exc.strerror or exc}") from None
     for lineno, raw in enumerate(lines, 1):
-        try:
-            rec = json.loads(raw)
-            if not isinstance(rec, dict) or "type" not in rec:
-                raise ValueError("not a record")
-            rec.setdefault("seq", lineno)
-            rec.setdefault("ts", "")
-            records.append(rec)
-        except ValueError:
-            problems.append(f"line {lineno}: unreadable, left out of this report")
+        _take(lineno, raw, records, problems)
     return records, problems
+
+
+def _take(lineno: int, raw: bytes, records: list[dict[str, Any]], problems: list[str]) -> None:
+    """One line, read leniently: its record, or a problem naming it."""
+    try:
+        rec = json.loads(raw)
+        if not isinstance(rec, dict) or "type" not in rec:
+            raise ValueError("not a record")
+        rec.setdefault("seq", lineno)
+        rec.setdefault("ts", "")
+        records.append(rec)
+    except ValueError:
+        problems.append(f"line {lineno}: unreadable, left out of this report")
+
+
+class LogTail:
+    """A run's log read as it grows, for the live page: each poll reads, parses and checks only the lines that
+    were added, where rereading the whole log cost every watched run O(records) per record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reset()
+
+    def _reset(self) -> None:
+        self.offset, self.lines, self.pending = 0, 0, b""
+        self.records: list[dict[str, Any]] = []
+        self.unreadable: list[str] = []
+        self.check = audit.ChainCheck()
+
+    def read(self, whole: bool = False) -> None:
+        """Take in what was appended since the last read; the whole log again when ``whole``, or when it did not
+        grow (it changed all the same, or the caller would not ask: an edit in place) or got shorter (resume
+        set a torn last line aside)."""
+        try:
+            with open(self.path, "rb") as f:
+                if whole or os.fstat(f.fileno()).st_size <= self.offset:
+                    self._reset()
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        self.offset += len(chunk)
+        *complete, self.pending = (self.pending + chunk).split(b"\n")
+        for raw in complete:
+            self.lines += 1
+            self.check.feed(self.lines, raw + b"\n")
+            _take(self.lines, raw, self.records, self.unreadable)
+
+    def verdict(self) -> audit.Verdict:
+        """What ``audit.verify`` says of the log as read so far."""
+        if not self.pending:
+            return self.check.verdict()
+        torn = copy.copy(self.check)
+        torn.problems = list(torn.problems)
+        torn.feed(self.lines + 1, self.pending)
+        return torn.verdict()

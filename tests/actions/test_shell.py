@@ -41,6 +41,44 @@ def test_exit_codes_and_ok_codes() -> None:
     assert ok and out["exit_code"] == 3
 
 
+def test_stdin_cwd_env_and_output_reach_the_command(tmp_path: Path) -> None:
+    big = "x" * 300_000  # more than a pipe holds: fed while the output is read, or both sides would wait
+    ok, out, _ = _run(argv=["sh", "-c", 'pwd; echo "$BG_TEST"; wc -c; echo oops >&2; exit 0'], cwd=str(tmp_path),
+                      env={"BG_TEST": "from the runbook"}, stdin=big)
+    assert ok, out
+    assert out["stdout"].split() == [str(tmp_path), "from", "the", "runbook", "300000"]
+    assert out["stderr"] == "oops\n" and out["exit_code"] == 0
+
+
+def test_a_command_that_cannot_start_says_why(tmp_path: Path) -> None:
+    ok, out, message = _run(argv=["true"], cwd=str(tmp_path / "gone"))
+    assert not ok and out["exit_code"] is None
+    assert message == "cannot run true: No such file or directory"
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n")
+    ok, _, message = _run(argv=[str(script)])
+    assert not ok and message == f"cannot run {script}: Permission denied"
+
+
+def test_timeout_kills_the_commands_children_too(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    result = ShellRun().run(ShellRunParams(argv=["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"]),
+                            ActionContext(timeout=0.5))
+    assert result.output["timed_out"] is True
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+            return  # dead, waiting for its (new) parent to reap it
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the command's child kept running after the timeout")
+
+
 def test_read_only_decides_the_effect() -> None:
     assert ShellRun.effect_of({"argv": ["true"]}) is Effect.WRITE
     assert ShellRun.effect_of({"argv": ["true"], "read_only": True}) is Effect.READ
@@ -54,8 +92,13 @@ def test_timeout_kills_the_command() -> None:
     assert time.monotonic() - began < 5
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
-def test_command_dies_when_the_engine_is_killed(tmp_path: Path, bg_home: Path) -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="the command helper (actions/clients/reaper.py) is Linux-only")
+@pytest.mark.parametrize("command", [
+    "echo $$ > {pidfile}; exec sleep 60",
+    # A command's own children die too: the whole process group is killed, not only the process started.
+    "sleep 60 & echo $! > {pidfile}; wait",
+], ids=["command", "its-child"])
+def test_command_dies_when_the_engine_is_killed(tmp_path: Path, bg_home: Path, command: str) -> None:
     pidfile = tmp_path / "pid"
     rb = tmp_path / "long-change.yaml"
     rb.write_text(f"""\
@@ -65,7 +108,7 @@ steps:
   - id: change
     title: Change slowly
     action: shell.run
-    with: {{argv: [sh, -c, 'echo $$ > {pidfile}; exec sleep 60']}}
+    with: {{argv: [sh, -c, '{command.format(pidfile=pidfile)}']}}
 """)
     engine = subprocess.Popen([BREAKGLASS, "run", str(rb), "--approve", "change"], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -186,3 +186,20 @@ def test_plugin_arguments_are_checked_by_the_plugin_model(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert "does not accept argument 'hots' (did you mean 'host'?)" in proc.stderr
     assert "action 'acme.ping' needs argument 'host'" in proc.stderr
+
+
+def test_actions_reach_the_engine_only_through_errors() -> None:
+    """Actions import their base, their clients and ``engine.errors``, nothing else of the engine: the operator
+    is reached through ``OperatorTerminal`` (which words its questions), not engine.gates or engine.i18n."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "actions"
+    crossing = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            crossing += [f"{path.relative_to(root.parent)}:{node.lineno} imports {name}" for name in names
+                         if name.startswith("engine") and name != "engine.errors"]
+    assert not crossing, "\n".join(crossing)
