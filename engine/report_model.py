@@ -8,7 +8,7 @@ durations and timestamps the way every rendering shows them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 
@@ -148,11 +148,11 @@ def fmt_ts(ts: str, lang: str = "en") -> str:
     except ValueError:
         return ts
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if lang == "ja":
         local = moment.astimezone(JST)
         return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S} JST"
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def iso_utc(ts: str) -> str:
@@ -162,5 +162,5 @@ def iso_utc(ts: str) -> str:
     except ValueError:
         return ts
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
