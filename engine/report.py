@@ -206,7 +206,11 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             if decided is not None:
                 in_doubt.append(decided)
         elif kind == T.GATE_ASKED:
-            gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at))
+            others = rec.get("others") if isinstance(rec.get("others"), dict) else {}
+            gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at,
+                                 needed=int(others.get("needed") or 0),
+                                 approvers=[str(a) for a in others.get("approvers") or []],
+                                 digest=str(rec.get("digest", "")) if others else ""))
         elif kind in DECISIONS:
             _on_decision(gates, steps, rec, at)
         elif kind in (T.APPROVAL_COUNTED, T.APPROVAL_REJECTED):

@@ -63,6 +63,15 @@ class GateRow:
     # Other people at a four-eyes gate, as the driving process judged their signatures: who (by), the verdict
     # (verified, scripted in a drill, not_counted) and its detail (the key's fingerprint, or why not).
     approvals: list[dict[str, str]] = field(default_factory=list)
+    # What the gate asked of other people when it opened: how many, from whom (names and @groups as the
+    # runbook wrote them), over which plan digest. 0: the operator's gate alone.
+    needed: int = 0
+    approvers: list[str] = field(default_factory=list)
+    digest: str = ""
+
+    @property
+    def given(self) -> int:
+        return sum(1 for a in self.approvals if a.get("verdict") == "verified" or a.get("verdict") == "scripted")
 
 
 @dataclass
