@@ -198,3 +198,50 @@ def outcome(records: Iterable[Mapping[str, Any]], alive: bool | None = None) -> 
     if verdict.finished is None and alive is not None:
         return RunStatus.RUNNING if alive else RunStatus.INTERRUPTED
     return verdict.status
+
+
+# What every record carries besides its type's own fields (the writer adds them), with their JSON types.
+ENVELOPE: dict[str, dict[str, Any]] = {
+    "seq": {"type": "integer", "minimum": 1, "description": "1, 2, 3, ... in the run's log"},
+    "ts": {"type": "string", "description": "UTC time the record was written, ISO 8601 with a Z"},
+    "type": {"type": "string", "description": "what the record says happened"},
+    "run": {"type": "string", "description": "the run id"},
+    "mode": {"type": "string", "enum": ["live", "dry-run", "drill"]},
+    "prev": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the previous record's hash"},
+    "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+             "description": "SHA-256 of the record's canonical JSON without this field"},
+}
+# Fields whose JSON type is the same in every record that has them.
+FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "step": {"type": "string"}, "gate": {"type": "string"}, "title": {"type": "string"},
+    "action": {"type": "string"}, "effect": {"type": "string", "enum": ["read", "notify", "write"]},
+    "by": {"type": "string"}, "operator": {"type": "string"}, "digest": {"type": "string"},
+    "attempts": {"type": "integer"}, "attempt": {"type": "integer"}, "text": {"type": "string"},
+    "status": {"type": "string", "enum": sorted(s.value for s in RunStatus)}, "args": {"type": "object"},
+    "changes": {"type": ["array", "object"]}, "duration_ms": {"type": "number"}, "approved": {"type": "boolean"},
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of one audit record as `run --json`, `drill --json`, `watch --json` and `audit show --json`
+    print it (one per line), generated from ``RecordType``: the envelope, then per type its own fields.
+    Records may carry more fields than their type requires (optional ones); tools should ignore what they
+    do not know."""
+    variants = []
+    for kind in RecordType:
+        fields = sorted(kind.fields)
+        variants.append({
+            "title": kind.value,
+            "properties": {"type": {"const": kind.value}, **{f: FIELD_TYPES.get(f, {}) for f in fields}},
+            "required": fields,
+        })
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://breakglass.invalid/schema/record.json",
+        "title": "breakglass audit record",
+        "$comment": "Generated from engine/events.py by `breakglass schema --records`.",
+        "type": "object",
+        "properties": ENVELOPE,
+        "required": sorted(ENVELOPE),
+        "oneOf": variants,
+    }

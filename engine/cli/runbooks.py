@@ -84,16 +84,24 @@ def validate(
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write to this file.")] = None,
+    records: Annotated[bool, typer.Option("--records", help="The schema of audit records (the JSON Lines of "
+                                          "run/drill/watch/audit show --json) instead.")] = False,
 ) -> None:
     """Print the JSON Schema of runbook files (for yaml-language-server and other editors).
 
     \b
     Example:
       breakglass schema -o engine/runbook.schema.json
+      breakglass schema --records -o engine/records.schema.json
     """
-    from engine.model import json_schema
+    if records:
+        from engine.events import json_schema as records_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+        text = json.dumps(records_schema(), indent=2) + "\n"
+    else:
+        from engine.model import json_schema
+
+        text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
         try:
             output.write_text(text)
