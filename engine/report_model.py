@@ -150,14 +150,20 @@ def fmt_seconds(value: float | None) -> str:
 JST = timezone(timedelta(hours=9), "JST")
 
 
-def fmt_ts(ts: str, lang: str = "en") -> str:
-    """An ISO timestamp as a reader of ``lang`` expects it: 2024-05-01 12:00:01Z, or 2024年5月1日 21:00:01 JST."""
+def _moment(ts: str) -> datetime | None:
+    """A record's timestamp as an aware datetime (a zone-less one is UTC); None when it is not one."""
     try:
         moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def fmt_ts(ts: str, lang: str = "en") -> str:
+    """An ISO timestamp as a reader of ``lang`` expects it: 2024-05-01 12:00:01Z, or 2024年5月1日 21:00:01 JST."""
+    moment = _moment(ts)
+    if moment is None:
         return ts
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     if lang == "ja":
         local = moment.astimezone(JST)
         return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S} JST"
@@ -166,10 +172,7 @@ def fmt_ts(ts: str, lang: str = "en") -> str:
 
 def iso_utc(ts: str) -> str:
     """The machine-readable form of a timestamp (an HTML ``<time datetime>``): UTC, ISO 8601."""
-    try:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
+    moment = _moment(ts)
+    if moment is None:
         return ts
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -279,11 +279,7 @@ def test_psycopg_is_imported_only_when_a_database_store_is_used(tmp_path: Path) 
 # --- hand-over ------------------------------------------------------------------------------------------------
 
 
-def test_a_stuck_driver_is_refused_then_taken_over_on_purpose_recorded_and_reported(url: str, tmp_path: Path
-                                                                                     ) -> None:
-    marker = tmp_path / "acted"
-    rb = tmp_path / "handover.yaml"
-    rb.write_text(f"""
+HANDOVER = """
 id: handover
 title: a driver whose laptop lid closes during a step
 steps:
@@ -295,18 +291,32 @@ steps:
     title: change the world
     action: shell.run
     with: {{argv: [sh, -c, 'echo acted >> "$0"', "{marker}"]}}
-""")
+"""
+
+
+def _lid_closed(url: str, tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[str], Any, Path]:
+    """alice drives the hand-over runbook until its slow step applies, then her laptop lid closes (SIGSTOP):
+    her database session stays open and nobody drives. The driver, the store and the file `act` appends to."""
+    marker = tmp_path / "acted"
+    rb = tmp_path / "handover.yaml"
+    rb.write_text(HANDOVER.format(marker=marker))
     alice = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "alice"), "BREAKGLASS_STORE": url}
-    bob = {"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": url}
     driver = subprocess.Popen([BREAKGLASS, "run", str(rb), "--operator", "alice", "--approve", "slow", "--approve",
-                               "act"], env=alice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "act"], env=alice, text=True, **popen)
+    store = open_store(url)
+    deadline = time.monotonic() + 30
+    while not any(r.type == "step.applying" for r in _records_of_last(store)):
+        assert time.monotonic() < deadline, "the run never reached its slow step"
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGSTOP)
+    return driver, store, marker
+
+
+def test_a_stuck_driver_is_refused_then_taken_over_on_purpose_recorded_and_reported(url: str, tmp_path: Path
+                                                                                     ) -> None:
+    bob = {"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": url}
+    driver, store, marker = _lid_closed(url, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        store = open_store(url)
-        deadline = time.monotonic() + 30
-        while not any(r.type == "step.applying" for r in _records_of_last(store)):
-            assert time.monotonic() < deadline, "the run never reached its slow step"
-            time.sleep(0.02)
-        driver.send_signal(signal.SIGSTOP)  # the lid closes: the session stays open, nobody drives
         run_id = store.resolve("last")
         refused = bg("resume", run_id, "--operator", "bob", "--approve", "act", "--in-doubt", "done", env=bob)
         assert refused.returncode == 5 and "--take-over" in refused.stderr, refused.stderr
@@ -337,32 +347,9 @@ def test_take_over_at_a_terminal_asks_on_the_screen_and_only_yes_breaks_the_leas
         url: str, tmp_path: Path, answer: str) -> None:
     """The gate of --take-over as the engineer on the second machine sees it: who holds the run, what taking
     over does, and a question that stays on the screen until answered."""
-    marker = tmp_path / "acted"
-    rb = tmp_path / "handover.yaml"
-    rb.write_text(f"""
-id: handover
-title: a driver whose laptop lid closes during a step
-steps:
-  - id: slow
-    title: take a while
-    action: shell.run
-    with: {{argv: [sleep, "1"]}}
-  - id: act
-    title: change the world
-    action: shell.run
-    with: {{argv: [sh, -c, 'echo acted >> "$0"', "{marker}"]}}
-""")
-    alice = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "alice"), "BREAKGLASS_STORE": url}
-    driver = subprocess.Popen([BREAKGLASS, "run", str(rb), "--operator", "alice", "--approve", "slow", "--approve",
-                               "act"], env=alice, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = open_store(url)
+    driver, store, marker = _lid_closed(url, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     screen = None
     try:
-        deadline = time.monotonic() + 30
-        while not any(r.type == "step.applying" for r in _records_of_last(store)):
-            assert time.monotonic() < deadline, "the run never reached its slow step"
-            time.sleep(0.02)
-        driver.send_signal(signal.SIGSTOP)
         run_id = store.resolve("last")
         screen = Screen(["resume", run_id, "--operator", "bob", "--approve", "act", "--in-doubt", "done",
                          "--take-over"], env={"BREAKGLASS_HOME": str(tmp_path / "bob"), "BREAKGLASS_STORE": url})
