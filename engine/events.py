@@ -238,7 +238,7 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://breakglass.invalid/schema/record.json",
-        "title": "breakglass audit record",
+        "title": "an audit record of a breakglass run",
         "$comment": "Generated from engine/events.py by `breakglass schema --records`.",
         "type": "object",
         "properties": ENVELOPE,

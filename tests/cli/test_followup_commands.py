@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MENTION = re.compile(r"(?<![\w./$-])breakglass ([a-z][a-z0-9_.-]*)(?: ([a-z][a-z0-9_-]*))?")
 # Words that follow "breakglass" in prose ("breakglass raises on purpose"), never a command the reader types.
 PROSE = frozenset({"raises", "knows", "delivery", "plain", "runbook", "is", "cannot", "namespace", "computes",
-                   "approval", "uses", "does", "needs", "on", "can", "itself", "attachment", "test"})
+                   "approval", "uses", "does", "needs", "on", "can", "itself", "attachment", "test", "package", "still",
+                   "speaks"})
 PROSE_AFTER = frozenset({("audit", "records")})  # "breakglass audit records are append-only" (a SQL message)
 SUFFIXES = (".yaml", ".py", ".j2", ".js", ".html")
 
