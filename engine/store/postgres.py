@@ -274,7 +274,10 @@ class PostgresStore:
     def connect(self) -> psycopg.Connection[Any]:
         """A new session, autocommit (each append opens its own transaction), synchronous commit forced on."""
         try:
-            conn = psycopg.connect(**self._params, autocommit=True)
+            # No server-side prepared statements: psycopg prepares a statement on its 5th use, and one prepared
+            # in a pipeline that then fails (another writer took the record number) is gone on the server while
+            # the client counts on it: "prepared statement _pg3_5 does not exist" at the next append.
+            conn = psycopg.connect(**self._params, autocommit=True, prepare_threshold=None)
             # A server configured with synchronous_commit off would otherwise acknowledge records not yet on disk.
             conn.execute("SET synchronous_commit TO on")
             # The server notices a vanished client (laptop lid, cut network) and frees its lease in seconds.
