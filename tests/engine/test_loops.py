@@ -300,3 +300,135 @@ def test_show_says_what_a_loop_runs_over_and_how_it_asks(tmp_path: Path) -> None
     assert loop["for_each"] == ["a", "b", "c"] and loop["confirm_each"] and loop["gated"]
     text = " ".join(render_description(info).split())
     assert 'for each item of: ["a", "b", "c"] (one at a time; asks per item)' in text, text
+
+
+# --- loops with what main gained alongside: runbooks that call runbooks, four-eyes gates ------------------
+
+CALLED = """id: looping-child
+title: a called runbook with a group and a loop
+inputs:
+  dir: {type: string}
+outputs:
+  made: "{{ steps.touch.items | selectattr('ok') | map(attribute='item') | join(',') }}"
+steps:
+  - id: first_checks
+    title: two reads at once
+    parallel:
+      - {id: look_a, title: look a, action: log.note, with: {text: a}}
+      - {id: look_b, title: look b, action: log.note, with: {text: b}}
+  - id: touch
+    title: touch each file
+    for_each: "{{ [steps.look_a.output.note, steps.look_b.output.note, 'c'] }}"
+    action: shell.run
+    with:
+      argv: [touch, "{{ inputs.dir }}/{{ item }}"]
+"""
+
+CALLER = """id: caller
+title: calls the looping runbook
+inputs:
+  dir: {type: string}
+steps:
+  - id: call
+    title: run the child
+    action: runbook.run
+    with: {runbook: looping-child, inputs: {dir: "{{ inputs.dir }}"}}
+  - id: after
+    title: read what the child made
+    action: log.note
+    with: {text: "made {{ steps.call.output.made }}"}
+"""
+
+
+def test_a_loop_and_a_group_run_inside_a_called_runbook_and_resume_there(tmp_path: Path) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "looping-child.yaml").write_text(CALLED)
+    (books / "caller.yaml").write_text(CALLER)
+    store = FileStore(tmp_path / "home")
+    opts = {"operator": "t"}
+    # The call's gate opens, the loop's one gate inside the child is refused (end of input): nothing touched.
+    first = start(load_file(books / "caller.yaml"), {"dir": str(tmp_path)},
+                  RunOptions(terminal=_terminal("yes\n"), **opts), NullReporter(), store=store)
+    assert first.exit_code == 3 and not any((tmp_path / n).exists() for n in "abc")
+    records = _records(store, first.run_id)
+    [asked] = [r for r in _of(records, "gate.asked") if r["gate"] == "call.touch"]
+    assert all(f"{tmp_path}/{n}" in "\n".join(asked["shown"]["changes"]) for n in "abc")
+    assert [r["step"] for r in _of(records, "step.succeeded")][:2] in (["call.look_a", "call.look_b"],
+                                                                        ["call.look_b", "call.look_a"])
+    # Resume goes on inside the child, over the items the loop fixed, and the caller reads its outputs.
+    again = resume(store, first.run_id, {}, RunOptions(terminal=_terminal("yes\nyes\nyes\n"), **opts),
+                   NullReporter())
+    assert again.exit_code == 0 and all((tmp_path / n).exists() for n in "abc")
+    records = _records(store, first.run_id)
+    assert len(_of(records, "loop.expanded", "call.touch")) == 1
+    assert [r["step"] for r in _of(records, "step.applying")] == ["call.touch[0]", "call.touch[1]",
+                                                                  "call.touch[2]"]
+    assert len(_of(records, "step.succeeded", "call.look_a")) == 1, "a group's done steps are not run again"
+    [after] = _of(records, "step.succeeded", "after")
+    assert after["output"]["note"] == "made a,b,c"
+    state = replay(list(replay_ids(books / "caller.yaml")), records)
+    assert state.steps["call.touch[2]"].status.value == "succeeded"
+
+
+def replay_ids(path: Path) -> list[str]:
+    from engine import calls
+
+    return calls.step_ids(load_file(path))
+
+
+def test_a_call_cannot_loop() -> None:
+    text = _book("""  - id: call
+    title: call once per item
+    for_each: [a, b]
+    action: runbook.run
+    with: {runbook: no-such-book}
+""")
+    with pytest.raises(RunbookError) as caught:
+        load_text(text, "rb.yaml")
+    assert "a `runbook.run` call cannot loop" in str(caught.value)
+
+
+FOUR_EYES_LOOP = """id: mail-each
+title: mail each list, with two other people's approval
+steps:
+  - id: send
+    title: send to each list
+    for_each: [staff, customers]
+    action: http.request
+    confirm: {message: "mail every list?", approvals: 2, approvers: ["@dpo", "@leads"], timeout: 600}
+    with: {url: "https://mail.example.invalid/{{ item }}", method: POST}
+"""
+
+
+@pytest.mark.parametrize(("approvals", "applied", "outcome"), [
+    ("[{by: dana, answer: approve}, {by: lee, answer: approve}]", ["send[0]", "send[1]"], "succeeded"),
+    ("[{by: dana, answer: approve}, {by: lee, answer: deny, reason: wrong lists}]", [], "refused"),
+])
+def test_a_four_eyes_gate_on_a_write_loop_is_asked_once_for_every_item(
+        tmp_path: Path, approvals: str, applied: list[str], outcome: str) -> None:
+    (tmp_path / "mail-each.yaml").write_text(FOUR_EYES_LOOP)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"""title: the approvers answer
+steps:
+  send:
+    approvals: {approvals}
+    plan: {{summary: POST the notice, changes: []}}
+    output: {{status: 202}}
+expect:
+  outcome: {outcome}
+""")
+    store = FileStore(tmp_path / "home")
+    run = run_drill(load_file(tmp_path / "mail-each.yaml"), load_scenario(scenario), {},
+                    RunOptions(mode="drill", operator="oscar", terminal=_terminal(), yes=True),
+                    NullReporter(), store)
+    records = _records(store, run.run_id)
+    [asked] = _of(records, "gate.asked")
+    assert asked["gate"] == "send" and asked["others"]["needed"] == 2
+    assert [line.split("]")[0] for line in asked["shown"]["changes"] if "POST" in line] == ["[0", "[1"]
+    assert [r["by"] for r in _of(records, "approval.counted")] == ["dana", "lee"][:2 if applied else 1]
+    assert [r["step"] for r in _of(records, "step.applying")] == applied
+    if applied:  # every item planned before the one gate, applied after it
+        assert max(r["seq"] for r in _of(records, "step.planned")) < asked["seq"]
+    [graded] = _of(records, "drill.graded")
+    assert graded["outcome"] == outcome and graded["deviations"] == [], graded
