@@ -83,7 +83,8 @@ class SimulatedWorld:
         if gate_id.endswith(".rollback"):
             return list(self.specs.get(gate_id.removesuffix(".rollback"), {}).get("rollback", {}).get("approvals")
                         or [])
-        return list(self.specs.get(gate_id, {}).get("approvals") or [])
+        # A loop asking per item (``confirm: {each: true}``): its items' approvers are the loop's unless named.
+        return list(self.specs.get(self._described(gate_id), {}).get("approvals") or [])
 
     def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
             rollback: bool = False) -> ActionResult:

@@ -432,3 +432,27 @@ expect:
         assert max(r["seq"] for r in _of(records, "step.planned")) < asked["seq"]
     [graded] = _of(records, "drill.graded")
     assert graded["outcome"] == outcome and graded["deviations"] == [], graded
+
+
+def test_a_four_eyes_gate_asked_per_item_takes_the_loops_scripted_approvers(tmp_path: Path) -> None:
+    (tmp_path / "mail-each.yaml").write_text(FOUR_EYES_LOOP.replace("timeout: 600}", "timeout: 600, each: true}"))
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("""title: the approvers answer for every list
+steps:
+  send:
+    approvals: [{by: dana, answer: approve}, {by: lee, answer: approve}]
+    plan: {summary: POST the notice, changes: []}
+    output: {status: 202}
+  "send[1]":
+    approvals: [{by: dana, answer: deny, reason: not the customers}]
+expect:
+  outcome: refused
+""")
+    store = FileStore(tmp_path / "home")
+    run = run_drill(load_file(tmp_path / "mail-each.yaml"), load_scenario(scenario), {},
+                    RunOptions(mode="drill", operator="oscar", terminal=_terminal(), yes=True), NullReporter(), store)
+    records = _records(store, run.run_id)
+    assert [r["gate"] for r in _of(records, "gate.asked")] == ["send[0]", "send[1]"]
+    assert [r["gate"] for r in _of(records, "gate.approved")] == ["send[0]"]
+    assert [r["step"] for r in _of(records, "step.applying")] == ["send[0]"]
+    assert [r["step"] for r in _of(records, "step.refused")] == ["send[1]"]
