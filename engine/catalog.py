@@ -209,14 +209,14 @@ def _step_lines(steps: list[dict[str, Any]], indent: str, expand: bool) -> list[
             lines += _wrap(_("rollback: auto ({action} puts back what it recorded)").format(action=s["action"]), sub)
         call = s.get("call")
         if call is not None:
-            said = dict(runbook=call["runbook"], count=len(call["steps"]), id=s["id"])
+            named = dict(runbook=call["runbook"], count=len(call["steps"]), id=s["id"])
             if expand:
-                lines += _wrap(_("runs runbook {runbook} ({count} steps, recorded as {id}.<step>):").format(**said),
+                lines += _wrap(_("runs runbook {runbook} ({count} steps, recorded as {id}.<step>):").format(**named),
                                sub)
                 lines += _step_lines(call["steps"], sub, expand)
             else:
                 lines += _wrap(_("runs runbook {runbook}: {count} steps, recorded as {id}.<step> (`show --expand` "
-                                 "lists them)").format(**said), sub)
+                                 "lists them)").format(**named), sub)
     return lines
 
 
