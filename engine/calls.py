@@ -86,7 +86,9 @@ class Placed:
 
 def flatten(loaded: LoadedRunbook, prefix: str = "") -> Iterator[Placed]:
     """Every step of a run in order, each call followed by its child's steps (recursively)."""
-    for step in loaded.runbook.steps:
+    from engine.model import action_steps
+
+    for step in action_steps(loaded.runbook.steps):
         sid = prefix + step.id
         yield Placed(step if not prefix else step.model_copy(update={"id": sid}), prefix, loaded)
         child = loaded.children.get(step.id)
@@ -117,11 +119,14 @@ def changed_since(loaded: LoadedRunbook, recorded: Mapping[str, Any]) -> list[st
                    if not isinstance(was, dict) or now.get(sid, {}).get("sha256") != was.get("sha256")})
 
 
-def resume_index(loaded: LoadedRunbook, state: RunState) -> int:
+def resume_index(loaded: LoadedRunbook, state: RunState, prefix: str = "") -> int:
     """Where a resumed run goes on among the top runbook's steps: the first not done (a call is not done
     until its child is, and then its child goes on from its own first step not done)."""
+    from engine.model import members
+
     steps = loaded.runbook.steps
-    return next((i for i, s in enumerate(steps) if not state.steps[s.id].done), len(steps))
+    return next((i for i, u in enumerate(steps) if not all(state.steps[prefix + s.id].done for s in members(u))),
+                len(steps))
 
 
 def counted(state: RunState) -> Iterator[StepState]:
@@ -129,8 +134,10 @@ def counted(state: RunState) -> Iterator[StepState]:
     which are no more pending than a skipped step's work is."""
     from engine.events import StepStatus
 
+    from engine.events import parent_of
+
     for sid, st in state.steps.items():
-        call = sid.rpartition(SEP)[0]
+        call = (parent_of(sid) or sid).rpartition(SEP)[0]  # a loop item's key may hold a dot: not a call's
         if call and state.steps[call].status in (StepStatus.PENDING, StepStatus.SKIPPED):
             continue
         yield st
@@ -152,7 +159,9 @@ def effect_of(child: LoadedRunbook, registry: Registry) -> Effect:
 
     order = [Effect.READ, Effect.NOTIFY, Effect.WRITE]
     strongest = Effect.READ
-    for step in child.runbook.steps:
+    from engine.model import action_steps
+
+    for step in action_steps(child.runbook.steps):
         grandchild = child.children.get(step.id)
         if step.action == CALL and grandchild is not None:
             effect = effect_of(grandchild, registry)
@@ -302,9 +311,15 @@ def invoke(runner: Runner, use: Use) -> dict[str, Any] | None:
         return refused
     try:
         with runner.in_frame(frame):
-            start = next((i for i, s in enumerate(steps) if not runner.state.steps[s.id].done), len(steps))
-            for step in steps[start:]:
-                runner._step(step)
+            from engine.model import Group
+
+            placed = {p.step.id: p.step for p in flatten(frame.loaded, frame.prefix) if p.prefix == frame.prefix}
+            units = frame.loaded.runbook.steps
+            for unit in units[resume_index(frame.loaded, runner.state, frame.prefix):]:
+                if isinstance(unit, Group):
+                    runner._group(unit)
+                else:
+                    runner._step(placed[frame.prefix + unit.id])
             output = _outputs(runner, frame)
     except _Stop as stop:
         if runner.state.outcome in (RunStatus.REFUSED, RunStatus.INTERRUPTED):

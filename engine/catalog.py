@@ -79,12 +79,13 @@ def describe(loaded: LoadedRunbook, registry: Any = None, prefix: str = "") -> d
     from actions.base import Effect
     from actions.registry import Registry
     from engine import calls
-    from engine.model import gate_for, gate_of, repeat_note
+    from engine.model import Gate, Group, gate_for, gate_of, repeat_note
 
     rb = loaded.runbook
     registry = registry or Registry()
     steps = []
-    for s in rb.steps:
+    members = [(s, unit) for unit in rb.steps for s in (unit.parallel if isinstance(unit, Group) else [unit])]
+    for s, unit in members:
         child = loaded.children.get(s.id) if s.action == calls.CALL else None
         # What the runner will decide, from the same text.
         effect = calls.effect_of(child, registry) if child is not None else registry.get(s.action).effect_of(s.with_)
@@ -103,7 +104,10 @@ def describe(loaded: LoadedRunbook, registry: Any = None, prefix: str = "") -> d
                       "approvals": others,
                       "repeats": repeat_note(s) if mutating else None, "when": s.when,
                       "on_failure": s.on_failure, "rollback": rollback, "call": call,
-                      "description": s.description, "with": _shown_args(registry, s.action, s.with_)})
+                      "description": s.description, "with": _shown_args(registry, s.action, s.with_),
+                      "parallel": {"id": unit.id, "title": unit.title} if unit is not s else None,
+                      "for_each": s.for_each, "concurrency": s.concurrency,
+                      "confirm_each": isinstance(s.confirm, Gate) and s.confirm.each})
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
@@ -181,6 +185,14 @@ def _step_lines(steps: list[dict[str, Any]], indent: str, expand: bool) -> list[
         lines.append(f"{indent} {n:>2}. [{marks}] {s['id']} ({s['action']})")
         sub = indent + "          "
         lines += _wrap(s["title"], sub)
+        if s.get("parallel"):  # runbook text: shown, never obeyed
+            lines += _wrap(visible_line(f"at once with the others of group {s['parallel']['id']}: "
+                                        f"{s['parallel']['title']}"), sub)
+        if s.get("for_each") is not None:
+            each = ("asks per item" if s["confirm_each"] else "one gate for every item's plan") if s["gated"] else ""
+            at_once = f"{s['concurrency']} at once" if (s["concurrency"] or 1) > 1 else "one at a time"
+            lines += _wrap(visible_line(f"for each item of: {_yaml_value(s['for_each'])} ({at_once}"
+                                        f"{'; ' + each if each else ''})"), sub)
         if s["when"] is not None:
             lines += _wrap(_("when: {condition}").format(condition=s["when"]), sub)
         for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
@@ -197,14 +209,14 @@ def _step_lines(steps: list[dict[str, Any]], indent: str, expand: bool) -> list[
             lines += _wrap(_("rollback: auto ({action} puts back what it recorded)").format(action=s["action"]), sub)
         call = s.get("call")
         if call is not None:
-            said = dict(runbook=call["runbook"], count=len(call["steps"]), id=s["id"])
+            named = dict(runbook=call["runbook"], count=len(call["steps"]), id=s["id"])
             if expand:
-                lines += _wrap(_("runs runbook {runbook} ({count} steps, recorded as {id}.<step>):").format(**said),
+                lines += _wrap(_("runs runbook {runbook} ({count} steps, recorded as {id}.<step>):").format(**named),
                                sub)
                 lines += _step_lines(call["steps"], sub, expand)
             else:
                 lines += _wrap(_("runs runbook {runbook}: {count} steps, recorded as {id}.<step> (`show --expand` "
-                                 "lists them)").format(**said), sub)
+                                 "lists them)").format(**named), sub)
     return lines
 
 

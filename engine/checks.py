@@ -15,7 +15,7 @@ from typing import Any
 
 from actions.base import Effect
 from actions.registry import Registry, UnknownAction
-from engine import team, templates
+from engine import loops, team, templates
 from engine.calls import CALL
 from engine.errors import InputError, Problem, TemplateError
 from engine.input_types import InputType
@@ -85,20 +85,76 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
     if inputs is not None:
         problems += _check_inputs(inputs, src, registry)
     problems += _check_step_ids(step_ids, src)
+    entries = list(_entries(steps, step_ids))
+    problems += _check_groups(steps, src, registry)
+    problems += _check_step_ids([e.step_id for e in entries if e.path[2:]], src,
+                                [e.path for e in entries if e.path[2:]], {s for s in step_ids if s})
     position: dict[str, int] = {}
-    for index, step_id in enumerate(step_ids):
-        if step_id is not None:
-            position.setdefault(step_id, index)
+    for index, entry in enumerate(entries):
+        if entry.step_id is not None:
+            position.setdefault(entry.step_id, index)
+    steps = [e.raw for e in entries]
+    step_ids = [e.step_id for e in entries]
     actions = {str(step["id"]): str(step["action"]) for step in steps if step is not None}
     sound_defaults = {name: args for name, args in (defaults or {}).items() if args is not None}
     book = _Runbook(frozenset(inputs) if inputs is not None else None, _secret_inputs(inputs or {}), position,
                     actions, registry, sound_defaults)
     problems += _check_defaults(book, steps, src)
-    problems += _check_steps(book, steps, step_ids, src)
+    problems += _check_steps(book, entries, src)
     after_all = _Scope(book, len(step_ids))  # `outputs:` render after the last step (engine.calls)
     for name, template in (outputs or {}).items():
         problems += _check_tree(template, ("outputs", name), src, after_all)
     return problems
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One step that calls an action, where it is written and what it may read: the steps before
+    ``here`` (a group's steps run together, so none of them may read another)."""
+
+    path: Path
+    raw: Raw | None
+    step_id: str | None
+    here: int
+
+
+def _entries(steps: Sequence[Raw | None], step_ids: Sequence[str | None]) -> Iterator[_Entry]:
+    flat = 0
+    for index, (raw, step_id) in enumerate(zip(steps, step_ids, strict=True)):
+        members = raw.get("parallel") if isinstance(raw, dict) else None
+        if not isinstance(members, list):
+            yield _Entry(("steps", index), raw, step_id, flat)
+            flat += 1
+            continue
+        start = flat
+        for j, member in enumerate(members):
+            mid = member.get("id") if isinstance(member, dict) and isinstance(member.get("id"), str) else None
+            yield _Entry(("steps", index, "parallel", j), member, mid, start)
+            flat += 1
+
+
+def _check_groups(steps: Sequence[Raw | None], src: Source, registry: Registry) -> Iterator[Problem]:
+    """A group's steps run at once: each must be read-only (``Action.effect_of`` decides, as everywhere),
+    ask no gate, and stop nothing but the run (no rollback of others while they are running)."""
+    for index, raw in enumerate(steps):
+        if raw is None or not isinstance(raw.get("parallel"), list):
+            continue
+        for j, member in enumerate(raw["parallel"]):
+            path: Path = ("steps", index, "parallel", j)
+            try:
+                effect = str(registry.get(member["action"]).effect_of(member.get("with", {})))
+            except UnknownAction:
+                continue  # reported with the step's action
+            if effect != "read":
+                yield src.problem((*path, "action"), f"step '{member['id']}' changes the world ({effect}: "
+                                  f"{member['action']}); a parallel group runs only read-only steps: move it "
+                                  "out of the group")
+            if member.get("confirm") not in (None, False):
+                yield src.problem((*path, "confirm"), f"step '{member['id']}' asks a gate; the steps of a "
+                                  "parallel group run at once, so none may ask: move it out of the group")
+            if member.get("on_failure") == "rollback":
+                yield src.problem((*path, "on_failure"), "on_failure: rollback inside a parallel group would "
+                                  "undo steps while the others run; use abort or continue")
 
 
 def _check_defaults(book: _Runbook, steps: Sequence[Raw | None], src: Source) -> Iterator[Problem]:
@@ -157,35 +213,47 @@ def _check_inputs(inputs: Mapping[str, Raw | None], src: Source, registry: Regis
                               "file; use env: to read it from the environment")
 
 
-def _check_step_ids(step_ids: Sequence[str | None], src: Source) -> Iterator[Problem]:
+def _check_step_ids(step_ids: Sequence[str | None], src: Source, paths: Sequence[Path] | None = None,
+                    taken: set[str] | None = None) -> Iterator[Problem]:
+    """Duplicate ids among the top-level steps; with ``paths``, among a group's steps and against ``taken``
+    (the top-level ids, groups' included)."""
     first: dict[str, int] = {}
     for index, step_id in enumerate(step_ids):
         if step_id is None:
             continue
-        if step_id in first:
-            yield src.problem(("steps", index, "id"),
+        path = ("steps", index) if paths is None else paths[index]
+        if taken is not None and step_id in taken:
+            yield src.problem((*path, "id"), f"duplicate step id '{step_id}' (a step or group outside this "
+                              "group has it)")
+        elif step_id in first:
+            yield src.problem((*path, "id"),
                               f"duplicate step id '{step_id}' (first used by step {first[step_id] + 1})")
         else:
             first[step_id] = index
 
 
-def _check_steps(book: _Runbook, steps: Sequence[Raw | None], step_ids: Sequence[str | None],
-                 src: Source) -> Iterator[Problem]:
+def _check_steps(book: _Runbook, entries: Sequence[_Entry], src: Source) -> Iterator[Problem]:
     has_rollback = False
-    for index, step in enumerate(steps):
+    for entry in entries:
+        step, path, index = entry.raw, entry.path, entry.here
         if step is None:  # structurally wrong; its id still counts for references that follow
-            has_rollback = has_rollback or "rollback" in _raw(src, ("steps", index))
+            has_rollback = has_rollback or "rollback" in _raw(src, path)
             continue
-        path: Path = ("steps", index)
         step_id = step["id"]
         plain = _Scope(book, index)
-        with_result = _Scope(book, index, RESULT_ROOTS, step["action"])
+        if step.get("for_each") is not None:  # `item` is defined in every template of the step but `when`
+            yield from _check_loop(book, step, path, src, plain)
+            plain, whole = _Scope(book, index, ROOTS | loops.LOOP_ROOTS), plain
+        else:
+            yield from _check_loop(book, step, path, src, plain)
+            whole = plain
+        with_result = _Scope(book, index, plain.roots | RESULT_ROOTS, step["action"])
         if templates.is_template(step["title"]):
             yield from _check_template(step["title"], (*path, "title"), src, plain, expression=False)
         yield from _check_action(step["action"], step.get("with", {}), path, src, book.registry,
                                  defaulted=book.defaults.get(step["action"], _NO_DEFAULTS))
         yield from _check_tree(step.get("with", {}), (*path, "with"), src, plain)
-        for field, scope in (("when", plain), ("expect", with_result), ("until", with_result)):
+        for field, scope in (("when", whole), ("expect", with_result), ("until", with_result)):
             value = step.get(field)
             if isinstance(value, str):
                 yield from _check_template(value, (*path, field), src, scope, expression=True)
@@ -224,6 +292,23 @@ def _check_auto_rollback(action: str, path: Path, src: Source, registry: Registr
         yield src.problem(path, f"action '{action}' cannot undo itself, so `rollback: auto` has nothing to run; "
                           f"`auto` works with: {', '.join(undoable(registry))}. Write the rollback's action and "
                           "with instead")
+def _check_loop(book: _Runbook, step: Raw, path: Path, src: Source, scope: _Scope) -> Iterator[Problem]:
+    """A loop's own keys: ``for_each`` as a template over what has run, and the rules of engine.loops."""
+    for_each = step.get("for_each")
+    if for_each is not None and step.get("action") == CALL:
+        yield src.problem((*path, "for_each"), "a `runbook.run` call cannot loop: its steps are recorded once, "
+                          "as <call>.<step>; loop inside the called runbook instead, or write one call per item")
+        return
+    if isinstance(for_each, str):
+        yield from _check_template(for_each, (*path, "for_each"), src, scope, expression=False)
+    effect_is_read = None
+    if (step.get("concurrency") or 0) > 1:  # only then is the action's module worth loading here
+        try:
+            effect_is_read = str(book.registry.get(step["action"]).effect_of(step.get("with", {}))) == "read"
+        except UnknownAction:
+            pass  # reported with the action
+    for key, message in loops.check(step, effect_is_read):
+        yield src.problem((*path, key), message)
 
 
 def _raw(src: Source, path: Path) -> Any:
@@ -349,6 +434,8 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
     if root not in scope.roots:
         if root == "result":
             return "'result' is only defined inside expect and until"
+        if root in loops.LOOP_ROOTS:
+            return f"'{root}' is defined only in a step with `for_each` (and not in its `when`)"
         return f"undefined name '{root}' (templates can read inputs, steps and run)"
     if attr is None:
         return None

@@ -11,7 +11,7 @@ order is the default. The file format::
     title: ...                      description: markdown shown at the start
     inputs: {domain: example.com}   the drill's inputs (-i overrides them)
     steps:
-      <step id>:
+      <step id>:                                a loop's item is `<step id>[<key>]`; else its step answers
         output: {...} | outputs: [{...}, ...]   what the action returns (attempt by attempt; last repeats)
         ok: true | fail: "message"              a failed attempt
         approvals: [{by: alice, answer: approve}, {by: bob, answer: deny, reason: ...}, {answer: timeout}]
@@ -83,7 +83,8 @@ class SimulatedWorld:
         if gate_id.endswith(".rollback"):
             return list(self.specs.get(gate_id.removesuffix(".rollback"), {}).get("rollback", {}).get("approvals")
                         or [])
-        return list(self.specs.get(gate_id, {}).get("approvals") or [])
+        # A loop asking per item (``confirm: {each: true}``): its items' approvers are the loop's unless named.
+        return list(self.specs.get(self._described(gate_id), {}).get("approvals") or [])
 
     def run(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
             rollback: bool = False) -> ActionResult:
@@ -95,7 +96,7 @@ class SimulatedWorld:
 
     def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
              rollback: bool = False) -> Plan:
-        spec = self.specs.get(step_id, {}).get("plan")
+        spec = self.specs.get(self._described(step_id), {}).get("plan")
         if rollback or not isinstance(spec, dict):
             shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
             return Plan(summary=f"simulated: {action.name} {shown}")
@@ -123,12 +124,18 @@ class SimulatedWorld:
         if action.name == "wait.sleep":
             self.durations.setdefault(step_id, float(getattr(params, "seconds", 0.0)))
             params = params.model_copy(update={"seconds": 0.0})
-        if "duration" in self.specs.get(step_id, {}):
-            self.durations[step_id] = float(self.specs[step_id]["duration"])
+        if "duration" in self.specs.get(self._described(step_id), {}):
+            self.durations[step_id] = float(self.specs[self._described(step_id)]["duration"])
         return self.live.run(step_id, action, params, ctx)
 
+    def _described(self, step_id: str) -> str:
+        """Where the scenario describes a step: under its own id, or for a loop's item (``scan[2]``) that the
+        scenario does not name, under its loop step's id (every item answers the same)."""
+        parent = events.parent_of(step_id)
+        return parent if step_id not in self.specs and parent is not None and parent in self.specs else step_id
+
     def _answer(self, step_id: str) -> ActionResult:
-        spec = self.specs.get(step_id)
+        spec = self.specs.get(self._described(step_id))
         if spec is None:
             note = f"scenario does not describe step {step_id}"
             if note not in self.notes:
@@ -143,7 +150,7 @@ class SimulatedWorld:
         return _result_of(spec, n)
 
     def _rollback(self, step_id: str) -> ActionResult:
-        spec = self.specs.get(step_id, {}).get("rollback")
+        spec = self.specs.get(self._described(step_id), {}).get("rollback")
         if not isinstance(spec, dict):
             return ActionResult({"simulated": True, "rolled_back": True}, True, "simulated rollback")
         key = f"{step_id}.rollback"  # an undo retries like a step: ``outputs`` answers attempt by attempt
@@ -154,7 +161,7 @@ class SimulatedWorld:
     def _applied(self, step_id: str) -> None:
         """The step changed the simulated world: the steps it affects answer differently from now on."""
         self.applied.add(step_id)
-        for target, change in (self.specs.get(step_id, {}).get("effects") or {}).items():
+        for target, change in (self.specs.get(self._described(step_id), {}).get("effects") or {}).items():
             current = dict(self.specs.get(str(target), {}))
             change = dict(change or {})
             if ANSWER_KEYS & change.keys():

@@ -39,6 +39,8 @@ class RecordType(StrEnum):
     STEP_SUCCEEDED = "step.succeeded", "step", "output", "message", "attempts"
     STEP_FAILED = "step.failed", "step", "title", "error", "output", "attempts", "duration_ms", "continued"
     STEP_SKIPPED = "step.skipped", "step", "reason"
+    # A `for_each` step's items, fixed when it first runs: a resume goes on over these, never a new render.
+    LOOP_EXPANDED = "loop.expanded", "step", "keys", "items", "mapping"
     STEP_REFUSED = "step.refused", "step", "by", "how"
     STEP_INTERRUPTED = "step.interrupted", "step"
     STEP_IN_DOUBT = "step.in_doubt", "step", "decision", "by"
@@ -180,6 +182,17 @@ class Verdict:
         if self._stopped is not None:
             return self._stopped
         return RunStatus.FAILED if any(self._failing.values()) else RunStatus.SUCCEEDED
+
+
+def item_id(step_id: str, key: object) -> str:
+    """The id an item of a ``for_each`` step is recorded under: ``step[key]`` (the index, or mapping key)."""
+    return f"{step_id}[{key}]"
+
+
+def parent_of(step_id: str) -> str | None:
+    """The loop step an item id belongs to (``check_mx[2]`` → ``check_mx``), else None."""
+    base, bracket, rest = step_id.partition("[")
+    return base if bracket and rest.endswith("]") else None
 
 
 REFUSE = "refuse"  # an in-doubt step nobody decided about: the run stops, refused

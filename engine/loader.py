@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import Problem, RunbookError
-from engine.model import RUNBOOK_ID, STEP_ID, Runbook
+from engine.model import RUNBOOK_ID, STEP_ID, Runbook, Step
 from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
@@ -48,7 +48,9 @@ class LoadedRunbook:
     @functools.cached_property
     def step_ids(self) -> dict[str, None]:
         """Its steps' ids, in order (a dict: ordered, and O(1) to ask)."""
-        return dict.fromkeys(s.id for s in self.runbook.steps)
+        from engine.model import action_steps
+
+        return dict.fromkeys(s.id for s in action_steps(self.runbook.steps))
 
     def where(self, under: Path, text: str | None = None) -> str:
         """``file:line:col`` of the runbook text ``text`` written under ``under`` (``("steps", 3)``), else of
@@ -70,7 +72,10 @@ class LoadedRunbook:
         if not isinstance(index, int) or not 0 <= index < len(self.runbook.steps):
             return None
         src = self.translation.source
-        path = _find(src.data, ("steps", self.runbook.steps[index].id), text)
+        unit: Any = self.runbook.steps[index]
+        if len(under) >= 4 and under[2] == "parallel" and isinstance(under[3], int):  # a group's step
+            unit = unit.parallel[under[3]]
+        path = _find(src.data, ("steps", unit.id), text)
         if path is None:
             return None
         line, col = src.where(path)
@@ -225,7 +230,8 @@ def structure_problems(exc: ValidationError, data: Any) -> list[tuple[Path, str,
         elif kind == "extra_forbidden":
             key = str(loc[-1])
             allowed = _keys(parent)
-            near = difflib.get_close_matches(key, allowed, n=1)
+            # A step is a group when it says `parallel`: a misspelt `parallel` is a near miss of a step's key.
+            near = difflib.get_close_matches(key, allowed + (["parallel"] if parent is Step else []), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else f"; allowed here: {', '.join(allowed)}"
             found.append((path, f"unknown key '{key}'{hint}", True))  # the key is in the data: path ends at it
         else:

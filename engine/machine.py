@@ -15,6 +15,12 @@ Step lifecycle::
        └──step.failed (its arguments did not render)──▶ failed
     succeeded ──rollback.succeeded──▶ rolled_back      succeeded ──rollback.failed──▶ rollback_failed
 
+A ``for_each`` step is a parent whose items are steps of their own (``check_mx[0]``, ``check_mx[1]``, ...),
+each walking the lifecycle above from the ``loop.expanded`` record that names them; the parent stays
+``running`` until it records how the whole loop ended::
+
+    running ──loop.expanded──▶ running (its items now exist, pending)
+
 A step left in ``running`` when a log ends never acted on the world and is simply run again; one left in
 ``applying`` may or may not have, and is *in doubt*: the operator decides.
 """
@@ -27,7 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.errors import AuditError
-from engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus, Verdict
+from engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus, Verdict, item_id
 
 
 class Variant(StrEnum):
@@ -47,6 +53,7 @@ STEP_TRANSITIONS: dict[tuple[StepStatus, Transition], StepStatus] = {
     (S.RUNNING, T.STEP_STARTED): S.RUNNING,  # a resumed run starts a never-applied step again
     (S.RUNNING, T.STEP_RETRIED): S.RUNNING,
     (S.RUNNING, T.STEP_PLANNED): S.RUNNING,  # a live run's plan precedes the gate
+    (S.RUNNING, T.LOOP_EXPANDED): S.RUNNING,  # a loop's items are fixed; each is a step from here on
     (S.RUNNING, Variant.DRY_RUN_PLAN): S.PLANNED,
     (S.RUNNING, T.STEP_APPLYING): S.APPLYING,
     (S.RUNNING, T.STEP_SUCCEEDED): S.SUCCEEDED,
@@ -100,6 +107,18 @@ class StepState:
         return {"output": self.output, "ok": self.ok, "status": str(self.status)}
 
 
+@dataclass(frozen=True)
+class LoopItems:
+    """What ``loop.expanded`` fixed for a ``for_each`` step: its items' keys and values, in order."""
+
+    keys: list[Any]
+    values: list[Any]
+    mapping: bool  # for_each gave a mapping: keys are its keys, and ``item_key`` names them
+
+    def ids(self, step_id: str) -> list[str]:
+        return [item_id(step_id, key) for key in self.keys]
+
+
 @dataclass
 class RunState:
     """Everything the engine knows about a run, derived from its records alone."""
@@ -115,6 +134,11 @@ class RunState:
     # Each step's template view, refreshed when that step changes: rebuilding all of them for every step
     # made a run quadratic in its length (1,000 steps: ~2.6 ms of overhead per step).
     _views: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    loops: dict[str, LoopItems] = field(default_factory=dict)
+    # Each loop's `items` in templates (a list, or a mapping by key) and each item's entry there: an item's
+    # change updates its own entry in place, so a 1,000-item loop does not rebuild the view per item.
+    _item_views: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _entries: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for sid in self.step_ids:
@@ -141,7 +165,35 @@ class RunState:
             raise AuditError(f"record {self.last_seq}: step '{sid}' cannot go from {st.status} on '{rec['type']}'")
         self._step_event(st, kind, rec)
         st.status = nxt
-        self._views[sid] = st.as_context()
+        if kind is T.LOOP_EXPANDED:
+            self._expand(str(sid), rec)
+        entry = self._entries.get(str(sid))
+        if entry is not None:
+            entry.update(st.as_context())
+        else:
+            self._views[sid] = self._view(str(sid))
+
+    def _view(self, sid: str) -> dict[str, Any]:
+        view = self.steps[sid].as_context()
+        if sid in self._item_views:
+            view["items"] = self._item_views[sid]
+        return view
+
+    def _expand(self, sid: str, rec: Mapping[str, Any]) -> None:
+        if sid in self.loops:
+            raise AuditError(f"record {self.last_seq}: the items of loop '{sid}' were already fixed")
+        loop = LoopItems(list(rec.get("keys") or []), list(rec.get("items") or []), bool(rec.get("mapping")))
+        if len(loop.keys) != len(loop.values):
+            raise AuditError(f"record {self.last_seq}: loop '{sid}' has {len(loop.keys)} keys for "
+                             f"{len(loop.values)} items")
+        self.loops[sid] = loop
+        entries = []
+        for iid, key, value in zip(loop.ids(sid), loop.keys, loop.values, strict=True):
+            self.steps[iid] = StepState()
+            self._entries[iid] = {"key": key, "item": value, **self.steps[iid].as_context()}
+            entries.append(self._entries[iid])
+        self._item_views[sid] = ({str(k): e for k, e in zip(loop.keys, entries, strict=True)} if loop.mapping
+                                 else entries)
 
     @property
     def outcome(self) -> RunStatus:
@@ -190,7 +242,8 @@ class RunState:
         return len(self.step_ids)
 
     def in_doubt(self) -> list[str]:
-        return [sid for sid in self.step_ids if self.steps[sid].status is S.APPLYING]
+        """Steps and loop items that began to apply and recorded no end."""
+        return [sid for sid, st in self.steps.items() if st.status is S.APPLYING]
 
     def context(self) -> dict[str, dict[str, Any]]:
         return dict(self._views)

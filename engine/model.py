@@ -86,6 +86,9 @@ class Gate(Frozen):
     announce: Announce | None = Field(
         None, description="Tell the approvers the gate is open (needs `approvals`): a notify action's call."
     )
+    each: bool = Field(
+        False, description="On a `for_each` step: ask for every item on its own instead of once for all.",
+    )
 
     @model_validator(mode="after")
     def _approvers_need_approvals(self) -> Gate:
@@ -186,6 +189,37 @@ class Step(Frozen):
     rollback: RollbackSpec | None = Field(
         None, description="An {action, with} that undoes this step, or `auto` for an action that can undo itself "
         "from what it recorded (see `breakglass actions`).")
+    for_each: str | list[Any] | dict[str, Any] | None = Field(
+        None, description="Run the step once per item of this list or mapping (usually a template); each item "
+        "is a step of its own, `step[key]`, with `item` (and `item_key`) in its templates.",
+    )
+    concurrency: int | None = Field(
+        None, ge=1, le=1000,
+        description="How many items of a read-only `for_each` step run at once (default 1: one at a time).",
+    )
+
+
+class Group(Frozen):
+    """Read-only steps run at once (``parallel``): e.g. the RDAP, DNS, HTTP and DNSBL checks at the start of
+    an incident. Each is a step of its own (``steps.<id>``); a step that changes the world or asks a gate is
+    refused here at validation, since they run together."""
+
+    id: str = Field(pattern=STEP_ID, description="Unique snake_case id of the group (its steps keep their own).")
+    title: str = Field(description="One line shown on the operator's terminal.")
+    description: str = Field("", description="Markdown instructions shown to the operator.")
+    parallel: list[Step] = Field(min_length=1, description="The read-only steps to run at once.")
+
+
+def _step_kind(value: Any) -> str:
+    return "group" if isinstance(value, Group) or (isinstance(value, dict) and "parallel" in value) else "step"
+
+
+# A step, or a group of steps run at once, chosen by the `parallel` key: a misspelt key in a step is then
+# reported as that, not as "or a group".
+StepOrGroup = Annotated[
+    Annotated[Step, Tag("step")] | Annotated[Group, Tag("group")],
+    Discriminator(_step_kind),
+]
 
 
 class Runbook(Frozen):
@@ -204,7 +238,7 @@ class Runbook(Frozen):
         description="Arguments per action ({dns.update: {server: ..., zone: ...}}), merged under the `with` of "
         "every step and rollback of that action; the step's own arguments win. Templates may read inputs and run.",
     )
-    steps: list[Step] = Field(min_length=1, description="The ordered steps.")
+    steps: list[StepOrGroup] = Field(min_length=1, description="The ordered steps; `parallel` groups among them.")
     outputs: dict[str, Any] = Field(
         default_factory=dict,
         description="What this runbook gives a runbook that calls it (`action: runbook.run`): names to templates "
@@ -220,7 +254,7 @@ class Runbook(Frozen):
                 data.get("steps"), list):
             return data  # the fields' own validation reports what is wrong
         defaults = data["defaults"]
-        return {**data, "steps": [_step_with_defaults(defaults, raw) for raw in data["steps"]]}
+        return {**data, "steps": [_group_with_defaults(defaults, raw) for raw in data["steps"]]}
 
 
 def with_defaults(defaults: Any, action: Any, args: Any) -> Any:
@@ -233,6 +267,12 @@ def with_defaults(defaults: Any, action: Any, args: Any) -> Any:
     return {**base, **args}
 
 
+def _group_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    if isinstance(raw, dict) and isinstance(raw.get("parallel"), list):
+        return {**raw, "parallel": [_step_with_defaults(defaults, member) for member in raw["parallel"]]}
+    return _step_with_defaults(defaults, raw)
+
+
 def _step_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
     if not isinstance(raw, dict):
         return raw
@@ -242,6 +282,21 @@ def _step_with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
         step["rollback"] = {**rollback, "with": with_defaults(defaults, rollback.get("action"),
                                                               rollback.get("with", {}))}
     return step
+
+
+def action_steps(steps: list[Step | Group]) -> list[Step]:
+    """Every step that calls an action, in order: a group's steps where the group is."""
+    return [s for unit in steps for s in (unit.parallel if isinstance(unit, Group) else [unit])]
+
+
+def members(unit: Step | Group) -> list[Step]:
+    """The steps a unit of ``runbook.steps`` stands for: a group's, or the step itself."""
+    return list(unit.parallel) if isinstance(unit, Group) else [unit]
+
+
+def step_ids(runbook: Runbook) -> list[str]:
+    """The ids the run's state machine and audit log know, in order (a group is its steps)."""
+    return [s.id for s in action_steps(runbook.steps)]
 
 
 def gate_of(confirm: bool | str | Gate | None) -> Gate | None:

@@ -130,7 +130,7 @@ def _runbook_steps(text: str) -> tuple[tuple[str, str, str], ...]:
                 stack.append(_frame(ev, stack[-1] if stack else None))
             elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 frame = stack.pop()
-                if frame["role"] == "step" and "id" in frame["item"]:
+                if frame["role"] == "step" and "id" in frame["item"] and not frame.get("group"):
                     item = frame["item"]
                     out.append((item["id"], item.get("title", ""), item.get("action", "")))
                 _value_done(stack)
@@ -154,6 +154,9 @@ def _frame(ev: Any, parent: dict[str, Any] | None) -> dict[str, Any]:
     role = "root" if parent is None else ""
     if parent is not None and parent["role"] == "root" and parent["key"] == "steps" and not is_map:
         role = "steps"
+    elif parent is not None and parent["role"] == "step" and parent["key"] == "parallel" and not is_map:
+        role = "steps"  # a group's steps are the report's rows, in place of the group
+        parent["group"] = True
     elif parent is not None and parent["role"] == "steps" and is_map:
         role = "step"
     return {"map": is_map, "expect_key": True, "key": None, "role": role, "item": {}}

@@ -12,33 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
+from actions.clients import fanout
 from actions.registry import Registry
-from engine import calls, followups, signers, templates
+from engine import calls, followups, loops, signers, templates
 from engine import team as team_file
 from engine.approvals import APPROVE, OpenGate, Tally
 from engine.audit import AuditRecord, canonical
 from engine.console import Reporter
 from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
-from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, left_undone
+from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, item_id, left_undone
 from engine.execution import call_with_timeout, sigterm_as_interrupt
 from engine.gates import GateDecision, Gatekeeper, GateRequest, describe
 from engine.i18n import _
 from engine.loader import LoadedRunbook
 from engine.machine import RunState
-from engine.model import Announce, Gate, Rollback, Step, gate_for, repeat_note, retry_policy
+from engine.model import Announce, Gate, Group, Rollback, Step, action_steps, gate_for, repeat_note, retry_policy
 from engine.redact import Redactor, declared_secrets, declares_secrets
 from engine.rollbacks import rollback_of
 from engine.store.base import RunLog
 from engine.world import LiveWorld, World
 
 T = RecordType
+R = TypeVar("R")
 # How often a gate waiting for other people looks at its timeout. Approvals themselves arrive as the store
 # announces them (PostgreSQL: LISTEN/NOTIFY; files: following the log), not on this tick.
 APPROVAL_TICK_S = 0.5
@@ -74,12 +77,27 @@ ROLLBACK = Lifecycle(T.ROLLBACK_STARTED, None, None, T.ROLLBACK_RETRIED, T.ROLLB
 
 
 @dataclass(frozen=True)
+class Item:
+    """One item of a ``for_each`` step: its key (index or mapping key) and value (``item_key``, ``item``)."""
+
+    key: Any
+    value: Any
+
+
+@dataclass(frozen=True)
 class Use:
-    """One use of an action by the runner: a step, or the rollback that undoes one. Both take ``invoke``."""
+    """One use of an action by the runner: a step, one item of a loop step, or the rollback that undoes a
+    step. All take ``invoke``."""
 
     step: Step  # the step it belongs to: its id names every record and the gate
     spec: Step | Rollback  # the action, its arguments and how it is called (confirm, retries, until, ...)
     title: str  # rendered once
+    item: Item | None = None
+
+    @property
+    def sid(self) -> str:
+        """The id its records carry: the step's, or ``step[key]`` for an item."""
+        return self.step.id if self.item is None else item_id(self.step.id, self.item.key)
 
     @property
     def rollback(self) -> bool:
@@ -91,11 +109,25 @@ class Use:
 
     @property
     def gate_id(self) -> str:
-        return f"{self.step.id}.rollback" if self.rollback else self.step.id
+        return f"{self.sid}.rollback" if self.rollback else self.sid
 
     @property
     def timeout(self) -> float | None:
         return self.step.timeout if self.spec.timeout is None else self.spec.timeout  # an undo: the step's
+
+
+@dataclass
+class Call:
+    """A use of an action rendered, recorded as started and, if it changes the world, planned: what its gate
+    shows, and what it applies once the gate opens."""
+
+    action: Action[Any]
+    params: Params
+    effect: Effect
+    actx: ActionContext
+    begun: float
+    plan: Plan | None = None
+    plan_data: dict[str, Any] | None = None
 
 
 @dataclass
@@ -148,6 +180,9 @@ class Runner:
         self._waited = 0.0  # seconds this step spent waiting at gates: the operator's time, not the step's
         self._feed: Iterator[list[AuditRecord]] | None = None  # the store's feed, opened at the first gate
         self._contacts = self.team.template_context()  # built once: every render reads the same cards
+        # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
+        # record at a time, in one order for the log, the machine and the terminal.
+        self._recording = threading.RLock()
 
     @property
     def mode(self) -> str:
@@ -159,9 +194,10 @@ class Runner:
         missing = type_.missing(data)
         if missing:  # an engine bug: caught before the log holds a record its readers cannot read
             raise AssertionError(f"a {type_} record needs {', '.join(missing)}")
-        rec = self.writer.append(type_, self.redactor.record(data), sync=sync)
-        self.state.apply(rec)
-        self.reporter.event(rec)
+        with self._recording:
+            rec = self.writer.append(type_, self.redactor.record(data), sync=sync)
+            self.state.apply(rec)
+            self.reporter.event(rec)
         return rec
 
     # --- the run ---------------------------------------------------------------------------------------
@@ -171,8 +207,11 @@ class Runner:
         status, reason = None, ""
         try:
             with sigterm_as_interrupt():
-                for step in self.loaded.runbook.steps[start:]:
-                    self._step(step)
+                for unit in self.loaded.runbook.steps[start:]:
+                    if isinstance(unit, Group):
+                        self._group(unit)
+                    else:
+                        self._step(unit)
         except _Stop as stop:
             reason = stop.reason
         except KeyboardInterrupt:
@@ -208,7 +247,7 @@ class Runner:
                 return sid
         return None
 
-    def context(self, result: Any = None) -> dict[str, Any]:
+    def context(self, result: Any = None, use: Use | None = None) -> dict[str, Any]:
         views = self.state.context()
         ctx: dict[str, Any] = {
             "inputs": self.frame.inputs,
@@ -219,6 +258,9 @@ class Runner:
         }
         if result is not None:
             ctx["result"] = result
+        if use is not None and use.item is not None:
+            ctx["item"] = use.item.value
+            ctx["item_key"] = use.item.key
         return ctx
 
     def learn_declared_secrets(self) -> None:
@@ -230,7 +272,7 @@ class Runner:
         ctx = {"inputs": self.inputs, "steps": self.state.context(),
                "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
                        "started": ""}, "contacts": self._contacts}
-        for step in self.loaded.runbook.steps:
+        for step in action_steps(self.loaded.runbook.steps):
             uses = [(step.action, step.with_)]
             if isinstance(step.rollback, Rollback):  # an auto undo's arguments are its step's
                 uses.append((step.rollback.action, step.rollback.with_))
@@ -251,11 +293,13 @@ class Runner:
             if step.when is not None and not templates.evaluate(step.when, self.context()):
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
                                                     "reason": "its `when` was false"})
-            return calls.invoke(self, use) if step.action == calls.CALL else self._invoke(use)
+            if step.action == calls.CALL:
+                return calls.invoke(self, use)
+            return self._loop(use) if step.for_each is not None else self._invoke(use)
 
         self._guarded(use, when_then_invoke)
 
-    def _guarded(self, use: Use, call: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    def _guarded(self, use: Use, call: Callable[[], R]) -> R | dict[str, Any]:
         try:
             return call()
         except AuditError:
@@ -268,10 +312,9 @@ class Runner:
         if not isinstance(exc, TemplateError):
             return _one_line(exc)
         frame = self._frames.get(self._placed[use.step.id].prefix, self.frame)
-        own = frame.own(use.step.id)
-        index = next(i for i, s in enumerate(frame.loaded.runbook.steps) if s.id == own)
         within = ("rollback", *under) if use.rollback else under
-        return f"{frame.loaded.where(('steps', index, *within), exc.template)}: {_one_line(exc)}"
+        where = frame.loaded.where((*_path_of(frame.loaded, frame.own(use.step.id)), *within), exc.template)
+        return f"{where}: {_one_line(exc)}"
 
     @contextlib.contextmanager
     def in_frame(self, frame: calls.Frame) -> Iterator[None]:
@@ -299,65 +342,229 @@ class Runner:
         return self._frames[prefix]
 
     def _invoke(self, use: Use) -> dict[str, Any] | None:
-        """render → plan → gate → apply → verify → record, for a step or the rollback of one.
+        """render → plan → gate → apply → verify → record, for a step, a loop's item or the rollback of one.
 
         Returns the record that ended it, or None when a dry-run stopped the step after its plan."""
-        sid, spec, kinds = use.step.id, use.spec, use.records
-        action, params = self._prepare(spec.action, spec.with_, self.context())
+        call = self._open(use)
+        return self._carry_out(use, call) if isinstance(call, Call) else call
+
+    def _open(self, use: Use) -> Call | dict[str, Any] | None:
+        """render → record started → plan: a Call ready for its gate, else how it ended before one (its
+        plan was refused; a dry-run stops here, None)."""
+        sid, spec, kinds = use.sid, use.spec, use.records
+        action, params = self._prepare(spec.action, spec.with_, self.context(use=use))
         effect = action.effect_of(spec.with_)  # as written, never as rendered: output cannot lift a gate
         args_shown = self.redactor(params.model_dump(mode="json", by_alias=True, exclude_none=True))
         if not use.rollback:
-            self.reporter.step_begins(sid, use.title)
+            with self._recording:
+                self.reporter.step_begins(sid, use.title)
+        # A read item's start need not be durable before it runs: lost in a crash, the read runs again on
+        # resume. Synced one by one, under the record lock, they made a concurrent loop serial.
+        lazy = use.item is not None and effect is Effect.READ
         self.record(kinds.started, {"step": sid, "title": use.title, "action": spec.action, "effect": str(effect),
-                                    "args": args_shown})
-        actx = self._action_context(sid, use.timeout)
-        begun = time.monotonic()
+                                    "args": args_shown}, sync=not lazy)
+        call = Call(action, params, effect, self._action_context(sid, use.timeout), time.monotonic())
         self._waited = 0.0
-        world = self.world
         if effect is Effect.READ:
-            refused = self._gate(use, effect, self._as_written(params), None)
-            if refused is not None:
-                return refused
+            return call
+        return self._planned(use, call, self.world.plan(sid, action, params, call.actx, rollback=use.rollback))
+
+    def _planned(self, use: Use, call: Call, plan: Plan) -> Call | dict[str, Any] | None:
+        """Record a plan: the Call that carries it, else how the use ended (a refused plan; a dry-run's stop)."""
+        sid, kinds = use.sid, use.records
+        plan_data = self._plan_data(plan)
+        final = self.mode == "dry-run"
+        if kinds.planned is not None:  # durable with the gate's question, or with step.applying
+            self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
+                                        "gated": gate_for(use.spec.confirm, True) is not None}, sync=False)
+        if plan.refused:
+            return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0)
+        if final:
+            if use.rollback:  # nothing was changed, so nothing is left undone
+                return self.record(kinds.skipped, {"step": sid, "reason": DRY_RUN_SKIP, **plan_data})
+            return None
+        return replace(call, plan=plan, plan_data=plan_data)
+
+    def _carry_out(self, use: Use, call: Call, gated: bool = True) -> dict[str, Any] | None:
+        """gate → apply → verify → record; ``gated`` False: a loop's one gate already let this item through."""
+        if gated:
+            ended, opened = self._plan_and_gate(use, call)
+            if opened is None:
+                return ended
+            call = opened
+        else:
+            call = replace(call, begun=time.monotonic())  # the loop's gate wait is not this item's time
+        sid, world, action, params, actx, plan = use.sid, self.world, call.action, call.params, call.actx, call.plan
+        if plan is None:
             result, attempts = self._attempts(
                 use, lambda: world.run(sid, action, params, actx, rollback=use.rollback), actx)
         else:
-            ended, plan = self._plan_and_gate(use, effect, action, params, actx)
-            if ended is not None or plan is None:
-                return ended
-            if kinds.applying is not None:
-                self.record(kinds.applying, {"step": sid})
+            if use.records.applying is not None:
+                self.record(use.records.applying, {"step": sid})
             result, attempts = self._attempts(
                 use, lambda: world.apply(sid, action, params, actx, plan, rollback=use.rollback), actx)
-        return self._conclude(use, result, attempts, time.monotonic() - begun - self._waited)
+        return self._conclude(use, result, attempts, time.monotonic() - call.begun - self._waited)
 
-    def _plan_and_gate(self, use: Use, effect: Effect, action: Action[Any], params: Params,
-                       actx: ActionContext) -> tuple[dict[str, Any] | None, Plan | None]:
-        """Plan a mutating use and ask its gate: (the record that ended it, None) or (None, the plan to apply);
-        (None, None) when a dry-run stops after the plan. When other people's approvals turn out void because
-        the world moved while they read (a re-plan differs), it plans and asks again."""
-        sid, kinds, world = use.step.id, use.records, self.world
-        plans = [world.plan(sid, action, params, actx, rollback=use.rollback)]
-
-        def replan() -> dict[str, Any]:
-            plans.append(world.plan(sid, action, params, actx, rollback=use.rollback))
-            return self._plan_data(plans[-1])
-
+    def _plan_and_gate(self, use: Use, call: Call) -> tuple[dict[str, Any] | None, Call | None]:
+        """Ask the gate of an opened use: (None, the call to carry out) or (the record that ended it, None).
+        When other people's approvals turn out void because the world moved while they read (a re-plan
+        differs), it records the new plan and asks again."""
+        if call.plan is None:  # a read: no plan to show
+            refused = self._gate(use, call.effect, self._as_written(call.params), None)
+            return (refused, None) if refused is not None else (None, call)
+        sid, world = use.sid, self.world
         while True:
-            plan = plans[-1]
-            plan_data = self._plan_data(plan)
-            final = self.mode == "dry-run"
-            if kinds.planned is not None:  # durable with the gate's question, or with step.applying
-                self.record(kinds.planned, {"step": sid, **plan_data, "final": final, "refused": plan.refused,
-                                            "gated": gate_for(use.spec.confirm, True) is not None}, sync=False)
-            if plan.refused:
-                return self._failed(use, f"plan refused: {plan.refused}", {"plan": plan_data}, 0.0, 0), None
-            if final:
-                if use.rollback:  # nothing was changed, so nothing is left undone
-                    return self.record(kinds.skipped, {"step": sid, "reason": DRY_RUN_SKIP, **plan_data}), None
-                return None, None
-            ended = self._gate(use, effect, self._as_written(params), plan_data, repeat_note(use.spec), replan)
-            if ended is not _VOIDED:
-                return ended, plans[-1]  # a re-plan that matched what was approved is the freshest
+            fresh: list[Plan] = []
+
+            def replan(c: Call = call) -> dict[str, Any]:
+                fresh.append(world.plan(sid, c.action, c.params, c.actx, rollback=use.rollback))
+                return self._plan_data(fresh[-1])
+
+            ended = self._gate(use, call.effect, self._as_written(call.params), call.plan_data,
+                               repeat_note(use.spec), replan)
+            if ended is _VOIDED:
+                again = self._planned(use, call, fresh[-1])
+                if not isinstance(again, Call):
+                    return again, None
+                call = again
+                continue
+            if ended is not None:
+                return ended, None
+            if fresh:  # a re-plan that matched what was approved is the freshest
+                call = replace(call, plan=fresh[-1], plan_data=self._plan_data(fresh[-1]))
+            return None, call
+
+    # --- a parallel group: read-only steps at once, each on the path above ---------------------------------
+
+    def _group(self, group: Group) -> None:
+        """Run the group's steps not done yet at once, each recorded as it finishes. Validation let in only
+        reads without a gate, so no two questions and no two changes can meet; a failure that does not say
+        ``continue`` stops the run once every running step has ended."""
+        prefix = self.frame.prefix
+        todo = [self._placed[prefix + s.id].step for s in group.parallel
+                if not self.state.steps[prefix + s.id].done]
+        if todo:
+            fanout.call_all([partial(self._step, s) for s in todo], len(todo))
+
+    # --- a for_each step: its items, each on the path above (engine.loops has the rules) ----------------
+
+    def _loop(self, use: Use) -> dict[str, Any] | None:
+        step = use.step
+        loop = self.state.loops.get(step.id)
+        effect = self.registry.get(step.action).effect_of(step.with_)
+        with self._recording:
+            self.reporter.step_begins(step.id, use.title)
+        self.record(T.STEP_STARTED, {"step": step.id, "title": use.title, "action": step.action,
+                                     "effect": str(effect), "args": {}}, sync=effect is not Effect.READ)
+        if loop is None:  # a resumed loop goes on over the items it fixed, never a new render
+            loop = loops.expand(templates.render_value(step.for_each, self.context()))
+            self.record(T.LOOP_EXPANDED, {"step": step.id, "keys": loop.keys, "items": loop.values,
+                                          "mapping": loop.mapping})
+        items = [Use(step, step, f"{use.title} [{key}]", Item(key, value))
+                 for key, value in zip(loop.keys, loop.values, strict=True)]
+        todo = [u for u in items if not self.state.steps[u.sid].done]
+        each = isinstance(step.confirm, Gate) and step.confirm.each
+        if effect is Effect.READ or each or self.mode == "dry-run":
+            if effect is Effect.READ and not each:
+                refused = self._gate(use, effect, {"items": len(items)}, None)
+                if refused is not None:
+                    return self._skip_items(todo, refused)
+            self._items(todo, (step.concurrency or 1) if effect is Effect.READ and not each else 1)
+        else:
+            refused = self._gated_items(use, effect, todo)
+            if refused is not None:
+                return refused
+        return self._loop_ended(use, items)
+
+    def _items(self, todo: list[Use], concurrency: int) -> None:
+        """Each item on the invoke path; after a failure that does not say ``continue``, start no other."""
+        stop = threading.Event()
+
+        def one(item: Use) -> None:
+            if stop.is_set():
+                return
+            ended = self._guarded(item, partial(self._invoke, item))
+            if ended is not None and ended["type"] == T.STEP_FAILED and not ended.get("continued"):
+                stop.set()
+
+        if concurrency <= 1:
+            for item in todo:
+                one(item)
+        else:
+            fanout.call_all([partial(one, item) for item in todo], concurrency)
+
+    def _gated_items(self, use: Use, effect: Effect, todo: list[Use]) -> dict[str, Any] | None:
+        """A write loop: plan every item, ask once showing every plan, then apply them one by one. The one
+        gate takes the path every gate takes: other people's approvals, and a re-plan of every item before
+        applying (a plan that changed while they read voids their approvals, and the loop asks again)."""
+        opened: list[tuple[Use, Call]] = []
+        for item in todo:
+            call = self._guarded(item, partial(self._open, item))
+            if not isinstance(call, Call):
+                if call is not None and not call.get("continued"):
+                    return None  # a plan refused or an argument that did not render: apply none
+                continue
+            opened.append((item, call))
+        while opened:
+            fresh: dict[str, Plan] = {}
+
+            def replan(now: list[tuple[Use, Call]] = opened) -> dict[str, Any]:
+                for item, call in now:
+                    fresh[item.sid] = self.world.plan(item.sid, call.action, call.params, call.actx)
+                return loops.combined_plan([(_key(item), self._plan_data(fresh[item.sid])) for item, _ in now])
+
+            plans = [(_key(item), call.plan_data or {}) for item, call in opened]
+            refused = self._gate(use, effect, {"items": len(opened)}, loops.combined_plan(plans),
+                                 repeat_note(use.spec), replan)
+            if refused is _VOIDED:  # record each item's new plan, then ask again
+                again: list[tuple[Use, Call]] = []
+                for item, call in opened:
+                    planned = self._planned(item, call, fresh[item.sid])
+                    if not isinstance(planned, Call):
+                        if planned is not None and not planned.get("continued"):
+                            return None
+                        continue
+                    again.append((item, planned))
+                opened = again
+                continue
+            if refused is not None:
+                return self._skip_items([item for item, _ in opened], refused)
+            if fresh:  # re-plans that matched what was approved are the freshest
+                opened = [(item, replace(call, plan=fresh[item.sid], plan_data=self._plan_data(fresh[item.sid])))
+                          for item, call in opened]
+            break
+        for item, call in opened:
+            ended = self._guarded(item, partial(self._carry_out, item, call, False))
+            if ended is not None and ended["type"] == T.STEP_FAILED and not ended.get("continued"):
+                break
+        return None
+
+    def _skip_items(self, items: list[Use], refused: dict[str, Any]) -> dict[str, Any]:
+        """The loop's gate said skip (a refusal stopped the run already): so do its items not yet done."""
+        for item in items:
+            if not self.state.steps[item.sid].done:
+                self.record(T.STEP_SKIPPED, {"step": item.sid, "reason": "the loop's gate was refused; skipped"})
+        return refused
+
+    def _loop_ended(self, use: Use, items: list[Use]) -> dict[str, Any] | None:
+        """Record how the whole loop ended, from its items' states."""
+        states = [self.state.steps[item.sid] for item in items]
+        counts: dict[str, int] = {}
+        for st in states:
+            counts[str(st.status)] = counts.get(str(st.status), 0) + 1
+        output = {"count": len(items), **counts}
+        failed = [item.sid for item, st in zip(items, states, strict=True)
+                  if st.status is not StepStatus.SUCCEEDED and st.status is not StepStatus.SKIPPED
+                  and st.status is not StepStatus.PLANNED]
+        if not failed:
+            if self.mode == "dry-run" and any(st.status is StepStatus.PLANNED for st in states):
+                return self.record(T.STEP_PLANNED, {"step": use.step.id, "summary": f"{len(items)} item(s) planned",
+                                                    "changes": [], "final": True, "refused": None,
+                                                    "gated": False})
+            return self.record(T.STEP_SUCCEEDED, {"step": use.step.id, "output": output, "message": "",
+                                                  "attempts": 1})
+        return self._failed(use, f"{len(failed)} of {len(items)} item(s) did not succeed: {', '.join(failed[:5])}"
+                            + (" ..." if len(failed) > 5 else ""), output, 0.0, 1)
 
     def _plan_data(self, plan: Plan) -> dict[str, Any]:
         return {"summary": self.redactor.text(plan.summary), "changes": plan.changes}
@@ -427,14 +634,14 @@ class Runner:
         gate = self._gate_for(use.spec.confirm, effect)
         if gate is None:
             return None
-        sid, gate_id = use.step.id, use.gate_id
-        ctx_data = self.context()
+        sid, gate_id = use.sid, use.gate_id
+        ctx_data = self.context(use=use)
         message = (templates.render_string(gate.message, ctx_data) if gate.message
                    else _("run '{title}'?").format(title=use.title))
         typed = templates.render_string(gate.type_to_confirm, ctx_data) if gate.type_to_confirm else None
         shown = _shown(args, plan, repeats)
         digest = _digest(gate_id, use.spec.action, shown)
-        req = GateRequest(gate_id, sid, use.title, self.redactor.text(str(message)),
+        req = GateRequest(gate_id, use.step.id, use.title, self.redactor.text(str(message)),
                           str(typed) if typed is not None else None, shown, digest, effect is not Effect.READ,
                           notify=effect is Effect.NOTIFY)
         asked: dict[str, Any] = {"step": sid, "gate": gate_id, "message": req.message, "shown": shown,
@@ -509,7 +716,7 @@ class Runner:
         does not go out is said and recorded, and the gate waits all the same (they may hear of it otherwise).
         ``sent`` False: the approvers are a drill's script, so nobody real is told (the message is only shown).
         """
-        sid = use.step.id
+        sid = use.sid
         about = {"run": gate.run, "step": gate.step, "gate": gate.gate, "digest": gate.digest,
                  "needed": gate.needed, "approvers": list(gate.approvers),
                  "seconds": None if gate.deadline is None else round(gate.deadline - time.time()),
@@ -644,21 +851,22 @@ class Runner:
             actx.cancel.clear()
             result = self._call(call, use.timeout, actx)
             self.redactor.add(*result.secrets)
-            reason = self._attempt_problem(use.spec, result)
+            reason = self._attempt_problem(use, result)
             if reason is None:
                 return result, attempt
             if attempt == policy.attempts:
                 return ActionResult(result.output, False, reason, result.secrets), attempt
-            self.record(use.records.retried, {"step": use.step.id, "attempt": attempt, "reason": reason,
+            self.record(use.records.retried, {"step": use.sid, "attempt": attempt, "reason": reason,
                                               "delay": round(delay, 3)})
             self.world.wait(delay)
             delay = min(delay * policy.backoff, policy.max_delay)
         raise AssertionError("unreachable: Retry.attempts is at least 1")
 
-    def _attempt_problem(self, spec: Step | Rollback, result: ActionResult) -> str | None:
+    def _attempt_problem(self, use: Use, result: ActionResult) -> str | None:
+        spec = use.spec
         if not result.ok:
             return result.message or "the action reported failure"
-        if spec.until is not None and not templates.evaluate(spec.until, self.context(result.output)):
+        if spec.until is not None and not templates.evaluate(spec.until, self.context(result.output, use)):
             return f"`until` not yet true: {spec.until}"
         return None
 
@@ -679,14 +887,14 @@ class Runner:
         output, expect = dict(result.output), use.spec.expect
         if result.ok and expect is not None:
             try:
-                holds = templates.evaluate(expect, self.context(output))
+                holds = templates.evaluate(expect, self.context(output, use))
             except TemplateError as exc:
                 holds, result = False, ActionResult(output, False, "expect could not be evaluated: "
                                                     + self._located(use, exc, "expect"))
             if not holds and result.ok:
                 result = ActionResult(output, False, f"expect did not hold: {expect}")
         if result.ok:
-            return self.record(use.records.succeeded, {"step": use.step.id, "output": output,
+            return self.record(use.records.succeeded, {"step": use.sid, "output": output,
                                                        "message": result.message,
                                                        "duration_ms": round(seconds * 1000, 3),
                                                        "attempts": attempts}, sync=False)
@@ -696,13 +904,13 @@ class Runner:
         """Record the failure; for a step, then do what its ``on_failure`` says. ``attempts`` 0: the action was
         never called (its arguments did not render, its plan was refused)."""
         step = use.step
-        data = {"step": step.id, "title": use.title, "error": error, "output": output, "attempts": attempts,
+        data = {"step": use.sid, "title": use.title, "error": error, "output": output, "attempts": attempts,
                 "duration_ms": round(seconds * 1000, 3)}
         if use.rollback:
             return self.record(T.ROLLBACK_FAILED, data)
         continued = step.on_failure == "continue"
         rec = self.record(T.STEP_FAILED, {**data, "continued": continued})
-        if continued:
+        if continued or use.item is not None:  # an item's failure: the loop decides once all have ended
             return rec
         if step.on_failure == "rollback":
             undone = [str(r["step"]) for r in self._rollback(step) if left_undone(r)]
@@ -733,6 +941,22 @@ class Runner:
     def _undo_of(self, sid: str) -> Rollback | None:
         placed = self._placed[sid]
         return rollback_of(placed.step, self.registry, sid[len(placed.prefix):])
+
+
+def _path_of(loaded: LoadedRunbook, step_id: str) -> tuple[str | int, ...]:
+    """Where a step is written in its runbook: ("steps", i), or ("steps", i, "parallel", j) inside a group."""
+    for i, unit in enumerate(loaded.runbook.steps):
+        if isinstance(unit, Group):
+            for j, member in enumerate(unit.parallel):
+                if member.id == step_id:
+                    return ("steps", i, "parallel", j)
+        elif unit.id == step_id:
+            return ("steps", i)
+    raise AssertionError(f"no step '{step_id}' in runbook '{loaded.runbook.id}'")
+
+
+def _key(item: Use) -> Any:
+    return item.item.key if item.item is not None else ""
 
 
 def _shown(args: dict[str, Any], plan: dict[str, Any] | None, repeats: str | None) -> dict[str, Any]:

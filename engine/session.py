@@ -13,7 +13,7 @@ from typing import Any
 from actions.registry import Registry
 from engine import audit, calls, i18n, inputs
 from engine.errors import AuditError, GateRefused, InputError, RunbookError
-from engine.events import REFUSE, RecordType, RunStatus
+from engine.events import REFUSE, RecordType, RunStatus, parent_of
 from engine.gates import Gatekeeper, Terminal, answer_word
 from engine.handover import resumed_fields, take_over_confirmation
 from engine.i18n import _
@@ -191,7 +191,8 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
         values, changed = _resumed_inputs(rb, stored.started, given, fallback, opts.accept_changed_inputs)
         _check_approvals(loaded, opts.approvals)
         ids = calls.step_ids(loaded)
-        gone = sorted({str(r["step"]) for r in stored.records if r.get("step")} - set(ids))
+        gone = sorted({str(r["step"]) for r in stored.records if r.get("step") and parent_of(str(r["step"])) is None}
+                      - set(ids))
         if gone:
             raise InputError(f"the runbook no longer has step(s) {', '.join(gone)} that this run already "
                              "recorded; a resume goes on from the log, so those steps must stay (add new ones "

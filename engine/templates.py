@@ -28,8 +28,15 @@ def environment() -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+    class Environment(ImmutableSandboxedEnvironment):
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # Data before methods: `steps.scan.items` is a loop's items and an HTTP answer's field `keys`
+            # is that field, not the dict method of the same name that Jinja would find first.
+            if isinstance(obj, Mapping) and isinstance(attribute, str) and attribute in obj:
+                return self.getitem(obj, attribute)
+            return super().getattr(obj, attribute)
+
+    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["to_json"] = _to_json
     # Helpers that hand out live objects with reachable globals are the usual first hop of an escape.
     for name in ("lipsum", "cycler", "joiner"):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import templates
 from engine.errors import Problem, RunbookError, TemplateError
-from engine.model import Gate, Rollback, Runbook, Step
+from engine.model import Gate, Group, Rollback, Runbook, Step
 from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ SOURCE_LANGUAGE = "en"  # the runbook's own text
 FOLDER = "i18n"
 TOP_KEYS = ("title", "description", "inputs", "steps", "scenarios")
 STEP_KEYS = ("title", "description", "confirm", "with", "rollback")
+GROUP_KEYS = ("title", "description")  # a parallel group's own text (its steps are keyed by their own ids)
 ROLLBACK_KEYS = ("title", "confirm", "with")
 SCENARIO_KEYS = ("title", "description")
 
@@ -134,8 +135,18 @@ def apply(runbook: Runbook, translation: Translation | None) -> Runbook:
     update["inputs"] = {name: spec.model_copy(update={"description": inputs[name]})
                         if isinstance(inputs.get(name), str) else spec
                         for name, spec in runbook.inputs.items()}
-    update["steps"] = [_step(step, _mapping(steps.get(step.id))) for step in runbook.steps]
+    update["steps"] = [_unit(unit, steps) for unit in runbook.steps]
     return runbook.model_copy(update=update)
+
+
+def _unit(unit: Step | Group, steps: Mapping[str, Any]) -> Step | Group:
+    """A step, or a parallel group (its own title and description, and each of its steps, keyed by id)."""
+    if not isinstance(unit, Group):
+        return _step(unit, _mapping(steps.get(unit.id)))
+    words = _mapping(steps.get(unit.id))
+    update: dict[str, Any] = {k: words[k] for k in ("title", "description") if isinstance(words.get(k), str)}
+    update["parallel"] = [_step(member, _mapping(steps.get(member.id))) for member in unit.parallel]
+    return unit.model_copy(update=update)
 
 
 def _step(step: Step, words: Mapping[str, Any]) -> Step:
@@ -212,7 +223,12 @@ class _Checker:
         self._text(rb.title, data.get("title"), ("title",), "the runbook's title")
         self._text(rb.description, data.get("description"), ("description",), "the runbook's description")
         self._section(data, "inputs", {n: s.description for n, s in rb.inputs.items()}, "input", self._input)
-        self._section(data, "steps", {s.id: s for s in rb.steps}, "step", self._step)
+        known: dict[str, Step | Group] = {}
+        for unit in rb.steps:  # a parallel group: its own text, then each of its steps by its own id
+            known[unit.id] = unit
+            if isinstance(unit, Group):
+                known.update({member.id: member for member in unit.parallel})
+        self._section(data, "steps", known, "step", self._step)
         self._section(data, "scenarios", dict(self.scenarios), "scenario", self._scenario)
         return self.problems, self.gaps
 
@@ -252,7 +268,14 @@ class _Checker:
         self._text(scenario.description, words.get("description"), (*path, "description"),
                    f"the description of scenario '{path[-1]}'")
 
-    def _step(self, step: Step, words: Any, path: Path) -> None:
+    def _step(self, step: Step | Group, words: Any, path: Path) -> None:
+        if isinstance(step, Group):
+            name = f"group '{step.id}'"
+            words = self._fields(words, path, GROUP_KEYS, name)
+            self._text(step.title, words.get("title"), (*path, "title"), f"the title of {name}")
+            self._text(step.description, words.get("description"), (*path, "description"),
+                       f"the description of {name}")
+            return
         name = f"step '{step.id}'"
         words = self._fields(words, path, STEP_KEYS, name)
         self._text(step.title, words.get("title"), (*path, "title"), f"the title of {name}")

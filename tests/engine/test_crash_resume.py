@@ -549,3 +549,92 @@ def test_kill_minus_nine_at_every_record_of_a_nested_run(server: ForkServer, nes
     total = _nested_points(server, nested, tmp_path)
     for n in range(1, total + 1):
         _kill_nested_at(server, nested, tmp_path, n)
+
+
+# --- through a loop: each item of a write loop is a step of its own for the crash, the resume and doubt --
+
+LOOP_ITEMS = ["p", "q", "r", "s"]
+LOOP_RUNBOOK = """
+id: crash-loop
+title: a loop to kill at every point
+inputs:
+  out: {type: string}
+steps:
+  - id: append
+    title: append each line
+    for_each: [p, q, r, s]
+    action: shell.run
+    with: {argv: [sh, -c, 'echo "$1" >> "$0"', "{{ inputs.out }}", "{{ item }}"]}
+"""
+# run.started; the loop's step.started and loop.expanded; per item step.started + step.planned; the one
+# gate (asked, approved); per item step.applying + step.succeeded; the loop's step.succeeded; run.finished.
+LOOP_RUN_RECORDS = 1 + 2 + 2 * 4 + 2 + 2 * 4 + 1 + 1
+
+
+@pytest.fixture(scope="module")
+def loop_runbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("runbook") / "crash-loop.yaml"
+    path.write_text(LOOP_RUNBOOK)
+    return path
+
+
+def loop_argv(runbook: Path, out: Path) -> list[str]:
+    return ["run", str(runbook), "-i", f"out={out}", "--operator", "crash-test", "--approve", "append"]
+
+
+def recover_loop(server: ForkServer, home: Path, out: Path) -> tuple[int, str, list[str]]:
+    """Verify, answer for the item in doubt from the file (at most one: items apply one at a time), resume."""
+    run_id, log = the_run(home)
+    assert_verifies_after_crash(server, home, run_id, log)
+    doubtful = replay(["append"], [r.to_dict() for r in audit.read(log)[0]]).in_doubt()
+    assert len(doubtful) <= 1, doubtful
+    extra: list[str] = []
+    if doubtful:
+        line = LOOP_ITEMS[int(doubtful[0].removeprefix("append[").rstrip("]"))]
+        extra = ["--in-doubt", "done" if out.exists() and line in out.read_text().split() else "rerun"]
+    code, _, err = server.run(["resume", run_id, "--approve", "append", "--operator", "crash-test", *extra], home)
+    return code, err, doubtful
+
+
+def assert_loop_finished_exactly_once(home: Path, out: Path) -> list[dict[str, Any]]:
+    run_id, log = the_run(home)
+    records = [r.to_dict() for r in audit.read(log)[0]]
+    assert records[-1]["type"] == "run.finished" and records[-1]["status"] == "succeeded", records[-1]
+    assert out.read_text().split() == LOOP_ITEMS, f"each item's line exactly once: {out.read_text()!r}"
+    state = replay(["append"], records)
+    assert all(str(state.steps[f"append[{i}]"].status) == "succeeded" for i in range(4))
+    return records
+
+
+def test_a_loop_run_has_the_expected_records(server: ForkServer, loop_runbook: Path, tmp_path: Path) -> None:
+    home, out = tmp_path / "home", tmp_path / "out.txt"
+    code, stdout, err = server.run(loop_argv(loop_runbook, out), home)
+    assert code == 0, stdout + err
+    assert len(audit.read(the_run(home)[1])[0]) == LOOP_RUN_RECORDS
+
+
+def test_kill_during_item_k_resumes_the_items_after_it_and_asks_about_k(server: ForkServer, loop_runbook: Path,
+                                                                      tmp_path: Path) -> None:
+    home, out = tmp_path / "home", tmp_path / "out.txt"
+    # Killed right after item 2's step.applying: items 0 and 1 are done, 2 is in doubt, 3 never applied.
+    applying_2 = 1 + 2 + 2 * 4 + 2 + 2 * 2 + 1
+    code, _, _ = server.run(loop_argv(loop_runbook, out), home, kill_after=applying_2)
+    assert code == -signal.SIGKILL
+    before = len(audit.read(the_run(home)[1])[0])
+    code, err, doubtful = recover_loop(server, home, out)
+    assert code == 0, err
+    assert doubtful == ["append[2]"]
+    records = assert_loop_finished_exactly_once(home, out)[before:]
+    assert [r["step"] for r in records if r["type"] == "step.in_doubt"] == ["append[2]"]  # asked: rerun
+    assert [r["step"] for r in records if r["type"] == "step.applying"] == ["append[2]", "append[3]"]
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_at_every_record_of_a_loop(server: ForkServer, loop_runbook: Path, tmp_path: Path) -> None:
+    for n in range(1, LOOP_RUN_RECORDS + 1):
+        home, out = tmp_path / f"home-{n}", tmp_path / f"out-{n}.txt"
+        code, _, err = server.run(loop_argv(loop_runbook, out), home, kill_after=n)
+        assert code == -signal.SIGKILL, (n, code, err)
+        code, err, _ = recover_loop(server, home, out)
+        assert code == 0, (n, err)
+        assert_loop_finished_exactly_once(home, out)

@@ -15,6 +15,7 @@ from engine.events import RUN_RECORDS, RecordType, RunStatus, StepStatus
 from engine.events import outcome as outcome_of
 from engine.loader import load_text
 from engine.machine import DONE, STEP_TRANSITIONS, RunState, Variant, replay
+from engine.model import step_ids
 from engine.runner import Runner
 from engine.session import RunOptions, resume, start
 from engine.store import FileStore
@@ -29,6 +30,7 @@ running    step.started        running
 running    step.retried        running
 running    step.planned        running
 running    step.planned final  planned
+running    loop.expanded       running
 running    step.applying       applying
 running    step.succeeded      succeeded
 running    step.failed         failed
@@ -88,6 +90,23 @@ def test_every_status_and_record_pair(status: str, event: str) -> None:
     assert state.steps["b"].status is StepStatus.PENDING, "a record moves only its own step"
     assert state.last_seq == 7
     assert state.context()["a"]["status"] == expected, "the template view follows the state"
+
+
+def test_a_loop_s_items_are_steps_from_its_expansion_on() -> None:
+    state = _state_at(StepStatus.RUNNING)
+    with pytest.raises(AuditError, match="names unknown step 'a\\[0\\]'"):
+        state.apply({"type": "step.started", "step": "a[0]", "seq": 2, "effect": "write"})
+    state.apply({"type": "loop.expanded", "step": "a", "seq": 3, "keys": [0, 1], "items": ["x", "y"],
+                 "mapping": False})
+    assert state.steps["a[0]"].status is StepStatus.PENDING and state.steps["a[1]"].status is StepStatus.PENDING
+    state.apply({"type": "step.started", "step": "a[1]", "seq": 4, "effect": "write"})
+    state.apply({"type": "step.applying", "step": "a[1]", "seq": 5})
+    assert state.steps["a[0]"].status is StepStatus.PENDING, "a record moves only its own item"
+    assert state.in_doubt() == ["a[1]"]
+    assert state.context()["a"]["items"][1] == {"key": 1, "item": "y", "output": {}, "ok": False,
+                                                "status": "applying"}
+    with pytest.raises(AuditError, match="the items of loop 'a' were already fixed"):
+        state.apply({"type": "loop.expanded", "step": "a", "seq": 6, "keys": [0], "items": ["z"], "mapping": False})
 
 
 @pytest.mark.parametrize("kind", ["step.exploded", "rollback.maybe", "gate.ajar"])
@@ -241,25 +260,49 @@ steps:
     action: shell.run
     with: {argv: [echo, next], read_only: true}
 """,
+    # A parallel group, a read loop with a failing item that continues, a write loop behind one gate.
+    "loops": """
+id: loops
+title: loops and a group
+steps:
+  - id: first
+    title: at once
+    parallel:
+      - {id: one, title: one, action: shell.run, with: {argv: [echo, one], read_only: true}}
+      - {id: two, title: two, action: shell.run, with: {argv: [echo, two], read_only: true}}
+  - id: reads
+    title: a read per item
+    for_each: {a: 'true', b: 'false', c: 'true'}
+    concurrency: 3
+    on_failure: continue
+    action: shell.run
+    with: {argv: ["{{ item }}"], read_only: true}
+  - id: marks
+    title: a change per item
+    for_each: "{{ steps.reads.items.values() | selectattr('ok') | map(attribute='key') | list }}"
+    action: shell.run
+    with: {argv: [echo, "{{ item }}"]}
+""",
 }
 
 
 @pytest.mark.parametrize(("name", "mode", "status"), [
     ("mixed", "live", "succeeded"), ("mixed", "dry-run", "succeeded"), ("rollback", "live", "rolled_back"),
     ("undo", "live", "rollback_incomplete"), ("unrenderable", "live", "succeeded"),
+    ("loops", "live", "succeeded"), ("loops", "dry-run", "succeeded"),
 ])
 def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, mode: str,
                                                       status: str) -> None:
     loaded = load_text(RUNBOOKS[name].replace("COUNTER", str(tmp_path / "count")), str(tmp_path / f"{name}.yaml"))
     seen: list[Runner] = []
-    approvals = frozenset({"change"}) if name == "mixed" else frozenset()
+    approvals = frozenset({"change"}) if name == "mixed" else frozenset({"marks"}) if name == "loops" else frozenset()
     opts = RunOptions(mode=mode, operator="tester", approvals=approvals, before_finish=seen.append)
     store = FileStore(tmp_path / "home")
     outcome = start(loaded, {}, opts, NullReporter(), store=store)
     assert outcome.status == status
     live = seen[0].state
     records = [r.to_dict() for r in audit.read(store.log_path(outcome.run_id))[0]]
-    rebuilt = replay([s.id for s in loaded.runbook.steps], records)
+    rebuilt = replay(step_ids(loaded.runbook), records)
     assert rebuilt.steps == live.steps
     assert (rebuilt.status, rebuilt.mode, rebuilt.run_id, rebuilt.last_seq) == (
         live.status, live.mode, live.run_id, live.last_seq)
@@ -278,7 +321,11 @@ def test_replaying_the_log_rebuilds_the_runner_state(tmp_path: Path, name: str, 
     if name == "rollback":
         assert [rebuilt.steps[s].status for s in ("one", "two", "boom")] == [
             StepStatus.ROLLED_BACK, StepStatus.ROLLED_BACK, StepStatus.FAILED]
-    if mode == "dry-run":
+    if name == "loops":
+        assert [rebuilt.steps[f"reads[{k}]"].status for k in "abc"] == ["succeeded", "failed", "succeeded"]
+        assert rebuilt.context()["marks"]["status"] == ("planned" if mode == "dry-run" else "succeeded")
+        assert [e["item"] for e in rebuilt.context()["marks"]["items"]] == ["a", "c"]
+    elif mode == "dry-run":
         assert rebuilt.steps["change"].status is StepStatus.PLANNED
 
 

@@ -118,7 +118,7 @@ def test_live_run_holds_the_queue_and_proves_delivery(lab: Lab, bg_home: Path) -
     answers = {
         "Source (open relay, compromised account, web form, none found)": "compromised account",
         "Account or script to stop": "newsletter@example.test",
-        "Delisting ticket or reference numbers": lab.list_operator_delists,
+        "Ticket or reference number": lab.list_operator_delists,  # asked per listing (a loop item)
     }
     # The held mail stays held: the operator skips the release until the spam is sorted out.
     op = Operator(answers=answers, gates={"release_queue": "skip"})
