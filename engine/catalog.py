@@ -186,13 +186,15 @@ def _step_lines(steps: list[dict[str, Any]], indent: str, expand: bool) -> list[
         sub = indent + "          "
         lines += _wrap(s["title"], sub)
         if s.get("parallel"):  # runbook text: shown, never obeyed
-            lines += _wrap(visible_line(f"at once with the others of group {s['parallel']['id']}: "
-                                        f"{s['parallel']['title']}"), sub)
+            lines += _wrap(visible_line(_("at once with the others of group {id}: {title}").format(
+                id=s["parallel"]["id"], title=s["parallel"]["title"])), sub)
         if s.get("for_each") is not None:
-            each = ("asks per item" if s["confirm_each"] else "one gate for every item's plan") if s["gated"] else ""
-            at_once = f"{s['concurrency']} at once" if (s["concurrency"] or 1) > 1 else "one at a time"
-            lines += _wrap(visible_line(f"for each item of: {_yaml_value(s['for_each'])} ({at_once}"
-                                        f"{'; ' + each if each else ''})"), sub)
+            each = (_("asks per item") if s["confirm_each"] else _("one gate for every item's plan")) if s["gated"] \
+                else ""
+            at_once = (_("{count} at once").format(count=s["concurrency"]) if (s["concurrency"] or 1) > 1
+                       else _("one at a time"))
+            lines += _wrap(visible_line(_("for each item of: {items} ({how})").format(
+                items=_yaml_value(s["for_each"]), how=at_once + ("; " + each if each else ""))), sub)
         if s["when"] is not None:
             lines += _wrap(_("when: {condition}").format(condition=s["when"]), sub)
         for name, value in s["with"].items():  # runbook text: shown, never obeyed (escapes, bidi controls)
