@@ -209,7 +209,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
             if decided is not None:
                 in_doubt.append(decided)
         elif kind == T.GATE_ASKED:
-            others = rec.get("others") if isinstance(rec.get("others"), dict) else {}
+            asked = rec.get("others")
+            others: dict[str, Any] = asked if isinstance(asked, dict) else {}
             gates.append(GateRow(str(rec.get("gate", "")), str(rec.get("step", "")), at,
                                  needed=int(others.get("needed") or 0),
                                  approvers=[str(a) for a in others.get("approvers") or []],

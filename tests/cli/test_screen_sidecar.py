@@ -109,10 +109,14 @@ def test_the_same_runbook_in_english_ignores_the_sidecar(screens: Any, tmp_path:
     s.close()
 
 
-def _answered(s: Screen, before: str, timeout: float = 10) -> None:
-    """Wait until the screen moved on from the question just answered."""
+def _answered(s: Screen, before: str, question: str, timeout: float = 10) -> None:
+    """Wait until the screen moved on from the question just answered: an empty answer (Enter at the memo)
+    leaves the question as the last line written until the next output comes."""
     deadline = time.monotonic() + timeout
-    while s.text() == before and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        last = next((line for line in reversed(s.lines()) if line.strip()), "")
+        if s.text() != before and last != question:
+            return
         time.sleep(0.05)
 
 
@@ -153,7 +157,7 @@ def test_a_drill_of_a_shipped_runbook_asks_in_the_sidecar_japanese(screens: Any,
         typed = re.search(r"'([^']+)'", asked)
         s.send(typed.group(1) if typed else "y" if "[y/n]" in asked else "yes" if "[yes" in asked
                else "" if "メモ" in asked else "回答")
-        _answered(s, screen)
+        _answered(s, screen, last)
     else:
         raise AssertionError(f"the drill did not finish:\n{s.text()}")
     assert s.finish() == 0, s.text()
