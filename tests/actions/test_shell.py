@@ -65,18 +65,7 @@ def test_timeout_kills_the_commands_children_too(tmp_path: Path) -> None:
     result = ShellRun().run(ShellRunParams(argv=["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"]),
                             ActionContext(timeout=0.5))
     assert result.output["timed_out"] is True
-    child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            return
-        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
-            return  # dead, waiting for its (new) parent to reap it
-        time.sleep(0.05)
-    os.kill(child, signal.SIGKILL)
-    pytest.fail("the command's child kept running after the timeout")
+    _dies(int(pidfile.read_text()), "the command's child kept running after the timeout")
 
 
 def test_read_only_decides_the_effect() -> None:
@@ -118,14 +107,19 @@ steps:
     child = int(pidfile.read_text())
     engine.send_signal(signal.SIGKILL)
     engine.wait(10)
+    _dies(child, "the command kept running after the engine was killed")
+
+
+def _dies(pid: int, why: str) -> None:
+    """``pid`` is gone (or a zombie waiting for its new parent to reap it) within 5 s; else kill it and fail."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
-            os.kill(child, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return
-        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
-            return  # dead, waiting for its (new) parent to reap it
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return
         time.sleep(0.05)
-    os.kill(child, signal.SIGKILL)
-    pytest.fail("the command kept running after the engine was killed")
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(why)
