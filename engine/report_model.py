@@ -71,7 +71,7 @@ class GateRow:
 
     @property
     def given(self) -> int:
-        return sum(1 for a in self.approvals if a.get("verdict") == "verified" or a.get("verdict") == "scripted")
+        return sum(1 for a in self.approvals if a.get("verdict") in ("verified", "scripted"))
 
 
 @dataclass
