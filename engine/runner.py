@@ -273,13 +273,11 @@ class Runner:
                "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
                        "started": ""}, "contacts": self._contacts}
         for step in action_steps(self.loaded.runbook.steps):
-            uses = [(step.action, step.with_)]
-            if isinstance(step.rollback, Rollback):  # an auto undo's arguments are its step's
-                uses.append((step.rollback.action, step.rollback.with_))
-            for spec in (step, step.rollback):  # a gate's announcement holds a webhook URL too
-                confirm = getattr(spec, "confirm", None)
-                if isinstance(confirm, Gate) and confirm.announce is not None:
-                    uses.append((confirm.announce.action, confirm.announce.with_))
+            # An auto undo's arguments are its step's; a gate's announcement holds a webhook URL too.
+            specs: list[Step | Rollback] = [step, step.rollback] if isinstance(step.rollback, Rollback) else [step]
+            uses = [(spec.action, spec.with_) for spec in specs]
+            uses += [(spec.confirm.announce.action, spec.confirm.announce.with_) for spec in specs
+                     if isinstance(spec.confirm, Gate) and spec.confirm.announce is not None]
             for name, args in uses:
                 if declares_secrets(self.registry, name):
                     self.redactor.add(*declared_secrets(self.registry.get(name), args, ctx))
