@@ -23,6 +23,7 @@ from engine import audit
 from engine.errors import AuditError, RunLocked, RunNotFound
 from engine.events import RecordType
 from engine.store.base import RunSummary, choose, latest, summarise
+from engine.text import visible_line
 
 LOG = "audit.jsonl"
 
@@ -117,7 +118,9 @@ class FileStore:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunLocked(f"run {run_id} is being driven by another process (lock {path})") from None
+                pid, who = self._holder(run_id)
+                raise RunLocked(f"run {run_id} is being driven by another process (pid {pid}{who}; lock {path})"
+                                ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n{holder}\n".encode())
             yield
@@ -144,12 +147,19 @@ class FileStore:
         """A file lock lives exactly as long as its process, on this machine: there is no lease to break."""
         if not self.is_driven(run_id):
             return None
+        pid, who = self._holder(run_id)
+        raise RunLocked(f"run {run_id} is driven by process {pid}{who} on this machine; its lock ends with it: "
+                        f"stop that process (kill {pid}) and resume")
+
+    def _holder(self, run_id: str) -> tuple[str, str]:
+        """The pid the lock file names, and ", <operator>" when the driver gave one (for messages)."""
         try:
-            pid = ((self.log_path(run_id).parent / "lock").read_text().split() or ["?"])[0]
+            lines = (self.log_path(run_id).parent / "lock").read_text().splitlines()
         except OSError:
-            pid = "?"
-        raise RunLocked(f"run {run_id} is driven by process {pid} on this machine; its lock ends with it: stop "
-                        f"that process (kill {pid}) and resume")
+            lines = []
+        pid = lines[0].strip() if lines and lines[0].strip() else "?"
+        who = visible_line(lines[1].strip()) if len(lines) > 1 and lines[1].strip() else ""
+        return pid, f", {who}" if who else ""
 
     def list_runs(self) -> list[RunSummary]:
         out = []
