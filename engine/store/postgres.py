@@ -41,7 +41,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus as TX
 
 from engine import audit
 from engine.errors import AuditError, InputError, RunLocked, RunNotFound
@@ -110,12 +109,13 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# An append when the driver knows the head: the run's row is locked (appenders queue on it) by the insert
-# itself. Sent with BEGIN and COMMIT in one round trip; without sync the commit does not wait for the WAL
-# flush: the record is in order and atomic, and the next synced append (the record before an action) makes it
-# durable with its own flush.
-APPEND = """INSERT INTO breakglass.records (run_id, seq, line)
-    SELECT id, %s, %s FROM breakglass.runs WHERE id = %s FOR NO KEY UPDATE"""
+# An append when the driver knows the head: one statement in autocommit, so one round trip and its own
+# transaction. The insert locks the run's row (appenders queue on it). ``set_config(..., true)`` is SET LOCAL
+# for that transaction: with 'off' the commit does not wait for the WAL flush (the record is in order and
+# atomic, and the next synced append, the record before an action, makes it durable with its own flush).
+APPEND = """WITH durability AS (SELECT set_config('synchronous_commit', %s, true))
+    INSERT INTO breakglass.records (run_id, seq, line)
+    SELECT id, %s, %s FROM breakglass.runs, durability WHERE id = %s FOR NO KEY UPDATE OF runs"""
 
 
 def shown(url: str) -> str:
@@ -203,21 +203,9 @@ class PostgresLog:
     def _append(self, type_: str, data: Mapping[str, Any], sync: bool) -> dict[str, Any]:
         insert = "INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)"
         if self._head is not None:
-            # Begin, lock and insert, commit: sent together, one round trip (the transaction() helper in
-            # pipeline mode waited several times per record).
             record = self._record(type_, data, self._head)
-            try:
-                with self.conn.pipeline():
-                    self.conn.execute("BEGIN")
-                    if not sync:
-                        self.conn.execute("SET LOCAL synchronous_commit TO off")
-                    cur = self.conn.execute(APPEND, (record["seq"], audit.canonical(record).decode(), self.run_id))
-                    self.conn.execute("COMMIT")
-            except psycopg.Error:
-                if self.conn.info.transaction_status in (TX.INERROR, TX.INTRANS):
-                    with suppress(psycopg.Error):
-                        self.conn.execute("ROLLBACK")
-                raise
+            cur = self.conn.execute(APPEND, ("on" if sync else "off", record["seq"],
+                                             audit.canonical(record).decode(), self.run_id))
             if cur.rowcount != 1:
                 raise AuditError(f"{self.store.where(self.run_id)}: the run is not in the database (anymore?); "
                                  "nothing was written and the run stops here")

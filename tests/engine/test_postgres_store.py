@@ -117,6 +117,28 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_record_before_an_action_commits_synchronously_and_an_outcome_does_not_wait(url: str,
+                                                                                     tmp_path: Path) -> None:
+    # A trigger sees the transaction's synchronous_commit, the setting its COMMIT obeys.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.commit_mode (seq int, type text, mode text)")
+        conn.execute("""CREATE FUNCTION public.note_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+            INSERT INTO public.commit_mode VALUES (NEW.seq, NEW.line::json->>'type',
+                                                   current_setting('synchronous_commit'));
+            RETURN NEW; END $$""")
+        conn.execute("CREATE TRIGGER note_mode AFTER INSERT ON breakglass.records "
+                     "FOR EACH ROW EXECUTE FUNCTION public.note_mode()")
+        conn.execute("GRANT ALL ON public.commit_mode TO PUBLIC")
+    a_run(url, tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        modes = conn.execute("SELECT type, mode FROM public.commit_mode ORDER BY seq").fetchall()
+    started = [mode for type_, mode in modes if type_ == "step.started"]
+    outcomes = [mode for type_, mode in modes if type_ == "step.succeeded"]
+    assert started == ["on", "on"], modes
+    assert outcomes == ["off", "off"], modes
+    assert modes[-1] == ("run.finished", "on"), modes
+
+
 # --- what the database refuses ------------------------------------------------------------------------------
 
 
