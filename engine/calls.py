@@ -132,9 +132,7 @@ def resume_index(loaded: LoadedRunbook, state: RunState, prefix: str = "") -> in
 def counted(state: RunState) -> Iterator[StepState]:
     """The steps a run's counts include: not those of a call that never started (skipped, or not reached),
     which are no more pending than a skipped step's work is."""
-    from engine.events import StepStatus
-
-    from engine.events import parent_of
+    from engine.events import StepStatus, parent_of
 
     for sid, st in state.steps.items():
         call = (parent_of(sid) or sid).rpartition(SEP)[0]  # a loop item's key may hold a dot: not a call's

@@ -267,7 +267,8 @@ class TerminalReporter:
     def _still_open(self, items: list[dict[str, Any]]) -> None:
         """The run's open items (engine/followups.py): deadlines first by date, then unticked items, then what
         to type next. Their text came from runbooks and the world: made visible like every other line."""
-        due = sorted((i for i in items if i.get("kind") == "due"), key=lambda i: (i.get("due") is None, i.get("due") or ""))
+        due = sorted((i for i in items if i.get("kind") == "due"),
+                     key=lambda i: (i.get("due") is None, i.get("due") or ""))
         unchecked = [i for i in items if i.get("kind") == "unchecked"]
         if due or unchecked:
             self._print(_("still open:"))

@@ -97,6 +97,46 @@ def find_scenario(runbook_path: str, runbook_id: str, name: str | None) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class Heading:
+    """A scenario's title and description, as ``load_scenario`` gives them."""
+
+    title: str
+    description: str
+
+
+def heading(path: Path) -> Heading | None:
+    """The title and description of a scenario file, read from its top level without checking the rest;
+    None when it is not readable YAML. ``validate`` compares translations against these: loading every
+    scenario in full cost it a tenth of its time, and the drill that uses a scenario checks it anyway."""
+    import yaml
+
+    from engine.loader import read_text
+    from engine.yamlsource import SourceError, event_stream
+
+    found: dict[str, str] = {}
+    depth, key = 0, None
+    try:
+        for event in event_stream(read_text(path), str(path)):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                key = None
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.ScalarEvent) and depth == 1:
+                if key is None:
+                    key = event.value
+                    continue
+                if key in ("title", "description"):
+                    found[key] = event.value
+                    if len(found) == 2:
+                        break
+            key = None if depth <= 1 else key
+    except (SourceError, RunbookError, yaml.YAMLError):
+        return None
+    return Heading(found.get("title", scenario_name(path)), found.get("description", ""))
+
+
 def load_scenario(path: Path) -> Scenario:
     """Parse and check a scenario file; every problem is reported as file:line:col."""
     from engine.loader import read_text

@@ -141,8 +141,9 @@ def _problems(src: Source) -> Iterator[Problem]:
         return
     for i, regime in enumerate(regimes or ()):
         if str(regime).lower() not in REGIMES:
-            yield src.problem(("legal", "regimes", i), f"unknown regime '{regime}'{_near(str(regime).lower(), REGIMES)};"
-                              " breakglass knows " + ", ".join(REGIMES))
+            near = _near(str(regime).lower(), REGIMES)
+            yield src.problem(("legal", "regimes", i), f"unknown regime '{regime}'{near}; breakglass knows "
+                              + ", ".join(REGIMES))
 
 
 # --- what a runbook needs from it ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ from engine.yamlsource import Path, Source, SourceError, parse, read_document
 if TYPE_CHECKING:
     from actions.registry import Registry
     from engine.loader import LoadedRunbook
-    from engine.scenario import Scenario
+    from engine.scenario import Heading, Scenario
 
 SOURCE_LANGUAGE = "en"  # the runbook's own text
 FOLDER = "i18n"
@@ -80,7 +80,7 @@ class Translation:
 
 
 def read(runbook_path: str, runbook: Runbook, lang: str, registry: Registry,
-         scenarios: Mapping[str, Scenario | None] | None = None) -> Translation | None:
+         scenarios: Mapping[str, Heading | None] | None = None) -> Translation | None:
     """The checked ``lang`` sidecar of a runbook, None when there is none (or ``lang`` is the source's);
     RunbookError with every problem as file:line:col when it does not fit the runbook.
 
@@ -106,22 +106,17 @@ def read(runbook_path: str, runbook: Runbook, lang: str, registry: Registry,
                        tuple(gaps))
 
 
-def _scenario_names(runbook_path: str, runbook_id: str) -> dict[str, Scenario | None]:
+def _scenario_names(runbook_path: str, runbook_id: str) -> dict[str, Heading | None]:
     from engine.scenario import scenario_files, scenario_name
 
     return {scenario_name(f): None for f in scenario_files(runbook_path, runbook_id)}
 
 
-def _scenarios(runbook_path: str, runbook_id: str) -> dict[str, Scenario | None]:
-    from engine.scenario import load_scenario, scenario_files, scenario_name
+def _scenarios(runbook_path: str, runbook_id: str) -> dict[str, Heading | None]:
+    from engine.scenario import heading, scenario_files, scenario_name
 
-    found: dict[str, Scenario | None] = {}
-    for f in scenario_files(runbook_path, runbook_id):
-        try:
-            found[scenario_name(f)] = load_scenario(f)
-        except RunbookError:
-            found[scenario_name(f)] = None  # reported by the drill that uses it; its name still counts
-    return found
+    # An unreadable scenario is reported by the drill that uses it; its name still counts.
+    return {scenario_name(f): heading(f) for f in scenario_files(runbook_path, runbook_id)}
 
 
 def apply(runbook: Runbook, translation: Translation | None) -> Runbook:
@@ -203,7 +198,7 @@ class _Checker:
     """Walks a sidecar against its runbook: problems (what does not fit) and gaps (what is not translated)."""
 
     def __init__(self, src: Source, runbook: Runbook, registry: Registry, lang: str,
-                 scenarios: Mapping[str, Scenario | None]) -> None:
+                 scenarios: Mapping[str, Heading | None]) -> None:
         self.src = src
         self.runbook = runbook
         self.registry = registry
@@ -256,7 +251,7 @@ class _Checker:
     def _input(self, description: str, words: Any, path: Path) -> None:
         self._text(description, words, path, f"the description of input '{path[-1]}'")
 
-    def _scenario(self, scenario: Scenario | None, words: Any, path: Path) -> None:
+    def _scenario(self, scenario: Heading | None, words: Any, path: Path) -> None:
         words = self._fields(words, path, SCENARIO_KEYS, f"scenario '{path[-1]}'")
         if scenario is None:  # known by name only: its text is checked by `validate`
             for key, value in words.items():
@@ -314,7 +309,7 @@ class _Checker:
             self.problems.append(self.src.problem((*path, "with"), "'with' must be a mapping of the action's "
                                                   "text arguments"))
             given = None
-        for arg, value in (given or {}).items():
+        for arg in given or {}:
             where: Path = (*path, "with", arg)
             if arg not in texts:
                 shown = ", ".join(sorted(texts)) or "none"
