@@ -175,13 +175,33 @@ class _Flat:
     stays for the one question that follows the tree's shape: where a secret's value flows."""
 
     def __init__(self, ast: Any) -> None:
-        from jinja2 import nodes
-
         self.root = ast
-        self.nodes = list(ast.find_all(nodes.Node))
+        self.nodes = _descendants(ast)
 
     def find_all(self, kind: Any) -> Iterator[Any]:
         return (n for n in self.nodes if isinstance(n, kind))
+
+
+def _descendants(root: Any) -> list[Any]:
+    """Every node under ``root`` in document order, as ``root.find_all(nodes.Node)`` lists them: walked with
+    one stack instead of a generator per node (Jinja2's walk was most of checking a template)."""
+    from jinja2.nodes import Node
+
+    found: list[Any] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is not root:
+            found.append(node)
+        children: list[Any] = []
+        for name in node.fields:
+            value = getattr(node, name, None)
+            if isinstance(value, Node):
+                children.append(value)
+            elif isinstance(value, list):
+                children += [item for item in value if isinstance(item, Node)]
+        stack += reversed(children)
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

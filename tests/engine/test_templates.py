@@ -179,3 +179,18 @@ def test_environment_is_sandboxed_and_strict() -> None:
     assert isinstance(env, ImmutableSandboxedEnvironment)
     assert env.undefined is StrictUndefined
     assert not {"lipsum", "cycler", "joiner"} & set(env.globals)
+
+
+@pytest.mark.parametrize("text", [
+    "{{ inputs.domain }}",
+    "{% for h in steps.mx.output.answers | map(attribute='value') %}{{ h ~ '.' if h else x[0]['k'] }}{% endfor %}",
+    "{% set a = (1, [2, {'k': inputs.x}]) %}{{ a | selectattr('y', 'equalto', 3) | list | length > 2 }}",
+    "{% if a %}{{ b(c, d=e, *f, **g) }}{% elif h %}{{ i.j[k:l] }}{% else %}{{ m is defined and n }}{% endif %}",
+])
+def test_the_checker_sees_every_node_jinja2_itself_finds_in_order(text: str) -> None:
+    from jinja2 import nodes
+
+    ast = templates.parse(text, False)
+    expected = list(ast.find_all(nodes.Node))
+    walked = templates._descendants(ast)
+    assert [id(n) for n in walked] == [id(n) for n in expected]
