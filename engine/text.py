@@ -64,15 +64,24 @@ def joiner(before: str, after: str) -> str:
 
 def width(text: str) -> int:
     """Columns ``text`` takes on a terminal (``len`` counts 再起動 as 3; it takes 6)."""
+    if text.isascii():  # every ASCII character takes one column: no need to ask unicodedata three times each
+        return len(text)
     return sum(char_width(ch) for ch in text)
 
 
 # A word of narrow text, or one wide character with the punctuation that may not begin the next line, or
 # spaces. Japanese has no spaces between words: a line may break between any two wide characters.
 _TOKEN = re.compile(r"\s+|[^\s]")
+_ASCII_TOKEN = re.compile(r"\s+|\S+")  # ASCII: narrow letters only, so a word is all that is not a space
 
 
 def _tokens(text: str) -> list[str]:
+    if text.isascii():
+        return [" " if piece.isspace() else piece for piece in _ASCII_TOKEN.findall(text)]
+    return _tokens_by_width(text)
+
+
+def _tokens_by_width(text: str) -> list[str]:
     out: list[str] = []
     for piece in _TOKEN.findall(text):
         if piece.isspace():

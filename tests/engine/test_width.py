@@ -85,3 +85,11 @@ def test_show_of_a_japanese_runbook_fits_80_columns(tmp_path: Path) -> None:
     shown = unicodedata.normalize("NFC", done.stdout)
     for phrase in ("ドメインの登録が停止", "切り分けて", "サブドメインを含めず", "serverHold"):
         assert phrase in shown.replace("\n", "").replace(" ", "")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_ascii_is_measured_and_cut_as_the_column_rules_would(text: str) -> None:
+    from engine import text as t
+
+    assert t.width(text) == sum(t.char_width(ch) for ch in text)
+    assert t._tokens(text) == t._tokens_by_width(text)
