@@ -55,12 +55,16 @@ def child(cmd):
     count = [0]
 
     class KillAfterInsert:
-        """The session, except that the record's INSERT is the last thing sent: killed before COMMIT."""
+        """The session, except that the record never commits: the driver dies just before the append that
+        is one statement (its own transaction), or, on the path that reads the head first, after the INSERT
+        was sent but before COMMIT."""
         def __init__(self, conn):
             self._conn = conn
         def __getattr__(self, name):
             return getattr(self._conn, name)
         def execute(self, query, *args, **kwargs):
+            if query == pg.APPEND:
+                os.kill(os.getpid(), signal.SIGKILL)
             result = self._conn.execute(query, *args, **kwargs)
             if str(query).startswith("INSERT INTO breakglass.records"):
                 os.kill(os.getpid(), signal.SIGKILL)
