@@ -174,6 +174,8 @@ class DnsAuthoritativeOutput(Output):
     latest_serial: int | None = Field(description="The newest serial seen.")
     lagging: list[str] = Field(description="Servers behind the newest serial.")
     answer_sets: list[dict[str, Any]] = Field(description="Each distinct answer and the servers giving it.")
+    delegation_ttl: int | None = Field(None, description="TTL of the NS set as the parent (TLD) served it: how "
+                                       "long resolvers may keep the old delegation; null with `nameservers:`.")
 
 
 class DnsAuthoritative(Action[DnsAuthoritativeParams]):
@@ -184,7 +186,7 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
 
     def run(self, params: DnsAuthoritativeParams, ctx: ActionContext) -> ActionResult:
         deadline = _deadline(ctx, params.timeout * (params.retries + 1) * 4)
-        source, targets = self._targets(params, deadline, ctx)
+        source, targets, delegation_ttl = self._targets(params, deadline, ctx)
         if not targets:
             raise ActionError(
                 f"found no authoritative servers for {params.zone} via {source}; pass `nameservers:`"
@@ -198,6 +200,7 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
             "source": source,
             "nameservers": rows,
             **_agreement(rows),
+            "delegation_ttl": delegation_ttl,
         }
         return ActionResult(output=output, ok=bool(output["answering"]), message=_summarise(output))
 
@@ -213,15 +216,15 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
 
     def _targets(
         self, params: DnsAuthoritativeParams, deadline: float, ctx: ActionContext
-    ) -> tuple[str, list[tuple[str, str]]]:
-        """(where the list came from, [(label, "ip:port")]) for every server to ask."""
+    ) -> tuple[str, list[tuple[str, str]], int | None]:
+        """(where the list came from, [(label, "ip:port")] for every server to ask, the NS set's TTL there)."""
         texts = nameserver_texts(params.nameservers)
         if texts:
             return "nameservers", [
                 (text, str(addr))
                 for text, server in zip(texts, parse_nameservers(texts, params.port), strict=True)
                 for addr in resolve_host(server) or [server]  # an unresolvable name shows up as an ERROR row
-            ]
+            ], None
         if params.parent:
             sources = parse_nameservers(params.parent)
         elif params.via_tld:
@@ -231,8 +234,9 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
         for source in sources:
             found = _ns_addresses(source, params, deadline)
             if found is not None:
-                return f"NS via {source}", found
-        return "NS lookup (no answer)", []
+                targets, ttl = found
+                return f"NS via {source}", targets, ttl
+        return "NS lookup (no answer)", [], None
 
     async def _ask_all(
         self, params: DnsAuthoritativeParams, name: str, targets: list[tuple[str, str]], deadline: float
@@ -245,8 +249,9 @@ class DnsAuthoritative(Action[DnsAuthoritativeParams]):
 
 def _ns_addresses(
     source: Address, params: DnsAuthoritativeParams, deadline: float
-) -> list[tuple[str, str]] | None:
-    """The zone's NS names with their addresses (glue first, else asked at ``source``); None if no answer."""
+) -> tuple[list[tuple[str, str]], int | None] | None:
+    """The zone's NS names with their addresses (glue first, else asked at ``source``) and the NS set's TTL
+    there; None if no answer."""
     import dns.rdatatype
 
     opts: dict[str, Any] = {"timeout": params.timeout, "retries": params.retries, "deadline": deadline}
@@ -255,13 +260,9 @@ def _ns_addresses(
         return None
     reply = outcome.message
     # A parent answers with a referral: the NS set is in the authority section (RFC 1034 4.3.2).
-    ns_names = [
-        str(rd.target)
-        for section in (reply.answer, reply.authority)
-        for rrset in section
-        if rrset.rdtype == dns.rdatatype.NS
-        for rd in rrset
-    ]
+    ns_sets = [rrset for section in (reply.answer, reply.authority) for rrset in section
+               if rrset.rdtype == dns.rdatatype.NS]
+    ns_names = [str(rd.target) for rrset in ns_sets for rd in rrset]
     glue: dict[str, list[str]] = {}
     for rrset in reply.additional:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -271,7 +272,9 @@ def _ns_addresses(
         addresses = glue.get(ns) or [a for t in ("A", "AAAA") for a in query(source, ns, t, **opts).answers]
         # An NS name without an address is kept as a row so it is reported, not silently dropped.
         found.extend((ns, str(Address(a, params.port))) for a in addresses or [ns])
-    return found
+    # The parent's TTL is what a resolver caches the delegation for (172800 s at .com): the old nameservers
+    # can be asked that long after a registrar fixes them (RFC 1034 4.3.2, RFC 2181 5.4.1).
+    return found, min((rrset.ttl for rrset in ns_sets), default=None)
 
 
 async def _ask_one(

@@ -448,8 +448,8 @@ def _reference_problem(root: str, attr: str | None, scope: _Scope, local: frozen
         if scope.exists(attr):
             return f"'steps.{attr}' refers to a step that has not run yet at this point"
         return f"'steps.{attr}' refers to a step that does not exist"
-    if root == "run" and attr not in ("id", "mode", "runbook", "operator", "started"):
-        return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started"
+    if root == "run" and attr not in ("id", "mode", "runbook", "operator", "started", "now"):
+        return f"'run.{attr}' is not defined; run has id, mode, runbook, operator, started, now"
     if root == "contacts" and attr not in team.ROLES:
         near = difflib.get_close_matches(attr, team.ROLES, n=1)
         return (f"'contacts.{attr}' is not a contact role" + (f" (did you mean '{near[0]}'?)" if near else "")

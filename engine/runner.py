@@ -25,7 +25,7 @@ from actions.registry import Registry
 from engine import calls, followups, loops, signers, templates
 from engine import team as team_file
 from engine.approvals import APPROVE, OpenGate, Tally
-from engine.audit import AuditRecord, canonical
+from engine.audit import AuditRecord, canonical, utc_now
 from engine.console import Reporter
 from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
 from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, item_id, left_undone
@@ -253,7 +253,9 @@ class Runner:
             "inputs": self.frame.inputs,
             "steps": self.frame.view(views) if self.loaded.children else views,
             "run": {"id": self.state.run_id, "mode": self.mode, "runbook": self.frame.loaded.runbook.id,
-                    "operator": self.gates.operator, "started": self.started_ts},
+                    "operator": self.gates.operator, "started": self.started_ts,
+                    # the render time: how long from *now* a cache may hold an answer, a rung may wait
+                    "now": utc_now()},
             "contacts": self._contacts,
         }
         if result is not None:
@@ -271,7 +273,7 @@ class Runner:
         not hide the secret in another; those are learned again when their step runs."""
         ctx = {"inputs": self.inputs, "steps": self.state.context(),
                "run": {"id": "", "mode": self.mode, "operator": "", "runbook": self.loaded.runbook.id,
-                       "started": ""}, "contacts": self._contacts}
+                       "started": "", "now": ""}, "contacts": self._contacts}
         for step in action_steps(self.loaded.runbook.steps):
             # An auto undo's arguments are its step's; a gate's announcement holds a webhook URL too.
             specs: list[Step | Rollback] = [step, step.rollback] if isinstance(step.rollback, Rollback) else [step]

@@ -37,6 +37,7 @@ ENV = "BREAKGLASS_TEAM"
 ROLES: tuple[str, ...] = (
     "registrar_24x7",
     "registrar_account_manager",
+    "registrar_executive",  # the rung after a silent account manager (Zoho, 2024: a dead 24/7 line)
     "hosting",
     "dns_provider",
     "dpo",

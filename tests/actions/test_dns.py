@@ -223,6 +223,9 @@ def test_ns_set_is_found_at_the_parent(lab: dict[str, BindServer]) -> None:
     assert rows["ns1.example.test."]["finding"] == "ok"
     assert rows["ns2.example.test."]["finding"] == "not answering"
     assert out["not_answering"] == [f"127.0.0.2:{primary.port}"]
+    # how long a resolver may keep this delegation: the NS set's TTL where it was found (the zone's $TTL here)
+    assert out["delegation_ttl"] == 300
+    assert authoritative(nameservers=[primary.address]).output["delegation_ttl"] is None  # no parent asked
 
 
 def test_no_authoritative_servers_found(dead: str) -> None:

@@ -85,10 +85,12 @@ def run_json(args: list[str], env: Mapping[str, str], timeout: float = 300) -> J
 class Operator:
     """Answers a live run at a pseudo-terminal. ``gates`` maps gate ids to 'yes', 'no', 'skip' or a typed
     value (default: approve, typing what is asked); ``answers`` maps question text to typed answers;
-    ``on_gate`` is called with the gate id before answering (to change the world mid-run)."""
+    ``on_gate`` is called with the gate id before answering (to change the world mid-run); ``ticks`` maps
+    the text of a checklist item (or its start) to 'y' or 'n' (default: every item ticked)."""
 
     gates: dict[str, str] = field(default_factory=dict)
     answers: dict[str, str] = field(default_factory=dict)
+    ticks: dict[str, str] = field(default_factory=dict)
     on_gate: Any = None
     seen_gates: list[str] = field(default_factory=list)
     transcript: str = ""
@@ -135,7 +137,8 @@ class Operator:
                 elif index == 4:
                     child.sendline("skip" if self.gates.get(gate) == "skip" else "abort")
                 elif index == 5:
-                    child.sendline("y")
+                    asked = " ".join(str(child.before or "").split())[-200:]  # the item, unwrapped
+                    child.sendline(next((a for item, a in self.ticks.items() if item in asked), "y"))
                 elif index == 6:
                     child.sendline("")
                 else:

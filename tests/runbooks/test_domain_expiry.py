@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.runbooks.operator import cli_env, run_json
@@ -19,3 +20,36 @@ def test_unknown_registry_fields_fail_at_once_and_the_run_goes_on(bg_home: Path)
     text = str(facts["output"])
     assert "does not say: statuses, expires, registrar" in text and "None" not in text
     assert result.finished["status"] == "succeeded"  # the TLD delegates to our nameservers: the real check
+
+
+def test_pending_delete_is_not_promised_a_restore(bg_home: Path) -> None:
+    """Only redemptionPeriod can be restored for a fee; pendingDelete alone is caught when it drops."""
+    result = run_json(["drill", "domain-expiry", "--scenario", "pending-delete", "--yes"], cli_env(bg_home),
+                      timeout=120)
+    status = result.steps()
+    assert status["catch_drop"] == "succeeded"
+    assert status["renew"] == "skipped" and status["restore"] == "skipped"
+    # nothing to wait for at the TLD or the resolvers: the delegation cannot come back in this run
+    assert status["verify_delegation"] == "skipped" and status["watch_resolvers"] == "skipped"
+    assert status["notify_done"] == "skipped"
+
+
+def test_redemption_is_restored_not_renewed(bg_home: Path) -> None:
+    result = run_json(["drill", "domain-expiry", "--scenario", "redemption", "--yes"], cli_env(bg_home),
+                      timeout=120)
+    status = result.steps()
+    assert status["restore"] == "succeeded"
+    assert status["renew"] == "skipped" and status["catch_drop"] == "skipped"
+
+
+def test_right_at_the_tld_is_not_fixed_until_resolvers_see_it(bg_home: Path) -> None:
+    result = run_json(["drill", "domain-expiry", "--scenario", "resolvers-still-cached", "--yes"], cli_env(bg_home),
+                      timeout=120)
+    status = result.steps()
+    assert status["verify_delegation"] == "succeeded" and status["watch_resolvers"] == "failed"
+    note = result.outputs()["cache_horizon"]["note"]
+    assert "2 of 4 public resolvers see our nameservers." in note
+    assert "lives 172800 s (NS TTL at the TLD)" in note and '"no such domain" 900 s' in note
+    assert re.search(r"Caches may hold the old answer until \d\d:\d\d UTC \(\+2 d\)\.", note), note
+    started = next(e for e in result.events if e.get("type") == "step.started" and e.get("step") == "notify_done")
+    assert "only 2 of 4 public resolvers see it" in str(started), started

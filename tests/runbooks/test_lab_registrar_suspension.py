@@ -3,12 +3,14 @@ example.test, an RDAP server answering clientHold then released, a domain blockl
 
 Live: the operator answers the registrar questions at a pseudo-terminal; while the run waits for the release,
 the "registry" puts the delegation back (an RFC 2136 update to the TLD zone), and the verification steps
-see the domain delegated and answering again. Dry-run: nothing posted, the TLD zone untouched, verification
-skipped.
+see the domain delegated and answering again. The evidence pack probes the phishing URLs we took down. When
+the registrar gives no ticket, the escalation ladder climbs rung by rung with the team file's contacts and a
+deadline per rung. Dry-run: nothing posted, the TLD zone untouched, verification skipped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,14 @@ QUESTIONS = {
     "What did the registrar act on (abuse report, unpaid invoice, contact verification, unknown)?": "abuse report",
     "Registrar ticket number": "ACME-4411",
     "Time they promised to lift the hold": "within the hour",
+    "Our abuse tickets and when each was taken down": "ABUSE-17, page removed 08:10 UTC",
 }
+TEAM = """\
+contacts:
+  registrar_24x7: {name: Acme NOC, phone: "+1 555 0100"}
+  registrar_account_manager: {name: Jo Account, phone: "+1 555 0101", email: jo@acme.example}
+  registrar_executive: {name: Sam CEO, email: ceo@acme.example}
+"""
 
 
 class Lab:
@@ -35,6 +44,10 @@ class Lab:
         released = synthetic_domain(DOMAIN, "2026-03-14T04:00:00Z", ["client transfer prohibited"])
         rdap.routes[f"/rdap/domain/{DOMAIN}"] = [Reply(body=held), Reply(body=released)]
         self.hooks = serve()
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.hooks.server_address[1]}"
 
     def close(self) -> None:
         stop(self.hooks)
@@ -48,6 +61,7 @@ class Lab:
             "authoritative_port": self.ours.port,
             "rdap_url": f"{self.rdap.base}/rdap/",
             "blocklists": [{"zone": "dbl.test", "name": "Lab DBL", "kind": "domain"}],
+            "takedown_urls": [f"{self.web}/phish/login.php", f"{self.web}/status/200"],
             "dnsbl_resolver": self.tld.address,
             "webhook_url": hook_url(self.hooks),
         }
@@ -85,12 +99,16 @@ def test_live_run_with_the_registrar_call_answered_at_a_terminal(lab: Lab, bg_ho
     assert op.seen_gates == ["notify_incident", "notify_resolved"]
     records = audit_records(env)
     status = step_status(records)
-    assert status["check_tld"] == "succeeded"
-    assert status["contact_registrar"] == "succeeded"
+    assert status["check_tld"] == "failed"  # the TLD's own servers: no delegation to find
+    assert status["contact_registrar"] == "succeeded" and status["escalation"] == "skipped"
     assert status["escalate_registry"] == "skipped" and status["restore_domain"] == "skipped"
     assert status["verify_rdap"] == "succeeded" and status["verify_delegation"] == "succeeded"
     outputs = {r["step"]: r.get("output") for r in records if r["type"] == "step.succeeded"}
-    assert outputs["check_tld"]["status"] == "NXDOMAIN"
+    assert "The TLD's servers: no delegation" in outputs["facts"]["note"]
+    evidence = outputs["evidence_pack"]["note"]
+    assert "ABUSE-17, page removed 08:10 UTC" in evidence
+    assert f"{lab.web}/phish/login.php: gone (404)" in evidence
+    assert f"{lab.web}/status/200: STILL ANSWERS (200)" in evidence
     assert outputs["abuse_blocklists"]["listed_on"] == ["dbl.test"]
     assert "Acme Registrar" in outputs["facts"]["note"] and "abuse@acme-registrar.example" in outputs["facts"]["note"]
     assert "client hold" in outputs["facts"]["note"]
@@ -114,3 +132,42 @@ def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
     assert lab.hooks.received == []
     assert lab.tld.soa_serial("test.") == serial and lab.tld.zone_file("test.").read_text() == zone
     assert lab.rdap.hits(f"/rdap/domain/{DOMAIN}") == 1
+
+
+def test_a_silent_registrar_is_escalated_rung_by_rung(lab: Lab, bg_home: Path, tmp_path: Path) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text(TEAM)
+    env = cli_env(bg_home, BREAKGLASS_TEAM=str(team))
+    answers = {**QUESTIONS, "Registrar ticket number": "", "Who answered, and what they promised": "",
+               "Time the registrar confirmed the release": lab.registry_lifts_the_hold}
+    code = Operator(answers=answers).run(["run", "registrar-suspension", *input_args(lab.inputs(), lab.tmp)], env)
+    records = audit_records(env)
+    status = step_status(records)
+    assert code == 0
+    rungs = [f"escalation[{i}]" for i in range(4)]
+    assert [status[r] for r in rungs] == ["succeeded"] * 4
+    shown = {r["step"]: r for r in records if r["type"] == "step.started" and r.get("step") in rungs}
+    texts = [str(shown[r]) for r in rungs]
+    assert "Rung 1 of 4, the 24/7 line" in texts[0] and "Acme NOC, +1 555 0100" in texts[0]
+    assert "Jo Account" in texts[1] and "Sam CEO" in texts[2] and "ceo@acme.example" in texts[2]
+    assert "ICANN Contractual Compliance" in texts[3]
+    # each rung is timeboxed: the deadline is escalation_minutes after the rung was shown
+    for rec, text in zip((shown[r] for r in rungs), texts, strict=True):
+        h, m = int(rec["ts"][11:13]), int(rec["ts"][14:16])
+        deadline = re.search(r"If nobody answers by (\d\d):(\d\d) UTC", text)
+        assert deadline is not None, text
+        assert (int(deadline[1]) * 60 + int(deadline[2]) - (h * 60 + m + 30)) % 1440 in (0, 1439), (rec["ts"], text)
+
+
+def test_the_delegation_checks_ask_the_tld_from_root_zone_data() -> None:
+    """No .com server as a default: for a .jp or .de domain that would ask the wrong registry."""
+    import yaml
+
+    from tests.runbooks.operator import RUNBOOKS
+
+    book = yaml.safe_load((RUNBOOKS / "registrar-suspension.yaml").read_text())
+    assert "default" not in book["inputs"]["tld_server"]
+    steps = {s["id"]: s for s in book["steps"]}
+    steps.update({s["id"]: s for s in steps["first_checks"]["parallel"]})
+    for sid in ("check_tld", "verify_delegation"):
+        assert steps[sid]["action"] == "dns.authoritative" and steps[sid]["with"]["via_tld"] is True, sid
