@@ -48,6 +48,8 @@ BUILTIN: dict[str, str] = {
     "http.probe": "actions.http:HttpProbe",
     "http.request": "actions.http:HttpRequest",
     "notify.webhook": "actions.notify:NotifyWebhook",
+    # telling customers: status page and notices from the runbook's `comms:` (issue 19)
+    "comms.post": "actions.comms:CommsPost",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
     # personal-data breaches (issue 19)

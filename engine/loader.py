@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from engine import comms
 from engine.errors import Problem, RunbookError
 from engine.model import RUNBOOK_ID, STEP_ID, Runbook, Step
 from engine.yamlsource import Path, Source, SourceError, parse, read_document
@@ -158,6 +159,7 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
         from actions.registry import Registry
 
         registry = Registry()
+    data = _with_comms(src)
     runbook: Runbook | None = None
     try:
         runbook = Runbook.model_validate(data)
@@ -182,6 +184,7 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     if ("defaults",) not in broken and isinstance(raw_defaults, dict):
         defaults = {str(n): None if ("defaults", n) in broken else v for n, v in raw_defaults.items()}
     raw_outputs = data.get("outputs") if ("outputs",) not in broken else None
+    problems += [src.problem(path, message) for path, message in comms.problems(src.data)]
     problems += check_parts(inputs, steps, ids, src, registry, defaults,
                             raw_outputs if isinstance(raw_outputs, dict) else None)
     runbook_id = data.get("id")
@@ -197,6 +200,22 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     if problems or runbook is None:
         raise RunbookError(_one_line(list(dict.fromkeys(problems))))
     return src, runbook, children
+
+
+def _with_comms(src: Source) -> Any:
+    """The data with each `comms.post` step's templates filled from `comms:` (engine.comms), and their
+    positions pointed at where the templates are written, so a bad one is named there."""
+    data = comms.with_comms(src.data)
+    if data is src.data:
+        return data
+    for i, raw in enumerate(data["steps"]):
+        if isinstance(raw, dict) and raw.get("action") == comms.ACTION:
+            kind = (raw.get("with") or {}).get("kind")
+            for lang in comms.LANGS:
+                at = ("comms", "templates", kind, lang)
+                if at in src.marks:
+                    src.marks[("steps", i, "with", "templates", lang)] = src.marks[at]
+    return data
 
 
 # --- the model's errors as advice ------------------------------------------------------------------------
