@@ -41,6 +41,7 @@ BUILTIN: dict[str, str] = {
     "mail.auth_records": "actions.mail_auth:MailAuthRecords",
     "mail.spf_check": "actions.mail_auth:MailSpfCheck",
     "mail.smtp_probe": "actions.smtp:SmtpProbe",
+    "mail.rejections": "actions.mail_rejections:MailRejections",
     # hosts and web (issue 8)
     "ssh.run": "actions.ssh:SshRun",
     "ssh.upload": "actions.ssh:SshUpload",

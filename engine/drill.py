@@ -2,7 +2,8 @@
 
 A drill walks the same engine path as a live run (render → plan → gate → apply → record); only the world is
 swapped. Actions whose effect stays on this machine and talk to no one (``manual``, ``assert``, ``log.note``,
-``wait.sleep`` with its wait cut to zero) run for real; every other action is answered by the scenario, by
+``mail.rejections``, ``wait.sleep`` with its wait cut to zero) run for real, and ``comms.post`` renders and
+records its text for real with its webhook removed; every other action is answered by the scenario, by
 step id, and never called. As a second fence, the whole drill runs with outbound sockets refused in-process.
 
 Scenario files live next to the runbook: ``scenarios/<runbook id>/<NN-name>.yaml``; the first in file-name
@@ -57,7 +58,8 @@ __all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_s
 T = RecordType
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
-LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
+# mail.rejections only reads the text it is given (an earlier step's simulated output).
+LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep", "mail.rejections"})
 # Actions that notify people but whose text is the point of rehearsing them: a drill renders and records it
 # for real, with every way out (the webhook) removed, so the report shows the words a live run would send.
 RENDERED_LOCALLY = frozenset({"comms.post"})
