@@ -185,8 +185,11 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
         defaults = {str(n): None if ("defaults", n) in broken else v for n, v in raw_defaults.items()}
     raw_outputs = data.get("outputs") if ("outputs",) not in broken else None
     problems += [src.problem(path, message) for path, message in comms.problems(src.data)]
+    comms_sound = isinstance(data.get("comms"), dict) and not any(p[:1] == ("comms",) for p in broken)
+    raw_comms = data["comms"] if comms_sound else {}
     problems += check_parts(inputs, steps, ids, src, registry, defaults,
-                            raw_outputs if isinstance(raw_outputs, dict) else None)
+                            raw_outputs if isinstance(raw_outputs, dict) else None,
+                            raw_comms.get("templates") if isinstance(raw_comms.get("templates"), dict) else None)
     runbook_id = data.get("id")
     children: dict[str, LoadedRunbook] = {}
     if any(isinstance(step, dict) and step.get("action") == calls.CALL for step in steps):
