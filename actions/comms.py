@@ -80,7 +80,8 @@ class CommsPost(Action[CommsPostParams]):
         missing = [lang for lang in params.languages if not params.templates.get(lang, "").strip()]
         return Plan(
             summary=f"{params.kind} ({params.stage}) to {where}:\n" + "\n".join(texts.values()),
-            changes=[{"kind": params.kind, "stage": params.stage, "texts": texts, "next_update": promised}],
+            # The texts are the summary already: the change names what is sent, not the words a second time.
+            changes=[{"kind": params.kind, "stage": params.stage, "languages": list(texts), "next_update": promised}],
             state={"texts": texts, "next_update": promised},
             refused=f"no {', '.join(missing)} text for {params.kind}" if missing else None,
         )

@@ -291,10 +291,9 @@ class TerminalReporter:
     def _on_comms_due(self, rec: dict[str, Any]) -> None:
         # Shown in the operator's own time zone would need theirs; UTC is what the update itself promises.
         due = str(rec.get("due", ""))[11:16]
-        self._print(self._paint(visible_line("  ⏰ " + _(
-            "customer update due {due} UTC (every {minutes} min): post the status page / customer notice "
-            "(comms: {kinds})").format(due=due, minutes=int(rec.get("cadence_s", 0)) // 60,
-                                       kinds=", ".join(rec.get("kinds") or []))), "33"))
+        self._print(self._paint(visible_line("  ⏰ " + _("customer update due {due} UTC (every {minutes} min): {kinds}")
+                                             .format(due=due, minutes=int(rec.get("cadence_s", 0)) // 60,
+                                                     kinds=", ".join(rec.get("kinds") or []))), "33"))
 
     # Which record each method above prints; a record type without one is not shown on the terminal.
     _handlers: ClassVar[dict[str, Any]] = {

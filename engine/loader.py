@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine import comms
 from engine.errors import Problem, RunbookError
-from engine.model import RUNBOOK_ID, STEP_ID, Runbook, Step
+from engine.model import CADENCE, RUNBOOK_ID, STEP_ID, Runbook, Step
 from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
@@ -227,7 +227,8 @@ def _with_comms(src: Source) -> Any:
 KINDS = {"string_type": "a valid string", "int_type": "a valid integer", "float_type": "a valid number",
          "bool_type": "a valid boolean", "list_type": "a valid list", "dict_type": "a valid mapping",
          "model_type": "a valid mapping", "model_attributes_type": "a valid mapping"}
-PATTERNS = {RUNBOOK_ID: "must be kebab-case (a-z, 0-9, -)", STEP_ID: "must be snake_case (a-z, 0-9, _)"}
+PATTERNS = {RUNBOOK_ID: "must be kebab-case (a-z, 0-9, -)", STEP_ID: "must be snake_case (a-z, 0-9, _)",
+            CADENCE: 'must be minutes or hours: "30m", "1h"'}
 BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "greater than or equal to"),
           "less_than": ("lt", "less than"), "less_than_equal": ("le", "less than or equal to")}
 
