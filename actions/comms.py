@@ -27,7 +27,7 @@ class CommsPostParams(Params):
         description="Which of the runbook's `comms.templates` to send (written out, never a template).")
     stage: Literal["investigating", "identified", "monitoring", "resolved"] = Field(
         description="Where the incident stands, shown first: investigating, identified, monitoring, resolved.")
-    languages: list[Lang] = Field(default_factory=lambda: ["en", "ja"],
+    languages: list[Lang] = Field(default_factory=lambda: list[Lang](["en", "ja"]),
                                   description="The languages to send (default both).")
     templates: dict[str, str] = Field(
         default_factory=dict,
@@ -53,7 +53,7 @@ class CommsPostOutput(Output):
 
 def _texts(p: CommsPostParams, now: float) -> tuple[dict[str, str], str | None]:
     promised = comms.next_update(now, p.cadence_minutes, p.stage)
-    texts = {lang: comms.compose(lang, p.stage, p.templates.get(lang, ""), promised) for lang in p.languages}
+    texts = {str(lang): comms.compose(lang, p.stage, p.templates.get(lang, ""), promised) for lang in p.languages}
     return texts, (promised.strftime("%Y-%m-%dT%H:%M:%SZ") if promised else None)
 
 

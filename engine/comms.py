@@ -69,11 +69,13 @@ def problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
     """(data path, message) for each `comms.post` step the runbook's `comms:` cannot serve."""
     found: list[tuple[tuple[Any, ...], str]] = []
     comms = data.get("comms")
-    texts = comms.get("templates") if isinstance(comms, dict) and isinstance(comms.get("templates"), dict) else {}
+    given = comms.get("templates") if isinstance(comms, dict) else None
+    texts: Mapping[str, Any] = given if isinstance(given, dict) else {}
     for i, raw in enumerate(data.get("steps") or []):
         if not isinstance(raw, dict) or raw.get("action") != ACTION:
             continue
-        args = raw.get("with") if isinstance(raw.get("with"), dict) else {}
+        written = raw.get("with")
+        args: dict[str, Any] = written if isinstance(written, dict) else {}
         kind = args.get("kind")
         if not isinstance(comms, dict):
             found.append((("steps", i, "action"), "comms.post needs the runbook's top-level `comms:` (cadence and "
@@ -83,7 +85,7 @@ def problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
         elif not isinstance(kind, str) or kind not in KINDS:
             found.append((("steps", i, "with", "kind"), f"kind must be written out: {' or '.join(KINDS)}"))
         for name in FILLED:
-            if name in (raw.get("with") or {}):
+            if name in args:
                 found.append((("steps", i, "with", name), f"'{name}' comes from the runbook's `comms:`; do not "
                                                           "write it"))
     return found

@@ -214,8 +214,10 @@ def _with_comms(src: Source) -> Any:
     for i, raw in enumerate(data["steps"]):
         if isinstance(raw, dict) and raw.get("action") == comms.ACTION:
             kind = (raw.get("with") or {}).get("kind")
+            if not isinstance(kind, str):
+                continue
             for lang in comms.LANGS:
-                at = ("comms", "templates", kind, lang)
+                at: Path = ("comms", "templates", kind, lang)
                 if at in src.marks:
                     src.marks[("steps", i, "with", "templates", lang)] = src.marks[at]
     return data

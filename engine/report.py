@@ -291,8 +291,10 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
 
 def _update(rec: dict[str, Any]) -> dict[str, Any]:
     """One customer update as the report lists it: when, which, and the exact words."""
-    out = rec.get("output") if isinstance(rec.get("output"), dict) else {}
-    texts = out.get("texts") if isinstance(out.get("texts"), dict) else {}
+    given, written = rec.get("output"), None
+    out: dict[str, Any] = given if isinstance(given, dict) else {}
+    written = out.get("texts")
+    texts: dict[str, Any] = written if isinstance(written, dict) else {}
     return {"ts": rec["ts"], "step": str(rec.get("step", "")), "kind": str(out.get("kind", "")),
             "stage": str(out.get("stage", "")), "texts": {str(k): str(v) for k, v in texts.items()},
             "posted": bool(out.get("posted")), "next_update": out.get("next_update")}

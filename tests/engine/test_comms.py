@@ -82,7 +82,8 @@ def test_a_drill_records_the_exact_text_and_reminds_once_the_cadence_passed(tmp_
     reminder = records[due]
     assert reminder["cadence_s"] == 1800 and reminder["kinds"] == ["status_page"]
     assert "customer update due" in out.getvalue() and reminder["due"][11:16] in out.getvalue()
-    posted = {r["step"]: r["output"] for r in records if r["type"] == "step.succeeded" and r["step"] in ("post", "done")}
+    posted = {r["step"]: r["output"] for r in records
+              if r["type"] == "step.succeeded" and r["step"] in ("post", "done")}
     assert posted["post"]["texts"]["en"].startswith("[Investigating] www.example.com is down; 503.\nNext update by ")
     assert posted["post"]["texts"]["ja"].startswith("【調査中】 www.example.com が停止しています。\n次回の更新は ")
     assert "(日本時間)" in posted["post"]["texts"]["ja"]
@@ -146,8 +147,8 @@ def test_comms_post_posts_the_texts_to_a_webhook_and_masks_its_secret() -> None:
     hooks = serve()
     try:
         url = hook_url(hooks)
-        params = CommsPostParams(kind="customer_notice", stage="identified", templates={"en": "Sorry.", "ja": "申し訳ありません。"},
-                                 cadence_minutes=60, url=url)
+        params = CommsPostParams(kind="customer_notice", stage="identified",
+                                 templates={"en": "Sorry.", "ja": "申し訳ありません。"}, cadence_minutes=60, url=url)
         now = datetime(2026, 11, 30, 3, 10, tzinfo=UTC).timestamp()
         ctx = ActionContext(run_id="r1", step_id="s1", settings={"now": now})
         action = CommsPost()
@@ -160,7 +161,8 @@ def test_comms_post_posts_the_texts_to_a_webhook_and_masks_its_secret() -> None:
     assert "lab-secret" not in json.dumps(result.output) and any("lab-secret" in x for x in result.secrets)
     body = hooks.received[0].json
     assert body["texts"] == {"en": "[Identified] Sorry.\nNext update by 2026-11-30 04:10 UTC.",
-                             "ja": "【原因特定】 申し訳ありません。\n次回の更新は 11月30日 13:10 (日本時間) までにお知らせします。"}
+                             "ja": "【原因特定】 申し訳ありません。\n"
+                                   "次回の更新は 11月30日 13:10 (日本時間) までにお知らせします。"}
     assert result.message.endswith("next update due 04:10 UTC")
 
 

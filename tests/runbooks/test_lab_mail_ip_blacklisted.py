@@ -38,7 +38,8 @@ status=bounced (host said: 550-5.7.1 [{IP}] Our system has detected that this me
 """
 SENDERS = {"4XyZ2": "newsletter@example.test", "4XyZ3": "newsletter@example.test", "4XyZ4": "billing@example.test"}
 # Stand-ins for the Postfix scripts: move the queued files of sender $1 (never pasted into the script).
-HOLD = 'cd {d}/spool/active && mkdir -p ../hold && for f in *; do grep -qF -- "from=<$1>" "$f" && mv "$f" ../hold/; done; true'
+HOLD = ('cd {d}/spool/active && mkdir -p ../hold && for f in *; do grep -qF -- "from=<$1>" "$f" && mv "$f" ../hold/; '
+        'done; true')
 RELEASE = 'cd {d}/spool/hold && for f in *; do grep -qF -- "from=<$1>" "$f" && mv "$f" ../active/; done; true'
 ZONE = f"""\
 @ IN MX 10 mail.example.test.
