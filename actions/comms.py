@@ -11,15 +11,23 @@ Its effect is NOTIFY: gated like ``notify.webhook`` in a live run, shown and not
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from actions.clients.redact_headers import redact_url, scrub
-from engine import comms
 
 Lang = Literal["en", "ja"]
+# What each stage is called on a status page (Atlassian Statuspage's words), and where the promise of the next
+# update goes. Japanese customers read Japan time; the English text says UTC.
+LABELS = {
+    "en": {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring",
+           "resolved": "Resolved"},
+    "ja": {"investigating": "調査中", "identified": "原因特定", "monitoring": "経過観察", "resolved": "解決"},
+}
+JST = timezone(timedelta(hours=9), "JST")
 
 
 class CommsPostParams(Params):
@@ -51,9 +59,29 @@ class CommsPostOutput(Output):
     status: int | None = Field(description="The webhook's HTTP status, if it answered.")
 
 
+def next_update(now: float, minutes: int | None, stage: str) -> datetime | None:
+    """When the next update is promised: none once resolved, or without a cadence."""
+    if stage == "resolved" or not minutes:
+        return None
+    return datetime.fromtimestamp(now, UTC) + timedelta(minutes=minutes)
+
+
+def compose(lang: str, stage: str, body: str, promised: datetime | None) -> str:
+    """The text customers read: the stage, the body, and when they hear from us next."""
+    label = LABELS[lang][stage]
+    if lang == "ja":
+        head = f"【{label}】"
+        tail = (f"\n次回の更新は {promised.astimezone(JST):%m月%d日 %H:%M} (日本時間) までにお知らせします。"
+                if promised else "")
+    else:
+        head = f"[{label}]"
+        tail = f"\nNext update by {promised:%Y-%m-%d %H:%M} UTC." if promised else ""
+    return f"{head} {body.strip()}{tail}"
+
+
 def _texts(p: CommsPostParams, now: float) -> tuple[dict[str, str], str | None]:
-    promised = comms.next_update(now, p.cadence_minutes, p.stage)
-    texts = {str(lang): comms.compose(lang, p.stage, p.templates.get(lang, ""), promised) for lang in p.languages}
+    promised = next_update(now, p.cadence_minutes, p.stage)
+    texts = {str(lang): compose(lang, p.stage, p.templates.get(lang, ""), promised) for lang in p.languages}
     return texts, (promised.strftime("%Y-%m-%dT%H:%M:%SZ") if promised else None)
 
 

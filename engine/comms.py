@@ -8,13 +8,14 @@ run, so they are rendered exactly like any argument: once, in the sandbox, over 
 what the world returned rendered again). The runner reminds the operator when `cadence` passed without an
 update (``due``), and records it (``comms.due``); the report lists every update and reminder.
 
-Pure functions only: the model, the loader, the action and the runner import this module.
+Pure functions only: the model, the loader and the runner import this module (actions/comms.py words
+the message itself).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 ACTION = "comms.post"
@@ -23,15 +24,6 @@ LANGS = ("en", "ja")
 STAGES = ("investigating", "identified", "monitoring", "resolved")
 # The arguments the engine fills from `comms:`; a runbook does not write them.
 FILLED = ("templates", "cadence_minutes")
-
-# What each stage is called on a status page, and where the promise of the next update goes. Japanese
-# customers read Japan time; the English text says UTC.
-LABELS = {
-    "en": {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring",
-           "resolved": "Resolved"},
-    "ja": {"investigating": "調査中", "identified": "原因特定", "monitoring": "経過観察", "resolved": "解決"},
-}
-JST = timezone(timedelta(hours=9), "JST")
 
 
 def cadence_minutes(cadence: Any) -> int | None:
@@ -91,29 +83,6 @@ def problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
     return found
 
 
-# --- the message and its promise ---------------------------------------------------------------------------
-
-
-def next_update(now: float, minutes: int | None, stage: str) -> datetime | None:
-    """When the next update is promised: none once resolved, or without a cadence."""
-    if stage == "resolved" or not minutes:
-        return None
-    return datetime.fromtimestamp(now, UTC) + timedelta(minutes=minutes)
-
-
-def compose(lang: str, stage: str, body: str, promised: datetime | None) -> str:
-    """The text customers read: the stage, the body, and when they hear from us next."""
-    label = LABELS[lang][stage]
-    if lang == "ja":
-        head = f"【{label}】"
-        tail = (f"\n次回の更新は {promised.astimezone(JST):%m月%d日 %H:%M} (日本時間) までにお知らせします。"
-                if promised else "")
-    else:
-        head = f"[{label}]"
-        tail = f"\nNext update by {promised:%Y-%m-%d %H:%M} UTC." if promised else ""
-    return f"{head} {body.strip()}{tail}"
-
-
 # --- the reminder ------------------------------------------------------------------------------------------
 
 
@@ -125,7 +94,3 @@ def due(now: float, last: float, cadence_s: int) -> float | None:
 
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def hhmm(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")

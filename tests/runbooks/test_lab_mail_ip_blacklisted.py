@@ -88,6 +88,7 @@ class Lab:
             "bounce_command": f"grep -hiE 'blocked|listed|status=bounced' {d}/mail.log | tail -n 30",
             "queue_command": f"cat {d}/mailq.txt",
             "senders_command": f"grep -hoE 'sasl_username=[^ ,]+' {d}/mail.log | sort | uniq -c | sort -rn",
+            "offending_sender": "newsletter@example.test",  # from the alert; the operator's answer wins
             "hold_script": HOLD.format(d=d),
             "release_script": RELEASE.format(d=d),
             "resolver": self.bind.address,
