@@ -87,7 +87,7 @@ def _texts(p: CommsPostParams, now: float) -> tuple[dict[str, str], str | None]:
 
 def _now(ctx: ActionContext) -> float:
     # The run's clock: a drill's is simulated (engine.world), so the promise matches its reminders.
-    value = ctx.settings.get("now")
+    value = ctx.settings.get("run_clock")
     return float(value) if isinstance(value, (int, float)) else time.time()
 
 

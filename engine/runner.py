@@ -633,7 +633,7 @@ class Runner:
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
-                             settings={"legal_regimes": self.team.regimes, "now": self.world.now(),
+                             settings={"legal_regimes": self.team.regimes, "run_clock": self.world.now(),
                                        **self.settings},
                              operator=self.gates.operator,
                              runbook_id=self.loaded.runbook.id, terminal=self.gates.terminal,

@@ -150,7 +150,7 @@ def test_comms_post_posts_the_texts_to_a_webhook_and_masks_its_secret() -> None:
         params = CommsPostParams(kind="customer_notice", stage="identified",
                                  templates={"en": "Sorry.", "ja": "申し訳ありません。"}, cadence_minutes=60, url=url)
         now = datetime(2026, 11, 30, 3, 10, tzinfo=UTC).timestamp()
-        ctx = ActionContext(run_id="r1", step_id="s1", settings={"now": now})
+        ctx = ActionContext(run_id="r1", step_id="s1", settings={"run_clock": now})
         action = CommsPost()
         plan = action.plan(params, ctx)
         assert "lab-secret" not in plan.summary and plan.refused is None
