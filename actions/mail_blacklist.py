@@ -47,6 +47,7 @@ class ZoneSpec(BaseModel):
     kind: Literal["ip", "domain"] = Field(default="ip", description="ip (reversed address) or domain list")
     ipv6: bool = Field(default=False, description="the list publishes IPv6 entries (RFC 5782 section 2.4)")
     delist: str = Field(default="", description="URL where a listed owner requests removal")
+    procedure: str = Field(default="", description="how this list's removal works, in one or two sentences")
     codes: dict[str, CodeMeaning] = Field(default_factory=dict, description="A answer -> meaning")
     bits: dict[int, str] = Field(default_factory=dict, description="bitmask lists: last-octet bit -> meaning")
     refused_range: str | None = Field(
@@ -166,6 +167,7 @@ async def check_one(resolver: Resolver, target: str, spec: ZoneSpec, qname: str)
         "answers": [],
         "reason": None,
         "delist": spec.delist or None,
+        "procedure": spec.procedure or None,
     }
     answer = await resolver.ask_async(qname, "A")
     if answer.status != "NOERROR":
@@ -219,7 +221,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 class MailBlacklistOutput(Output):
     results: list[dict[str, Any]] = Field(description="Each check: target, zone, list, query, status, answers, "
-                                          "reason, delist.")
+                                          "reason, delist, procedure (how removal works).")
     skipped: list[Any] = Field(description="Lists not asked, and why.")
     listed_count: int = Field(description="Checks that found the target listed.")
     listed_on: list[str] = Field(description="Lists (zones) that list a target.")

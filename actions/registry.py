@@ -41,6 +41,7 @@ BUILTIN: dict[str, str] = {
     "mail.auth_records": "actions.mail_auth:MailAuthRecords",
     "mail.spf_check": "actions.mail_auth:MailSpfCheck",
     "mail.smtp_probe": "actions.smtp:SmtpProbe",
+    "mail.rejections": "actions.mail_rejections:MailRejections",
     # hosts and web (issue 8)
     "ssh.run": "actions.ssh:SshRun",
     "ssh.upload": "actions.ssh:SshUpload",
@@ -48,6 +49,8 @@ BUILTIN: dict[str, str] = {
     "http.probe": "actions.http:HttpProbe",
     "http.request": "actions.http:HttpRequest",
     "notify.webhook": "actions.notify:NotifyWebhook",
+    # telling customers: status page and notices from the runbook's `comms:` (issue 19)
+    "comms.post": "actions.comms:CommsPost",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
     # personal-data breaches (issue 19)

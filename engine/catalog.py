@@ -111,7 +111,8 @@ def describe(loaded: LoadedRunbook, registry: Any = None, prefix: str = "") -> d
     inputs = [{"name": n, "type": str(i.type), "required": i.is_required, "default": i.default, "env": i.env,
                "description": i.description} for n, i in rb.inputs.items()]
     return {"id": rb.id, "title": rb.title, "severity": rb.severity, "tags": rb.tags, "path": loaded.path,
-            "description": rb.description, "inputs": inputs, "steps": steps, "outputs": list(rb.outputs)}
+            "description": rb.description, "inputs": inputs, "steps": steps, "outputs": list(rb.outputs),
+            "comms": {"cadence": rb.comms.cadence, "kinds": rb.comms.kinds()} if rb.comms else None}
 
 
 def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +160,9 @@ def render_description(info: dict[str, Any], expand: bool = False) -> str:
              + (" · " + _("tags {tags}").format(tags=", ".join(info["tags"])) if info["tags"] else ""), ""]
     if info["description"].strip():
         lines += [*_wrap(info["description"], ""), ""]
+    if info.get("comms"):
+        lines += [*_wrap(_("Customer updates every {cadence}: {kinds} (en, ja)").format(
+            cadence=info["comms"]["cadence"], kinds=", ".join(info["comms"]["kinds"])), ""), ""]
     lines += [_("Inputs:")]
     for i in info["inputs"]:
         need = (_("required") if i["required"] else _("default {value}").format(value=_yaml_value(i["default"]))

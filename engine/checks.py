@@ -74,8 +74,8 @@ class _Scope:
 
 def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | None],
                 step_ids: Sequence[str | None], src: Source, registry: Registry,
-                defaults: Mapping[str, Raw | None] | None = None, outputs: Mapping[str, Any] | None = None
-                ) -> list[Problem]:
+                defaults: Mapping[str, Raw | None] | None = None, outputs: Mapping[str, Any] | None = None,
+                comms: Mapping[str, Any] | None = None) -> list[Problem]:
     """Check the inputs, the defaults and the steps; ``None`` marks one whose structure the model refused
     (reported by the loader); ``defaults`` None: that section itself is broken.
 
@@ -104,6 +104,10 @@ def check_parts(inputs: Mapping[str, Raw | None] | None, steps: Sequence[Raw | N
     after_all = _Scope(book, len(step_ids))  # `outputs:` render after the last step (engine.calls)
     for name, template in (outputs or {}).items():
         problems += _check_tree(template, ("outputs", name), src, after_all)
+    # `comms:` texts, checked once over the whole runbook (names, syntax, the sandbox) even where no step
+    # posts them yet; each `comms.post` step checks them again where it stands (engine.comms fills them in).
+    for kind, texts in (comms or {}).items():
+        problems += _check_tree(texts, ("comms", "templates", kind), src, after_all)
     return problems
 
 

@@ -289,6 +289,13 @@ class TerminalReporter:
                                    "FILE` checks it").format(head=rec.get("head"), by=rec.get("by"),
                                                               fingerprint=rec.get("fingerprint"))))
 
+    def _on_comms_due(self, rec: dict[str, Any]) -> None:
+        # Shown in the operator's own time zone would need theirs; UTC is what the update itself promises.
+        due = str(rec.get("due", ""))[11:16]
+        self._print(self._paint(visible_line("  ⏰ " + _("customer update due {due} UTC (every {minutes} min): {kinds}")
+                                             .format(due=due, minutes=int(rec.get("cadence_s", 0)) // 60,
+                                                     kinds=", ".join(rec.get("kinds") or []))), "33"))
+
     # Which record each method above prints; a record type without one is not shown on the terminal.
     _handlers: ClassVar[dict[str, Any]] = {
         RecordType.RUN_STARTED: _on_run_started, RecordType.RUN_RESUMED: _on_run_resumed,
@@ -299,6 +306,7 @@ class TerminalReporter:
         RecordType.ROLLBACK_SKIPPED: _on_rollback_skipped, RecordType.ROLLBACK_FAILED: _on_rollback_failed,
         RecordType.NOTE: _on_note, RecordType.DRILL_GRADED: _on_drill_graded,
         RecordType.RUN_FINISHED: _on_run_finished, RecordType.HEAD_SIGNED: _on_head_signed,
+        RecordType.COMMS_DUE: _on_comms_due,
     }
 
 

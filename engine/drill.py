@@ -2,7 +2,8 @@
 
 A drill walks the same engine path as a live run (render → plan → gate → apply → record); only the world is
 swapped. Actions whose effect stays on this machine and talk to no one (``manual``, ``assert``, ``log.note``,
-``wait.sleep`` with its wait cut to zero) run for real; every other action is answered by the scenario, by
+``mail.rejections``, ``wait.sleep`` with its wait cut to zero) run for real, and ``comms.post`` renders and
+records its text for real with its webhook removed; every other action is answered by the scenario, by
 step id, and never called. As a second fence, the whole drill runs with outbound sockets refused in-process.
 
 Scenario files live next to the runbook: ``scenarios/<runbook id>/<NN-name>.yaml``; the first in file-name
@@ -24,11 +25,13 @@ order is the default. The file format::
       steps: {<step id>: succeeded|failed|skipped|planned|refused|rolled_back|rollback_failed|...}
       gates: {<gate id>: approved|denied}
       outcome: succeeded|failed|refused|rolled_back|rollback_incomplete|interrupted
+      reminders: 1                              how often a customer update fell due (`comms:` cadence)
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +58,11 @@ __all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_s
 T = RecordType
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
-LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
+# mail.rejections only reads the text it is given (an earlier step's simulated output).
+LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep", "mail.rejections"})
+# Actions that notify people but whose text is the point of rehearsing them: a drill renders and records it
+# for real, with every way out (the webhook) removed, so the report shows the words a live run would send.
+RENDERED_LOCALLY = frozenset({"comms.post"})
 
 # --- the simulated world ---------------------------------------------------------------------------------
 
@@ -71,11 +78,17 @@ class SimulatedWorld:
         self.applied: set[str] = set()
         self.notes: list[str] = []
         self.durations: dict[str, float] = {}
+        self.started = time.time()
 
     # World protocol ------------------------------------------------------------------------------------
 
     def wait(self, seconds: float) -> None:
         """Retry delays are simulated time: a drill never sleeps through them."""
+
+    def now(self) -> float:
+        """Simulated time: the drill's start plus every simulated duration so far (a scenario's `duration:`,
+        a `wait.sleep`), so a scenario can let a customer update fall due without anyone waiting."""
+        return self.started + sum(self.durations.values())
 
     def answers_at(self, gate_id: str) -> list[dict[str, Any]] | None:
         """The scenario's approvers at a four-eyes gate, in the order they answer; nobody when it scripts none
@@ -96,6 +109,8 @@ class SimulatedWorld:
 
     def plan(self, step_id: str, action: Action[Any], params: Params, ctx: ActionContext, *,
              rollback: bool = False) -> Plan:
+        if action.name in RENDERED_LOCALLY and not rollback:
+            return self.live.plan(step_id, action, _offline(params), ctx)
         spec = self.specs.get(self._described(step_id), {}).get("plan")
         if rollback or not isinstance(spec, dict):
             shown = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if v is not None}
@@ -113,6 +128,8 @@ class SimulatedWorld:
     ) -> ActionResult:
         if rollback:
             return self._rollback(step_id)
+        if action.name in RENDERED_LOCALLY:
+            return self.live.apply(step_id, action, _offline(params), ctx, plan)
         result = self._answer(step_id)
         if result.ok:
             self._applied(step_id)
@@ -178,6 +195,11 @@ class SimulatedWorld:
                 effects[sid] = str(rec.get("effect", "read"))
             elif kind == T.STEP_SUCCEEDED and effects.get(sid, "read") != "read":
                 self._applied(sid)
+
+
+def _offline(params: Params) -> Params:
+    """The arguments without a way to reach anyone (a drill never sends)."""
+    return params.model_copy(update={"url": None}) if "url" in type(params).model_fields else params
 
 
 def _result_of(spec: Mapping[str, Any], attempt: int) -> ActionResult:
@@ -260,6 +282,12 @@ def grade(
             score += 1
         else:
             deviations.append(f"gate {gid}: expected {want}, was {was}")
+    if exp.reminders is not None:
+        was_reminded = sum(1 for r in records if r["type"] == T.COMMS_DUE)
+        if was_reminded == exp.reminders:
+            score += 1
+        else:
+            deviations.append(f"customer-update reminders: expected {exp.reminders}, were {was_reminded}")
     outcome = events.outcome(records)  # the finish hook runs before run.finished: how the run is ending
     if exp.outcome:
         if outcome == exp.outcome:

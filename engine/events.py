@@ -66,6 +66,9 @@ class RecordType(StrEnum):
     ROLLBACK_FAILED = "rollback.failed", "step", "title", "error", "output", "attempts", "duration_ms"
     ROLLBACK_SKIPPED = "rollback.skipped", "step", "reason"
     NOTE = "note", "text", "by"
+    # The runbook's `comms.cadence` passed since the last customer update (or the run's start) without one:
+    # the operator was reminded (engine/comms.py). ``due`` and ``last`` are ISO 8601 UTC.
+    COMMS_DUE = "comms.due", "due", "last", "cadence_s"
     DRILL_GRADED = "drill.graded", "scenario", "score", "total", "deviations", "outcome_expected", "outcome"
 
     def missing(self, data: Mapping[str, Any]) -> list[str]:
@@ -79,7 +82,7 @@ T = RecordType
 RUN_RECORDS = frozenset({T.RUN_STARTED, T.RUN_RESUMED, T.RUN_INPUTS_CHANGED, T.RUN_FINISHED, T.GATE_ASKED,
                          T.GATE_APPROVED, T.GATE_DENIED, T.NOTE, T.ROLLBACK_BEGUN, T.DRILL_GRADED,
                          T.APPROVAL_SIGNED, T.APPROVAL_COUNTED, T.APPROVAL_REJECTED, T.GATE_VOIDED, T.GATE_ANNOUNCED,
-                         T.HEAD_SIGNED})
+                         T.HEAD_SIGNED, T.COMMS_DUE})
 STARTS = frozenset({T.RUN_STARTED, T.RUN_RESUMED})  # where one drive of a run begins
 DECISIONS = frozenset({T.GATE_APPROVED, T.GATE_DENIED, T.GATE_VOIDED})  # each closes one opening of a gate
 

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from engine import comms
 from engine.errors import Problem, RunbookError
-from engine.model import RUNBOOK_ID, STEP_ID, Runbook, Step
+from engine.model import CADENCE, RUNBOOK_ID, STEP_ID, Runbook, Step
 from engine.yamlsource import Path, Source, SourceError, parse, read_document
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
         from actions.registry import Registry
 
         registry = Registry()
+    data = _with_comms(src)
     runbook: Runbook | None = None
     try:
         runbook = Runbook.model_validate(data)
@@ -182,8 +184,12 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     if ("defaults",) not in broken and isinstance(raw_defaults, dict):
         defaults = {str(n): None if ("defaults", n) in broken else v for n, v in raw_defaults.items()}
     raw_outputs = data.get("outputs") if ("outputs",) not in broken else None
+    problems += [src.problem(path, message) for path, message in comms.problems(src.data)]
+    comms_sound = isinstance(data.get("comms"), dict) and not any(p[:1] == ("comms",) for p in broken)
+    raw_comms = data["comms"] if comms_sound else {}
     problems += check_parts(inputs, steps, ids, src, registry, defaults,
-                            raw_outputs if isinstance(raw_outputs, dict) else None)
+                            raw_outputs if isinstance(raw_outputs, dict) else None,
+                            raw_comms.get("templates") if isinstance(raw_comms.get("templates"), dict) else None)
     runbook_id = data.get("id")
     children: dict[str, LoadedRunbook] = {}
     if any(isinstance(step, dict) and step.get("action") == calls.CALL for step in steps):
@@ -199,13 +205,32 @@ def _checked(text: str, file: str, registry: Registry | None, expected_id: str |
     return src, runbook, children
 
 
+def _with_comms(src: Source) -> Any:
+    """The data with each `comms.post` step's templates filled from `comms:` (engine.comms), and their
+    positions pointed at where the templates are written, so a bad one is named there."""
+    data = comms.with_comms(src.data)
+    if data is src.data:
+        return data
+    for i, raw in enumerate(data["steps"]):
+        if isinstance(raw, dict) and raw.get("action") == comms.ACTION:
+            kind = (raw.get("with") or {}).get("kind")
+            if not isinstance(kind, str):
+                continue
+            for lang in comms.LANGS:
+                at: Path = ("comms", "templates", kind, lang)
+                if at in src.marks:
+                    src.marks[("steps", i, "with", "templates", lang)] = src.marks[at]
+    return data
+
+
 # --- the model's errors as advice ------------------------------------------------------------------------
 
 # Keyed by pydantic's error types (its stable interface), never by its message text.
 KINDS = {"string_type": "a valid string", "int_type": "a valid integer", "float_type": "a valid number",
          "bool_type": "a valid boolean", "list_type": "a valid list", "dict_type": "a valid mapping",
          "model_type": "a valid mapping", "model_attributes_type": "a valid mapping"}
-PATTERNS = {RUNBOOK_ID: "must be kebab-case (a-z, 0-9, -)", STEP_ID: "must be snake_case (a-z, 0-9, _)"}
+PATTERNS = {RUNBOOK_ID: "must be kebab-case (a-z, 0-9, -)", STEP_ID: "must be snake_case (a-z, 0-9, _)",
+            CADENCE: 'must be minutes or hours: "30m", "1h"'}
 BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "greater than or equal to"),
           "less_than": ("lt", "less than"), "less_than_equal": ("le", "less than or equal to")}
 

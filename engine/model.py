@@ -222,6 +222,43 @@ StepOrGroup = Annotated[
 ]
 
 
+CADENCE = r"^[1-9][0-9]*(m|h)$"  # minutes or hours: "30m", "1h"
+
+
+class CommsText(Frozen):
+    """One message in both languages the runbook's audience reads, each a template over inputs and steps."""
+
+    en: str = Field(description="The English text (a template).")
+    ja: str = Field(description="The Japanese text (a template); a sidecar never translates it.")
+
+
+class CommsTemplates(Frozen):
+    """The messages a `comms.post` step sends, by kind."""
+
+    status_page: CommsText | None = Field(None, description="The status page entry (short, public).")
+    customer_notice: CommsText | None = Field(
+        None, description="The notice mailed to affected customers (what happened, what to do, what not).")
+
+
+class Comms(Frozen):
+    """How this incident is told to customers: the templates and how often an update is owed (issue 19).
+
+    A `comms.post` step renders one kind with a stage (investigating, identified, monitoring, resolved),
+    records the exact text and promises the next update; the engine reminds the operator when `cadence` has
+    passed since the last update (or the run's start) without one."""
+
+    cadence: str = Field(pattern=CADENCE, description='How often customers get an update: "30m", "1h".')
+    templates: CommsTemplates = Field(description="status_page and customer_notice, each in en and ja.")
+
+    @property
+    def cadence_s(self) -> int:
+        number, unit = int(self.cadence[:-1]), self.cadence[-1]
+        return number * (3600 if unit == "h" else 60)
+
+    def kinds(self) -> list[str]:
+        return [k for k, text in self.templates if text is not None]
+
+
 class Runbook(Frozen):
     """A runbook file."""
 
@@ -233,6 +270,9 @@ class Runbook(Frozen):
     )
     tags: list[str] = Field(default_factory=list, description="Free-form labels for `breakglass list`.")
     inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters of the run.")
+    comms: Comms | None = Field(
+        None, description="Status-page and customer-notice templates (en, ja) and the update cadence; "
+        "`comms.post` steps send them and the run reminds the operator when an update is due.")
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Arguments per action ({dns.update: {server: ..., zone: ...}}), merged under the `with` of "
@@ -255,6 +295,15 @@ class Runbook(Frozen):
             return data  # the fields' own validation reports what is wrong
         defaults = data["defaults"]
         return {**data, "steps": [_group_with_defaults(defaults, raw) for raw in data["steps"]]}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_comms(cls, data: Any) -> Any:
+        # The loader fills them before its checks too (same function): a step's templates are checked where
+        # the step stands, and every reader of the model sees the arguments the step runs with.
+        from engine.comms import with_comms
+
+        return with_comms(data)
 
 
 def with_defaults(defaults: Any, action: Any, args: Any) -> Any:

@@ -12,6 +12,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
+from engine import comms
 from engine.audit import Verdict
 from engine.calls import SEP as CALL_SEP
 from engine.errors import AuditError
@@ -183,6 +184,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
     in_doubt: list[dict[str, Any]] = []
     inputs_changed: list[dict[str, Any]] = []
     handovers: list[dict[str, str]] = []
+    updates: list[dict[str, Any]] = []
+    reminders: list[dict[str, Any]] = []
     operators: list[str] = []
     driver = ""  # who drives the run from here: its starter, then whoever resumed it
     for rec in records:
@@ -205,6 +208,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         )
         if kind.startswith("step.") and rec.get("step") in steps:
             _on_step(steps[str(rec["step"])], rec, at, notes, driver)
+            if kind == T.STEP_SUCCEEDED and steps[str(rec["step"])].action == comms.ACTION:
+                updates.append(_update(rec))
             decided = _in_doubt_decision(rec)
             if decided is not None:
                 in_doubt.append(decided)
@@ -225,6 +230,8 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
                                if isinstance(change, dict)]
         elif kind == T.RUN_RESUMED and (handed := handover_row(rec)) is not None:
             handovers.append(handed)
+        elif kind == T.COMMS_DUE:
+            reminders.append({"ts": rec["ts"], "due": str(rec.get("due", "")), "last": str(rec.get("last", ""))})
         elif kind == T.NOTE:
             notes.append({"ts": rec["ts"], "by": by, "text": str(rec.get("text", "")), "step": ""})
         elif kind.startswith("rollback."):
@@ -277,7 +284,20 @@ def build(run_id: str, records: list[dict[str, Any]], chain: Chain, alive: bool 
         in_doubt=in_doubt,
         inputs_changed=inputs_changed,
         handovers=handovers,
+        updates=updates,
+        reminders=reminders,
     )
+
+
+def _update(rec: dict[str, Any]) -> dict[str, Any]:
+    """One customer update as the report lists it: when, which, and the exact words."""
+    given, written = rec.get("output"), None
+    out: dict[str, Any] = given if isinstance(given, dict) else {}
+    written = out.get("texts")
+    texts: dict[str, Any] = written if isinstance(written, dict) else {}
+    return {"ts": rec["ts"], "step": str(rec.get("step", "")), "kind": str(out.get("kind", "")),
+            "stage": str(out.get("stage", "")), "texts": {str(k): str(v) for k, v in texts.items()},
+            "posted": bool(out.get("posted")), "next_update": out.get("next_update")}
 
 
 def _replay(ids: list[str], records: list[dict[str, Any]], chain: Chain) -> RunState:

@@ -112,6 +112,10 @@ class Report:
     handovers: list[dict[str, str]] = field(default_factory=list)  # the run changed hands: from, to, ts, how
     lang: str = "en"  # the language the report is written in: the run's (run.started says), unless asked
     open_items: list[dict[str, Any]] = field(default_factory=list)  # run.finished's `open` (engine/followups.py)
+    # What customers were told (engine/comms.py): each `comms.post` that went out (ts, step, kind, stage, texts,
+    # posted, next_update), and each reminder that an update was due (ts, due).
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    reminders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answered(self) -> list[StepRow]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from actions.base import Action, ActionContext, ActionResult, Effect, Params, Plan
 from actions.clients import fanout
 from actions.registry import Registry
-from engine import calls, followups, loops, signers, templates
+from engine import calls, comms, followups, loops, signers, templates
 from engine import team as team_file
 from engine.approvals import APPROVE, OpenGate, Tally
 from engine.audit import AuditRecord, canonical, utc_now
@@ -183,6 +183,10 @@ class Runner:
         # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
         # record at a time, in one order for the log, the machine and the terminal.
         self._recording = threading.RLock()
+        # Customer updates (engine/comms.py): when the last went out, and the due time already reminded of.
+        # A resumed run counts from its resume.
+        self._comms_last = self.world.now()
+        self._comms_reminded: float | None = None
 
     @property
     def mode(self) -> str:
@@ -208,6 +212,7 @@ class Runner:
         try:
             with sigterm_as_interrupt():
                 for unit in self.loaded.runbook.steps[start:]:
+                    self._comms_due()
                     if isinstance(unit, Group):
                         self._group(unit)
                     else:
@@ -264,6 +269,20 @@ class Runner:
             ctx["item"] = use.item.value
             ctx["item_key"] = use.item.key
         return ctx
+
+    def _comms_due(self) -> None:
+        """Remind the operator, once per due time, that customers are owed an update: the runbook's
+        ``comms.cadence`` passed since the last ``comms.post`` (or the start). Checked between steps and
+        before every gate, where the operator is looking. A dry-run sends nothing, so owes nothing."""
+        spec = self.loaded.runbook.comms
+        if spec is None or self.mode == "dry-run":
+            return
+        due = comms.due(self.world.now(), self._comms_last, spec.cadence_s)
+        if due is None or due == self._comms_reminded:
+            return
+        self._comms_reminded = due
+        self.record(T.COMMS_DUE, {"due": comms.iso(due), "last": comms.iso(self._comms_last),
+                                  "cadence_s": spec.cadence_s, "kinds": spec.kinds()})
 
     def learn_declared_secrets(self) -> None:
         """Secrets that actions declare in arguments needing only the inputs (a header built from a plain
@@ -616,7 +635,8 @@ class Runner:
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
-                             settings={"legal_regimes": self.team.regimes, **self.settings},
+                             settings={"legal_regimes": self.team.regimes, "run_clock": self.world.now(),
+                                       **self.settings},
                              operator=self.gates.operator,
                              runbook_id=self.loaded.runbook.id, terminal=self.gates.terminal,
                              progress=lambda message: self.reporter.progress(step_id, self.redactor.text(message)))
@@ -634,6 +654,7 @@ class Runner:
         gate = self._gate_for(use.spec.confirm, effect)
         if gate is None:
             return None
+        self._comms_due()
         sid, gate_id = use.sid, use.gate_id
         ctx_data = self.context(use=use)
         message = (templates.render_string(gate.message, ctx_data) if gate.message
@@ -893,6 +914,8 @@ class Runner:
                                                     + self._located(use, exc, "expect"))
             if not holds and result.ok:
                 result = ActionResult(output, False, f"expect did not hold: {expect}")
+        if result.ok and use.spec.action == comms.ACTION and not use.rollback:
+            self._comms_last = self.world.now()
         if result.ok:
             return self.record(use.records.succeeded, {"step": use.sid, "output": output,
                                                        "message": result.message,

@@ -32,10 +32,12 @@ class Expectation:
     steps: dict[str, str] = field(default_factory=dict)
     gates: dict[str, str] = field(default_factory=dict)
     outcome: str | None = None
+    # How many times the run reminded the operator that a customer update was due (`comms.due`).
+    reminders: int | None = None
 
     @property
     def total(self) -> int:
-        return len(self.steps) + len(self.gates) + (1 if self.outcome else 0)
+        return len(self.steps) + len(self.gates) + (1 if self.outcome else 0) + (self.reminders is not None)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ def load_scenario(path: Path) -> Scenario:
         inputs=dict(data.get("inputs") or {}),
         steps={str(k): dict(v or {}) for k, v in (data.get("steps") or {}).items()},
         expect=Expectation(
-            dict(expect.get("steps") or {}), dict(expect.get("gates") or {}), expect.get("outcome")
+            dict(expect.get("steps") or {}), dict(expect.get("gates") or {}), expect.get("outcome"),
+            expect.get("reminders"),
         ),
     )
 
@@ -209,6 +212,10 @@ def _check(data: dict[str, Any], src: Any) -> list[Problem]:
             problems.append(
                 src.problem(("expect", "gates", gid), "a gate is expected 'approved' or 'denied'")
             )
+    reminders = expect.get("reminders")
+    if reminders is not None and (isinstance(reminders, bool) or not isinstance(reminders, int) or reminders < 0):
+        problems.append(src.problem(("expect", "reminders"), "reminders is a count of customer-update reminders: "
+                                                            "0, 1, 2 ..."))
     wanted = expect.get("outcome")
     if wanted is not None and (not isinstance(wanted, str) or wanted not in OUTCOMES):
         problems.append(src.problem(("expect", "outcome"), f"unknown outcome '{expect['outcome']}'"))

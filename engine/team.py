@@ -44,6 +44,9 @@ ROLES: tuple[str, ...] = (
     "lawyer",
     "executives",
     "card_acquirer",
+    # Whoever owns a server and whoever administers it: the first call after a compromise ("touch nothing").
+    "system_owner",
+    "server_admins",
 )
 FIELDS: tuple[str, ...] = ("name", "phone", "email", "url", "notes")
 # Notification regimes breakglass computes deadlines for (actions/legal.py holds their rules).

@@ -22,6 +22,7 @@ class World(Protocol):
               rollback: bool = False) -> ActionResult: ...
     def wait(self, seconds: float) -> None: ...
     def answers_at(self, gate_id: str) -> list[dict[str, Any]] | None: ...
+    def now(self) -> float: ...
 
 
 class LiveWorld:
@@ -47,3 +48,7 @@ class LiveWorld:
         """Other people's answers at a four-eyes gate, when a scenario scripts them; None: real people answer,
         with signatures, through the run store."""
         return None
+
+    def now(self) -> float:
+        """The run's clock (epoch seconds): what a customer update promises and its reminders read."""
+        return time.time()

@@ -2,8 +2,10 @@
 lists the relay's IP; a real sshd standing in for the mail host (log, queue and spool as files); aiosmtpd as
 our relay and as the outside receiver of the test message; a webhook receiver.
 
-Live: the source is found in the "log", the queue is held over SSH at a typed-confirmation gate, the list
-operator delists us while we answer the delisting question, the test message lands in the outside mailbox.
+Live: Gmail's rejection in the "log" is named, the source is found there, only the offending sender's queued
+mail is held over SSH at a typed-confirmation gate (the sender reaches the script as its own argument), the
+list operator delists us while we answer the delisting question, the test message lands in the outside
+mailbox, and the status-page texts are in the log.
 Dry-run: the spool, the mailbox and the webhook are untouched.
 """
 
@@ -31,7 +33,14 @@ Nov  2 09:13:01 mail postfix/smtpd[2300]: 4XyZ3: client=unknown[192.0.2.99], sas
 sasl_username=newsletter@example.test
 Nov  2 09:13:05 mail postfix/smtpd[2301]: 4XyZ4: client=office[192.0.2.5], sasl_method=LOGIN, \
 sasl_username=billing@example.test
+Nov  2 09:14:00 mail postfix/smtp[2212]: 4XyZ5: to=<x@gmail.example>, relay=gmail-smtp-in.l.google.com[192.0.2.26]:25, \
+status=bounced (host said: 550-5.7.1 [{IP}] Our system has detected that this message is likely unsolicited mail. gsmtp)
 """
+SENDERS = {"4XyZ2": "newsletter@example.test", "4XyZ3": "newsletter@example.test", "4XyZ4": "billing@example.test"}
+# Stand-ins for the Postfix scripts: move the queued files of sender $1 (never pasted into the script).
+HOLD = ('cd {d}/spool/active && mkdir -p ../hold && for f in *; do grep -qF -- "from=<$1>" "$f" && mv "$f" ../hold/; '
+        'done; true')
+RELEASE = 'cd {d}/spool/hold && for f in *; do grep -qF -- "from=<$1>" "$f" && mv "$f" ../active/; done; true'
 ZONE = f"""\
 @ IN MX 10 mail.example.test.
 mail IN A {IP}
@@ -50,8 +59,8 @@ class Lab:
         (self.host_dir / "mailq.txt").write_text(
             "4XyZ2*  2048 Sat Nov  2 09:13:00  newsletter@example.test\n-- 6 Kbytes in 3 Requests.\nqueued: 3\n"
         )
-        for name in ("4XyZ2", "4XyZ3", "4XyZ4"):
-            (self.host_dir / "spool" / "active" / name).write_text(f"queued message {name}\n")
+        for name, sender in SENDERS.items():
+            (self.host_dir / "spool" / "active" / name).write_text(f"queued message {name} from=<{sender}>\n")
         self.relay = SmtpServer(RecordingHandler(), ident="relay.example.test ESMTP").__enter__()
         self.receiver = SmtpServer(RecordingHandler(), ident="mx.receiver.test ESMTP").__enter__()
         self.hooks = serve()
@@ -76,11 +85,12 @@ class Lab:
             "ssh_key_file": str(self.ssh.key_file),
             "known_hosts": str(self.ssh.known_hosts),
             "relay": self.relay.address,
-            "bounce_command": f"grep -hiE 'blocked|listed' {d}/mail.log | tail -n 30",
+            "bounce_command": f"grep -hiE 'blocked|listed|status=bounced' {d}/mail.log | tail -n 30",
             "queue_command": f"cat {d}/mailq.txt",
             "senders_command": f"grep -hoE 'sasl_username=[^ ,]+' {d}/mail.log | sort | uniq -c | sort -rn",
-            "stop_command": f"mkdir -p {d}/spool/hold && mv {d}/spool/active/* {d}/spool/hold/",
-            "release_command": f"mv {d}/spool/hold/* {d}/spool/active/",
+            "offending_sender": "newsletter@example.test",  # from the alert; the operator's answer wins
+            "hold_script": HOLD.format(d=d),
+            "release_script": RELEASE.format(d=d),
             "resolver": self.bind.address,
             "blocklists": ["bl.test"],
             "test_recipient": "deliverability@receiver.test",
@@ -117,15 +127,19 @@ def test_live_run_holds_the_queue_and_proves_delivery(lab: Lab, bg_home: Path) -
     env = cli_env(bg_home)
     answers = {
         "Source (open relay, compromised account, web form, none found)": "compromised account",
-        "Account or script to stop": "newsletter@example.test",
+        "Envelope sender to hold (e.g. newsletter@example.com)": "newsletter@example.test",
+        "Shared with other tenants (yes / no)": "no",
         "Ticket or reference number": lab.list_operator_delists,  # asked per listing (a loop item)
+        "Case or ticket number at the receiver": "GPT-1",  # asked per rejecting receiver: Gmail here
     }
     # The held mail stays held: the operator skips the release until the spam is sorted out.
     op = Operator(answers=answers, gates={"release_queue": "skip"})
     code = op.run(["run", "mail-ip-blacklisted", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
-    assert op.seen_gates == ["stop_source", "notify_incident", "test_message", "release_queue", "notify_done"]
-    assert lab.spool() == {"active": [], "hold": ["4XyZ2", "4XyZ3", "4XyZ4"]}
+    assert op.seen_gates == ["status_first", "stop_source", "notify_incident", "test_message", "release_queue",
+                             "notify_done", "status_update"]
+    # Only the offending sender's mail is held: billing's invoice is still on its way.
+    assert lab.spool() == {"active": ["4XyZ4"], "hold": ["4XyZ2", "4XyZ3"]}
     assert len(lab.receiver.handler.messages) == 1
     assert lab.receiver.handler.messages[0]["to"] == ["deliverability@receiver.test"]
     records = audit_records(env)
@@ -139,6 +153,32 @@ def test_live_run_holds_the_queue_and_proves_delivery(lab: Lab, bg_home: Path) -
     gate = next(r for r in records if r["type"] == "gate.approved" and r["gate"] == "stop_source")
     assert gate["how"] == "tty" and gate["answer"] == lab.ssh.host
     assert len(lab.hooks.received) == 2
+    rejected = out["rejections"]
+    assert [(r["id"], r["count"], r["codes"]) for r in rejected["receivers"]] == [("gmail", 1, ["550 5.7.1"])]
+    assert status["delist_receivers[0]"] == "succeeded" and status["warm_up"] == "succeeded"
+    hold = next(r for r in records if r["type"] == "step.started" and r["step"] == "stop_source")
+    assert hold["args"]["command"][-2:] == ["hold", "newsletter@example.test"]
+    posted = [out[s]["texts"] for s in ("status_first", "status_update")]
+    assert posted[0]["en"].startswith("[Investigating] Some e-mail from example.test")
+    assert posted[1]["ja"].startswith("【解決】") and "次回" not in posted[1]["ja"]  # resolved: no next update
+
+
+def test_a_sender_is_an_argument_never_shell(lab: Lab, bg_home: Path) -> None:
+    """A sender typed with shell syntax in it reaches the script as one argument: nothing runs, nothing moves."""
+    env = cli_env(bg_home)
+    evil = f"x@example.test; touch {lab.tmp}/pwned"
+    answers = {
+        "Source (open relay, compromised account, web form, none found)": "web form",
+        "Envelope sender to hold (e.g. newsletter@example.com)": evil,
+        "Shared with other tenants (yes / no)": "no",
+        "Ticket or reference number": lab.list_operator_delists,
+        "Case or ticket number at the receiver": "C-1",
+    }
+    op = Operator(answers=answers, gates={"release_queue": "skip"})
+    assert op.run(["run", "mail-ip-blacklisted", *input_args(lab.inputs(), lab.tmp)], env) == 0, op.transcript
+    assert "stop_source" in op.seen_gates
+    assert not (lab.tmp / "pwned").exists()
+    assert lab.spool()["active"] == ["4XyZ2", "4XyZ3", "4XyZ4"]
 
 
 def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
