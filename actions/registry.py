@@ -48,6 +48,9 @@ BUILTIN: dict[str, str] = {
     "http.probe": "actions.http:HttpProbe",
     "http.request": "actions.http:HttpRequest",
     "notify.webhook": "actions.notify:NotifyWebhook",
+    # certificates and DNSSEC (issue 19)
+    "tls.check": "actions.tls:TlsCheck",
+    "dns.dnssec": "actions.dnssec:DnsDnssec",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
     # personal-data breaches (issue 19)
