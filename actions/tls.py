@@ -34,8 +34,9 @@ class TlsCheckParams(Params):
     hsts: bool | None = Field(
         None, description="Read the Strict-Transport-Security header with HEAD /; default: on HTTPS endpoints.")
     timeout: float = Field(10.0, gt=0, description="Seconds for connecting and each reply.")
-    renew_before_days: int = Field(
-        30, ge=0, description="Leave an open item to renew this many days before the certificate expires.")
+    remind: bool = Field(
+        True, description="Leave the renewal date of a valid certificate as an item open at the end of the run.")
+    renew_before_days: int = Field(30, ge=0, description="That date: this many days before the certificate expires.")
 
 
 class TlsCheckOutput(Output):
@@ -85,7 +86,7 @@ class TlsCheck(Action[TlsCheckParams]):
             endpoint.starttls == "none" and endpoint.port not in IMPLICIT_TLS_PORTS)
         out = tls_endpoint.inspect(endpoint, ca_file=params.ca_file, timeout=ctx.remaining(params.timeout),
                                    min_days=params.min_days, read_hsts=hsts)
-        out[OPEN_ITEMS] = _renewal(out, params.renew_before_days)
+        out[OPEN_ITEMS] = _renewal(out, params.renew_before_days) if params.remind else []
         return ActionResult(out, ok=_ok(out), message=_summary(out))
 
 
@@ -94,8 +95,8 @@ def _ok(out: dict[str, Any]) -> bool:
 
 
 def _renewal(out: dict[str, Any], before_days: int) -> list[dict[str, Any]]:
-    if out["status"] == "error" or tls_endpoint.EXPIRED in out["problems"]:
-        return []
+    if not out["verified"]:
+        return []  # the certificate to renew is the one that replaces this
     due = datetime.fromisoformat(out["not_after"]) - timedelta(days=before_days)
     return [{"text": f"renew the certificate of {out['endpoint']} (expires {out['not_after'][:10]}); "
                      "is its expiry monitored?", "due": due.date().isoformat()}]
