@@ -108,7 +108,8 @@ class ValidatingResolver(BindServer):
             "  listen-on-v6 { none; };\n"
             "  recursion yes;\n  allow-recursion { 127.0.0.1; };\n"
             "  dnssec-validation yes;\n  notify no;\n"
-            "  servfail-ttl 0;\n"  # each test re-asks after changing the world; no cached SERVFAIL between
+            # each test re-asks after changing the world: no cached SERVFAIL, nothing kept past 2 s
+            "  servfail-ttl 0;\n  max-cache-ttl 2;\n  max-ncache-ttl 2;\n"
             "};\n"
             "controls { };\n"
             f'trust-anchors {{ "{owner}" static-key {flags} {proto} {alg} "{anchor_key}"; }};\n'
