@@ -55,7 +55,7 @@ class Pki:
         self._count = 0
 
     def _build(self, subject: str, key: Any, issuer: str, issuer_key: Any, *, ca: bool, days: float,
-               names: list[str] | None = None, valid_for: float = 90) -> Any:
+               names: list[str] | None = None, valid_for: float = 90, must_staple: bool = False) -> Any:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.x509.oid import NameOID
@@ -78,10 +78,12 @@ class Pki:
         else:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName(n) for n in names or [subject]]), critical=False)
+        if must_staple:  # RFC 7633: clients must insist on a stapled OCSP response
+            builder = builder.add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
         return builder.sign(issuer_key, hashes.SHA256())
 
     def leaf(self, name: str, *, days: float = 60, names: list[str] | None = None, chain: bool = True,
-             self_signed: bool = False) -> Leaf:
+             self_signed: bool = False, must_staple: bool = False) -> Leaf:
         """A leaf for ``name`` (and ``names``) expiring in ``days`` (negative: already expired)."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -90,7 +92,8 @@ class Pki:
         if self_signed:
             cert = self._build(name, key, name, key, ca=False, days=days, names=names)
         else:
-            cert = self._build(name, key, INTERMEDIATE_NAME, self._int_key, ca=False, days=days, names=names)
+            cert = self._build(name, key, INTERMEDIATE_NAME, self._int_key, ca=False, days=days, names=names,
+                               must_staple=must_staple)
         self._count += 1
         leaf = Leaf(self.directory / f"leaf{self._count}.pem", self.directory / f"leaf{self._count}.key")
         pem = _pem(cert) + (_pem(self._intermediate) if chain and not self_signed else b"")
