@@ -154,9 +154,9 @@ def _signatures(name: str, rdtype: str, data: Any, sigs: Any, dnskeys: Any, zone
             try:
                 dns.dnssec.validate(data, one, {dns.name.from_text(_fqdn(zone)): dnskeys}, now=stamp)
                 row["status"] = "valid"
-            except dns.exception.ValidationFailure as exc:
+            except dns.exception.DNSException as exc:  # ValidationFailure, or an algorithm we cannot check
                 row["status"] = "bogus" if dnskeys is not None else "no_key"
-                row["error"] = str(exc)
+                row["error"] = f"{type(exc).__name__}: {exc}"
         rows.append(row)
     return rows
 

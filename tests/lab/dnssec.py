@@ -82,7 +82,7 @@ class ZoneKeys:
         subprocess.run([SIGNZONE, "-q", *verify, "-K", str(self.directory), "-o", self.origin,
                         "-s", _stamp(start), "-e", _stamp(end), "-f", str(signed), str(unsigned),
                         str(self.directory / self.ksk), str(self.directory / self.zsk)],
-                       capture_output=True, text=True, check=True)
+                       capture_output=True, text=True, check=True, cwd=self.directory)  # dsset-* files land here
         return signed.read_text()
 
 
