@@ -107,3 +107,12 @@ def test_the_resolver_validates_a_whole_chain(zones: Zones, tmp_path: Path) -> N
         resolver.stop()
     assert out["resolver"] == {"server": resolver.address, "status": "NOERROR", "cd_status": "NOERROR",
                                "authenticated": True, "validation_failure": False}
+
+
+def test_a_rollover_left_half_done_is_a_warning_while_one_ds_matches(zones: Zones) -> None:
+    """The new DS is in place and the old algorithm's DS was never removed: validators use the one that works."""
+    current, old = (k.ds.split(" DS ")[1] for k in (zones.keys, zones.other))
+    result = check(zones, ds=[current, old])
+    assert result.ok and result.output["secure"]
+    assert result.output["problems"] == ["ds_algorithm_not_signing"]
+    assert [r["matches_key"] for r in result.output["ds"]] == [True, False]
