@@ -11,7 +11,7 @@ from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params
 from actions.clients import dnssec
-from actions.clients.dns import parse_nameservers, parse_server
+from actions.clients.dns import parse_nameservers, parse_server, resolve_host
 from engine.errors import ActionError
 
 MEANING = {
@@ -35,7 +35,8 @@ WARNINGS = {dnssec.SIGNATURE_EXPIRES_SOON, dnssec.DS_ALGORITHM_MISSING}
 
 class DnsDnssecParams(Params):
     zone: str = Field(description="The signed zone, e.g. example.com.")
-    nameservers: str | list[str] = Field(description='The zone\'s authoritative servers, "ip[:port]" (one or a list).')
+    nameservers: str | list[str] = Field(
+        description='The zone\'s authoritative servers, "ip[:port]" or a hostname (one or a list).')
     parent: str | list[str] | None = Field(
         None, description='A server of the parent zone to read the DS from, "ip[:port]"; default: the resolver '
         "(with CD).")
@@ -79,8 +80,9 @@ class DnsDnssec(Action[DnsDnssecParams]):
     Output = DnsDnssecOutput
 
     def run(self, params: DnsDnssecParams, ctx: ActionContext) -> ActionResult:
-        servers = parse_nameservers(params.nameservers, params.port)
-        parent = parse_nameservers(params.parent, params.port) if params.parent else []
+        # hostnames (ns1.example.net) are resolved once, here, with the system resolver, like dns.lookup's
+        servers = [a for s in parse_nameservers(params.nameservers, params.port) for a in resolve_host(s) or [s]]
+        parent = [a for s in parse_nameservers(params.parent or [], params.port) for a in resolve_host(s) or [s]]
         try:
             resolver = parse_server(params.resolver, params.port) if params.resolver else None
         except ValueError as exc:
