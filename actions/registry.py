@@ -51,6 +51,9 @@ BUILTIN: dict[str, str] = {
     "notify.webhook": "actions.notify:NotifyWebhook",
     # telling customers: status page and notices from the runbook's `comms:` (issue 19)
     "comms.post": "actions.comms:CommsPost",
+    # certificates and DNSSEC (issue 19)
+    "tls.check": "actions.tls:TlsCheck",
+    "dns.dnssec": "actions.dnssec:DnsDnssec",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
     # personal-data breaches (issue 19)

@@ -167,14 +167,19 @@ def _rdtype(name: str) -> Any:
     return dns.rdatatype.from_text(name)
 
 
-def make_query(name: str, rdtype: str, *, recursion: bool = True) -> Any:
-    """A query with EDNS0; RD cleared when asking an authoritative server directly (RFC 1035 4.1.1)."""
+def make_query(name: str, rdtype: str, *, recursion: bool = True, dnssec: bool = False,
+               checking_disabled: bool = False) -> Any:
+    """A query with EDNS0; RD cleared when asking an authoritative server directly (RFC 1035 4.1.1); with
+    ``dnssec`` the DO bit asks for signatures (RFC 4035 3.2.1), with ``checking_disabled`` the CD bit tells a
+    validating resolver to answer even what fails validation (RFC 4035 3.2.2)."""
     import dns.flags
     import dns.message
 
-    msg = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+    msg = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD, want_dnssec=dnssec)
     if not recursion:
         msg.flags &= ~dns.flags.RD
+    if checking_disabled:
+        msg.flags |= dns.flags.CD
     return msg
 
 
@@ -234,6 +239,8 @@ async def query_async(
     retries: int = 2,
     tcp: bool = False,
     recursion: bool = True,
+    dnssec: bool = False,
+    checking_disabled: bool = False,
     deadline: float | None = None,
 ) -> QueryOutcome:
     """Ask ``server`` over UDP (TCP if the answer is truncated, or always with ``tcp``), retrying on
@@ -243,7 +250,7 @@ async def query_async(
 
     started, error, attempts = time.monotonic(), None, 0
     try:
-        msg = make_query(name, rdtype, recursion=recursion)
+        msg = make_query(name, rdtype, recursion=recursion, dnssec=dnssec, checking_disabled=checking_disabled)
     except (dns.exception.DNSException, ValueError) as exc:  # an empty or over-long label: not askable
         return QueryOutcome(str(server), name, rdtype, ERROR, error=f"not a valid DNS name: {exc}")
     for _ in range(retries + 1):

@@ -326,7 +326,7 @@ def test_registry_resolves_and_documents_every_argument() -> None:
     for name, cls in [("dns.lookup", DnsLookup), ("dns.authoritative", DnsAuthoritative)]:
         assert registry.get(name) is cls
     rows = {r["name"]: r for r in registry.describe() if r["name"].startswith("dns.")}
-    assert set(rows) == {"dns.lookup", "dns.authoritative", "dns.propagation", "dns.update"}
+    assert set(rows) == {"dns.lookup", "dns.authoritative", "dns.propagation", "dns.update", "dns.dnssec"}
     for row in rows.values():
         assert row["summary"]
         assert all(arg["description"] for arg in row["arguments"]), row["name"]
