@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "dns.authoritative": "actions.dns:DnsAuthoritative",
     "dns.propagation": "actions.dns:DnsPropagation",
     "dns.update": "actions.dns_update:DnsUpdate",
+    "dns.tsig_check": "actions.dns_tsig:DnsTsigCheck",
     # domains and registrars (issue 6)
     "domain.status": "actions.domain:DomainStatus",
     "domain.expiry_audit": "actions.domain_audit:DomainExpiryAudit",
