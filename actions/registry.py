@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "wait.sleep": "actions.core:WaitSleep",
     "assert": "actions.core:Assert",
     "log.note": "actions.core:LogNote",
+    "followup.add": "actions.core:FollowupAdd",
+    "contacts.check": "actions.contacts:ContactsCheck",
     # DNS (issue 5)
     "dns.lookup": "actions.dns:DnsLookup",
     "dns.authoritative": "actions.dns:DnsAuthoritative",

@@ -43,6 +43,7 @@ ROLES: tuple[str, ...] = (
     "lawyer",
     "executives",
     "card_acquirer",
+    "forensics",  # a PCI forensic investigator (PFI) or incident-response firm on retainer
 )
 FIELDS: tuple[str, ...] = ("name", "phone", "email", "url", "notes")
 # Notification regimes breakglass computes deadlines for (actions/legal.py holds their rules).
