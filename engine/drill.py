@@ -55,7 +55,7 @@ __all__ = ["Expectation", "Scenario", "SimulatedWorld", "find_scenario", "load_s
 T = RecordType
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
-LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep"})
+LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep", "followup.add"})
 
 # --- the simulated world ---------------------------------------------------------------------------------
 
