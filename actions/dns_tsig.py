@@ -73,7 +73,8 @@ class DnsTsigCheck(Action[DnsTsigCheckParams]):
         elif answer.status in ("TIMEOUT", "ERROR"):
             why = f"no answer ({answer.error})"
         elif not answer.authoritative or answer.status != "NOERROR":
-            why = f"{answer.status}, {'not ' if not answer.authoritative else ''}authoritative: is this the primary of {zone}?"
+            authority = "authoritative" if answer.authoritative else "not authoritative"
+            why = f"{answer.status}, {authority}: is this the primary of {zone}?"
         else:
             why = answer.status
         return ActionResult(output, False, f"{head}: {why}")

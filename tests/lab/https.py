@@ -118,7 +118,8 @@ def _cert(
 
 
 class LabHandler(BaseHTTPRequestHandler):
-    """Routes: / (page), /checkout and /checkout-skimmed (a skimmer script), /redirect → /hop → /, /loop, /status/N, /big, /away?to=URL (302 to URL),
+    """Routes: / (page), /checkout and /checkout-skimmed (a skimmer script),
+    /redirect → /hop → /, /loop, /status/N, /big, /away?to=URL (302 to URL),
     /copy?to=URL&... (302 to URL with this request's whole query appended), any write method (recorded)."""
 
     protocol_version = "HTTP/1.1"

@@ -103,7 +103,8 @@ def lab(tmp_path: Path, bind_factory: Callable[..., BindServer], rdap_server: Rd
 
 def test_live_run_sees_the_hijack_and_the_revert(lab: Lab, bg_home: Path) -> None:
     env = lab.env(bg_home)
-    op = Operator(answers={**QUESTIONS, "Time the registrar confirmed the revert": lab.registry_puts_our_delegation_back})
+    revert = lab.registry_puts_our_delegation_back
+    op = Operator(answers={**QUESTIONS, "Time the registrar confirmed the revert": revert})
     code = op.run(["run", "registrar-account-hijack", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
     assert op.seen_gates == ["notify_incident", "notify_resolved"]
