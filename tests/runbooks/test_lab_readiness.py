@@ -105,6 +105,7 @@ def test_everything_ready_ends_with_nothing_open(lab: Lab, bg_home: Path) -> Non
         assert status[step] == "succeeded", (step, status)
     assert due(result) == []
     assert lab.bind.soa_serial(ZONE) == 77  # a signed question changes nothing
+    assert lab.bind.tsig is not None and lab.bind.tsig.secret not in json.dumps(audit_records(lab.env(bg_home)))
 
 
 def test_what_is_not_ready_is_listed_and_fails_the_run(lab: Lab, bg_home: Path) -> None:
