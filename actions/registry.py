@@ -28,11 +28,14 @@ BUILTIN: dict[str, str] = {
     "wait.sleep": "actions.core:WaitSleep",
     "assert": "actions.core:Assert",
     "log.note": "actions.core:LogNote",
+    "followup.add": "actions.core:FollowupAdd",
+    "contacts.check": "actions.contacts:ContactsCheck",
     # DNS (issue 5)
     "dns.lookup": "actions.dns:DnsLookup",
     "dns.authoritative": "actions.dns:DnsAuthoritative",
     "dns.propagation": "actions.dns:DnsPropagation",
     "dns.update": "actions.dns_update:DnsUpdate",
+    "dns.tsig_check": "actions.dns_tsig:DnsTsigCheck",
     # domains and registrars (issue 6)
     "domain.status": "actions.domain:DomainStatus",
     "domain.expiry_audit": "actions.domain_audit:DomainExpiryAudit",
