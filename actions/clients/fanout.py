@@ -8,7 +8,6 @@ second ``asyncio.run`` on a running loop's thread raises.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
