@@ -4,6 +4,8 @@
 while the URL, the Host header, SNI and certificate verification keep the real name. That is how the
 standby is checked under the production hostname *before* DNS is switched to it. It is done with an httpcore
 network backend that only swaps the address it dials, so redirects back to the same host stay pinned.
+That transport (SSL context, pool, pinned dialling) is built once per set of settings and shared by every call
+(``shared_transport``); it keeps no idle connection, so each call dials afresh.
 
 httpx, httpcore and cryptography are imported inside functions, so importing an action stays cheap.
 """
