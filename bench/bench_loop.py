@@ -2,8 +2,10 @@
 
     python bench/bench_loop.py [--items 1000] [--concurrency 50] [--delay-ms 50] [--trivial 1000]
 
-1. A 1,000-item ``http.probe`` loop with ``concurrency: 50`` against a local HTTP server that answers each
-   request after ``--delay-ms``: the loop should take about items / concurrency delays (20), not 1,000.
+1. A 1,000-item ``http.probe`` loop, then a ``dns.lookup`` loop, with ``concurrency: 50`` against a local
+   HTTP / DNS server that answers each request after ``--delay-ms``: the loop should take about
+   items / concurrency delays (20), not 1,000; then the same loop of ``wait.sleep`` (the engine's own cost,
+   no protocol client). The CPU per item says how much of the time the work under one GIL takes.
 2. A sequential loop of ``log.note`` over 1,000 items, against 1,000 ``log.note`` steps: the median gap
    between consecutive outcomes (``step.succeeded`` of items, and of steps), fsyncs included, as
    bench/bench_engine.py measures the per-step overhead.
@@ -45,10 +47,33 @@ server.serve_forever()
 """
 
 
-def slow_server(delay_s: float) -> tuple[subprocess.Popen[str], int]:
+DNS_SERVER = """
+import asyncio, sys
+import dns.message, dns.rrset
+
+class Slow(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        query = dns.message.from_wire(data)
+        answer = dns.message.make_response(query)
+        answer.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "127.0.0.1"))
+        asyncio.get_running_loop().call_later(float(sys.argv[1]), self.transport.sendto, answer.to_wire(), addr)
+
+async def main():
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Slow, local_addr=("127.0.0.1", 0))
+    print(transport.get_extra_info("sockname")[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def slow_server(delay_s: float, program: str = SERVER) -> tuple[subprocess.Popen[str], int]:
     """The delayed server in a process of its own: in this one, its threads would take the GIL from the
     loop being measured."""
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(delay_s)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", program, str(delay_s)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
 
@@ -65,6 +90,36 @@ steps:
     with:
       url: "http://127.0.0.1:{port}/{{{{ item }}}}"
       timeout: 30
+"""
+
+
+def lookup_loop(n: int, concurrency: int, port: int) -> str:
+    return f"""id: bench-dns-loop
+title: a read-only loop against a slow local DNS server
+steps:
+  - id: lookup
+    title: look up each name
+    for_each: "{{{{ range({n}) | list }}}}"
+    concurrency: {concurrency}
+    action: dns.lookup
+    with:
+      name: "host{{{{ item }}}}.example.test"
+      nameservers: "127.0.0.1:{port}"
+      timeout: 30
+      retries: 0
+"""
+
+
+def sleep_loop(n: int, concurrency: int, delay_s: float) -> str:
+    return f"""id: bench-sleep-loop
+title: the engine's own concurrency, no protocol client
+steps:
+  - id: wait
+    title: wait each
+    for_each: "{{{{ range({n}) | list }}}}"
+    concurrency: {concurrency}
+    action: wait.sleep
+    with: {{seconds: {delay_s}}}
 """
 
 
@@ -127,16 +182,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trivial", type=int, default=1000)
     args = ap.parse_args(argv)
 
-    server, port = slow_server(args.delay_ms / 1000)
+    ideal = args.items / args.concurrency
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
         home = Path(tmp)
-        wall, records = run(probe_loop(args.items, args.concurrency, port), home / "a")
-        done = sum(1 for r in records if r["type"] == "step.succeeded" and "[" in str(r["step"]))
-        delays = wall / (args.delay_ms / 1000)
-        ideal = args.items / args.concurrency
-        print(f"concurrent read loop: {done} items, concurrency {args.concurrency}, {args.delay_ms:g} ms per "
-              f"request: {wall:.2f} s = {delays:.1f} delays (ideal {ideal:.0f}; one at a time: {args.items}); "
-              f"CPU {CPU['bench-loop']:.2f} s = {CPU['bench-loop'] / done * 1000:.1f} ms per item")
+        for label, program, loop in (("http.probe", SERVER, probe_loop), ("dns.lookup", DNS_SERVER, lookup_loop)):
+            server, port = slow_server(args.delay_ms / 1000, program)
+            try:
+                wall, records = run(loop(args.items, args.concurrency, port), home / label)
+            finally:
+                server.terminate()
+                server.wait()
+            done = sum(1 for r in records if r["type"] == "step.succeeded" and "[" in str(r["step"]))
+            cpu = CPU[records[0]["runbook"]["id"]]
+            print(f"concurrent read loop, {label}: {done} items, concurrency {args.concurrency}, "
+                  f"{args.delay_ms:g} ms per answer: {wall:.2f} s = {wall / (args.delay_ms / 1000):.1f} delays "
+                  f"(ideal {ideal:.0f}; one at a time: {args.items}); CPU {cpu:.2f} s = {cpu / done * 1000:.1f} ms "
+                  "per item")
+        wall, records = run(sleep_loop(args.items, args.concurrency, args.delay_ms / 1000), home / "sleep")
+        cpu = CPU["bench-sleep-loop"]
+        print(f"the engine alone (wait.sleep, no protocol client): {wall:.2f} s = "
+              f"{wall / (args.delay_ms / 1000):.1f} delays; CPU {cpu / args.items * 1000:.1f} ms per item")
 
         _, loop_records = run(note_loop(args.trivial), home / "b")
         _, step_records = run(note_steps(args.trivial), home / "c")
@@ -145,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sequential loop, log.note: {per_item:.3f} ms per item (median of {args.trivial - 1} gaps)")
         print(f"separate steps, log.note:  {per_step:.3f} ms per step (median of {args.trivial - 1} gaps)")
         print(f"per-item overhead / per-step overhead: {per_item / per_step:.2f}")
-    server.terminate()
-    server.wait()
     return 0
 
 

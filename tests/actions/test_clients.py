@@ -212,3 +212,29 @@ def test_actions_hold_no_dns_client_or_event_loop_of_their_own() -> None:
         for pattern in (r"dns\.(async)?resolver", r"asyncio\.run\(", r"ThreadPoolExecutor", r"dns\.asyncquery",
                         r"udp_with_fallback", r"threading\.Thread\("):
             assert not re.search(pattern, text), (path.name, pattern)
+
+
+def test_a_thread_keeps_one_event_loop_cancels_what_a_call_left_and_closes_it_when_it_ends() -> None:
+    import gc
+    import threading
+
+    seen: list[asyncio.AbstractEventLoop] = []
+    left: list[asyncio.Task[None]] = []
+
+    async def call() -> int:
+        seen.append(asyncio.get_running_loop())
+        left.append(asyncio.get_running_loop().create_task(asyncio.sleep(60)))  # never awaited
+        return len(seen)
+
+    def twice() -> None:
+        assert fanout.run(call) == 1
+        assert left[0].cancelled()  # nothing of the first call runs on into the next
+        assert fanout.run(call) == 2
+
+    worker = threading.Thread(target=twice)
+    worker.start()
+    worker.join()
+    assert seen[0] is seen[1]  # one loop per thread, not one per call
+    del worker
+    gc.collect()
+    assert seen[0].is_closed()
