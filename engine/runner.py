@@ -183,10 +183,10 @@ class Runner:
         # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
         # record at a time, in one order for the log, the machine and the terminal.
         self._recording = threading.RLock()
-        # Customer updates (engine/comms.py): when the last went out, and the due time already reminded of.
-        # A resumed run counts from its resume.
-        self._comms_last = self.world.now()
-        self._comms_reminded: float | None = None
+        # Customer updates (engine/comms.py): what the run owes its customers and when. A resumed run reads it
+        # from its log (``resumed_comms``): a hand-over keeps the promise the last update made.
+        spec = self.loaded.runbook.comms
+        self._comms = comms.at_start(self.world.now(), spec.cadence_s) if spec is not None else None
 
     @property
     def mode(self) -> str:
@@ -274,15 +274,22 @@ class Runner:
         """Remind the operator, once per due time, that customers are owed an update: the runbook's
         ``comms.cadence`` passed since the last ``comms.post`` (or the start). Checked between steps and
         before every gate, where the operator is looking. A dry-run sends nothing, so owes nothing."""
-        spec = self.loaded.runbook.comms
-        if spec is None or self.mode == "dry-run":
+        spec, owed = self.loaded.runbook.comms, self._comms
+        if spec is None or owed is None or self.mode == "dry-run":
             return
-        due = comms.due(self.world.now(), self._comms_last, spec.cadence_s)
-        if due is None or due == self._comms_reminded:
+        reminded = owed.reminder(self.world.now())
+        if reminded is None or reminded.due is None:
             return
-        self._comms_reminded = due
-        self.record(T.COMMS_DUE, {"due": comms.iso(due), "last": comms.iso(self._comms_last),
+        self._comms = reminded
+        self.record(T.COMMS_DUE, {"due": comms.iso(reminded.due), "last": comms.iso(reminded.last),
                                   "cadence_s": spec.cadence_s, "kinds": spec.kinds()})
+
+    def resumed_comms(self, records: list[dict[str, Any]]) -> None:
+        """Take what the run owes its customers from its log (a resume): the due time the last update promised,
+        or the run's start plus the cadence, never the moment of the resume."""
+        spec = self.loaded.runbook.comms
+        if spec is not None:
+            self._comms = comms.from_records(records, spec.cadence_s)
 
     def learn_declared_secrets(self) -> None:
         """Secrets that actions declare in arguments needing only the inputs (a header built from a plain
@@ -914,8 +921,10 @@ class Runner:
                                                     + self._located(use, exc, "expect"))
             if not holds and result.ok:
                 result = ActionResult(output, False, f"expect did not hold: {expect}")
-        if result.ok and use.spec.action == comms.ACTION and not use.rollback:
-            self._comms_last = self.world.now()
+        spec = self.loaded.runbook.comms
+        if result.ok and use.spec.action == comms.ACTION and not use.rollback and spec is not None:
+            self._comms = comms.after_post(self.world.now(), output, spec.cadence_s,
+                                           self._comms.reminded if self._comms else None)
         if result.ok:
             return self.record(use.records.succeeded, {"step": use.sid, "output": output,
                                                        "message": result.message,
