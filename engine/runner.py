@@ -319,11 +319,25 @@ class Runner:
             if step.when is not None and not templates.evaluate(step.when, self.context()):
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
                                                     "reason": "its `when` was false"})
+            teller = self._customers_told_by() if step.action == comms.ACTION else None
+            if teller is not None:
+                return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title, "reason": (
+                    f"runbook '{teller}', which calls this one, tells customers (its `comms:`)")})
             if step.action == calls.CALL:
                 return calls.invoke(self, use)
             return self._loop(use) if step.for_each is not None else self._invoke(use)
 
         self._guarded(use, when_then_invoke)
+
+    def _customers_told_by(self) -> str | None:
+        """Inside a called runbook: the id of the nearest runbook above it with `comms:`, which owns the
+        conversation with customers. A called runbook's own `comms.post` steps then stay silent: one incident,
+        one status page, one cadence (the top runbook's reminders count it), never two posts of one switch."""
+        above = [f for p, f in self._frames.items() if p != self.frame.prefix and self.frame.prefix.startswith(p)]
+        for frame in sorted(above, key=lambda f: len(f.prefix), reverse=True):
+            if frame.loaded.runbook.comms is not None:
+                return frame.loaded.runbook.id
+        return None
 
     def _guarded(self, use: Use, call: Callable[[], R]) -> R | dict[str, Any]:
         try:
@@ -436,7 +450,7 @@ class Runner:
         When other people's approvals turn out void because the world moved while they read (a re-plan
         differs), it records the new plan and asks again."""
         if call.plan is None:  # a read: no plan to show
-            refused = self._gate(use, call.effect, self._as_written(call.params), None)
+            refused = self._gate(use, call.effect, self._as_written(call.action, call.params), None)
             return (refused, None) if refused is not None else (None, call)
         sid, world = use.sid, self.world
         while True:
@@ -446,7 +460,7 @@ class Runner:
                 fresh.append(world.plan(sid, c.action, c.params, c.actx, rollback=use.rollback))
                 return self._plan_data(fresh[-1])
 
-            ended = self._gate(use, call.effect, self._as_written(call.params), call.plan_data,
+            ended = self._gate(use, call.effect, self._as_written(call.action, call.params), call.plan_data,
                                repeat_note(use.spec), replan)
             if ended is _VOIDED:
                 again = self._planned(use, call, fresh[-1])
@@ -634,11 +648,11 @@ class Runner:
         except TemplateError:
             return text
 
-    def _as_written(self, params: Params) -> dict[str, Any]:
+    def _as_written(self, action: Action[Any], params: Params) -> dict[str, Any]:
         """The arguments the runbook gave, rendered: what an operator at a gate needs, without the defaults
-        (the full set is in the step's record)."""
+        (the full set is in the step's record) nor what the plan shows finished (``Action.shown_by_plan``)."""
         return dict(self.redactor(params.model_dump(mode="json", by_alias=True, exclude_unset=True,
-                                                    exclude_none=True)))
+                                                    exclude_none=True, exclude=set(action.shown_by_plan))))
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,

@@ -258,3 +258,59 @@ def test_a_resume_does_not_remind_again_of_a_due_time_already_reminded(tmp_path:
     assert owed.due is not None and comms.iso(owed.due) == "2026-11-30T06:30:00Z"
     assert owed.reminded == comms.epoch("2026-11-30T06:30:00Z")
     assert owed.reminder(comms.epoch("2026-11-30T07:00:00Z")) is None
+
+
+# --- a called runbook: the caller tells customers, once, on its own cadence --------------------------------
+
+CALLER = """\
+id: outage
+title: Outage
+comms:
+  cadence: 30m
+  templates:
+    status_page: {en: "The shop is down.", ja: "ショップが停止しています。"}
+steps:
+  - {id: post, title: Tell customers, action: comms.post, with: {kind: status_page, stage: identified}}
+  - {id: switch, title: Switch, action: runbook.run, with: {runbook: switch-over}}
+  - {id: done, title: Tell customers it is fixed, action: comms.post, with: {kind: status_page, stage: resolved}}
+"""
+CALLED = """\
+id: switch-over
+title: Switch over
+comms:
+  cadence: 10m
+  templates:
+    status_page: {en: "Switching over.", ja: "切り替えています。"}
+steps:
+  - {id: look, title: Look, action: http.probe, with: {url: "https://www.example.com/"}}
+  - {id: tell, title: Tell customers, action: comms.post, with: {kind: status_page, stage: investigating}}
+  - {id: later, title: Look again, action: http.probe, with: {url: "https://www.example.com/"}}
+"""
+CALL_SCENARIO = """\
+title: A long switch
+steps:
+  switch.look: {output: {status: 200}, duration: 1000}
+  switch.later: {output: {status: 200}, duration: 900}
+expect:
+  steps: {post: succeeded, switch.tell: skipped, done: succeeded}
+  reminders: 1
+  outcome: succeeded
+"""
+
+
+def test_a_called_runbook_leaves_customers_to_its_caller(tmp_path: Path, bg_home: Path) -> None:
+    (tmp_path / "switch-over.yaml").write_text(CALLED, encoding="utf-8")
+    book, case = _write(tmp_path, runbook=CALLER, scenario=CALL_SCENARIO)
+    book.rename(tmp_path / "outage.yaml")
+    case.rename(case.with_name("01-long.yaml"))
+    records = _drill(tmp_path / "outage.yaml", case.with_name("01-long.yaml"))
+    graded = next(r for r in records if r["type"] == "drill.graded")
+    assert graded["deviations"] == [], graded["deviations"]
+    skipped = next(r for r in records if r["type"] == "step.skipped" and r["step"] == "switch.tell")
+    assert skipped["reason"] == "runbook 'outage', which calls this one, tells customers (its `comms:`)"
+    # One cadence, the caller's: 1900 s of switching passed its 30 min once (the called runbook's 10 min would
+    # have reminded three times), and the only posts are the caller's.
+    assert [r["due"] for r in records if r["type"] == "comms.due"] and len(
+        [r for r in records if r["type"] == "comms.due"]) == 1
+    assert [r["step"] for r in records if r["type"] == "step.succeeded"
+            and isinstance(r.get("output"), dict) and "texts" in r["output"]] == ["post", "done"]
