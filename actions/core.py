@@ -1,4 +1,4 @@
-"""Small built-in actions: ``wait.sleep``, ``assert``, ``log.note``."""
+"""Small built-in actions: ``wait.sleep``, ``assert``, ``log.note``, ``followup.add``."""
 
 from __future__ import annotations
 
@@ -75,3 +75,24 @@ class LogNote(Action[LogNoteParams]):
 
     def run(self, params: LogNoteParams, ctx: ActionContext) -> ActionResult:
         return ActionResult({"note": params.text}, True, params.text)
+
+
+class FollowupAddParams(Params):
+    text: str = Field(description="What is left to do after the run, one item a line; blank lines are dropped "
+                      "(so `{% if %}` lines can leave an item out).")
+
+
+class FollowupAddOutput(Output):
+    open_items: list[dict[str, Any]] = Field(description="Each line as an open item, for the end of the run.")
+
+
+class FollowupAdd(Action[FollowupAddParams]):
+    name = "followup.add"
+    text_params = frozenset({"text"})
+    summary = "Leave items open for after the run: listed at its end and in the report, one a line of text."
+    Output = FollowupAddOutput
+
+    def run(self, params: FollowupAddParams, ctx: ActionContext) -> ActionResult:
+        lines = [line.strip().removeprefix("- ").strip() for line in params.text.splitlines()]
+        items = [{"text": line, "due": None} for line in lines if line]
+        return ActionResult({"open_items": items}, True, f"{len(items)} open item(s)" if items else "nothing open")

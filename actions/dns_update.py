@@ -11,7 +11,6 @@ later; RFC 2136 is the only one now.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -20,7 +19,14 @@ from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from actions.clients.address import FORMS, Address
-from actions.clients.dns import RecordType, parse_rdata, parse_server, query
+from actions.clients.dns import (
+    RecordType,
+    TsigCredentials,
+    parse_rdata,
+    parse_server,
+    query,
+    tsig_error_name,
+)
 from engine.errors import ActionError
 
 DEFAULT_TTL = 300
@@ -63,28 +69,6 @@ class DnsProvider(Protocol):
 
 
 # -- RFC 2136 ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TsigCredentials:
-    """A TSIG key (RFC 8945). ``__repr__`` hides the secret so it never lands in a log or a traceback."""
-
-    name: str
-    algorithm: str
-    secret: str
-
-    def __repr__(self) -> str:
-        return f"TsigCredentials(name={self.name!r}, algorithm={self.algorithm!r}, secret=***)"
-
-    def keyring(self) -> dict[Any, Any]:
-        import dns.name
-        import dns.tsig
-
-        try:
-            key = dns.tsig.Key(self.name, self.secret, self.algorithm)
-        except (binascii.Error, ValueError):
-            raise ActionError(f"tsig_secret for key '{self.name}' is not valid base64") from None
-        return {dns.name.from_text(self.name): key}
 
 
 @dataclass(frozen=True)
@@ -150,20 +134,9 @@ class Rfc2136Provider:
 
 
 def _tsig_refusal(exc: Exception, tsig: TsigCredentials | None) -> str:
-    import dns.tsig
-
-    code = {
-        dns.tsig.PeerBadKey: "BADKEY",
-        dns.tsig.PeerBadSignature: "BADSIG",
-        dns.tsig.PeerBadTime: "BADTIME",
-    }
-    name = type(exc).__name__
-    for cls, text in code.items():
-        if isinstance(exc, cls):
-            name = text
     key = f"'{tsig.name}' ({tsig.algorithm})" if tsig else "(none)"
     return (
-        f"the primary rejected TSIG key {key}: {name}; nothing was changed. "
+        f"the primary rejected TSIG key {key}: {tsig_error_name(exc)}; nothing was changed. "
         "Check the key name, algorithm and secret against the server's key statement."
     )
 

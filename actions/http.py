@@ -215,6 +215,11 @@ class HttpProbeParams(HttpTarget):
     min_cert_days: int | None = Field(
         None, description="Fail when the certificate expires in fewer days than this."
     )
+    allowed_script_origins: list[str] | None = Field(
+        None,
+        description="Origins (https://host[:port]) the page may load <script src> from; any other fails the "
+        "probe (a skimmer injected into a checkout). The page's own origin is always allowed.",
+    )
 
     @field_validator("body_regex")
     @classmethod
@@ -256,6 +261,11 @@ class HttpResponseOutput(Output):
 class HttpProbeOutput(HttpResponseOutput):
     pinned_to: str | None = Field(description="The address the host was pinned to (resolve:), if any.")
     body_match: bool | None = Field(description="Whether the body matched expect_body, when given.")
+    body_sha256: str = Field("", description="SHA-256 of the body read (evidence: the same page, the same hash).")
+    script_origins: list[str] = Field([], description="Origins the page loads <script src> from (HTML only).")
+    unexpected_script_origins: list[str] = Field(
+        [], description="Script origins outside allowed_script_origins and the page's own, when that is given."
+    )
 
 
 class HttpProbe(Action[HttpProbeParams]):
@@ -282,6 +292,7 @@ class HttpProbe(Action[HttpProbeParams]):
         output = {"url": redact_url(params.url)[0], "method": params.method, **response_fields(x, guard)}
         output["pinned_to"] = pinned_address(params.url, params.resolve)
         output["body_match"] = _body_match(params, x)
+        output.update(_scripts(params, x))
         ok, message = _judge_probe(params, output)
         message += guard.note()
         return ActionResult(
@@ -298,6 +309,21 @@ def _body_match(p: HttpProbeParams, x: Exchange) -> bool | None:
     return contains and regex
 
 
+def _scripts(p: HttpProbeParams, x: Exchange) -> dict[str, Any]:
+    """The body's hash and, for HTML, where its scripts come from: a page is evidence before it is cleaned."""
+    import hashlib
+
+    from actions.clients.html_scripts import origin, script_origins
+
+    found: list[str] = []
+    if "html" in x.response.headers.get("content-type", "html").lower():
+        found = script_origins(x.body.decode(x.response.encoding or "utf-8", "replace"), str(x.response.url))
+    allowed = {origin(str(x.response.url))} | {origin(o) or o.lower() for o in p.allowed_script_origins or ()}
+    unexpected = [o for o in found if o not in allowed] if p.allowed_script_origins is not None else []
+    return {"body_sha256": hashlib.sha256(x.body).hexdigest(), "script_origins": found,
+            "unexpected_script_origins": unexpected}
+
+
 def _judge_probe(p: HttpProbeParams, out: dict[str, Any]) -> tuple[bool, str]:
     head = f"{p.method} {out['url']} → {out['status']} in {out['latency_ms']} ms"
     problems = []
@@ -306,6 +332,8 @@ def _judge_probe(p: HttpProbeParams, out: dict[str, Any]) -> tuple[bool, str]:
     if out["body_match"] is False:
         wanted = " and ".join(repr(w) for w in (p.body_contains, p.body_regex) if w is not None)
         problems.append(f"body does not match {wanted}")
+    if out["unexpected_script_origins"]:
+        problems.append("scripts from unexpected origins: " + ", ".join(out["unexpected_script_origins"]))
     days = (out["tls"] or {}).get("days_to_expiry")
     if p.min_cert_days is not None and days is not None and days < p.min_cert_days:
         problems.append(f"certificate expires in {days} days (minimum {p.min_cert_days})")

@@ -28,11 +28,14 @@ BUILTIN: dict[str, str] = {
     "wait.sleep": "actions.core:WaitSleep",
     "assert": "actions.core:Assert",
     "log.note": "actions.core:LogNote",
+    "followup.add": "actions.core:FollowupAdd",
+    "contacts.check": "actions.contacts:ContactsCheck",
     # DNS (issue 5)
     "dns.lookup": "actions.dns:DnsLookup",
     "dns.authoritative": "actions.dns:DnsAuthoritative",
     "dns.propagation": "actions.dns:DnsPropagation",
     "dns.update": "actions.dns_update:DnsUpdate",
+    "dns.tsig_check": "actions.dns_tsig:DnsTsigCheck",
     # domains and registrars (issue 6)
     "domain.status": "actions.domain:DomainStatus",
     "domain.expiry_audit": "actions.domain_audit:DomainExpiryAudit",
@@ -51,6 +54,9 @@ BUILTIN: dict[str, str] = {
     "notify.webhook": "actions.notify:NotifyWebhook",
     # telling customers: status page and notices from the runbook's `comms:` (issue 19)
     "comms.post": "actions.comms:CommsPost",
+    # certificates and DNSSEC (issue 19)
+    "tls.check": "actions.tls:TlsCheck",
+    "dns.dnssec": "actions.dnssec:DnsDnssec",
     # runbooks that call runbooks (issue 16)
     "runbook.run": "actions.runbook:RunbookRun",
     # personal-data breaches (issue 19)

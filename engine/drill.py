@@ -59,7 +59,8 @@ T = RecordType
 DEFAULT_RUNBOOK = "registrar-suspension"
 # Actions that only touch this machine and this operator: they run for real in a drill.
 # mail.rejections only reads the text it is given (an earlier step's simulated output).
-LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep", "mail.rejections"})
+LOCAL_ACTIONS = frozenset({"manual", "assert", "log.note", "wait.sleep", "mail.rejections",
+                           "followup.add"})
 # Actions that notify people but whose text is the point of rehearsing them: a drill renders and records it
 # for real, with every way out (the webhook) removed, so the report shows the words a live run would send.
 RENDERED_LOCALLY = frozenset({"comms.post"})

@@ -26,11 +26,7 @@ def open_items(step_ids: Sequence[str], steps: Mapping[str, Mapping[str, Any]], 
                status: str) -> list[dict[str, Any]]:
     """Open items in step order, then the next commands; each {kind, step, text, due}."""
     found: list[dict[str, Any]] = []
-    for sid in step_ids:
-        view = steps.get(sid) or {}
-        output = view.get("output")
-        if not isinstance(output, Mapping):
-            continue
+    for sid, output in (pair for s in step_ids for pair in _outputs(s, steps.get(s) or {})):
         checklist = output.get("checklist")
         if isinstance(checklist, Mapping):
             # Only a literal true is a tick, as in the report: an item answered no or never reached is open.
@@ -44,6 +40,16 @@ def open_items(step_ids: Sequence[str], steps: Mapping[str, Mapping[str, Any]], 
     found += [{"kind": NEXT, "step": "", "text": command, "due": None, "why": why}
               for why, command in next_commands(run_id, status)]
     return found
+
+
+def _outputs(sid: str, view: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The step's output, then each loop item's as ``sid[key]``: a renewal date found by the third item of a
+    loop over hosts is as open as one a plain step found."""
+    items = view.get("items") or ()
+    entries = list(items.values()) if isinstance(items, Mapping) else list(items)
+    pairs = [(sid, view.get("output"))] + [(f"{sid}[{e.get('key')}]", e.get("output")) for e in entries
+                                           if isinstance(e, Mapping)]
+    return [(name, output) for name, output in pairs if isinstance(output, Mapping)]
 
 
 def next_commands(run_id: str, status: str) -> list[tuple[str, str]]:

@@ -160,7 +160,8 @@ class Runner:
     # of their approvals the moment they are durable. None: read the log on each tick instead.
     follow: Callable[[int, float], Iterator[list[AuditRecord]]] | None = None
     # The team file (engine/team.py), read once per run: contacts for templates (`{{ contacts.dpo.phone }}`),
-    # the legal regimes for actions (ctx.settings["legal_regimes"]; actions never read engine config).
+    # the legal regimes and the contacts for actions (ctx.settings["legal_regimes"], ["team_contacts"]; actions
+    # never read engine config).
     team: team_file.Team = field(default_factory=team_file.load)
     # Each step's title as first rendered: text that came out of a render may hold ``{{ }}`` from an input or
     # an output, and rendering it again would run that (a ``{{ inputs.token|upper }}`` the redactor misses).
@@ -657,6 +658,8 @@ class Runner:
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
                              settings={"legal_regimes": self.team.regimes, "run_clock": self.world.now(),
+                                       "team_contacts": self.team.contacts, "team_roles": team_file.ROLES,
+                                       "team_file": str(self.team.path or ""),
                                        **self.settings},
                              operator=self.gates.operator,
                              runbook_id=self.loaded.runbook.id, terminal=self.gates.terminal,

@@ -47,6 +47,7 @@ ROLES: tuple[str, ...] = (
     # Whoever owns a server and whoever administers it: the first call after a compromise ("touch nothing").
     "system_owner",
     "server_admins",
+    "forensics",  # a PCI forensic investigator (PFI) or incident-response firm on retainer
 )
 FIELDS: tuple[str, ...] = ("name", "phone", "email", "url", "notes")
 # Notification regimes breakglass computes deadlines for (actions/legal.py holds their rules).

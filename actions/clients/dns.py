@@ -167,14 +167,19 @@ def _rdtype(name: str) -> Any:
     return dns.rdatatype.from_text(name)
 
 
-def make_query(name: str, rdtype: str, *, recursion: bool = True) -> Any:
-    """A query with EDNS0; RD cleared when asking an authoritative server directly (RFC 1035 4.1.1)."""
+def make_query(name: str, rdtype: str, *, recursion: bool = True, dnssec: bool = False,
+               checking_disabled: bool = False) -> Any:
+    """A query with EDNS0; RD cleared when asking an authoritative server directly (RFC 1035 4.1.1); with
+    ``dnssec`` the DO bit asks for signatures (RFC 4035 3.2.1), with ``checking_disabled`` the CD bit tells a
+    validating resolver to answer even what fails validation (RFC 4035 3.2.2)."""
     import dns.flags
     import dns.message
 
-    msg = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+    msg = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD, want_dnssec=dnssec)
     if not recursion:
         msg.flags &= ~dns.flags.RD
+    if checking_disabled:
+        msg.flags |= dns.flags.CD
     return msg
 
 
@@ -234,6 +239,8 @@ async def query_async(
     retries: int = 2,
     tcp: bool = False,
     recursion: bool = True,
+    dnssec: bool = False,
+    checking_disabled: bool = False,
     deadline: float | None = None,
 ) -> QueryOutcome:
     """Ask ``server`` over UDP (TCP if the answer is truncated, or always with ``tcp``), retrying on
@@ -243,7 +250,7 @@ async def query_async(
 
     started, error, attempts = time.monotonic(), None, 0
     try:
-        msg = make_query(name, rdtype, recursion=recursion)
+        msg = make_query(name, rdtype, recursion=recursion, dnssec=dnssec, checking_disabled=checking_disabled)
     except (dns.exception.DNSException, ValueError) as exc:  # an empty or over-long label: not askable
         return QueryOutcome(str(server), name, rdtype, ERROR, error=f"not a valid DNS name: {exc}")
     for _ in range(retries + 1):
@@ -271,6 +278,106 @@ async def query_async(
 def query(server: Address, name: str, rdtype: str, **options: Any) -> QueryOutcome:
     """``query_async`` from synchronous code (one question, one server)."""
     return fanout.run(lambda: query_async(server, name, rdtype, **options))
+
+
+# -- TSIG (RFC 8945): the key dns.update signs with, and a harmless signed question to prove it works -----
+
+
+@dataclass(frozen=True)
+class TsigCredentials:
+    """A TSIG key (RFC 8945). ``__repr__`` hides the secret so it never lands in a log or a traceback."""
+
+    name: str
+    algorithm: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"TsigCredentials(name={self.name!r}, algorithm={self.algorithm!r}, secret=***)"
+
+    def keyring(self) -> dict[Any, Any]:
+        import binascii
+
+        import dns.name
+        import dns.tsig
+
+        try:
+            key = dns.tsig.Key(self.name, self.secret, self.algorithm)
+        except (binascii.Error, ValueError):
+            raise ActionError(f"tsig_secret for key '{self.name}' is not valid base64") from None
+        return {dns.name.from_text(self.name): key}
+
+
+def tsig_error_name(exc: BaseException) -> str:
+    """The TSIG error a server answered with (RFC 8945 section 5.2), as its name: BADKEY, BADSIG, BADTIME."""
+    import dns.tsig
+
+    for cls, text in ((dns.tsig.PeerBadKey, "BADKEY"), (dns.tsig.PeerBadSignature, "BADSIG"),
+                      (dns.tsig.PeerBadTime, "BADTIME"), (dns.tsig.PeerBadTruncation, "BADTRUNC")):
+        if isinstance(exc, cls):
+            return text
+    return type(exc).__name__
+
+
+@dataclass(frozen=True)
+class SignedAnswer:
+    """What a server said to a TSIG-signed SOA query: ``tsig`` is ok, BADKEY, BADSIG, BADTIME, unsigned (the
+    reply carried no valid signature) or none (no reply came); ``status`` the rcode, TIMEOUT or ERROR."""
+
+    server: str
+    zone: str
+    status: str
+    tsig: str
+    authoritative: bool = False
+    serial: int | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"server": self.server, "zone": self.zone, "status": self.status, "tsig": self.tsig,
+                "authoritative": self.authoritative, "serial": self.serial, "latency_ms": self.latency_ms,
+                **({"error": self.error} if self.error else {})}
+
+
+def signed_soa_query(server: Address, zone: str, tsig: TsigCredentials, *, timeout: float = 5.0) -> SignedAnswer:
+    """Ask ``server`` for the zone's SOA with a query signed by ``tsig``: a server that knows the key answers
+    and signs its reply, one that does not answers NOTAUTH with BADKEY or BADSIG (RFC 8945 section 5.2). Over
+    TCP, as dns.update sends its changes: the check goes the same way the change will."""
+    import dns.exception
+    import dns.flags
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+    import dns.tsig
+
+    started = time.monotonic()
+    try:
+        msg = make_query(zone, "SOA", recursion=False)
+        msg.use_tsig(tsig.keyring(), keyname=tsig.name, algorithm=tsig.algorithm)
+    except (dns.exception.DNSException, ValueError) as exc:
+        return SignedAnswer(str(server), zone, ERROR, "none", error=f"cannot sign the query: {exc}")
+    try:
+        reply = dns.query.tcp(msg, server.host, port=server.port, timeout=timeout)
+    except dns.tsig.PeerError as exc:
+        # The server's reply says the key failed; dnspython raises on it instead of returning the NOTAUTH.
+        return SignedAnswer(str(server), zone, "NOTAUTH", tsig_error_name(exc), latency_ms=_elapsed_ms(started))
+    except dns.exception.Timeout:
+        return SignedAnswer(str(server), zone, TIMEOUT, "none", latency_ms=_elapsed_ms(started),
+                            error="no response before the timeout")
+    except (dns.exception.DNSException, OSError) as exc:
+        return SignedAnswer(str(server), zone, ERROR, "none", latency_ms=_elapsed_ms(started),
+                            error=f"{type(exc).__name__}: {exc}")
+    soa = [rd for rrset in reply.answer if rrset.rdtype == dns.rdatatype.SOA for rd in rrset]
+    return SignedAnswer(
+        server=str(server),
+        zone=zone,
+        status=dns.rcode.to_text(reply.rcode()),
+        # dnspython verified the reply's signature against our key while parsing it; no signature at all is a
+        # server that ignored the key (an unsigned answer proves nothing about the key).
+        tsig="ok" if reply.had_tsig else "unsigned",
+        authoritative=bool(reply.flags & dns.flags.AA),
+        serial=int(soa[0].serial) if soa else None,
+        latency_ms=_elapsed_ms(started),
+    )
 
 
 # -- the stub resolver behind the ``nameservers`` argument ------------------------------------------------

@@ -326,11 +326,13 @@ def test_registry_resolves_and_documents_every_argument() -> None:
     for name, cls in [("dns.lookup", DnsLookup), ("dns.authoritative", DnsAuthoritative)]:
         assert registry.get(name) is cls
     rows = {r["name"]: r for r in registry.describe() if r["name"].startswith("dns.")}
-    assert set(rows) == {"dns.lookup", "dns.authoritative", "dns.propagation", "dns.update"}
+    assert set(rows) == {"dns.lookup", "dns.authoritative", "dns.propagation", "dns.update", "dns.dnssec",
+                         "dns.tsig_check"}
     for row in rows.values():
         assert row["summary"]
         assert all(arg["description"] for arg in row["arguments"]), row["name"]
     assert rows["dns.update"]["effect"] == "write" and rows["dns.lookup"]["effect"] == "read"
+    assert rows["dns.tsig_check"]["effect"] == "read"  # a signed question: runs in dry-runs, never gated
 
 
 def test_unknown_arguments_are_rejected() -> None:

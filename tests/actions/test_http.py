@@ -77,6 +77,32 @@ def test_body_match(web: WebLab, matcher: dict[str, str], ok: bool) -> None:
         assert "body does not match" in result.message
 
 
+def test_checkout_scripts_are_listed_by_origin_and_hashed(web: WebLab) -> None:
+    import hashlib
+
+    from tests.lab.https import CHECKOUT
+
+    result = probe(url=f"{web.http_url}/checkout")
+    assert result.ok
+    assert result.output["script_origins"] == [web.http_url, "https://js.pay.example"]
+    assert result.output["body_sha256"] == hashlib.sha256(CHECKOUT).hexdigest()
+    assert result.output["unexpected_script_origins"] == []  # nothing allowed was said: nothing is judged
+
+
+@pytest.mark.parametrize(("path", "ok"), [("/checkout", True), ("/checkout-skimmed", False)])
+def test_a_script_from_an_origin_not_allowed_fails_the_probe(web: WebLab, path: str, ok: bool) -> None:
+    result = probe(url=f"{web.http_url}{path}", allowed_script_origins=["https://js.pay.example/"])
+    assert result.ok is ok, result.message
+    if not ok:
+        assert result.output["unexpected_script_origins"] == ["https://evil.example"]
+        assert "scripts from unexpected origins: https://evil.example" in result.message
+
+
+def test_script_origins_of_a_page_that_is_not_html_are_not_guessed(web: WebLab) -> None:
+    result = probe(url=f"{web.http_url}/status/200", allowed_script_origins=[])
+    assert result.ok and result.output["script_origins"] == []
+
+
 def test_status_expectation(web: WebLab) -> None:
     down = probe(url=f"{web.http_url}/status/503")
     assert not down.ok and "status 503" in down.message

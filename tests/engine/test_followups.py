@@ -73,3 +73,19 @@ def test_a_run_ends_with_its_deadlines_and_the_report_lists_them(tmp_path: Path)
     section = report.stdout.split("## Still open", 1)[1].split("\n## ", 1)[0]
     assert "GDPR notification of the breach" in section and "2024-11-25T01:20:00" in section
     assert f"next: `breakglass report {run_id.group(1)}`" in section
+
+
+def test_a_loop_items_open_items_are_open_too() -> None:
+    """A for_each over hosts: each item's renewal date is listed under the item's id, after the loop's own."""
+    steps = {
+        "verify": {"status": "succeeded", "output": {"succeeded": 2},
+                   "items": [{"key": 0, "item": "a",
+                              "output": {"open_items": [{"text": "renew a", "due": "2025-01-01"}]}},
+                             {"key": 1, "item": "b", "output": None},
+                             {"key": 2, "item": "c", "output": {"open_items": [{"text": "renew c", "due": None}]}}]},
+    }
+    items = open_items(["verify"], steps, "R1", "succeeded")
+    assert [(i["kind"], i["step"], i["text"], i["due"]) for i in items][:2] == [
+        ("due", "verify[0]", "renew a", "2025-01-01"),
+        ("due", "verify[2]", "renew c", None),
+    ]

@@ -92,6 +92,7 @@ class BindServer:
         secondary_of: BindServer | None = None,
         workdir: Path | None = None,
         start_timeout: float = 20.0,
+        port: int | None = None,
     ) -> None:
         self.zones = {_fqdn(o): t for o, t in zones.items()}
         self.tsig = tsig
@@ -103,7 +104,9 @@ class BindServer:
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bg-named-"))
         self.host = "127.0.0.1"
-        self.port = free_tcp_udp_port(self.host)
+        # A port given: a server taking over another's port once that one stopped (the nameservers of a
+        # delegation all answer on one port, and a lab can only replace one on 127.0.0.1).
+        self.port = port or free_tcp_udp_port(self.host)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -26,6 +26,11 @@ WWW = "www.example.test"
 EXPIRED = "expired.example.test"
 CA_NAME = "breakglass lab CA"
 BODY = b"<html><body>standby www.example.test build 2024.11</body></html>\n"
+# A shop's checkout: its own script, its payment provider's, and (skimmed) one injected from evil.example,
+# test data only: nothing ever fetches it (RFC 2606 names).
+CHECKOUT = (b'<html><head><script src="/js/shop.js"></script>'
+            b'<script src="https://js.pay.example/v3/"></script></head><body>checkout</body></html>\n')
+SKIMMED = CHECKOUT.replace(b"</head>", b'<script src="https://evil.example/s.js?v=2"></script></head>')
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ def _cert(
 
 
 class LabHandler(BaseHTTPRequestHandler):
-    """Routes: / (page), /redirect → /hop → /, /loop, /status/N, /big, /away?to=URL (302 to URL),
+    """Routes: / (page), /checkout and /checkout-skimmed (a skimmer script),
+    /redirect → /hop → /, /loop, /status/N, /big, /away?to=URL (302 to URL),
     /copy?to=URL&... (302 to URL with this request's whole query appended), any write method (recorded)."""
 
     protocol_version = "HTTP/1.1"
@@ -161,6 +167,10 @@ class LabHandler(BaseHTTPRequestHandler):
             target = parse_qs(query)["to"][0]
             location = f"{target}?{query}" if path == "/copy" else target
             self._reply(302, b"", "text/plain", send_body, {"Location": location})
+        elif path == "/checkout":
+            self._reply(200, CHECKOUT, "text/html; charset=utf-8", send_body)
+        elif path == "/checkout-skimmed":
+            self._reply(200, SKIMMED, "text/html; charset=utf-8", send_body)
         elif path == "/big":
             self._reply(200, b"x" * 300_000, "text/plain", send_body)
         else:

@@ -14,6 +14,8 @@ IDS = [f.stem for f in RUNBOOK_FILES]
 SCENARIOS = sorted((RUNBOOKS / "scenarios").glob("*/*.yaml"))
 MAIN = ["registrar-suspension", "dns-failover", "mail-ip-blacklisted", "shared-host-takedown"]
 MORE = ["domain-expiry", "server-compromised", "mail-silently-dropped", "customer-data-mis-sent"]
+TLS_DNSSEC = ["tls-certificate-expired", "dnssec-broken"]
+HIJACK_SKIM_READY = ["registrar-account-hijack", "site-defaced-or-skimmed", "readiness"]
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -29,7 +31,7 @@ def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_runbooks_the_issue_asks_for_are_shipped() -> None:
-    assert sorted(IDS) == sorted(MAIN + MORE)
+    assert sorted(IDS) == sorted(MAIN + MORE + TLS_DNSSEC + HIJACK_SKIM_READY)
 
 
 def test_validate_passes(tmp_path: Path) -> None:
