@@ -320,25 +320,25 @@ class Runner:
             if step.when is not None and not templates.evaluate(step.when, self.context()):
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
                                                     "reason": "its `when` was false"})
-            teller = self._customers_told_by() if step.action == comms.ACTION else None
-            if teller is not None:
+            # A called runbook never speaks to customers: its caller decides what they hear (one status page,
+            # one cadence, the top runbook's), and a switch made for another reason (a defaced shop taken
+            # offline) must not announce "moving to our standby" in words written for an outage.
+            caller = self._caller() if step.action == comms.ACTION else None
+            if caller is not None:
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title, "reason": (
-                    f"runbook '{teller}', which calls this one, tells customers (its `comms:`)")})
+                    f"called by runbook '{caller}', which decides what customers are told")})
             if step.action == calls.CALL:
                 return calls.invoke(self, use)
             return self._loop(use) if step.for_each is not None else self._invoke(use)
 
         self._guarded(use, when_then_invoke)
 
-    def _customers_told_by(self) -> str | None:
-        """Inside a called runbook: the id of the nearest runbook above it with `comms:`, which owns the
-        conversation with customers. A called runbook's own `comms.post` steps then stay silent: one incident,
-        one status page, one cadence (the top runbook's reminders count it), never two posts of one switch."""
+    def _caller(self) -> str | None:
+        """Inside a called runbook: the id of the runbook that calls it; None at the top."""
+        if not self.frame.prefix:
+            return None
         above = [f for p, f in self._frames.items() if p != self.frame.prefix and self.frame.prefix.startswith(p)]
-        for frame in sorted(above, key=lambda f: len(f.prefix), reverse=True):
-            if frame.loaded.runbook.comms is not None:
-                return frame.loaded.runbook.id
-        return None
+        return max(above, key=lambda f: len(f.prefix)).loaded.runbook.id
 
     def _guarded(self, use: Use, call: Callable[[], R]) -> R | dict[str, Any]:
         try:

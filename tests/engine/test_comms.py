@@ -260,7 +260,7 @@ def test_a_resume_does_not_remind_again_of_a_due_time_already_reminded(tmp_path:
     assert owed.reminder(comms.epoch("2026-11-30T07:00:00Z")) is None
 
 
-# --- a called runbook: the caller tells customers, once, on its own cadence --------------------------------
+# --- a called runbook: the caller decides what customers hear, once, on its own cadence ---------------------
 
 CALLER = """\
 id: outage
@@ -306,9 +306,25 @@ def test_a_called_runbook_leaves_customers_to_its_caller(tmp_path: Path, bg_home
     graded = next(r for r in records if r["type"] == "drill.graded")
     assert graded["deviations"] == [], graded["deviations"]
     skipped = next(r for r in records if r["type"] == "step.skipped" and r["step"] == "switch.tell")
-    assert skipped["reason"] == "runbook 'outage', which calls this one, tells customers (its `comms:`)"
+    assert skipped["reason"] == "called by runbook 'outage', which decides what customers are told"
     # One cadence, the caller's: 1900 s of switching passed its 30 min once (the called runbook's 10 min would
     # have reminded three times), and the only posts are the caller's.
     assert len([r for r in records if r["type"] == "comms.due"]) == 1
     assert [r["step"] for r in records if r["type"] == "step.succeeded"
             and isinstance(r.get("output"), dict) and "texts" in r["output"]] == ["post", "done"]
+
+
+def test_a_called_runbook_posts_nothing_even_when_its_caller_has_no_comms(tmp_path: Path, bg_home: Path) -> None:
+    """A switch made for another reason must not announce an outage in words written for one."""
+    (tmp_path / "switch-over.yaml").write_text(CALLED, encoding="utf-8")
+    silent = CALLER.split("comms:")[0] + "steps:\n" + CALLER.split("steps:\n")[1].split("  - {id: done")[0]
+    (tmp_path / "outage.yaml").write_text(silent.replace("  - {id: post, title: Tell customers, action: comms.post, "
+                                                         "with: {kind: status_page, stage: identified}}\n", ""),
+                                          encoding="utf-8")
+    (tmp_path / "01-long.yaml").write_text(CALL_SCENARIO.replace("{post: succeeded, switch.tell: skipped, done: "
+                                                                 "succeeded}", "{switch.tell: skipped}")
+                                           .replace("reminders: 1", "reminders: 0"), encoding="utf-8")
+    records = _drill(tmp_path / "outage.yaml", tmp_path / "01-long.yaml")
+    graded = next(r for r in records if r["type"] == "drill.graded")
+    assert graded["deviations"] == [], graded["deviations"]
+    assert not [r for r in records if r["type"] == "step.succeeded" and "texts" in (r.get("output") or {})]
