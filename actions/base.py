@@ -19,6 +19,7 @@ Rules an action follows:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -75,8 +76,10 @@ def can_undo(action: type[Action[Any]]) -> bool:
     return action.undo.__func__ is not Action.undo.__func__  # type: ignore[attr-defined]
 
 
+@functools.cache  # asked on every validation of arguments: once per item of a loop
 def renamed_arguments(model: type[BaseModel]) -> dict[str, str]:
-    """Old argument name → current name, from the fields' ``AliasChoices`` (the first choice is current)."""
+    """Old argument name → current name, from the fields' ``AliasChoices`` (the first choice is current);
+    read-only."""
     renamed = {}
     for name, info in model.model_fields.items():
         if isinstance(info.validation_alias, AliasChoices):

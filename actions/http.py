@@ -27,8 +27,7 @@ from actions.clients.http_tls import (
     parse_resolve,
     peek_certificate,
     pinned_address,
-    pinning_transport,
-    ssl_context,
+    shared_transport,
     tls_of,
 )
 from actions.clients.redact_headers import redact_headers, redact_url, scrub
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     import httpx
 
 EXCERPT_CHARS = 2048
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 
 class HttpTarget(Params):
@@ -68,8 +68,9 @@ class HttpTarget(Params):
     def _http_url(cls, url: str) -> str:
         # RFC 3986 §2 has no control characters in a URL; one rendered in from an input or an earlier step's
         # output must fail this step, not crash the run inside httpx (InvalidURL is no HTTPError).
-        bad = next((i for i, ch in enumerate(url) if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F), None)
-        if bad is not None:
+        control = _CONTROL.search(url)
+        if control is not None:
+            bad = control.start()
             raise ValueError(f"the URL holds the control character {url[bad]!r} at position {bad + 1}; "
                              "percent-encode it (the urlencode filter) or fix what produced it")
         parts = urlsplit(url)
@@ -91,7 +92,7 @@ def build_client(p: HttpTarget, follow_redirects: bool, timeout: float, guard: R
     import httpx
 
     return httpx.Client(
-        transport=pinning_transport(ssl_context(p.verify_tls, p.ca_file), parse_resolve(p.resolve)),
+        transport=shared_transport(p.verify_tls, p.ca_file, parse_resolve(p.resolve)),
         timeout=timeout,
         follow_redirects=follow_redirects,
         max_redirects=p.max_redirects,

@@ -272,7 +272,9 @@ def _check_steps(book: _Runbook, entries: Sequence[_Entry], src: Source) -> Iter
         elif rollback is not None:
             has_rollback = True
             rb_path = (*path, "rollback")
-            rb_scope = _Scope(book, index + 1)  # a rollback runs after its step: it may read the step's output
+            # A rollback runs after its step: it may read the step's output; a loop's undoes one item, its own.
+            rb_scope = _Scope(book, index + 1, (ROOTS | loops.LOOP_ROOTS) if step.get("for_each") is not None
+                              else ROOTS)
             yield from _check_action(rollback["action"], rollback.get("with", {}), rb_path, src, book.registry,
                                      defaulted=book.defaults.get(rollback["action"], _NO_DEFAULTS))
             yield from _check_tree(rollback.get("with", {}), (*rb_path, "with"), src, rb_scope)

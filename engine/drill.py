@@ -95,7 +95,8 @@ class SimulatedWorld:
         """The scenario's approvers at a four-eyes gate, in the order they answer; nobody when it scripts none
         (the gate then times out, as it would with nobody there)."""
         if gate_id.endswith(".rollback"):
-            return list(self.specs.get(gate_id.removesuffix(".rollback"), {}).get("rollback", {}).get("approvals")
+            return list(self.specs.get(self._described(gate_id.removesuffix(".rollback")), {}).get("rollback", {})
+                        .get("approvals")
                         or [])
         # A loop asking per item (``confirm: {each: true}``): its items' approvers are the loop's unless named.
         return list(self.specs.get(self._described(gate_id), {}).get("approvals") or [])

@@ -167,7 +167,9 @@ class Gatekeeper:
             raise ValueError("--yes approves gates only in a dry-run or a drill, never in a live run")
 
     def decide(self, req: GateRequest) -> GateDecision:
-        if req.gate_id in self.approvals or req.step_id in self.approvals and not req.gate_id.endswith(".rollback"):
+        undo = req.gate_id.endswith(".rollback")
+        # `--approve touch` answers for its items; `--approve touch.rollback` for each item's undo
+        if req.gate_id in self.approvals or (f"{req.step_id}.rollback" if undo else req.step_id) in self.approvals:
             return GateDecision(True, self.operator, "flag", answer=f"--approve {req.gate_id}")
         if self.yes:
             return GateDecision(True, self.operator, "yes", answer="--yes")

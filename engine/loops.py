@@ -15,6 +15,10 @@ The rules, decided here once:
   applying at a time). A read-only loop may run ``concurrency: N`` items at once.
 - ``on_failure`` applies per item: ``continue`` lets the other items run (the loop then ends failed, with
   ``continue``); ``abort`` and ``rollback`` start no further item, then act for the whole step.
+- ``rollback`` undoes one item: each item that succeeded is its own undo (``step[key]``, audited, gated as
+  ``step[key].rollback``), newest first, when this or a later step fails with ``on_failure: rollback``;
+  the failed loop's applied items too. It renders with the item's ``item`` and ``item_key``; ``auto`` reads
+  the item's own output. Not with ``concurrency`` above 1: items that ran at once have no reverse order.
 - Templates after the loop read ``steps.<id>.items``: a list (or, for a mapping, a mapping by key) of
   ``{key, item, output, ok, status}``, the same shape as ``steps.<id>`` plus the item and its key.
 """
@@ -70,11 +74,11 @@ def check(step: Mapping[str, Any], effect_is_read: bool | None) -> Iterator[tupl
         if each:
             yield "confirm", "`confirm: {each: true}` needs `for_each`: it asks once per item"
         return
-    if step.get("rollback") is not None:
-        yield "rollback", ("a `for_each` step cannot have a `rollback` yet; undo the items in a later step, "
-                           "or write the step once per item")
     if concurrency is not None and concurrency > 1:
-        if effect_is_read is False:
+        if step.get("rollback") is not None and effect_is_read is not False:
+            yield "concurrency", (f"`concurrency: {concurrency}` with a `rollback`: items that ran at once have "
+                                  "no order to undo them in reverse; remove `concurrency`, or the `rollback`")
+        elif effect_is_read is False:
             yield "concurrency", (f"`concurrency: {concurrency}` on a step that changes the world: its items "
                                   "run one at a time (a gate and the in-doubt question need one item "
                                   "applying at a time); remove `concurrency`")

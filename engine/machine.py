@@ -249,8 +249,17 @@ class RunState:
         return dict(self._views)
 
     def completed_with_effect(self) -> list[str]:
-        """Steps that succeeded, in order: the candidates for rollback."""
-        return [sid for sid in self.step_ids if self.steps[sid].status is S.SUCCEEDED]
+        """Steps that succeeded, in order: the candidates for rollback. A loop is its items that succeeded,
+        in item order, whether the loop as a whole succeeded or not: each applied item is undone on its own,
+        the failed loop's too."""
+        done = []
+        for sid in self.step_ids:
+            loop = self.loops.get(sid)
+            if loop is not None:
+                done += [iid for iid in loop.ids(sid) if self.steps[iid].status is S.SUCCEEDED]
+            elif self.steps[sid].status is S.SUCCEEDED:
+                done.append(sid)
+        return done
 
 
 def replay(step_ids: list[str], records: list[dict[str, Any]]) -> RunState:

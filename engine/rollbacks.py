@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 def rollback_of(step: Step, registry: Registry, step_id: str | None = None) -> Rollback | None:
     """The rollback of ``step``, None when it has none. ``step_id``: the id its templates know it by (inside a
-    called runbook, its own id, not the namespaced one the log uses)."""
+    called runbook, its own id, not the namespaced one the log uses). A ``for_each`` step's rollback undoes
+    one item: it renders with that item's ``item`` and ``item_key``, and ``auto`` reads the item's own output
+    (``steps.<id>.items[item_key].output``)."""
     if step.rollback != AUTO:
         return step.rollback if isinstance(step.rollback, Rollback) else None
-    args = registry.get(step.action).undo(step.with_, f"steps.{step_id or step.id}.output")
+    recorded = f"steps.{step_id or step.id}" + (".items[item_key]" if step.for_each is not None else "")
+    args = registry.get(step.action).undo(step.with_, f"{recorded}.output")
     if args is None:  # refused at validation; a runbook built without the loader gets no undo rather than a wrong one
         return None
     return Rollback.model_validate({"action": step.action, "with": args})

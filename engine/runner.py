@@ -28,7 +28,7 @@ from engine.approvals import APPROVE, OpenGate, Tally
 from engine.audit import AuditRecord, canonical, utc_now
 from engine.console import Reporter
 from engine.errors import ActionError, ActionTimeout, AuditError, BreakglassError, TemplateError
-from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, item_id, left_undone
+from engine.events import DRY_RUN_SKIP, RecordType, RunStatus, StepStatus, item_id, left_undone, parent_of
 from engine.execution import call_with_timeout, sigterm_as_interrupt
 from engine.gates import GateDecision, Gatekeeper, GateRequest, describe
 from engine.i18n import _
@@ -639,13 +639,13 @@ class Runner:
             self._titles[step.id] = self._rendered_text(step.title)
         return self._titles[step.id]
 
-    def _rendered_text(self, text: str) -> str:
+    def _rendered_text(self, text: str, use: Use | None = None) -> str:
         """Runbook text (a title) with its templates filled in and secrets masked. Only text as written in the
         runbook comes here, never a value that was already rendered."""
         if not templates.is_template(text):
             return text
         try:
-            return self.redactor.text(str(templates.render_string(text, self.context())))
+            return self.redactor.text(str(templates.render_string(text, self.context(use=use))))
         except TemplateError:
             return text
 
@@ -980,16 +980,26 @@ class Runner:
         self.record(T.ROLLBACK_BEGUN, {"after": failed.id, "steps": list(undos)})
         ended = []
         for sid, rb in undos.items():
-            placed = self._placed[sid]
+            placed, item = self._placed_of(sid)
             with self.in_frame(self._frame_at(placed.prefix)):
-                title = self._rendered_text(rb.title) if rb.title else f"undo {self._title(placed.step)}"
-                use = Use(placed.step, rb, title)
+                use = Use(placed.step, rb, "", item)
+                title = self._rendered_text(rb.title, use) if rb.title else f"undo {self._title(placed.step)}"
+                use = replace(use, title=title if item is None else f"{title} [{item.key}]")
                 ended.append(self._guarded(use, partial(self._invoke, use)))
         return [rec for rec in ended if rec is not None]
 
     def _undo_of(self, sid: str) -> Rollback | None:
-        placed = self._placed[sid]
-        return rollback_of(placed.step, self.registry, sid[len(placed.prefix):])
+        placed, _ = self._placed_of(sid)
+        return rollback_of(placed.step, self.registry, placed.step.id[len(placed.prefix):])
+
+    def _placed_of(self, sid: str) -> tuple[calls.Placed, Item | None]:
+        """The step an id of the log names, and for a loop's item, which item (its key and value as fixed)."""
+        parent = parent_of(sid)
+        if parent is None or parent not in self.state.loops:
+            return self._placed[sid], None
+        loop = self.state.loops[parent]
+        index = loop.ids(parent).index(sid)
+        return self._placed[parent], Item(loop.keys[index], loop.values[index])
 
 
 def _path_of(loaded: LoadedRunbook, step_id: str) -> tuple[str | int, ...]:

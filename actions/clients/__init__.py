@@ -6,7 +6,8 @@
   argument that every DNS-reading action takes.
 - ``spf``: an RFC 7208 ``check_host()`` over that DNS layer.
 - ``rdap``, ``whois``, ``epp_status``: registration data, and the status vocabulary RDAP and EPP share.
-- ``http_tls``, ``http_redirect``, ``redact_headers``: how the HTTP actions connect, what follows a redirect
+- ``http_tls``, ``http_redirect``, ``redact_headers``: how the HTTP actions connect (one transport per set of
+  connection settings, shared by every call of the process), what follows a redirect
   to another origin (none of the runbook's headers), and which header and URL parts are credentials.
 - ``ssh_session``, ``ssh_hostkeys``, ``ssh_transfer``: one SSH connection with host-key checking and a jump
   host, and verified SFTP copies.

@@ -4,6 +4,8 @@
 while the URL, the Host header, SNI and certificate verification keep the real name. That is how the
 standby is checked under the production hostname *before* DNS is switched to it. It is done with an httpcore
 network backend that only swaps the address it dials, so redirects back to the same host stay pinned.
+That transport (SSL context, pool, pinned dialling) is built once per set of settings and shared by every call
+(``shared_transport``); it keeps no idle connection, so each call dials afresh.
 
 httpx, httpcore and cryptography are imported inside functions, so importing an action stays cheap.
 """
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import socket
 import ssl
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -74,8 +78,55 @@ def _default_trust() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def shared_transport(verify_tls: bool, ca_file: str | None, pins: Pins) -> httpx.BaseTransport:
+    """The one transport (SSL context, pinned dialling) for these settings, shared by every HTTP call of the
+    process: building it per call cost a new SSL context (a CA bundle load) and a connection pool, CPU that
+    a 1,000-item concurrent ``for_each`` of probes paid under one GIL. Safe across threads (httpcore's pool
+    is). Each call still makes its own httpx.Client over it: its cookies, redirect guard, timeout and
+    redirect policy stay that call's own."""
+    key = (verify_tls, ca_file, _file_stamp(ca_file), tuple(sorted(pins.items(), key=repr)))
+    with _SHARED_LOCK:
+        transport = _SHARED.get(key)
+        if transport is None:
+            if len(_SHARED) >= _SHARED_MAX:  # settings rendered per item (pins) must not grow it without end
+                _SHARED.clear()  # dropped, not closed: a call in flight may still be using one
+            transport = _SHARED[key] = _unclosable(pinning_transport(ssl_context(verify_tls, ca_file), pins))
+    return transport
+
+
+_SHARED: dict[Any, Any] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 64
+
+
+def _file_stamp(path: str | None) -> tuple[int, int] | None:
+    """A CA file replaced during a run is read again: the settings key holds its size and mtime."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # the SSL context load says what is wrong with it
+    return st.st_size, st.st_mtime_ns
+
+
+def _unclosable(inner: httpx.HTTPTransport) -> httpx.BaseTransport:
+    import httpx
+
+    class Shared(httpx.BaseTransport):
+        """Closing a call's client closes its transport; this one serves the other calls still."""
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return inner.handle_request(request)
+
+    return Shared()
+
+
 def pinning_transport(ssl_ctx: ssl.SSLContext, pins: Pins) -> httpx.HTTPTransport:
-    """An httpx transport that dials the pinned address of a host and the host itself otherwise."""
+    """An httpx transport that dials the pinned address of a host and the host itself otherwise.
+
+    It keeps no idle connection: shared between calls, a kept one would carry the next probe to the
+    address and certificate of before (a probe after ``dns.update`` or a certificate swap must dial again)."""
     import httpcore
     import httpx
 
@@ -95,7 +146,8 @@ def pinning_transport(ssl_ctx: ssl.SSLContext, pins: Pins) -> httpx.HTTPTranspor
     transport = httpx.HTTPTransport(verify=ssl_ctx)
     # httpx takes no network backend, so swap the pool it built for one that dials the pinned addresses;
     # httpcore still passes the URL's host name as SNI and for the certificate check.
-    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_ctx, network_backend=PinningBackend())
+    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_ctx, network_backend=PinningBackend(),
+                                              max_keepalive_connections=0, max_connections=None)
     return transport
 
 

@@ -178,6 +178,33 @@ def test_gather_bounded_keeps_order_and_the_bound() -> None:
     assert peak == 2
 
 
+def test_call_all_keeps_order_and_the_bound_and_starts_nothing_after_an_exception() -> None:
+    import threading
+    import time
+
+    lock, running, peak, started = threading.Lock(), 0, 0, []
+
+    def call(i: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            started.append(i)
+        time.sleep(0.01 * (5 - i % 5))
+        with lock:
+            running -= 1
+        if i == 2:
+            raise LookupError("item 2 misbehaved")
+        return i
+
+    assert fanout.call_all([lambda i=i: call(i) if i != 2 else i for i in range(8)], 3) == list(range(8))
+    assert peak == 3
+    started.clear()
+    with pytest.raises(LookupError, match="item 2"):
+        fanout.call_all([lambda i=i: call(i) for i in range(40)], 2)
+    assert len(started) < 40, "the calls still queued when one raised were not started"
+
+
 def test_actions_hold_no_dns_client_or_event_loop_of_their_own() -> None:
     """The DNS resolver setup and the sync→async bridge are said once, in actions/clients."""
     for path in sorted(ACTIONS.glob("*.py")):

@@ -355,12 +355,12 @@ steps:
 """
 
 
-def _move_www(server: BindServer, address: str) -> None:
+def _move_www(server: BindServer, address: str, name: str = "www") -> None:
     import dns.query
     import dns.update
 
     update = dns.update.UpdateMessage("example.test.")
-    update.replace("www", 300, "A", address)
+    update.replace(name, 300, "A", address)
     dns.query.tcp(update, server.host, port=server.port, timeout=5)
 
 
@@ -397,6 +397,59 @@ def test_a_plan_that_changed_before_approval_voids_the_approvals_and_asks_again(
     assert kinds.count("gate.asked") == 2 and kinds.count("approval.counted") == 2
     assert kinds.index("gate.voided") < kinds.index("gate.approved") < kinds.index("step.applying")
     assert next(r for r in recs if r["type"] == "gate.approved")["digest"] == again[0]["digest"]
+
+
+LOOP_RUNBOOK = """\
+id: four-eyes
+title: Move two names with another person's approval
+steps:
+  - id: change
+    title: Point each name at the standby
+    for_each: [www, api]
+    action: dns.update
+    with: {{server: "{server}", zone: example.test, name: "{{{{ item }}}}.example.test", records: ["192.0.2.20"]}}
+    confirm: {{message: "switch them?", approvals: 1, approvers: ["@oncall"], timeout: 60}}
+"""
+
+
+def test_a_write_loop_whose_plan_changed_before_approval_voids_the_approvals_and_asks_again(
+        team: Team, drive: Any, bind_factory: Any) -> None:
+    """A loop's one gate shows every item's plan; Alice approves it while someone moves the second name.
+    Every item is planned again before the first applies: the plan is not the one she signed, so her
+    approval is void, the gate asks again with the new plans, and no item applies before that is approved."""
+    zone = zone_text("example.test.", "www IN A 192.0.2.10\napi IN A 192.0.2.10\n")
+    server = bind_factory({"example.test.": zone}, update_zones=["example.test."])
+    team.runbook.write_text(LOOP_RUNBOOK.format(server=server.address), encoding="utf-8")
+    d = drive()
+    _move_www(server, "192.0.2.99", name="api")
+    assert _approve(team, "alice", d).returncode == 0
+    deadline = time.monotonic() + 30
+    again: list[dict[str, Any]] = []
+    while not again and time.monotonic() < deadline:
+        again = [r for r in json.loads(team.bg("alice", "pending", "--json").stdout or "[]") if r["digest"] != d.digest]
+        time.sleep(0.1)
+    assert again, "the loop's gate did not open again with the new plans"
+    assert again[0]["missing"] == 1
+    stale = _approve(team, "alice", d)
+    assert stale.returncode == 3 and "not the one you saw" in stale.stderr
+    fresh = team.bg("alice", "approve", d.run, "change", "--key", str(team.key("alice")), "--digest",
+                    again[0]["digest"])
+    assert fresh.returncode == 0, fresh.stderr
+    code, err = d.finish()
+    assert code == 0, err
+    assert "approvals given are void" in err
+    recs = _records(team, d.run)
+    kinds = [r["type"] for r in recs]
+    voided = next(r for r in recs if r["type"] == "gate.voided")
+    assert voided["gate"] == "change" and voided["digest"] == d.digest and voided["now"] == again[0]["digest"]
+    planned = [r["step"] for r in recs if r["type"] == "step.planned"]
+    assert planned == ["change[0]", "change[1]", "change[0]", "change[1]"], "each item planned again"
+    asked = [r for r in recs if r["type"] == "gate.asked"]
+    assert "192.0.2.99" not in json.dumps(asked[0]["shown"]) and "192.0.2.99" in json.dumps(asked[1]["shown"])
+    first_apply = kinds.index("step.applying")
+    assert kinds.index("gate.voided") < kinds.index("gate.approved") < first_apply
+    assert next(r for r in recs if r["type"] == "gate.approved")["digest"] == again[0]["digest"]
+    assert [r["step"] for r in recs if r["type"] == "step.succeeded"] == ["change[0]", "change[1]", "change"]
 
 
 def _forged_signers(team: Team, who: str) -> Path:

@@ -154,3 +154,43 @@ steps:
     assert sorted(p.name for p in remote.iterdir()) == ["index.html"]
     undo = next(e for e in result.events if e["type"] == "rollback.succeeded")
     assert undo["output"]["restored"] == [f"{remote}/index.html"]
+
+
+LOOPED = """
+id: auto-undo-loop
+title: One change per name, then a check that fails
+inputs:
+  server: {type: string}
+  tsig_name: {type: string}
+  tsig_secret: {type: secret, env: BREAKGLASS_TSIG_SECRET}
+defaults:
+  dns.update: {server: "{{ inputs.server }}", zone: example.test, tsig_name: "{{ inputs.tsig_name }}",
+               tsig_secret: "{{ inputs.tsig_secret }}"}
+steps:
+  - id: point
+    title: Point each name at the standby
+    for_each: {www: 198.51.100.7, new: 203.0.113.5}
+    action: dns.update
+    with: {name: "{{ item_key }}.example.test", records: ["{{ item }}"], ttl: 60}
+    rollback: auto
+  - id: check
+    title: The check after the change
+    action: assert
+    with: {that: "false", message: the site is not healthy after the change}
+    on_failure: rollback
+"""
+
+
+def test_a_looped_update_undoes_each_item_from_its_own_output(primary: BindServer, tmp_path: Path,
+                                                               bg_home: Path) -> None:
+    path = tmp_path / "auto-undo-loop.yaml"
+    path.write_text(LOOPED)
+    result = run_json(args(primary, path, "--approve", "point", "--approve", "point.rollback"),
+                      env(primary, bg_home))
+    assert result.code == 1, result.stderr
+    assert result.finished["status"] == "rolled_back"
+    undos = [e for e in result.events if e["type"] == "rollback.started"]
+    assert [e["step"] for e in undos] == ["point[new]", "point[www]"]
+    assert undos[1]["args"]["records"] == ["192.0.2.10"] and undos[1]["args"]["ttl"] == 300
+    assert rrset(primary, "www.example.test.") == (["192.0.2.10"], 300)
+    assert rrset(primary, "new.example.test.") == ([], None), "the name the item created is removed again"

@@ -5,14 +5,23 @@
     parent = parent_keys.sign(parent_text(..., ds=keys.ds))               # the DS of the child's KSK
     auth = bind_factory({"test.": parent, "example.test.": child})        # tests/lab/bind.py
     resolver = ValidatingResolver(tmp_path / "r", auth, anchor=parent_keys).start()
+    resolver.rndc("flushtree", "example.test")                            # argv of rndc for this resolver
 
 The resolver is a second ``named`` that recurses, validates with a static trust anchor for the lab's parent
 zone (``test.``), and forwards everything under it to the lab's authoritative server, so the chain of trust
 it walks is the lab's and nothing leaves 127.0.0.1.
+
+It remembers a failed validation the way a production BIND does: a DNSKEY or DS whose chain broke goes into
+the resolver's "bad cache" for max(lame-ttl, 30) s (``DNS_RESOLVER_BADCACHETTL`` in lib/dns/resolver.c, 9.18),
+whatever ``servfail-ttl`` and ``max-cache-ttl`` say, so after a fix it keeps answering SERVFAIL for 30 s.
+``rndc flushtree ZONE`` empties both caches under the zone, as an operator does on their own resolvers; the
+resolver listens for rndc on a control port of its own, with a key of its own.
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -21,11 +30,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import free_port
 from tests.lab.bind import BindServer
 
 KEYGEN = shutil.which("dnssec-keygen") or "/usr/sbin/dnssec-keygen"
 SIGNZONE = shutil.which("dnssec-signzone") or "/usr/sbin/dnssec-signzone"
 DSFROMKEY = shutil.which("dnssec-dsfromkey") or "/usr/sbin/dnssec-dsfromkey"
+RNDC = shutil.which("rndc") or "/usr/sbin/rndc"
 ALGORITHM = "ECDSAP256SHA256"  # algorithm 13
 
 
@@ -94,6 +105,16 @@ class ValidatingResolver(BindServer):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__({}, workdir=workdir)
         self.upstream, self.anchor = upstream, anchor
+        self.control_port = free_port(host=self.host)
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self._key = f'key "rndc-key" {{ algorithm hmac-sha256; secret "{key}"; }};\n'
+        self.rndc_conf = workdir / "rndc.conf"
+        self.rndc_conf.write_text(self._key + 'options { default-key "rndc-key"; default-server 127.0.0.1; '
+                                  f"default-port {self.control_port}; }};\n")
+
+    def rndc(self, *args: str) -> list[str]:
+        """The argv of ``rndc`` talking to this resolver (``flushtree example.test``, ``flush``...)."""
+        return [RNDC, "-c", str(self.rndc_conf), *args]
 
     def _options(self) -> str:
         owner, _cls, _type, flags, proto, alg, *key = self.anchor.ksk_dnskey.split()
@@ -108,10 +129,12 @@ class ValidatingResolver(BindServer):
             "  listen-on-v6 { none; };\n"
             "  recursion yes;\n  allow-recursion { 127.0.0.1; };\n"
             "  dnssec-validation yes;\n  notify no;\n"
-            # each test re-asks after changing the world: no cached SERVFAIL, nothing kept past 2 s
+            # each test re-asks after changing the world: no cached SERVFAIL, nothing kept past 2 s (but a
+            # failed validation stays in the bad cache for 30 s: rndc flushtree, see the module's docstring)
             "  servfail-ttl 0;\n  max-cache-ttl 2;\n  max-ncache-ttl 2;\n"
             "};\n"
-            "controls { };\n"
+            f"{self._key}"
+            f'controls {{ inet 127.0.0.1 port {self.control_port} allow {{ 127.0.0.1; }} keys {{ "rndc-key"; }}; }};\n'
             f'trust-anchors {{ "{owner}" static-key {flags} {proto} {alg} "{anchor_key}"; }};\n'
             f'zone "{self.anchor.origin}" {{ type forward; forward only; '
             f"forwarders {{ {self.upstream.host} port {self.upstream.port}; }}; }};\n"

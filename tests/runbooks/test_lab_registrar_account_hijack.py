@@ -5,7 +5,10 @@ with the transfer lock back, a webhook receiver, a team file with the registrar'
 
 Live: the evidence steps see the foreign delegation and what it answers; the pending transfer brings the
 step that refuses it; while the run waits for the registrar, the "registry" puts our delegation back and the
-verification sees our nameserver answer. Dry-run: nothing posted, verification skipped.
+verification sees our nameserver answer. Customers are told at gates the operator answers: the status page
+at once, a notice of what to change (with the time of the registry's change) once the exposure is known, and
+"monitoring" after the verification, with "resolved" left as a follow-up for when caches have caught up.
+Dry-run: nothing posted, verification skipped.
 """
 
 from __future__ import annotations
@@ -107,7 +110,8 @@ def test_live_run_sees_the_hijack_and_the_revert(lab: Lab, bg_home: Path) -> Non
     op = Operator(answers={**QUESTIONS, "Time the registrar confirmed the revert": revert})
     code = op.run(["run", "registrar-account-hijack", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
-    assert op.seen_gates == ["notify_incident", "notify_resolved"]
+    assert op.seen_gates == ["notify_incident", "status_first", "customer_notice", "notify_resolved",
+                             "status_restored"]
     records = audit_records(env)
     # The registrar's 24/7 line, from the team file by role, in what the operator was shown.
     assert "+81 3 5555 0100" in json.dumps([r for r in records if r.get("step") == "call_registrar"])
@@ -126,6 +130,13 @@ def test_live_run_sees_the_hijack_and_the_revert(lab: Lab, bg_home: Path) -> Non
     texts = [i["text"] for i in follow if i["step"] == "follow_ups"]
     assert texts[0].startswith("ask the registry for Registry Lock on example.test")
     assert not any("clientTransferProhibited" in t for t in texts)  # the lock was seen back
+    assert any(t.startswith('post "resolved" on the status page') for t in texts)
+    first, notice, restored = (outputs[s]["texts"] for s in ("status_first", "customer_notice", "status_restored"))
+    assert first["en"].startswith("[Investigating] Our domain example.test was changed at our domain registrar")
+    assert notice["en"].startswith("[Identified] From 2026-11-30 02:10 UTC, our\ndomain example.test pointed")
+    assert "never ask for your password" in notice["en"] and "決してありません" in notice["ja"]
+    assert notice["ja"].startswith("【原因特定】 2026-11-30 02:10 (UTC) 以降")
+    assert restored["ja"].startswith("【経過観察】")
     posted = [r.json["text"] for r in lab.hooks.received]
     assert len(posted) == 2 and "ns1.evil.test" in posted[0] and "delegated to our nameservers" in posted[1]
 
@@ -136,7 +147,7 @@ def test_dry_run_changes_nothing(lab: Lab, bg_home: Path) -> None:
     assert result.code == 0, result.stderr
     status = result.steps()
     assert status["rdap_now"] == "succeeded" and status["delegation_www"] == "succeeded"
-    assert status["notify_incident"] == "planned"
+    assert status["notify_incident"] == "planned" and status["status_first"] == "planned"
     assert status["verify_rdap"] == "skipped" and status["verify_delegation"] == "skipped"
     assert lab.hooks.received == []
     assert lab.rdap.hits(f"/rdap/domain/{DOMAIN}") == 1

@@ -6,8 +6,10 @@ acquirer, the forensic investigator, the DPO and the lawyer, and APPI + GDPR.
 Live: the pages are fetched as evidence (hash, script origins), the changed files listed, the web root copied
 off the host; the skimmer sends the run down the card path (acquirer, deadlines, customer notice); the
 maintenance command takes the checkout offline (gated) and the isolation is checked from outside; the
-restore puts the clean release back (gated) and the checkout is verified clean. Dry-run: the evidence is
-taken, nothing on the host changes.
+restore puts the clean release back (gated) and the checkout is verified clean. Customers are told at gates:
+the status page once the checkout is offline, the notice to card holders (what to check, what we never ask)
+before the restore, "resolved" only after the checkout verified clean. Dry-run: the evidence is taken,
+nothing on the host changes, nothing is posted.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def test_live_evidence_isolation_card_path_and_clean_restore(lab: Lab, bg_home: 
     op = Operator(answers=QUESTIONS)
     code = op.run(["run", "site-defaced-or-skimmed", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
-    assert op.seen_gates == ["notify_security", "isolate_host", "clean_restore", "notify_resolved"]
+    assert op.seen_gates == ["notify_security", "isolate_host", "status_first", "card_notice", "clean_restore",
+                             "notify_resolved", "status_resolved"]
     records = audit_records(env)
     status = step_status(records)
     assert status["checkout_clean"] == "failed"  # the skimmer, found in the evidence
@@ -152,6 +155,14 @@ def test_live_evidence_isolation_card_path_and_clean_restore(lab: Lab, bg_home: 
     assert any(t.startswith("Subresource Integrity") for t in due)
     posted = [r.json["text"] for r in lab.hooks.received]
     assert len(posted) == 2 and "card skimmer suspected" in posted[0]
+    first, notice, resolved = (outputs[s]["texts"] for s in ("status_first", "card_notice", "status_resolved"))
+    shop = lab.inputs()["shop_url"]
+    assert first["en"].startswith(f"[Investigating] Our online shop {shop} is offline")
+    assert notice["en"].startswith(f"[Identified] If you paid by card in our online shop {shop} recently")
+    assert "check your card statements" in notice["en"] and "security code or PIN" in notice["en"]
+    assert notice["ja"].startswith("【原因特定】 最近、当社オンラインショップ") and "決してありません" in notice["ja"]
+    assert resolved["ja"].startswith("【解決】") and "次回" not in resolved["ja"]
+    assert not any("evil.example" in t for texts in (first, notice, resolved) for t in texts.values())
 
 
 def test_dry_run_takes_the_evidence_and_changes_nothing(lab: Lab, bg_home: Path) -> None:
@@ -162,6 +173,7 @@ def test_dry_run_takes_the_evidence_and_changes_nothing(lab: Lab, bg_home: Path)
     assert status["copy_webroot"] == "succeeded" and status["changed_files"] == "succeeded"
     assert status["isolate_host"] == "planned" and status["clean_restore"] == "planned"
     assert status["verify_checkout"] == "skipped"
+    assert status["status_first"] == "planned" and status["status_resolved"] == "skipped"
     assert (lab.root / "checkout" / "index.html").read_text() == SKIMMED
     assert not (lab.root / "checkout.quarantine").exists()
     assert lab.hooks.received == []

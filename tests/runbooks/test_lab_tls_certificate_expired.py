@@ -5,6 +5,8 @@ behind the gate, and verification on every endpoint, mail ports included.
 Live: every problem is named for its endpoint, the renewal instructions keep HSTS and say why, the gate runs
 the install command, every endpoint then serves the new certificate, and the next renewal date is left open.
 A server the install command forgets keeps serving the old certificate, and the run fails at verification.
+The status page (gated, as the operator posts it) says what visitors see once the checks found a certificate
+clients refuse, and is resolved only after every endpoint verified: never while one still fails.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def test_every_endpoint_named_fixed_and_verified(lab: Lab, bg_home: Path) -> Non
     code = op.run(["run", "tls-certificate-expired", *input_args(lab.inputs(reload_command=lab.install_script()),
                                                                   lab.tmp)], env)
     assert code == 0, op.transcript
-    assert op.seen_gates == ["install"]
+    assert op.seen_gates == ["status_first", "install", "status_resolved"]
     records = audit_records(env)
     status = step_status(records)
     assert status["check"] == "failed" and status["verify"] == "succeeded" and status["install"] == "succeeded"
@@ -106,6 +108,12 @@ def test_every_endpoint_named_fixed_and_verified(lab: Lab, bg_home: Path) -> Non
     finished = next(r for r in records if r["type"] == "run.finished")
     due = [i for i in finished["open"] if i["kind"] == "due"]
     assert len(due) == 4 and all("renew the certificate" in i["text"] for i in due)
+    first, resolved = (next(r["output"]["texts"] for r in records
+                            if r.get("step") == s and r["type"] == "step.succeeded")
+                       for s in ("status_first", "status_resolved"))
+    assert first["en"].startswith(f"[Identified] Some visitors to {APEX} see a security warning")
+    assert first["ja"].startswith(f"【原因特定】 {APEX} にアクセスすると") and "次回の更新は" in first["ja"]
+    assert resolved["en"].startswith("[Resolved]") and "Next update" not in resolved["en"]
 
 
 def test_a_server_left_out_of_the_install_fails_verification(lab: Lab, bg_home: Path) -> None:
@@ -114,8 +122,10 @@ def test_a_server_left_out_of_the_install_fails_verification(lab: Lab, bg_home: 
     script = lab.install_script(forget_imap=True)
     code = op.run(["run", "tls-certificate-expired", *input_args(lab.inputs(reload_command=script), lab.tmp)], env)
     assert code == 1, op.transcript
+    assert op.seen_gates == ["status_first", "install"]  # no "resolved" while IMAP still fails
     records = audit_records(env)
     status = step_status(records)
     assert status["install"] == "succeeded" and status["verify"] == "failed"
+    assert "status_resolved" not in status
     failed = [o for s, o in _outputs(records, "verify").items() if status[s] == "failed"]
     assert [(o["host"], o["starttls"], o["problems"]) for o in failed] == [(MAIL, "imap", ["name_mismatch"])]
