@@ -202,6 +202,9 @@ class Action(Generic[P]):
     # Arguments that are text for people (instructions, a message): a runbook's language sidecar may give
     # them in another language (engine.translation). Never an argument that decides what the action does.
     text_params: ClassVar[frozenset[str]] = frozenset()
+    # Arguments a gate does not list because the plan shows what they make (comms.post's message bodies: the
+    # gate shows the texts customers will read, not the parts they were made from).
+    shown_by_plan: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

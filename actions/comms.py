@@ -98,6 +98,8 @@ class CommsPost(Action[CommsPostParams]):
     summary = "Render a status-page or customer update (en, ja) from `comms:`, record it, optionally post it"
     effect = Effect.NOTIFY
     Output = CommsPostOutput
+    # The gate shows the finished texts (the plan), not the bodies and the cadence they are made from.
+    shown_by_plan = frozenset({"templates", "cadence_minutes"})
 
     def secrets_for(self, params: CommsPostParams) -> tuple[str, ...]:
         return redact_url(params.url, path_is_secret=True)[1] if params.url else ()
@@ -106,8 +108,10 @@ class CommsPost(Action[CommsPostParams]):
         texts, promised = _texts(params, _now(ctx))
         where = redact_url(params.url, path_is_secret=True)[0] if params.url else "the operator (by hand)"
         missing = [lang for lang in params.languages if not params.templates.get(lang, "").strip()]
+        # Each language's text under its name, its lines indented under the first: what customers will read.
+        shown = [f"{lang}: " + text.replace("\n", "\n" + " " * (len(lang) + 2)) for lang, text in texts.items()]
         return Plan(
-            summary=f"{params.kind} ({params.stage}) to {where}:\n" + "\n".join(texts.values()),
+            summary=f"{params.kind} ({params.stage}) to {where}:\n" + "\n".join(shown),
             # The texts are the summary already: the change names what is sent, not the words a second time.
             changes=[{"kind": params.kind, "stage": params.stage, "languages": list(texts), "next_update": promised}],
             state={"texts": texts, "next_update": promised},

@@ -84,6 +84,9 @@ class Arguments:
     literal_bools: tuple[str, ...] = ()
     # Arguments a language sidecar may translate (Action.text_params).
     texts: tuple[str, ...] = ()
+    # Arguments that take one of a few words (a ``Literal``): a literal value is checked against them when the
+    # runbook is validated, not first when its step runs (``stage: investigatin`` at 3 a.m.).
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, action: type[Action[Any]]) -> Arguments:
@@ -95,7 +98,22 @@ class Arguments:
         old_names = tuple(renamed_arguments(action.Params))
         return cls(tuple(f.alias or n for n, f in fields.items()) + old_names,
                    tuple(f.alias or n for n, f in fields.items() if f.is_required()),
-                   (flag,) if flag is not None else (), tuple(sorted(action.text_params)))
+                   (flag,) if flag is not None else (), tuple(sorted(action.text_params)),
+                   {f.alias or n: words for n, f in fields.items() if (words := _words(f.annotation))})
+
+
+def _words(annotation: Any) -> tuple[str, ...]:
+    """The strings a ``Literal[...]`` (or ``Literal[...] | None``) annotation allows; () for anything else."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = members[0] if len(members) == 1 else None
+    if typing.get_origin(annotation) is not typing.Literal:
+        return ()
+    values = typing.get_args(annotation)
+    return tuple(values) if all(isinstance(v, str) for v in values) else ()
 
 
 def _load(target: str) -> type[Action[Any]]:

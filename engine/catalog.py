@@ -117,11 +117,14 @@ def describe(loaded: LoadedRunbook, registry: Any = None, prefix: str = "") -> d
 
 def _shown_args(registry: Any, action: str, args: dict[str, Any]) -> dict[str, Any]:
     """A step's arguments as it runs them, the runbook's defaults merged in: a secret written as a literal
-    (not a template naming an input) is masked, as everywhere the operator looks."""
+    (not a template naming an input) is masked, as everywhere the operator looks. What the plan makes of
+    (``Action.shown_by_plan``: comms.post's bodies, from `comms:`, named once at the top) is left out."""
     from engine.templates import is_template
 
-    secret = registry.get(action).secret_params
-    return {k: "***" if k in secret and not (isinstance(v, str) and is_template(v)) else v for k, v in args.items()}
+    cls = registry.get(action)
+    secret = cls.secret_params
+    return {k: "***" if k in secret and not (isinstance(v, str) and is_template(v)) else v for k, v in args.items()
+            if k not in cls.shown_by_plan}
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -381,6 +381,20 @@ def _check_action(name: str, args: dict[str, Any], path: Path, src: Source, regi
     for arg in arguments.literal_bools:
         if arg in args and not isinstance(args[arg], bool):
             yield src.problem((*with_path, arg), _not_literal_bool(arg, args[arg]))
+    for arg, words in arguments.choices.items():
+        value = args.get(arg)
+        if isinstance(value, str) and value not in words and not templates.is_template(value):
+            yield src.problem((*with_path, arg), _not_a_choice(arg, value, words))
+
+
+def _not_a_choice(arg: str, value: str, words: tuple[str, ...]) -> str:
+    import json
+
+    near = difflib.get_close_matches(value, list(words), n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    shown = json.dumps(value, ensure_ascii=True)  # escapes control characters: the runbook is untrusted
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"'{arg}' cannot be {shown}{hint}; it takes: {', '.join(words)}"
 
 
 def _not_literal_bool(arg: str, value: Any) -> str:

@@ -14,7 +14,8 @@ the message itself).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,11 +87,64 @@ def problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
 # --- the reminder ------------------------------------------------------------------------------------------
 
 
-def due(now: float, last: float, cadence_s: int) -> float | None:
-    """When an update fell due, if it has: ``cadence_s`` after the last update (or the run's start)."""
-    when = last + cadence_s
-    return when if now >= when else None
+@dataclass(frozen=True)
+class Owed:
+    """Where a run stands with its customers: when the last update went out (or the run started), when the
+    next one is owed (what that update promised; None once `resolved` promised none), and the due time the
+    operator was last reminded of. All on the run's clock (epoch seconds)."""
+
+    last: float
+    due: float | None
+    reminded: float | None = None
+
+    def reminder(self, now: float) -> Owed | None:
+        """The state after reminding, when a reminder is due now and was not given for this due time."""
+        # Compared in whole seconds: the log holds a due time as ISO 8601 without fractions.
+        if self.due is None or now < self.due or (self.reminded is not None and int(self.due) == int(self.reminded)):
+            return None
+        return replace(self, reminded=self.due)
+
+
+def at_start(started: float, cadence_s: int) -> Owed:
+    """A run owes its first update ``cadence`` after it starts."""
+    return Owed(started, started + cadence_s)
+
+
+def after_post(when: float, output: Mapping[str, Any], cadence_s: int, reminded: float | None = None) -> Owed:
+    """After a ``comms.post`` went out at ``when``: the next update is owed when it promised (its
+    ``next_update``), none after ``resolved``."""
+    if output.get("stage") == "resolved":
+        return Owed(when, None, reminded)
+    promised = output.get("next_update")
+    return Owed(when, epoch(promised) if isinstance(promised, str) else when + cadence_s, reminded)
+
+
+def from_records(records: Iterable[Mapping[str, Any]], cadence_s: int) -> Owed:
+    """What a run owes its customers, read from its log: a resumed run (a hand-over) keeps the promise the last
+    update made, and is reminded of a due time only once, whoever drives it."""
+    owed: Owed | None = None
+    posts: set[str] = set()
+    for rec in records:
+        kind = rec.get("type")
+        if kind == "run.started":
+            owed = at_start(epoch(str(rec["ts"])), cadence_s)
+        elif kind == "step.started" and rec.get("action") == ACTION:
+            posts.add(str(rec.get("step")))
+        elif kind == "step.succeeded" and str(rec.get("step")) in posts and owed is not None:
+            output = rec.get("output")
+            owed = after_post(epoch(str(rec["ts"])), output if isinstance(output, dict) else {}, cadence_s,
+                              owed.reminded)
+        elif kind == "comms.due" and owed is not None and isinstance(rec.get("due"), str):
+            owed = replace(owed, reminded=epoch(rec["due"]))
+    if owed is None:
+        raise ValueError("a run's records begin with run.started")
+    return owed
 
 
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(iso_time: str) -> float:
+    """``2026-11-30T06:40:00Z`` (or ``...+00:00``, with fractions) → epoch seconds."""
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()

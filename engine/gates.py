@@ -251,13 +251,20 @@ def describe(shown: dict[str, Any]) -> list[str]:
     def text(value: Any) -> str:
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
-    lines = []
+    lines: list[str] = []
+
+    def add(line: str) -> None:
+        # A text of several lines (a customer update, a message) stays one block: its lines indented under
+        # the first, not at the left edge where they read like the gate's own lines.
+        first, *rest = line.split("\n")
+        lines.extend([first, *(f"    {more}" for more in rest)])
+
     if shown.get("plan"):
-        lines.append(_("plan: {plan}").format(plan=shown["plan"]))
+        add(_("plan: {plan}").format(plan=shown["plan"]))
     for change in shown.get("changes") or []:
-        lines.append(f"  {text(change)}")
+        add(f"  {text(change)}")
     for key, value in (shown.get("args") or {}).items():
-        lines.append(f"{key}: {text(value)}")
+        add(f"{key}: {text(value)}")
     if shown.get("repeats"):
-        lines.append(_("repeats: {repeats}").format(repeats=shown["repeats"]))
+        add(_("repeats: {repeats}").format(repeats=shown["repeats"]))
     return lines

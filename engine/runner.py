@@ -184,10 +184,10 @@ class Runner:
         # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
         # record at a time, in one order for the log, the machine and the terminal.
         self._recording = threading.RLock()
-        # Customer updates (engine/comms.py): when the last went out, and the due time already reminded of.
-        # A resumed run counts from its resume.
-        self._comms_last = self.world.now()
-        self._comms_reminded: float | None = None
+        # Customer updates (engine/comms.py): what the run owes its customers and when. A resumed run reads it
+        # from its log (``resumed_comms``): a hand-over keeps the promise the last update made.
+        spec = self.loaded.runbook.comms
+        self._comms = comms.at_start(self.world.now(), spec.cadence_s) if spec is not None else None
 
     @property
     def mode(self) -> str:
@@ -275,15 +275,22 @@ class Runner:
         """Remind the operator, once per due time, that customers are owed an update: the runbook's
         ``comms.cadence`` passed since the last ``comms.post`` (or the start). Checked between steps and
         before every gate, where the operator is looking. A dry-run sends nothing, so owes nothing."""
-        spec = self.loaded.runbook.comms
-        if spec is None or self.mode == "dry-run":
+        spec, owed = self.loaded.runbook.comms, self._comms
+        if spec is None or owed is None or self.mode == "dry-run":
             return
-        due = comms.due(self.world.now(), self._comms_last, spec.cadence_s)
-        if due is None or due == self._comms_reminded:
+        reminded = owed.reminder(self.world.now())
+        if reminded is None or reminded.due is None:
             return
-        self._comms_reminded = due
-        self.record(T.COMMS_DUE, {"due": comms.iso(due), "last": comms.iso(self._comms_last),
+        self._comms = reminded
+        self.record(T.COMMS_DUE, {"due": comms.iso(reminded.due), "last": comms.iso(reminded.last),
                                   "cadence_s": spec.cadence_s, "kinds": spec.kinds()})
+
+    def resumed_comms(self, records: list[dict[str, Any]]) -> None:
+        """Take what the run owes its customers from its log (a resume): the due time the last update promised,
+        or the run's start plus the cadence, never the moment of the resume."""
+        spec = self.loaded.runbook.comms
+        if spec is not None:
+            self._comms = comms.from_records(records, spec.cadence_s)
 
     def learn_declared_secrets(self) -> None:
         """Secrets that actions declare in arguments needing only the inputs (a header built from a plain
@@ -313,11 +320,25 @@ class Runner:
             if step.when is not None and not templates.evaluate(step.when, self.context()):
                 return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title,
                                                     "reason": "its `when` was false"})
+            # A called runbook never speaks to customers: its caller decides what they hear (one status page,
+            # one cadence, the top runbook's), and a switch made for another reason (a defaced shop taken
+            # offline) must not announce "moving to our standby" in words written for an outage.
+            caller = self._caller() if step.action == comms.ACTION else None
+            if caller is not None:
+                return self.record(T.STEP_SKIPPED, {"step": step.id, "title": use.title, "reason": (
+                    f"called by runbook '{caller}', which decides what customers are told")})
             if step.action == calls.CALL:
                 return calls.invoke(self, use)
             return self._loop(use) if step.for_each is not None else self._invoke(use)
 
         self._guarded(use, when_then_invoke)
+
+    def _caller(self) -> str | None:
+        """Inside a called runbook: the id of the runbook that calls it; None at the top."""
+        if not self.frame.prefix:
+            return None
+        above = [f for p, f in self._frames.items() if p != self.frame.prefix and self.frame.prefix.startswith(p)]
+        return max(above, key=lambda f: len(f.prefix)).loaded.runbook.id
 
     def _guarded(self, use: Use, call: Callable[[], R]) -> R | dict[str, Any]:
         try:
@@ -430,7 +451,7 @@ class Runner:
         When other people's approvals turn out void because the world moved while they read (a re-plan
         differs), it records the new plan and asks again."""
         if call.plan is None:  # a read: no plan to show
-            refused = self._gate(use, call.effect, self._as_written(call.params), None)
+            refused = self._gate(use, call.effect, self._as_written(call.action, call.params), None)
             return (refused, None) if refused is not None else (None, call)
         sid, world = use.sid, self.world
         while True:
@@ -440,7 +461,7 @@ class Runner:
                 fresh.append(world.plan(sid, c.action, c.params, c.actx, rollback=use.rollback))
                 return self._plan_data(fresh[-1])
 
-            ended = self._gate(use, call.effect, self._as_written(call.params), call.plan_data,
+            ended = self._gate(use, call.effect, self._as_written(call.action, call.params), call.plan_data,
                                repeat_note(use.spec), replan)
             if ended is _VOIDED:
                 again = self._planned(use, call, fresh[-1])
@@ -628,11 +649,11 @@ class Runner:
         except TemplateError:
             return text
 
-    def _as_written(self, params: Params) -> dict[str, Any]:
+    def _as_written(self, action: Action[Any], params: Params) -> dict[str, Any]:
         """The arguments the runbook gave, rendered: what an operator at a gate needs, without the defaults
-        (the full set is in the step's record)."""
+        (the full set is in the step's record) nor what the plan shows finished (``Action.shown_by_plan``)."""
         return dict(self.redactor(params.model_dump(mode="json", by_alias=True, exclude_unset=True,
-                                                    exclude_none=True)))
+                                                    exclude_none=True, exclude=set(action.shown_by_plan))))
 
     def _action_context(self, step_id: str, timeout: float | None) -> ActionContext:
         return ActionContext(run_id=self.state.run_id, step_id=step_id, mode=self.mode, timeout=timeout,
@@ -917,8 +938,10 @@ class Runner:
                                                     + self._located(use, exc, "expect"))
             if not holds and result.ok:
                 result = ActionResult(output, False, f"expect did not hold: {expect}")
-        if result.ok and use.spec.action == comms.ACTION and not use.rollback:
-            self._comms_last = self.world.now()
+        spec = self.loaded.runbook.comms
+        if result.ok and use.spec.action == comms.ACTION and not use.rollback and spec is not None:
+            self._comms = comms.after_post(self.world.now(), output, spec.cadence_s,
+                                           self._comms.reminded if self._comms else None)
         if result.ok:
             return self.record(use.records.succeeded, {"step": use.sid, "output": output,
                                                        "message": result.message,

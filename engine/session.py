@@ -204,6 +204,7 @@ def resume(store: RunStore, run_id: str, given: Mapping[str, Any], opts: RunOpti
                         values, reporter, registry, opts.world, _settings(opts), opts.before_finish)
         runner.follow = partial(store.follow, stored.run_id)
         runner.started_ts = stored.started["ts"]
+        runner.resumed_comms(stored.records)
         runner.learn_declared_secrets()
         try:
             if state.status is RunStatus.SUCCEEDED and state.next_index() == len(ids) and not torn:

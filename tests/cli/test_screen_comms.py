@@ -3,6 +3,7 @@ the next gate's question) and stays there while the question waits, and the upda
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.cli.screen import Screen
@@ -21,7 +22,14 @@ def test_the_reminder_stays_on_screen_above_the_gate_that_posts_the_update(tmp_p
     screen.wait_for(r"GATE post: run 'Tell customers'\?")
     screen.wait_for(r"Send\? \[yes / no = skip it / abort\]:")
     screen.stays(reminder, 1.0)  # the question did not push it away, nor did a spinner redraw over it
-    assert "[Investigating] www.example.com is down; 503." in screen.text()  # the exact text, before it goes
+    # The texts customers will read, each under its language with its lines together, before it goes; not the
+    # bodies and the cadence the engine made them from.
+    shown = screen.text()
+    assert re.search(r"^      en: \[Investigating\] www\.example\.com is down; 503\.\n"
+                     r"          Next update by \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$", shown, re.M), shown
+    assert re.search(r"^      ja: 【調査中】 www\.example\.com が停止しています。\n"
+                     r"          次回の更新は .* \(日本時間\) までにお知らせします。$", shown, re.M), shown
+    assert "templates:" not in shown and "cadence_minutes" not in shown, shown
     screen.send("yes")
     for gate in ("fix", "done"):
         screen.wait_for(rf"GATE {gate}: ")

@@ -14,14 +14,15 @@ import pytest
 from actions.base import ActionContext
 from actions.comms import CommsPost, CommsPostParams
 from engine import comms, drill
-from engine.console import JsonReporter, TerminalReporter
+from engine.console import JsonReporter, NullReporter, TerminalReporter
 from engine.errors import RunbookError
 from engine.gates import Terminal
 from engine.loader import load_file
 from engine.report import from_store
 from engine.report_render import render
-from engine.session import RunOptions
+from engine.session import RunOptions, resume, start
 from engine.store import FileStore
+from engine.world import LiveWorld
 from tests.runbooks.labweb import hook_url, serve, stop
 
 RUNBOOK = """\
@@ -130,6 +131,9 @@ def test_the_report_lists_every_update_and_reminder(tmp_path: Path, bg_home: Pat
      "site-down.yaml:9:11: undefined input 'inputs.sit'; declared inputs: site"),
     (lambda s: s.replace("status | default('no answer')", "status | default('no answer') }}{{ steps.fix.ok"),
      "site-down.yaml:9:11: 'steps.fix' refers to a step that has not run yet at this point"),
+    (lambda s: s.replace("stage: resolved}", "stage: resovled}"),
+     "site-down.yaml:15:98: 'stage' cannot be \"resovled\" (did you mean 'resolved'?); it takes: investigating, "
+     "identified, monitoring, resolved"),
     (lambda s: s.replace("cadence: 30m", "cadence: half an hour"),
      "site-down.yaml:6:12: 'comms.cadence': must be minutes or hours"),
     (lambda s: s.split("comms:")[0] + "steps:\n" + s.split("\nsteps:\n")[1],
@@ -174,4 +178,153 @@ def test_a_missing_text_refuses_the_plan() -> None:
 def test_cadence_and_due() -> None:
     assert comms.cadence_minutes("30m") == 30 and comms.cadence_minutes("2h") == 120
     assert comms.cadence_minutes("30") is None
-    assert comms.due(1000.0, 0.0, 1800) is None and comms.due(1800.0, 0.0, 1800) == 1800.0
+    owed = comms.at_start(0.0, 1800)
+    assert owed.reminder(1000.0) is None
+    reminded = owed.reminder(1800.0)
+    assert reminded is not None and reminded.reminded == 1800.0 and reminded.reminder(2000.0) is None
+    # An update promises the next; `resolved` promises none, and nothing is owed after it.
+    assert comms.after_post(0.0, {"stage": "identified", "next_update": "1970-01-01T00:20:00Z"}, 1800).due == 1200.0
+    assert comms.after_post(0.0, {"stage": "resolved", "next_update": None}, 1800).reminder(10**9) is None
+
+
+# --- a resumed run keeps the promise the last update made -------------------------------------------------
+
+HANDOVER = """\
+id: handover
+title: Handed over
+comms:
+  cadence: 30m
+  templates:
+    status_page: {en: "The shop is down.", ja: "ショップが停止しています。"}
+steps:
+  - {id: post, title: Tell customers, action: comms.post, with: {kind: status_page, stage: identified}}
+  - {id: fix, title: Fix it, action: shell.run, with: {argv: ["true"]}}
+  - {id: check, title: Check it, action: shell.run, with: {argv: ["true"]}}
+"""
+
+
+class _Clock(LiveWorld):
+    """The live world on a clock the test sets; each change applied takes 15 minutes of it."""
+
+    def __init__(self, now: float) -> None:
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+    def apply(self, *args: Any, **kw: Any) -> Any:
+        result = super().apply(*args, **kw)
+        self.t += 15 * 60
+        return result
+
+
+class _Typed(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_resumed_run_counts_the_cadence_from_the_last_update_in_the_log(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "home")
+    book = tmp_path / "handover.yaml"
+    book.write_text(HANDOVER, encoding="utf-8")
+    t0 = datetime(2026, 11, 30, 6, 40, tzinfo=UTC).timestamp()
+    world = _Clock(t0)
+
+    def opts(typed: str) -> RunOptions:
+        return RunOptions(operator="alice", world=world,
+                          terminal=Terminal(stdin=_Typed(typed), stderr=io.StringIO()))
+
+    # 06:40: the update goes out (its post takes 15 min of the clock: 06:55), promising the next by 07:10;
+    # then alice's shift ends at the next gate (end of input: refused).
+    first = start(load_file(book), {}, opts("yes\n"), NullReporter(), store=store)
+    assert first.exit_code == 3
+    # 07:00: bob takes over. Fixing takes 15 min (07:15): the update promised for 07:10 is overdue now, not
+    # at 07:30 (30 min after the resume).
+    world.t = t0 + 20 * 60
+    resume(store, first.run_id, {}, opts("yes\nyes\n"), NullReporter())
+    records = [r.to_dict() for r in store.records(first.run_id)]
+    posted = next(r for r in records if r["type"] == "step.succeeded" and r["step"] == "post")
+    assert posted["output"]["next_update"] == "2026-11-30T07:10:00Z"
+    reminders = [r for r in records if r["type"] == "comms.due"]
+    assert [r["due"] for r in reminders] == ["2026-11-30T07:10:00Z"]
+    kinds = [(r["type"], r.get("step")) for r in records]
+    assert kinds.index(("comms.due", None)) == kinds.index(("step.succeeded", "fix")) + 1
+
+
+def test_a_resume_does_not_remind_again_of_a_due_time_already_reminded(tmp_path: Path) -> None:
+    records = [{"type": "run.started", "ts": "2026-11-30T06:00:00.000001Z"},
+               {"type": "comms.due", "ts": "2026-11-30T06:31:00Z", "due": "2026-11-30T06:30:00Z"}]
+    owed = comms.from_records(records, 1800)
+    assert owed.due is not None and comms.iso(owed.due) == "2026-11-30T06:30:00Z"
+    assert owed.reminded == comms.epoch("2026-11-30T06:30:00Z")
+    assert owed.reminder(comms.epoch("2026-11-30T07:00:00Z")) is None
+
+
+# --- a called runbook: the caller decides what customers hear, once, on its own cadence ---------------------
+
+CALLER = """\
+id: outage
+title: Outage
+comms:
+  cadence: 30m
+  templates:
+    status_page: {en: "The shop is down.", ja: "ショップが停止しています。"}
+steps:
+  - {id: post, title: Tell customers, action: comms.post, with: {kind: status_page, stage: identified}}
+  - {id: switch, title: Switch, action: runbook.run, with: {runbook: switch-over}}
+  - {id: done, title: Tell customers it is fixed, action: comms.post, with: {kind: status_page, stage: resolved}}
+"""
+CALLED = """\
+id: switch-over
+title: Switch over
+comms:
+  cadence: 10m
+  templates:
+    status_page: {en: "Switching over.", ja: "切り替えています。"}
+steps:
+  - {id: look, title: Look, action: http.probe, with: {url: "https://www.example.com/"}}
+  - {id: tell, title: Tell customers, action: comms.post, with: {kind: status_page, stage: investigating}}
+  - {id: later, title: Look again, action: http.probe, with: {url: "https://www.example.com/"}}
+"""
+CALL_SCENARIO = """\
+title: A long switch
+steps:
+  switch.look: {output: {status: 200}, duration: 1000}
+  switch.later: {output: {status: 200}, duration: 900}
+expect:
+  steps: {post: succeeded, switch.tell: skipped, done: succeeded}
+  reminders: 1
+  outcome: succeeded
+"""
+
+
+def test_a_called_runbook_leaves_customers_to_its_caller(tmp_path: Path, bg_home: Path) -> None:
+    (tmp_path / "switch-over.yaml").write_text(CALLED, encoding="utf-8")  # found next to its caller
+    (tmp_path / "outage.yaml").write_text(CALLER, encoding="utf-8")
+    (tmp_path / "01-long.yaml").write_text(CALL_SCENARIO, encoding="utf-8")
+    records = _drill(tmp_path / "outage.yaml", tmp_path / "01-long.yaml")
+    graded = next(r for r in records if r["type"] == "drill.graded")
+    assert graded["deviations"] == [], graded["deviations"]
+    skipped = next(r for r in records if r["type"] == "step.skipped" and r["step"] == "switch.tell")
+    assert skipped["reason"] == "called by runbook 'outage', which decides what customers are told"
+    # One cadence, the caller's: 1900 s of switching passed its 30 min once (the called runbook's 10 min would
+    # have reminded three times), and the only posts are the caller's.
+    assert len([r for r in records if r["type"] == "comms.due"]) == 1
+    assert [r["step"] for r in records if r["type"] == "step.succeeded"
+            and isinstance(r.get("output"), dict) and "texts" in r["output"]] == ["post", "done"]
+
+
+def test_a_called_runbook_posts_nothing_even_when_its_caller_has_no_comms(tmp_path: Path, bg_home: Path) -> None:
+    """A switch made for another reason must not announce an outage in words written for one."""
+    (tmp_path / "switch-over.yaml").write_text(CALLED, encoding="utf-8")
+    silent = CALLER.split("comms:")[0] + "steps:\n" + CALLER.split("steps:\n")[1].split("  - {id: done")[0]
+    (tmp_path / "outage.yaml").write_text(silent.replace("  - {id: post, title: Tell customers, action: comms.post, "
+                                                         "with: {kind: status_page, stage: identified}}\n", ""),
+                                          encoding="utf-8")
+    (tmp_path / "01-long.yaml").write_text(CALL_SCENARIO.replace("{post: succeeded, switch.tell: skipped, done: "
+                                                                 "succeeded}", "{switch.tell: skipped}")
+                                           .replace("reminders: 1", "reminders: 0"), encoding="utf-8")
+    records = _drill(tmp_path / "outage.yaml", tmp_path / "01-long.yaml")
+    graded = next(r for r in records if r["type"] == "drill.graded")
+    assert graded["deviations"] == [], graded["deviations"]
+    assert not [r for r in records if r["type"] == "step.succeeded" and "texts" in (r.get("output") or {})]

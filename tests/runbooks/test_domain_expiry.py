@@ -32,6 +32,10 @@ def test_pending_delete_is_not_promised_a_restore(bg_home: Path) -> None:
     # nothing to wait for at the TLD or the resolvers: the delegation cannot come back in this run
     assert status["verify_delegation"] == "skipped" and status["watch_resolvers"] == "skipped"
     assert status["notify_done"] == "skipped"
+    # Customers are told the domain is lost and what we do instead, never that it was renewed.
+    told = result.outputs()["status_first"]["texts"]
+    assert "can no longer be renewed" in told["en"] and "renewed it" not in told["en"]
+    assert "もう更新できない" in told["ja"] and status["customer_notice"] == "skipped"
 
 
 def test_redemption_is_restored_not_renewed(bg_home: Path) -> None:
@@ -53,3 +57,7 @@ def test_right_at_the_tld_is_not_fixed_until_resolvers_see_it(bg_home: Path) -> 
     assert re.search(r"Caches may hold the old answer until \d\d:\d\d UTC \(\+2 d\)\.", note), note
     started = next(e for e in result.events if e.get("type") == "step.started" and e.get("step") == "notify_done")
     assert "only 2 of 4 public resolvers see it" in str(started), started
+    # Right at the TLD is not resolved for customers either: monitoring, with the next update promised.
+    notice = result.outputs()["customer_notice"]
+    assert notice["stage"] == "monitoring" and notice["next_update"] and "We have renewed it" in (
+        result.outputs()["status_first"]["texts"]["en"])

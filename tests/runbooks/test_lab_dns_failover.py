@@ -89,13 +89,20 @@ def test_live_failover_through_a_terminal(lab: Lab, bg_home: Path) -> None:
     code = op.run(["run", "dns-failover", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
     assert lab.a_record() == ([STANDBY_IP], 60)
-    assert op.seen_gates == ["notify_start", "lower_ttl", "switch_a", "notify_done"]
+    assert op.seen_gates == ["status_first", "notify_start", "lower_ttl", "switch_a", "status_fixed", "customer_notice",
+                             "notify_done"]
     status = step_status(audit_records(env))
     assert status["probe_origin"] == "failed" and status["primary_is_down"] == "succeeded"
     assert status["switch_a"] == "succeeded" and status["verify_site"] == "succeeded"
     assert status["switch_aaaa"] == "skipped" and status["switch_mx"] == "skipped"
     texts = [r.json["text"] for r in lab.hooks.received]
     assert len(texts) == 2 and "failing over" in texts[0] and STANDBY_IP in texts[1]
+    # Customers were told, in order: identified before the switch, monitoring after it, and resolved once the
+    # resolvers follow (the texts are recorded for the operator to post: the lab gives no status-page URL).
+    told = {r["step"]: r["output"] for r in audit_records(env) if r["type"] == "step.succeeded"
+            and r["step"] in ("status_first", "status_fixed", "customer_notice")}
+    assert [o["stage"] for o in told.values()] == ["identified", "monitoring", "resolved"]
+    assert told["customer_notice"]["texts"]["en"].startswith(f"[Resolved] {WWW} was unavailable")
     approved = [r for r in audit_records(env) if r["type"] == "gate.approved"]
     assert {r["gate"]: r["how"] for r in approved}["switch_a"] == "tty"
     secret = lab.bind.tsig.secret if lab.bind.tsig else ""

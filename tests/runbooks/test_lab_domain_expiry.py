@@ -44,6 +44,7 @@ def test_renewed_domain_is_fixed_when_resolvers_see_it(
     assert status["restore"] == "skipped" and status["catch_drop"] == "skipped"
     assert status["verify_delegation"] == "succeeded" and status["watch_resolvers"] == "succeeded"
     assert status["bounced_mail"] == "succeeded"
+    assert status["status_first"] == "succeeded" and status["customer_notice"] == "succeeded"
     outputs = {r["step"]: r.get("output") for r in records if r["type"] == "step.succeeded"}
     assert outputs["verify_delegation"]["delegation_ttl"] == 7200
     assert outputs["watch_resolvers"]["all_match"] is True

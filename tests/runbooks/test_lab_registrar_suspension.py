@@ -96,7 +96,7 @@ def test_live_run_with_the_registrar_call_answered_at_a_terminal(lab: Lab, bg_ho
     op = Operator(answers={**QUESTIONS, "Time the registrar confirmed the release": lab.registry_lifts_the_hold})
     code = op.run(["run", "registrar-suspension", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
-    assert op.seen_gates == ["notify_incident", "notify_resolved"]
+    assert op.seen_gates == ["status_first", "notify_incident", "customer_notice", "notify_resolved"]
     records = audit_records(env)
     status = step_status(records)
     assert status["check_tld"] == "failed"  # the TLD's own servers: no delegation to find

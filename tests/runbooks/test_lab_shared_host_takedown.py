@@ -141,6 +141,7 @@ def test_live_restore_and_switch_through_a_terminal(lab: Lab, bg_home: Path) -> 
     code = op.run(["run", "shared-host-takedown", *input_args(lab.inputs(), lab.tmp)], env)
     assert code == 0, op.transcript
     assert op.seen_gates == [
+        "status_first",
         "upload_site",
         "upload_db",
         "upload_mail",
@@ -152,6 +153,7 @@ def test_live_restore_and_switch_through_a_terminal(lab: Lab, bg_home: Path) -> 
         "switch_dns.lower_ttl",
         "switch_dns.switch_a",
         "switch_dns.switch_apex",
+        "customer_notice",
         "notify_done",
     ]
     assert (lab.standby_root / "www" / "index.html").read_text() == "bakery build 2024.11.02"
@@ -162,6 +164,11 @@ def test_live_restore_and_switch_through_a_terminal(lab: Lab, bg_home: Path) -> 
     assert status["check_standby"] == "succeeded" and status["switch_dns.verify_authoritative"] == "succeeded"
     assert status["change_nameservers"] == "skipped" and status["switch_dns.switch_mx"] == "skipped"
     assert status["switch_dns"] == "succeeded"
+    # This runbook tells customers; the DNS switch it calls posts nothing of its own (one post per stage).
+    assert status["switch_dns.status_first"] == status["switch_dns.customer_notice"] == "skipped"
+    told = [(r["step"], r["output"]["stage"]) for r in audit_records(env) if r["type"] == "step.succeeded"
+            and isinstance(r.get("output"), dict) and "texts" in r["output"]]
+    assert told == [("status_first", "identified"), ("customer_notice", "resolved")]
     assert status["scan_webshells"] == "succeeded" and status["webshell_decision"] == "skipped"
     assert status["spf_new_host"] == "succeeded" and status["restore_without_backup"] == "skipped"
     texts = [r.json["text"] for r in lab.hooks.received if r.path.startswith("/services/")]
