@@ -64,7 +64,8 @@ def problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
     comms = data.get("comms")
     given = comms.get("templates") if isinstance(comms, dict) else None
     texts: Mapping[str, Any] = given if isinstance(given, dict) else {}
-    for i, raw in enumerate(data.get("steps") or []):
+    steps = data.get("steps")
+    for i, raw in enumerate(steps if isinstance(steps, list) else []):  # anything else: the model says so
         if not isinstance(raw, dict) or raw.get("action") != ACTION:
             continue
         written = raw.get("with")
