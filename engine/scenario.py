@@ -107,36 +107,23 @@ class Heading:
     description: str
 
 
+HEADING_KEYS = frozenset({"title", "description"})
+
+
 def heading(path: Path) -> Heading | None:
     """The title and description of a scenario file, read from its top level without checking the rest;
-    None when it is not readable YAML. ``validate`` compares translations against these: loading every
+    None when it is not a readable mapping. ``validate`` compares translations against these: loading every
     scenario in full cost it a tenth of its time, and the drill that uses a scenario checks it anyway."""
-    import yaml
-
     from engine.loader import read_text
-    from engine.yamlsource import SourceError, event_stream
+    from engine.yamlsource import SourceError, load_header
 
-    found: dict[str, str] = {}
-    depth, key = 0, None
     try:
-        for event in event_stream(read_text(path), str(path)):
-            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                key = None
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-            elif isinstance(event, yaml.ScalarEvent) and depth == 1:
-                if key is None:
-                    key = event.value
-                    continue
-                if key in ("title", "description"):
-                    found[key] = event.value
-                    if len(found) == 2:
-                        break
-            key = None if depth <= 1 else key
-    except (SourceError, RunbookError, yaml.YAMLError):
+        data = load_header(read_text(path), str(path), HEADING_KEYS)
+    except (SourceError, RunbookError):
         return None
-    return Heading(found.get("title", scenario_name(path)), found.get("description", ""))
+    if data is None:
+        return None
+    return Heading(str(data.get("title", scenario_name(path))), str(data.get("description", "")))
 
 
 def load_scenario(path: Path) -> Scenario:

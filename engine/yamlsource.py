@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,13 +168,12 @@ def _oversized(root: yaml.Node) -> yaml.Node | None:
     return None
 
 
-def event_stream(text: str, file: str) -> Iterator[yaml.Event]:
-    """The document's parse events, refusing deep nesting as it goes (SourceError at the first collection
-    nested too deep, having read only that far).
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting from the event stream, before composing.
 
     libyaml's composer recurses in C: ~30,000 nested '[' (a 60 KB file) crash the interpreter with a
     segmentation fault, and its scanner is quadratic in the nesting depth long before that. Events come
-    one at a time, so nothing nests deeper than MAX_DEPTH before it is refused.
+    one at a time, so this stops at the first collection nested too deep, having read only that far.
     """
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
@@ -186,13 +184,6 @@ def event_stream(text: str, file: str) -> Iterator[yaml.Event]:
                 raise SourceError([Problem(file, line, col, TOO_DEEP)])
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
-        yield event
-
-
-def _check_depth(text: str, file: str) -> None:
-    """Refuse deep nesting before composing (see ``event_stream``)."""
-    for _ in event_stream(text, file):
-        pass
 
 
 def _a(kind: str) -> str:
