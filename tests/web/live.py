@@ -70,6 +70,19 @@ def console_errors(driver: Any) -> list[str]:
     return [f"{e['level']}: {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def read(look: Callable[[], Any], tries: int = 40) -> Any:
+    """What ``look`` reads now, looked up again (not waited for) when the page replaced an element between
+    finding it and reading it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(tries - 1):
+        try:
+            return look()
+        except StaleElementReferenceException:
+            time.sleep(0.02)
+    return look()
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
     """Poll ``check`` until it is true. The live page replaces its panels as records arrive, so an element
     found a moment ago may be gone when it is read: that look counts as not yet."""

@@ -16,7 +16,7 @@ import pexpect
 
 from engine.store import FileStore
 from tests.conftest import BREAKGLASS
-from tests.web.live import browser, console_errors, drive, screenshot, serving, wait_for
+from tests.web.live import browser, console_errors, drive, read, screenshot, serving, wait_for
 
 # Each payload flips window.__xss if it ever runs as markup, and leaves an element behind if it is parsed.
 TITLE = 'Outage <img src=x id=xss-title onerror="window.__xss=1">'
@@ -74,11 +74,12 @@ def test_the_page_follows_a_run_driven_elsewhere(bg_home: Path, tmp_path: Path) 
                 wait_for("probe running", lambda: _status(driver, "probe") == "running", timeout=5)
                 go.touch()
                 wait_for("probe succeeded", lambda: _status(driver, "probe") == "succeeded")
-                gate = wait_for("the gate to show as waiting", lambda: driver.find_elements(
-                    "css selector", "#gates .gate-waiting[data-gate='change']"))
-                assert "waiting for" in gate[0].text
-                assert gate[0].find_elements("css selector", "[data-approvals]")
-                assert driver.find_element("id", "current-step").text == "change"
+                waiting = "#gates .gate-waiting[data-gate='change']"
+                wait_for("the gate to show as waiting", lambda: driver.find_elements("css selector", waiting))
+                assert "waiting for" in read(lambda: driver.find_element("css selector", waiting).text)
+                assert read(lambda: driver.find_element("css selector", waiting).find_elements(
+                    "css selector", "[data-approvals]"))
+                assert read(lambda: driver.find_element("id", "current-step").text) == "change"
                 screenshot(driver, "live-gate-desktop.png")
 
                 operator.expect(r"Approve\? ")
