@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -155,6 +154,8 @@ def failure(exc: Exception, p: HttpTarget, method: str, guard: RedirectGuard) ->
 
 
 def _classify(exc: Exception) -> tuple[str, str]:
+    import ssl
+
     import httpx
 
     if isinstance(exc, RedirectRefused):

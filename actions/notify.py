@@ -7,14 +7,16 @@ and query are treated as secrets: plans and outputs show ``https://hooks.example
 
 from __future__ import annotations
 
-import ssl
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Output, Params, Plan
 from actions.clients.redact_headers import redact_headers, redact_url, scrub
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class NotifyWebhookParams(Params):
@@ -69,6 +71,8 @@ def _secrets(p: NotifyWebhookParams) -> tuple[str, tuple[str, ...]]:
 def _ssl_context(p: NotifyWebhookParams) -> ssl.SSLContext | bool:
     if not p.verify_tls:
         return False
+    import ssl
+
     return ssl.create_default_context(cafile=p.ca_file) if p.ca_file else True
 
 

@@ -7,7 +7,7 @@ network backend that only swaps the address it dials, so redirects back to the s
 That transport (SSL context, pool, pinned dialling) is built once per set of settings and shared by every call
 (``shared_transport``); it keeps no idle connection, so each call dials afresh.
 
-httpx, httpcore and cryptography are imported inside functions, so importing an action stays cheap.
+ssl, httpx, httpcore and cryptography are imported inside functions, so importing an action stays cheap.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import functools
 import ipaddress
 import os
 import socket
-import ssl
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 Pins = dict[tuple[str, int | None], str]
@@ -58,6 +59,8 @@ def pinned_address(url: str, resolve: dict[str, str] | list[str] | None) -> str 
 
 def ssl_context(verify_tls: bool, ca_file: str | None) -> ssl.SSLContext:
     """No verification, a private CA bundle, or httpx's default trust store, in that order of precedence."""
+    import ssl
+
     if not verify_tls:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -193,6 +196,8 @@ def peek_certificate(
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     address = pinned_address(url, resolve) or host
+    import ssl
+
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # only to read what the server presents; nothing is sent over it
