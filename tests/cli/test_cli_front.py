@@ -326,3 +326,21 @@ def test_actions_say_which_can_undo_themselves() -> None:
     assert "Rollback: write one by hand (`rollback: auto` does not work" in out
     code, out, _ = _invoke("actions", "runbook.run")
     assert code == 0 and "runbook (string, required)" in out and "inputs (mapping, optional)" in out
+
+
+def test_console_script_starts_without_the_collector_and_gets_it_back() -> None:
+    """engine.main: start-up runs with the garbage collector off; a command that goes on gets it back, with
+    what start-up built frozen."""
+    code = (
+        "import gc, sys, time\n"
+        "import engine.main as entry\n"
+        "entry.START_UP = 0.3\n"
+        "seen = []\n"
+        "import engine.cli\n"
+        "engine.cli.main = lambda: seen.append(gc.isenabled())\n"
+        "entry.main()\n"
+        "time.sleep(1.0)\n"
+        "print(seen, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["[False]", "True", "True"], out.stdout + out.stderr
