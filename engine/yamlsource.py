@@ -261,24 +261,98 @@ def parse(text: str, file: str, kind: str = "runbook") -> Source:
 
 
 def load_header(text: str, file: str, keys: frozenset[str]) -> dict[str, Any] | None:
-    """Only the top-level ``keys`` of a document, for listings (`breakglass list`): the document is parsed
-    into nodes (in C where libyaml is built) and only those keys' values become Python data.
+    """Only the top-level ``keys`` of a document, for listings (`breakglass list`, scenario headings).
 
-    Still refuses what would crash or stall the parser (size, depth); an alias bomb costs nothing here,
-    since aliases stay shared nodes. None when the document is not a mapping.
+    One pass over the parser's events (in C where libyaml is built): it refuses nesting deeper than
+    MAX_DEPTH as it goes, and only the values of ``keys`` become nodes and then Python data; the rest of
+    the document (the steps) is counted past, never built. A value that refers to an anchor outside
+    itself is read the long way, from the whole document's nodes. None when the document is not a mapping.
     """
     if len(text) > MAX_BYTES:
         raise SourceError([Problem(file, 1, 1, "file too large")])
     try:
-        _check_depth(text, file)
-        loader = _Loader(text)
-        try:
-            root = loader.get_single_node()
-            if not isinstance(root, yaml.MappingNode):
-                return None
-            return {str(k.value): loader.construct_object(v, deep=True) for k, v in root.value
-                    if isinstance(k, yaml.ScalarNode) and k.value in keys}
-        finally:
-            loader.dispose()
+        header = _header_from_events(text, file, keys)
+        return _header_from_nodes(text, keys) if header is _ALIASED else header
     except (yaml.YAMLError, RecursionError, ValueError):
         raise SourceError([Problem(file, 1, 1, "invalid YAML")]) from None
+
+
+_ALIASED: Any = object()  # a wanted value holds an alias: anchors elsewhere in the document are needed
+
+
+def _header_from_events(text: str, file: str, keys: frozenset[str]) -> Any:
+    wanted: dict[str, list[Any]] = {}
+    depth, documents, root_mapping, expect_key = 0, 0, False, True
+    key: str | None = None
+    value: list[Any] | None = None  # the events of the wanted value being read
+    for event in yaml.parse(text, Loader=_Loader):
+        before = depth
+        opens = isinstance(event, yaml.CollectionStartEvent)
+        if opens:
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, col = event.start_mark.line + 1, event.start_mark.column + 1
+                raise SourceError([Problem(file, line, col, TOO_DEEP)])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise yaml.YAMLError("expected a single document")
+        if before == 0:
+            root_mapping = root_mapping or isinstance(event, yaml.MappingStartEvent)
+            continue
+        if not root_mapping:
+            continue  # read on only to refuse what is nested too deep
+        if before == 1 and (opens or isinstance(event, yaml.ScalarEvent | yaml.AliasEvent)):
+            if expect_key:  # a key: a scalar names a value; a collection or an alias as key names none
+                key = event.value if isinstance(event, yaml.ScalarEvent) else None
+            elif key is not None and key in keys:  # a key given twice: the last one, as a mapping keeps
+                value = wanted[key] = []
+            expect_key = not expect_key
+        if value is not None:
+            value.append(event)
+            if depth == 1:  # a scalar value, or a collection's end: the value is complete
+                value = None
+    if not root_mapping:
+        return None
+    header: dict[str, Any] = {}
+    for name, events in wanted.items():
+        if any(isinstance(e, yaml.AliasEvent) for e in events):
+            return _ALIASED
+        header[name] = _Replay(events).value()
+    return header
+
+
+class _Replay(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+    """PyYAML's own composer and safe constructor over one value's events, as they came from the parser."""
+
+    def __init__(self, events: list[Any]) -> None:
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.events = events[::-1]
+
+    def check_event(self, *choices: Any) -> bool:
+        return bool(self.events) and (not choices or isinstance(self.events[-1], choices))
+
+    def peek_event(self) -> Any:
+        return self.events[-1]
+
+    def get_event(self) -> Any:
+        return self.events.pop()
+
+    def value(self) -> Any:
+        return self.construct_object(self.compose_node(None, None), deep=True)
+
+
+def _header_from_nodes(text: str, keys: frozenset[str]) -> dict[str, Any] | None:
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if not isinstance(root, yaml.MappingNode):
+            return None
+        return {str(k.value): loader.construct_object(v, deep=True) for k, v in root.value
+                if isinstance(k, yaml.ScalarNode) and k.value in keys}
+    finally:
+        loader.dispose()
