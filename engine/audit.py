@@ -120,8 +120,9 @@ class AuditWriter:
             raise AuditError(f"{self.path}: the last line is not a valid audit record") from None
         self.size = end
 
-    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
-        """Write one record; when ``sync``, it is on disk before this returns."""
+    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True, hold: bool = False) -> dict[str, Any]:
+        """Write one record; when ``sync``, it is on disk before this returns. ``hold`` is ignored: a write
+        here costs no round trip, so nothing is kept back."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
@@ -180,9 +181,11 @@ def read(path: Path) -> tuple[list[AuditRecord], int | None]:
             records.append(AuditRecord.from_dict(json.loads(raw)))
         except (ValueError, KeyError, TypeError):
             if not raw.endswith(b"\n"):
+                # The end of the file as it was read: a crash while writing, or another process's write
+                # still going on. Reading on would take the rest of that write for a line of its own.
                 torn = lineno
-            else:
-                raise AuditError(f"{path}:{lineno}: not a valid audit record") from None
+                break
+            raise AuditError(f"{path}:{lineno}: not a valid audit record") from None
     return records, torn
 
 

@@ -37,6 +37,10 @@ SHOWN_VALUES: tuple[str, ...] = (*map(str, StepStatus), *map(str, RunStatus), "a
 class Reporter(Protocol):
     """What the runner tells whoever watches: records as they are written, and the moments between them."""
 
+    # True when it shows records as the log holds them, numbers and hashes included: the runner then never
+    # lets the store hold an outcome back (held, its number changes if another writer's record comes first).
+    shows_records: bool
+
     def event(self, rec: dict[str, Any]) -> None: ...
     def step_begins(self, step_id: str, title: str) -> None: ...
     def progress(self, step_id: str, message: str) -> None: ...
@@ -46,6 +50,8 @@ class Reporter(Protocol):
 
 class NullReporter:
     """Prints nothing: for embedding the engine, tests and benchmarks (the audit log still has it all)."""
+
+    shows_records = False
 
     def event(self, rec: dict[str, Any]) -> None:
         return None
@@ -66,6 +72,8 @@ class NullReporter:
 class JsonReporter(NullReporter):
     """Every audit record as one JSON line on stdout (``--json``)."""
 
+    shows_records = True
+
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
 
@@ -83,6 +91,8 @@ def colour_wanted(out: TextIO) -> bool:
 
 class TerminalReporter:
     """Human output: a line per step with its status; colour and a spinner only on a TTY."""
+
+    shows_records = False  # statuses and messages: never a record's number
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout

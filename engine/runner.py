@@ -184,6 +184,7 @@ class Runner:
         # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
         # record at a time, in one order for the log, the machine and the terminal.
         self._recording = threading.RLock()
+        self._driver = threading.get_ident()  # the thread that runs the steps one after another
         # Customer updates (engine/comms.py): what the run owes its customers and when. A resumed run reads it
         # from its log (``resumed_comms``): a hand-over keeps the promise the last update made.
         spec = self.loaded.runbook.comms
@@ -195,12 +196,17 @@ class Runner:
 
     # --- recording -------------------------------------------------------------------------------------
 
-    def record(self, type_: RecordType, data: dict[str, Any], sync: bool = True) -> dict[str, Any]:
+    def record(self, type_: RecordType, data: dict[str, Any], sync: bool = True, hold: bool = False
+               ) -> dict[str, Any]:
+        """Append, apply, report. ``hold``: an outcome the store may write with the next record (one commit
+        for both), asked only by the thread driving the run, whose next record always comes before anything
+        waits; never when the reporter shows records as written (a held one's number may still change)."""
         missing = type_.missing(data)
         if missing:  # an engine bug: caught before the log holds a record its readers cannot read
             raise AssertionError(f"a {type_} record needs {', '.join(missing)}")
+        hold = hold and threading.get_ident() == self._driver and not getattr(self.reporter, "shows_records", True)
         with self._recording:
-            rec = self.writer.append(type_, self.redactor.record(data), sync=sync)
+            rec = self.writer.append(type_, self.redactor.record(data), sync=sync, hold=hold)
             self.state.apply(rec)
             self.reporter.event(rec)
         return rec
@@ -209,6 +215,7 @@ class Runner:
 
     def execute(self, start: int) -> RunOutcome:
         """Run steps from index ``start`` to the end, then record how the run finished."""
+        self._driver = threading.get_ident()
         status, reason = None, ""
         try:
             with sigterm_as_interrupt():
@@ -946,7 +953,7 @@ class Runner:
             return self.record(use.records.succeeded, {"step": use.sid, "output": output,
                                                        "message": result.message,
                                                        "duration_ms": round(seconds * 1000, 3),
-                                                       "attempts": attempts}, sync=False)
+                                                       "attempts": attempts}, sync=False, hold=True)
         return self._failed(use, result.message, output, seconds, attempts)
 
     def _failed(self, use: Use, error: str, output: dict[str, Any], seconds: float, attempts: int) -> dict[str, Any]:

@@ -10,6 +10,10 @@ The guarantees every store keeps:
 - ``RunLog.append`` chains a record after the current head, whoever wrote it (the driving process, or
   ``breakglass note`` from another terminal), and with ``sync`` it is durable before ``append`` returns:
   nothing acts on the world before its record is. A record that cannot be written is an ``AuditError``.
+  With ``hold`` (an outcome, written by the one thread driving the run) a store may keep the record back and
+  write it with the next append, which the engine makes before anything waits on the world or a person:
+  one commit then makes both durable. Held, a record is not yet visible to others, and a driver killed
+  before the next append loses it (resume then asks about that step, as after a power cut).
 - ``lock`` is held by the one process driving a run; a second driver gets ``RunLocked``, never a wait.
 - Reading never repairs: a torn last record (a crash while writing) is reported and left out, and only
   ``set_aside_torn_tail``, called by resume under the lock, moves it aside, as evidence.
@@ -44,8 +48,10 @@ class RunSummary:
 class RunLog(Protocol):
     """One run's log, opened for appending by this process."""
 
-    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
-        """Chain one record after the head; with ``sync`` it is durable before this returns."""
+    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True, hold: bool = False) -> dict[str, Any]:
+        """Chain one record after the head; with ``sync`` it is durable before this returns; with ``hold`` it
+        may be written with the next append instead (its number then changes if another writer's record
+        comes first)."""
         ...
 
     def records(self) -> list[AuditRecord]:

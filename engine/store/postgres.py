@@ -6,7 +6,8 @@ the database gives here:
 
 - durable before anything acts: every append is its own transaction; a synced one is committed with
   ``synchronous_commit`` on, so ``append`` returns only once it, and every record before it, is on the
-  server's disk (an append without sync, an outcome, is made durable by the next synced one);
+  server's disk (an append without sync is made durable by the next synced one). An outcome the engine
+  lets this store hold goes in the next append's transaction: one round trip and one flush per step;
 - one chain: appenders queue on the run's row, ``(run_id, seq)`` is the primary key and a trigger refuses
   a record whose predecessor is missing, so two writers can never both write record N: the second is
   refused whole, and chains again after the first (a note), or stops before acting;
@@ -23,6 +24,7 @@ Connections follow libpq: the URL, ``PG*`` variables, and the password from ``PG
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -113,9 +115,17 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # transaction. The insert locks the run's row (appenders queue on it). ``set_config(..., true)`` is SET LOCAL
 # for that transaction: with 'off' the commit does not wait for the WAL flush (the record is in order and
 # atomic, and the next synced append, the record before an action, makes it durable with its own flush).
-APPEND = """WITH durability AS (SELECT set_config('synchronous_commit', %s, true))
-    INSERT INTO breakglass.records (run_id, seq, line)
-    SELECT id, %s, %s FROM breakglass.runs, durability WHERE id = %s FOR NO KEY UPDATE OF runs"""
+# Records held back (``append(hold=True)``) go in the same statement as the next one, in order: one commit.
+@functools.cache
+def append_statement(rows: int) -> str:
+    values = ", ".join(["(%s::integer, %s::text)"] * rows)  # placeholders only: the values are parameters
+    return ("WITH durability AS (SELECT set_config('synchronous_commit', %s, true))\n"  # noqa: S608
+            "    INSERT INTO breakglass.records (run_id, seq, line)\n"
+            f"    SELECT id, v.seq, v.line FROM breakglass.runs, durability, (VALUES {values}) AS v(seq, line)\n"
+            "    WHERE id = %s ORDER BY v.seq FOR NO KEY UPDATE OF runs")
+
+
+APPEND = append_statement(1)
 
 
 def shown(url: str) -> str:
@@ -169,16 +179,34 @@ class PostgresLog:
                  owned: bool) -> None:
         self.store, self.conn, self.run_id, self.stamp, self.owned = store, conn, run_id, dict(stamp), owned
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record this log knows of
+        self._held: list[dict[str, Any]] = []  # appended with hold, written with the next append
         self._watchdog = _Watchdog(conn)
 
-    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True) -> dict[str, Any]:
+    def append(self, type_: str, data: Mapping[str, Any], sync: bool = True, hold: bool = False) -> dict[str, Any]:
         """Chain one record after the head, in one transaction; with ``sync`` committed to disk on return.
 
         Every appender locks the run's row first, so appends to a run are one queue. The driver remembers
         the head from its last append and sends lock, insert and commit in one round trip; when another
         writer (a note from another machine) took that record number meanwhile, the primary key refuses ours
         whole, and the append goes again reading the head under the lock, where nobody can overtake it.
+
+        With ``hold`` and the head known, the record is kept here and goes with the next append, in its
+        statement and its commit (a step's outcome with the next step's start: one round trip and one flush
+        per step). Overtaken meanwhile, the held records are chained again after the other writer's.
         """
+        if hold and self._head is not None:
+            try:
+                record = self._record(type_, data, self._head)
+            except UnicodeEncodeError:
+                raise self._not_utf8(type_) from None
+            self._held.append(record)
+            self._head = (int(record["seq"]), str(record["hash"]))
+            return record
+        written = self._written(type_, data, sync)
+        assert written is not None  # a record was given, so one was written
+        return written
+
+    def _written(self, type_: str | None, data: Mapping[str, Any], sync: bool) -> dict[str, Any] | None:
         for _ in range(3):
             try:
                 self._watchdog.arm(append_timeout())
@@ -186,9 +214,8 @@ class PostgresLog:
                     return self._append(type_, data, sync)
                 finally:
                     self._watchdog.disarm()
-            except UnicodeEncodeError:
-                raise AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not "
-                                 "valid UTF-8; nothing was written and the run stops here") from None
+            except UnicodeEncodeError:  # the new record's (a held one was encoded when it was held)
+                raise self._not_utf8(type_ or "") from None
             except psycopg.errors.IntegrityError:
                 self._head = None  # that record number is someone else's: nothing of ours was written; catch up
             except psycopg.Error as exc:
@@ -200,30 +227,52 @@ class PostgresLog:
                          "the run's row was locked (one not going through breakglass?); nothing was written and "
                          "the run stops here, before acting")
 
-    def _append(self, type_: str, data: Mapping[str, Any], sync: bool) -> dict[str, Any]:
-        insert = "INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)"
+    def _append(self, type_: str | None, data: Mapping[str, Any], sync: bool) -> dict[str, Any] | None:
+        """Write the held records and then this one (none when ``type_`` is None) in one transaction."""
+        durability = "on" if sync else "off"
         if self._head is not None:
-            record = self._record(type_, data, self._head)
-            cur = self.conn.execute(APPEND, ("on" if sync else "off", record["seq"],
-                                             audit.canonical(record).decode(), self.run_id))
-            if cur.rowcount != 1:
+            batch = [*self._held] + ([self._record(type_, data, self._head)] if type_ is not None else [])
+            cur = self.conn.execute(append_statement(len(batch)),
+                                    (durability, *[x for r in batch for x in (r["seq"], audit.canonical(r).decode())],
+                                     self.run_id))
+            if cur.rowcount != len(batch):
                 raise AuditError(f"{self.store.where(self.run_id)}: the run is not in the database (anymore?); "
                                  "nothing was written and the run stops here")
         else:
+            insert = "INSERT INTO breakglass.records (run_id, seq, line) VALUES (%s, %s, %s)"
             with self.conn.transaction():
                 if not sync:
                     self.conn.execute("SET LOCAL synchronous_commit TO off")
                 self.conn.execute("SELECT 1 FROM breakglass.runs WHERE id = %s FOR NO KEY UPDATE", (self.run_id,))
-                record = self._record(type_, data, self._read_head())
-                self.conn.execute(insert, (self.run_id, record["seq"], audit.canonical(record).decode()))
-        self._head = (int(record["seq"]), str(record["hash"]))
-        return record
+                head = self._read_head()
+                for held in self._held:  # chained again after whatever came first: same content, new place
+                    self._rechain(held, head)
+                    head = (int(held["seq"]), str(held["hash"]))
+                batch = [*self._held] + ([self._record(type_, data, head)] if type_ is not None else [])
+                for r in batch:
+                    self.conn.execute(insert, (self.run_id, r["seq"], audit.canonical(r).decode()))
+        self._held.clear()
+        if not batch:
+            return None
+        self._head = (int(batch[-1]["seq"]), str(batch[-1]["hash"]))
+        return batch[-1]
 
     def _record(self, type_: str, data: Mapping[str, Any], head: tuple[int, str]) -> dict[str, Any]:
         record: dict[str, Any] = {"seq": head[0] + 1, "ts": audit.utc_now(), "type": type_, **self.stamp, **data,
                                   "prev": head[1]}
         record["hash"] = audit.digest(record)
         return record
+
+    def _not_utf8(self, type_: str) -> AuditError:
+        return AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not valid "
+                          "UTF-8; nothing was written and the run stops here")
+
+    @staticmethod
+    def _rechain(record: dict[str, Any], head: tuple[int, str]) -> None:
+        """A held record put after ``head``: the dict its appender holds is updated to what is written."""
+        del record["hash"]
+        record["seq"], record["prev"] = head[0] + 1, head[1]
+        record["hash"] = audit.digest(record)
 
     def _read_head(self) -> tuple[int, str]:
         row = self.conn.execute("SELECT seq, line FROM breakglass.records WHERE run_id = %s ORDER BY seq DESC "
@@ -240,7 +289,15 @@ class PostgresLog:
         return self.store.records(self.run_id)
 
     def close(self) -> None:
-        self._watchdog.close()
+        # Held records left (an error on the engine's way out) are written now. When the database is what
+        # stopped the run, its error is the one the operator reads: the held outcome is then lost as in a
+        # crash, and resume asks about its step.
+        try:
+            if self._held:
+                with suppress(AuditError):
+                    self._written(None, {}, sync=True)
+        finally:
+            self._watchdog.close()
         if self.owned:
             self.conn.close()
 

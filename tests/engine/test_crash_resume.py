@@ -122,11 +122,11 @@ def child(cmd):
             os.write(fd, data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def append(self, type_, data, sync=True):
+    def append(self, type_, data, sync=True, hold=False):
         count[0] += 1
         if count[0] == torn_at:
             audit.os = TearingOs()
-        rec = original(self, type_, data, sync)
+        rec = original(self, type_, data, sync, hold)
         if count[0] == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
         return rec

@@ -35,8 +35,8 @@ class _DiskFillsAfterStart(FileStore):
         real = super().writer(run_id, stamp)
         original = real.append
 
-        def append(type_: str, data: Any, sync: bool = True) -> dict[str, Any]:
-            rec = original(type_, data, sync)
+        def append(type_: str, data: Any, sync: bool = True, hold: bool = False) -> dict[str, Any]:
+            rec = original(type_, data, sync, hold)
             if type_ == "run.started":
                 full = os.open("/dev/full", os.O_WRONLY)
                 os.dup2(full, real._fd)

@@ -5,6 +5,7 @@ migrations, what the database itself refuses, tampering seen by `audit verify`, 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -117,26 +118,54 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_record_before_an_action_commits_synchronously_and_an_outcome_does_not_wait(url: str,
-                                                                                     tmp_path: Path) -> None:
-    # A trigger sees the transaction's synchronous_commit, the setting its COMMIT obeys.
+def _commit_modes(url: str) -> None:
+    """A trigger notes each record's transaction and the synchronous_commit its COMMIT obeys."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE public.commit_mode (seq int, type text, mode text)")
+        conn.execute("CREATE TABLE public.commit_mode (seq int, type text, mode text, tx bigint)")
         conn.execute("""CREATE FUNCTION public.note_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
             INSERT INTO public.commit_mode VALUES (NEW.seq, NEW.line::json->>'type',
-                                                   current_setting('synchronous_commit'));
+                                                   current_setting('synchronous_commit'), txid_current());
             RETURN NEW; END $$""")
         conn.execute("CREATE TRIGGER note_mode AFTER INSERT ON breakglass.records "
                      "FOR EACH ROW EXECUTE FUNCTION public.note_mode()")
         conn.execute("GRANT ALL ON public.commit_mode TO PUBLIC")
-    a_run(url, tmp_path)
+
+
+def _modes(url: str) -> list[tuple[int, str, str, int]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        modes = conn.execute("SELECT type, mode FROM public.commit_mode ORDER BY seq").fetchall()
-    started = [mode for type_, mode in modes if type_ == "step.started"]
-    outcomes = [mode for type_, mode in modes if type_ == "step.succeeded"]
-    assert started == ["on", "on"], modes
-    assert outcomes == ["off", "off"], modes
-    assert modes[-1] == ("run.finished", "on"), modes
+        return conn.execute("SELECT seq, type, mode, tx FROM public.commit_mode ORDER BY seq").fetchall()
+
+
+def test_a_record_before_an_action_commits_synchronously_and_an_outcome_rides_with_the_next(url: str,
+                                                                                           tmp_path: Path) -> None:
+    _commit_modes(url)
+    a_run(url, tmp_path)
+    modes = _modes(url)
+    assert [m for _, t, m, _ in modes if t == "step.started"] == ["on", "on"], modes
+    assert modes[-1][1:3] == ("run.finished", "on"), modes
+    # Each step's outcome is committed with the record after it, synchronously: one commit per step.
+    for (_, type_, _, tx), (_, after, mode, next_tx) in zip(modes, modes[1:], strict=False):
+        if type_ == "step.succeeded":
+            assert tx == next_tx and mode == "on" and after in ("step.started", "run.finished"), modes
+    assert len({tx for *_, tx in modes}) == len(modes) - 2, modes
+
+
+def test_records_shown_as_written_are_never_held_back(url: str, tmp_path: Path) -> None:
+    """--json shows each record's number and hash as it is written: no outcome waits for the next record,
+    whose writer might come second to a note and renumber it."""
+    from engine.console import JsonReporter
+
+    _commit_modes(url)
+    out = io.StringIO()
+    loaded = load_text(NOTES, str(tmp_path / "notes.yaml"))
+    outcome = session.start(loaded, {}, RunOptions(operator="alice"), JsonReporter(out), store=open_store(url))
+    assert outcome.status == "succeeded"
+    modes = _modes(url)
+    assert [m for _, t, m, _ in modes if t == "step.succeeded"] == ["off", "off"], modes
+    assert len({tx for *_, tx in modes}) == len(modes), modes
+    shown = [json.loads(line) for line in out.getvalue().splitlines()]
+    stored = [r.to_dict() for r in open_store(url).records(outcome.run_id)]
+    assert [(r["seq"], r["hash"]) for r in shown] == [(r["seq"], r["hash"]) for r in stored]
 
 
 # --- what the database refuses ------------------------------------------------------------------------------

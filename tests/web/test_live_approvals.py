@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.lab.team import BG, make_team
-from tests.web.live import browser, console_errors, screenshot, serving, wait_for
+from tests.web.live import browser, console_errors, read, screenshot, serving, wait_for
 
 
 def test_the_page_counts_approvals_as_they_arrive_and_shows_the_command(tmp_path: Path) -> None:
@@ -27,15 +27,15 @@ def test_the_page_counts_approvals_as_they_arrive_and_shows_the_command(tmp_path
             gate = "#gates .gate-waiting[data-gate='change'] [data-approvals]"
             wait_for("0 of 2", lambda: driver.find_element("css selector", gate).get_attribute(
                 "data-approvals") == "0/2")
-            command = driver.find_element("css selector", f"{gate} .approve-command").text
+            command = read(lambda: driver.find_element("css selector", f"{gate} .approve-command").text)
             assert command == f"breakglass approve {run_id} change --digest {digest}"
-            assert "@oncall" in driver.find_element("css selector", gate).text
+            assert "@oncall" in read(lambda: driver.find_element("css selector", gate).text)
             driver.execute_script("window.__loaded = 'once'")
             approved = team.bg("alice", *command.split()[1:], "--key", str(team.key("alice")))
             assert approved.returncode == 0, approved.stderr
             wait_for("1 of 2", lambda: driver.find_element("css selector", gate).get_attribute(
                 "data-approvals") == "1/2", timeout=10)
-            assert "alice: signature verified (SHA256:" in driver.find_element("css selector", gate).text
+            assert "alice: signature verified (SHA256:" in read(lambda: driver.find_element("css selector", gate).text)
             screenshot(driver, "live-four-eyes-desktop.png")
             approved = team.bg("bob", *command.split()[1:], "--key", str(team.key("bob")))
             assert approved.returncode == 0, approved.stderr
