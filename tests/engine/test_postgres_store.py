@@ -550,3 +550,41 @@ def test_fifty_runs_of_twenty_steps_driven_at_once(url: str, tmp_path: Path) -> 
     for run_id in ids:
         assert store.verify(run_id).ok
         assert [r.type for r in store.records(run_id)].count("step.succeeded") == 20
+
+
+def test_a_note_that_comes_before_a_held_outcome_is_chained_first_and_the_outcome_after_it(url: str) -> None:
+    """The outcome held back for the next record is not in the database yet: a teammate's note takes its
+    number meanwhile. The next append finds the number taken and writes the outcome after the note, in the
+    same commit as itself; the dict its appender holds says where it went."""
+    from engine.notes import append_note
+
+    store = open_store(url)
+    run_id = store.create("held")
+    with store.lock(run_id):
+        log = store.writer(run_id, {"run": run_id, "mode": "live"})
+        log.append("run.started", {"runbook": {"id": "held"}, "operator": "alice"})
+        log.append("step.started", {"step": "s1"})
+        held = log.append("step.succeeded", {"step": "s1", "output": {}}, sync=False, hold=True)
+        assert held["seq"] == 3 and [r.seq for r in store.records(run_id)] == [1, 2]  # not written yet
+        note = append_note(open_store(url), run_id, "registrar called back", "bob")
+        assert note["seq"] == 3
+        after = log.append("step.started", {"step": "s2"})
+        log.close()
+    records = [r.to_dict() for r in store.records(run_id)]
+    assert [(r["seq"], r["type"]) for r in records] == [
+        (1, "run.started"), (2, "step.started"), (3, "note"), (4, "step.succeeded"), (5, "step.started")]
+    assert records[3] == held and records[4] == after  # the held dict was updated to what was written
+    assert store.verify(run_id).ok
+
+
+def test_an_outcome_held_when_the_run_stops_is_written_as_the_log_closes(url: str) -> None:
+    store = open_store(url)
+    run_id = store.create("closing")
+    with store.lock(run_id):
+        log = store.writer(run_id, {"run": run_id, "mode": "live"})
+        log.append("run.started", {"runbook": {"id": "closing"}, "operator": "alice"})
+        log.append("step.started", {"step": "s1"})
+        log.append("step.succeeded", {"step": "s1", "output": {}}, sync=False, hold=True)
+        log.close()
+    assert [r.type for r in store.records(run_id)] == ["run.started", "step.started", "step.succeeded"]
+    assert store.verify(run_id).ok
