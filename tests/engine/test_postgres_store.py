@@ -552,6 +552,14 @@ def test_fifty_runs_of_twenty_steps_driven_at_once(url: str, tmp_path: Path) -> 
         assert [r.type for r in store.records(run_id)].count("step.succeeded") == 20
 
 
+def _a_step_with_its_outcome_held(store: Any, run_id: str) -> tuple[Any, dict[str, Any]]:
+    """The run's start and a step's start written, and the step's outcome held: (the log, that outcome)."""
+    log = store.writer(run_id, {"run": run_id, "mode": "live"})
+    log.append("run.started", {"runbook": {"id": "held"}, "operator": "alice"})
+    log.append("step.started", {"step": "s1"})
+    return log, log.append("step.succeeded", {"step": "s1", "output": {}}, sync=False, hold=True)
+
+
 def test_a_note_that_comes_before_a_held_outcome_is_chained_first_and_the_outcome_after_it(url: str) -> None:
     """The outcome held back for the next record is not in the database yet: a teammate's note takes its
     number meanwhile. The next append finds the number taken and writes the outcome after the note, in the
@@ -561,10 +569,7 @@ def test_a_note_that_comes_before_a_held_outcome_is_chained_first_and_the_outcom
     store = open_store(url)
     run_id = store.create("held")
     with store.lock(run_id):
-        log = store.writer(run_id, {"run": run_id, "mode": "live"})
-        log.append("run.started", {"runbook": {"id": "held"}, "operator": "alice"})
-        log.append("step.started", {"step": "s1"})
-        held = log.append("step.succeeded", {"step": "s1", "output": {}}, sync=False, hold=True)
+        log, held = _a_step_with_its_outcome_held(store, run_id)
         assert held["seq"] == 3 and [r.seq for r in store.records(run_id)] == [1, 2]  # not written yet
         note = append_note(open_store(url), run_id, "registrar called back", "bob")
         assert note["seq"] == 3
@@ -581,10 +586,7 @@ def test_an_outcome_held_when_the_run_stops_is_written_as_the_log_closes(url: st
     store = open_store(url)
     run_id = store.create("closing")
     with store.lock(run_id):
-        log = store.writer(run_id, {"run": run_id, "mode": "live"})
-        log.append("run.started", {"runbook": {"id": "closing"}, "operator": "alice"})
-        log.append("step.started", {"step": "s1"})
-        log.append("step.succeeded", {"step": "s1", "output": {}}, sync=False, hold=True)
+        log, _ = _a_step_with_its_outcome_held(store, run_id)
         log.close()
     assert [r.type for r in store.records(run_id)] == ["run.started", "step.started", "step.succeeded"]
     assert store.verify(run_id).ok
