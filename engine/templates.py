@@ -206,14 +206,29 @@ def _descendants(root: Any) -> list[Any]:
 
 @functools.lru_cache(maxsize=4096)
 def facts(text: str, expression: bool, secrets: frozenset[str]) -> Facts:
-    """Parse and examine a template once per distinct text (runbooks repeat "{{ inputs.domain }}")."""
+    """What a template reads and does, once per distinct text and set of secret inputs."""
+    flat, unsafe, local, read, paths = _examined(text, expression)
+    try:
+        return Facts(unsafe, secret_transform(flat, secrets), local, read, paths)
+    except RecursionError:
+        raise TemplateError(_TOO_DEEP) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _examined(text: str, expression: bool) -> tuple[_Flat, str | None, frozenset[str], tuple[Any, ...],
+                                                   tuple[Any, ...]]:
+    """Parse and examine a template once per distinct text (runbooks repeat "{{ inputs.domain }}"; the
+    loader, the team file's check and the translations ask of the same texts with other secrets)."""
     ast = parse(text, expression)
     try:
         flat = _Flat(ast)
-        return Facts(unsafe_access(flat), secret_transform(flat, secrets), frozenset(assigned_names(flat)),
-                     tuple(references(flat)), tuple(dict.fromkeys(chains(flat))))
+        return (flat, unsafe_access(flat), frozenset(assigned_names(flat)), tuple(references(flat)),
+                tuple(dict.fromkeys(chains(flat))))
     except RecursionError:  # Jinja2 parses thousands of chained filters that its own tree walk cannot follow
-        raise TemplateError("template nests too deeply to be checked; split it into simpler ones") from None
+        raise TemplateError(_TOO_DEEP) from None
+
+
+_TOO_DEEP = "template nests too deeply to be checked; split it into simpler ones"
 
 
 def references(ast: Any) -> Iterator[tuple[str, str | None]]:
