@@ -184,7 +184,7 @@ class Runner:
         # The items of a concurrent loop and the steps of a parallel group record from worker threads: one
         # record at a time, in one order for the log, the machine and the terminal.
         self._recording = threading.RLock()
-        self._driver = threading.get_ident()  # the thread that runs the steps one after another
+        self._driver: int | None = None  # the thread that runs the steps one after another (``execute``)
         # Customer updates (engine/comms.py): what the run owes its customers and when. A resumed run reads it
         # from its log (``resumed_comms``): a hand-over keeps the promise the last update made.
         spec = self.loaded.runbook.comms

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,8 +169,8 @@ def _oversized(root: yaml.Node) -> yaml.Node | None:
     return None
 
 
-def _check_depth(text: str, file: str) -> None:
-    """Refuse deep nesting from the event stream, before composing.
+def _events(text: str, file: str) -> Iterator[tuple[int, yaml.Event]]:
+    """The document's parse events, each with the nesting depth before it; deep nesting is refused as it comes.
 
     libyaml's composer recurses in C: ~30,000 nested '[' (a 60 KB file) crash the interpreter with a
     segmentation fault, and its scanner is quadratic in the nesting depth long before that. Events come
@@ -177,13 +178,20 @@ def _check_depth(text: str, file: str) -> None:
     """
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+        yield depth, event
+        if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
                 line, col = event.start_mark.line + 1, event.start_mark.column + 1
                 raise SourceError([Problem(file, line, col, TOO_DEEP)])
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+        elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting before composing (see ``_events``)."""
+    for _ in _events(text, file):
+        pass
 
 
 def _a(kind: str) -> str:
@@ -282,20 +290,12 @@ _ALIASED: Any = object()  # a wanted value holds an alias: anchors elsewhere in 
 
 def _header_from_events(text: str, file: str, keys: frozenset[str]) -> Any:
     wanted: dict[str, list[Any]] = {}
-    depth, documents, root_mapping, expect_key = 0, 0, False, True
+    documents, root_mapping, expect_key = 0, False, True
     key: str | None = None
     value: list[Any] | None = None  # the events of the wanted value being read
-    for event in yaml.parse(text, Loader=_Loader):
-        before = depth
+    for before, event in _events(text, file):
         opens = isinstance(event, yaml.CollectionStartEvent)
-        if opens:
-            depth += 1
-            if depth > MAX_DEPTH:
-                line, col = event.start_mark.line + 1, event.start_mark.column + 1
-                raise SourceError([Problem(file, line, col, TOO_DEEP)])
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-        elif isinstance(event, yaml.DocumentStartEvent):
+        if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
                 raise yaml.YAMLError("expected a single document")
@@ -312,7 +312,8 @@ def _header_from_events(text: str, file: str, keys: frozenset[str]) -> Any:
             expect_key = not expect_key
         if value is not None:
             value.append(event)
-            if depth == 1:  # a scalar value, or a collection's end: the value is complete
+            # Complete at depth 1 again: a scalar value, or the end of a collection's.
+            if before == 1 and not opens or before == 2 and isinstance(event, yaml.CollectionEndEvent):
                 value = None
     if not root_mapping:
         return None

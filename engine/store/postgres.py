@@ -231,7 +231,7 @@ class PostgresLog:
         """Write the held records and then this one (none when ``type_`` is None) in one transaction."""
         durability = "on" if sync else "off"
         if self._head is not None:
-            batch = [*self._held] + ([self._record(type_, data, self._head)] if type_ is not None else [])
+            batch = self._with_held(type_, data, self._head)
             cur = self.conn.execute(append_statement(len(batch)),
                                     (durability, *[x for r in batch for x in (r["seq"], audit.canonical(r).decode())],
                                      self.run_id))
@@ -246,9 +246,8 @@ class PostgresLog:
                 self.conn.execute("SELECT 1 FROM breakglass.runs WHERE id = %s FOR NO KEY UPDATE", (self.run_id,))
                 head = self._read_head()
                 for held in self._held:  # chained again after whatever came first: same content, new place
-                    self._rechain(held, head)
-                    head = (int(held["seq"]), str(held["hash"]))
-                batch = [*self._held] + ([self._record(type_, data, head)] if type_ is not None else [])
+                    head = self._chain(held, head)
+                batch = self._with_held(type_, data, head)
                 for r in batch:
                     self.conn.execute(insert, (self.run_id, r["seq"], audit.canonical(r).decode()))
         self._held.clear()
@@ -257,22 +256,27 @@ class PostgresLog:
         self._head = (int(batch[-1]["seq"]), str(batch[-1]["hash"]))
         return batch[-1]
 
+    def _with_held(self, type_: str | None, data: Mapping[str, Any], head: tuple[int, str]) -> list[dict[str, Any]]:
+        """The held records, then the new one (if any) chained after ``head``, the last of them."""
+        return [*self._held, *([self._record(type_, data, head)] if type_ is not None else [])]
+
     def _record(self, type_: str, data: Mapping[str, Any], head: tuple[int, str]) -> dict[str, Any]:
-        record: dict[str, Any] = {"seq": head[0] + 1, "ts": audit.utc_now(), "type": type_, **self.stamp, **data,
-                                  "prev": head[1]}
-        record["hash"] = audit.digest(record)
+        record: dict[str, Any] = {"ts": audit.utc_now(), "type": type_, **self.stamp, **data}
+        self._chain(record, head)
         return record
+
+    @staticmethod
+    def _chain(record: dict[str, Any], head: tuple[int, str]) -> tuple[int, str]:
+        """Put ``record`` after ``head`` (its number, predecessor and hash, updated in the dict its appender
+        holds); the new head."""
+        record.pop("hash", None)
+        record["seq"], record["prev"] = head[0] + 1, head[1]
+        record["hash"] = audit.digest(record)
+        return int(record["seq"]), str(record["hash"])
 
     def _not_utf8(self, type_: str) -> AuditError:
         return AuditError(f"{self.store.where(self.run_id)}: a '{type_}' record holds text that is not valid "
                           "UTF-8; nothing was written and the run stops here")
-
-    @staticmethod
-    def _rechain(record: dict[str, Any], head: tuple[int, str]) -> None:
-        """A held record put after ``head``: the dict its appender holds is updated to what is written."""
-        del record["hash"]
-        record["seq"], record["prev"] = head[0] + 1, head[1]
-        record["hash"] = audit.digest(record)
 
     def _read_head(self) -> tuple[int, str]:
         row = self.conn.execute("SELECT seq, line FROM breakglass.records WHERE run_id = %s ORDER BY seq DESC "

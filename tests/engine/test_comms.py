@@ -189,15 +189,16 @@ def test_cadence_and_due() -> None:
 
 # --- a resumed run keeps the promise the last update made -------------------------------------------------
 
-HANDOVER = """\
-id: handover
-title: Handed over
+# A shop that is down, its first customer update posted: the start of the runbooks below.
+SHOP_DOWN = """\
 comms:
   cadence: 30m
   templates:
     status_page: {en: "The shop is down.", ja: "ショップが停止しています。"}
 steps:
   - {id: post, title: Tell customers, action: comms.post, with: {kind: status_page, stage: identified}}
+"""
+HANDOVER = "id: handover\ntitle: Handed over\n" + SHOP_DOWN + """\
   - {id: fix, title: Fix it, action: shell.run, with: {argv: ["true"]}}
   - {id: check, title: Check it, action: shell.run, with: {argv: ["true"]}}
 """
@@ -262,15 +263,7 @@ def test_a_resume_does_not_remind_again_of_a_due_time_already_reminded(tmp_path:
 
 # --- a called runbook: the caller decides what customers hear, once, on its own cadence ---------------------
 
-CALLER = """\
-id: outage
-title: Outage
-comms:
-  cadence: 30m
-  templates:
-    status_page: {en: "The shop is down.", ja: "ショップが停止しています。"}
-steps:
-  - {id: post, title: Tell customers, action: comms.post, with: {kind: status_page, stage: identified}}
+CALLER = "id: outage\ntitle: Outage\n" + SHOP_DOWN + """\
   - {id: switch, title: Switch, action: runbook.run, with: {runbook: switch-over}}
   - {id: done, title: Tell customers it is fixed, action: comms.post, with: {kind: status_page, stage: resolved}}
 """
