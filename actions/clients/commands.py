@@ -1,20 +1,22 @@
-"""Local commands that die with the engine: started by a small helper process (``reaper``), read here.
+"""Local commands that die with the engine: started and reaped here, watched by a small helper process
+(``reaper``) that kills them if the engine dies.
 
-On Linux each engine process starts one ``reaper`` at its first command; the reaper starts every command in
-a session of its own and, when the engine dies however it dies, kills the process group of each command
-still running. Elsewhere commands are started directly (no such guarantee there, as before).
+On Linux each engine process starts one ``reaper`` at its first command. Every command runs in a session
+of its own; the reaper, told of each command before it is spawned, kills the process group of each one
+still running when the engine dies, however it dies. Elsewhere commands are started directly, with no
+such guarantee.
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import itertools
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,11 +43,57 @@ def run(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], stdin: 
     Ctrl-C (KeyboardInterrupt) kills it too, then propagates."""
     if sys.platform != "linux":
         return _run_directly(argv, cwd, env, stdin, timeout)
-    return _reaper().run(argv, cwd, env, stdin, timeout)
+    reaper = _reaper()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    in_r, in_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    key = next(reaper.keys)
+    try:
+        # Told before the spawn: were the engine killed right after it, the reaper still finds the command.
+        reaper.tell(f"watch {key} {os.fstat(out_r).st_ino}")
+        pid = _spawn(argv, cwd, env, in_r, out_w, err_w)
+    except OSError as exc:
+        for fd in (in_w, out_r, err_r):
+            if fd >= 0:
+                os.close(fd)
+        reaper.tell(f"done {key}", quiet=True)
+        error = exc.strerror or str(exc)
+        return Finished(None, b"", b"", error=error if reaper.alive() else f"the command helper is gone ({error})")
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    pidfd = os.pidfd_open(pid)  # before any wait: this pid is still this command's
+    try:
+        reaper.tell(f"started {key} {pid}", [pidfd], quiet=True)
+        return _communicate(pid, pidfd, in_w, out_r, err_r, stdin or b"", deadline)
+    except BaseException:
+        _end(pid, pidfd)  # Ctrl-C, or anything else that stops the engine waiting: the command ends too
+        raise
+    finally:
+        os.close(pidfd)
+        reaper.tell(f"done {key}", quiet=True)
+
+
+def _spawn(argv: Sequence[str], cwd: str | None, env: Mapping[str, str], stdin: int, stdout: int,
+           stderr: int) -> int:
+    # A session of its own: no controlling terminal to read a password from, no Ctrl-C meant for the engine,
+    # and one process group to kill. SIGPIPE and SIGXFSZ back to their defaults, which Python (the engine)
+    # ignores, as subprocess does; no signal blocked, whatever an engine thread blocks.
+    if cwd is None:
+        return os.posix_spawn(argv[0], list(argv), env, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                              setsigmask=(), file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
+                                                           (os.POSIX_SPAWN_DUP2, stdout, 1),
+                                                           (os.POSIX_SPAWN_DUP2, stderr, 2)])
+    # posix_spawn cannot change directory here (no addchdir in Python 3.11): subprocess can, by vfork too.
+    proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr,
+                            start_new_session=True)
+    proc.returncode = 0  # reaped by run(), by its pid: Popen must not reap it behind our back
+    return proc.pid
 
 
 class Reaper:
-    """This engine process's reaper: one control socket, one channel per command."""
+    """This engine process's reaper, and the one socket on which the engine tells it about commands."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -55,39 +103,25 @@ class Reaper:
                 [sys.executable, "-I", "-S", str(REAPER), str(theirs.fileno())], pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
         self.control = ours
-        self.lock = threading.Lock()
+        self.keys = itertools.count(1)  # next() is atomic under the GIL: threads running commands share it
 
-    def run(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], stdin: bytes | None,
-            timeout: float | None) -> Finished:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        request = json.dumps({"argv": list(argv), "cwd": cwd, "env": dict(env)}).encode()
-        in_r, in_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def tell(self, message: str, fds: Sequence[int] = (), quiet: bool = False) -> None:
+        """One message, sent whole (SOCK_SEQPACKET) even with other threads sending; OSError unless
+        ``quiet``: a reaper gone after the spawn cannot undo it, and the command is still waited for."""
         try:
-            with self.lock:
-                socket.send_fds(self.control, [request], [in_r, out_w, err_w, theirs.fileno()])
-        except OSError as exc:
-            for fd in (in_w, out_r, err_r):
-                if fd >= 0:
-                    os.close(fd)
-            channel.close()
-            return Finished(None, b"", b"", error=f"the command helper is gone ({exc.strerror})")
-        finally:
-            for fd in (in_r, out_w, err_w):
-                os.close(fd)
-            theirs.close()
-        with channel:
-            return _communicate(channel, in_w, out_r, err_r, stdin or b"", deadline)
+            socket.send_fds(self.control, [message.encode()], fds)
+        except OSError:
+            if not quiet:
+                raise
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
 
-def _communicate(channel: socket.socket, in_w: int, out_r: int, err_r: int, data: bytes,
+def _communicate(pid: int, pidfd: int, in_w: int, out_r: int, err_r: int, data: bytes,
                  deadline: float | None) -> Finished:
-    """Feed stdin and read stdout and stderr to their end; then hear from the helper how the command ended.
-
-    The channel is read only after the outputs closed (a wake-up less per command): until then it is only
-    written to, to kill the command past its deadline."""
+    """Feed stdin and read stdout and stderr to their end, then reap the command. Past ``deadline`` its
+    group is killed: it is not reaped yet, so the pid is still its own."""
     outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
     sel = selectors.DefaultSelector()
     for fd in outputs:
@@ -98,13 +132,20 @@ def _communicate(channel: socket.socket, in_w: int, out_r: int, err_r: int, data
     elif in_w >= 0:
         os.close(in_w)
         in_w = -1
-    pending, timed_out = memoryview(data), False
+    pending, timed_out, ended = memoryview(data), False, None
     try:
-        while out_r in sel.get_map() or err_r in sel.get_map():  # stdin left unread does not keep us waiting
+        while True:
+            watching = sel.get_map()
+            if out_r not in watching and err_r not in watching:  # stdin left unread does not keep us waiting
+                ended = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+                if ended is not None:
+                    break
+                if pidfd not in watching:  # its outputs are closed and it goes on: the deadline still holds
+                    sel.register(pidfd, selectors.EVENT_READ)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 timed_out, deadline, left = True, None, None
-                _kill(channel)
+                _kill_group(pid)
             for key, _ in sel.select(left):
                 if key.fd == in_w:
                     try:
@@ -115,7 +156,7 @@ def _communicate(channel: socket.socket, in_w: int, out_r: int, err_r: int, data
                         sel.unregister(in_w)
                         os.close(in_w)
                         in_w = -1
-                else:
+                elif key.fd in outputs:
                     chunk = os.read(key.fd, 65536)
                     if chunk:
                         outputs[key.fd].append(chunk)
@@ -126,42 +167,23 @@ def _communicate(channel: socket.socket, in_w: int, out_r: int, err_r: int, data
         for fd in (in_w, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
-    exit_code, error = None, "the command helper died"
-    while (message := _receive(channel)) is not None:
-        if "exit" in message:
-            exit_code, error = int(str(message["exit"])), ""
-            break
-        if "error" in message:
-            error = str(message["error"])
-            break
-    return Finished(exit_code, b"".join(outputs[out_r]), b"".join(outputs[err_r]), timed_out, error)
+    return Finished(_exit_code(ended), b"".join(outputs[out_r]), b"".join(outputs[err_r]), timed_out)
 
 
-def _kill(channel: socket.socket) -> None:
-    """Ask the helper to kill the command's group; if the helper is gone, do it here."""
+def _exit_code(ended: os.waitid_result) -> int:
+    """As ``os.waitstatus_to_exitcode`` says it: the code it exited with, or minus the signal that killed it."""
+    return ended.si_status if ended.si_code == os.CLD_EXITED else -ended.si_status
+
+
+def _end(pid: int, pidfd: int) -> None:
+    """Kill the command's group unless it is already reaped, and reap it. Through its pidfd: a pid already
+    reaped may be another process's by now."""
     try:
-        channel.send(b"kill")
-        return
-    except OSError:
-        pass
-    channel.setblocking(False)
-    try:
-        message = _receive(channel)
-    finally:
-        channel.setblocking(True)
-    if message is not None and "pid" in message:
-        _kill_group(int(str(message["pid"])))
-
-
-def _receive(channel: socket.socket) -> dict[str, object] | None:
-    try:
-        raw = channel.recv(4096)
-    except (BlockingIOError, OSError):
-        return None
-    if not raw:
-        return None
-    message = json.loads(raw)
-    return message if isinstance(message, dict) else None
+        if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG) is None:
+            _kill_group(pid)
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    except ChildProcessError:
+        pass  # reaped already
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,7 +194,7 @@ def _reaper_of(pid: int) -> Reaper:
 def _reaper() -> Reaper:
     """This process's reaper (a forked child gets its own: the control socket is its parent's)."""
     reaper = _reaper_of(os.getpid())
-    if reaper.process.poll() is not None:  # killed from outside: start another rather than fail every command
+    if not reaper.alive():  # killed from outside: start another rather than run commands unwatched
         _reaper_of.cache_clear()
         reaper = _reaper_of(os.getpid())
     return reaper
@@ -199,8 +221,6 @@ def _run_directly(argv: Sequence[str], cwd: str | None, env: Mapping[str, str], 
 
 
 def _kill_group(pid: int) -> None:
-    import signal
-
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

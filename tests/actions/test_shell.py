@@ -123,3 +123,35 @@ def _dies(pid: int, why: str) -> None:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail(why)
+
+
+def test_timeout_holds_after_the_command_closes_its_outputs() -> None:
+    began = time.monotonic()
+    result = ShellRun().run(ShellRunParams(argv=["sh", "-c", "exec >/dev/null 2>&1; sleep 30"]),
+                            ActionContext(timeout=0.5))
+    assert result.output["timed_out"] is True and not result.ok
+    assert time.monotonic() - began < 5
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the command helper (actions/clients/reaper.py) is Linux-only")
+def test_reaper_finds_a_command_the_engine_died_before_naming(tmp_path: Path) -> None:
+    """The engine told the reaper of the command's stdout pipe, spawned it, and died before it could hand over
+    the command's pidfd: the reaper finds the command by that pipe and kills it."""
+    from actions.clients.commands import Reaper
+
+    reaper = Reaper()
+    out_r, out_w = os.pipe()
+    try:
+        reaper.tell(f"watch 1 {os.fstat(out_r).st_ino}")
+        command = subprocess.Popen(["sleep", "60"], stdout=out_w, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not on that pipe
+        reaper.control.close()  # as the kernel closes it when the engine dies
+        assert reaper.process.wait(10) == 0
+        assert command.wait(5) == -signal.SIGKILL
+        assert bystander.poll() is None, "the reaper killed a process that was not the engine's command"
+        bystander.kill()
+        bystander.wait()
+    finally:
+        os.close(out_r)
+        os.close(out_w)
