@@ -13,7 +13,7 @@ Rules an action follows:
   raise ``ActionError`` only when the step cannot produce a meaningful result at all;
 - output is plain data (dicts, lists, str, int, float, bool, None): it becomes ``steps.<id>.output`` in
   templates and is written to the audit log, and it is never rendered as a template. Its fields are declared
-  as the action's ``Output`` model, so ``validate`` catches ``steps.probe.output.status_code`` on an action
+  in the action's ``Output`` declaration, so ``validate`` catches ``steps.probe.output.status_code`` on an action
   that has no such field, and ``breakglass actions NAME`` documents them.
 """
 
@@ -89,12 +89,33 @@ def renamed_arguments(model: type[BaseModel]) -> dict[str, str]:
     return renamed
 
 
-class Output(BaseModel):
+class Output:
     """Base of every action's output declaration: the fields of ``steps.<id>.output``, each described.
 
-    A declaration, not a validator: outputs stay plain dicts (a failed attempt may carry fewer fields)."""
+    Written like a pydantic model (``status: str = Field(description=...)``) but a declaration, not a
+    validator: outputs stay plain dicts (a failed attempt may carry fewer fields). So it is not built as a
+    model when defined (a millisecond each, paid by every ``validate`` that imports the action): ``fields()``
+    reads the names, and ``model()`` builds the pydantic model only when ``breakglass actions`` shows types.
+    """
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    @classmethod
+    def fields(cls) -> dict[str, Any]:
+        """Each field's name and its ``Field(...)``, a base class's first, in the order written."""
+        found: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            for name in vars(klass).get("__annotations__", {}):
+                found[name] = vars(klass).get(name)
+        return found
+
+    @classmethod
+    def model(cls) -> type[BaseModel]:
+        """This declaration as a pydantic model: its JSON Schema gives each field's type for the docs."""
+        annotations: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            annotations.update(vars(klass).get("__annotations__", {}))
+        # Built in the declaring module, where its annotations (strings) name their types.
+        return type(cls.__name__, (BaseModel,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                                 "__annotations__": annotations, **cls.fields()})
 
 
 # The output key through which an action leaves something for after the run (a legal deadline, a renewal
@@ -218,7 +239,7 @@ class Action(Generic[P]):
     @classmethod
     def output_fields(cls) -> tuple[str, ...] | None:
         """The names ``steps.<id>.output`` has for this action, or None when its output is open-ended."""
-        return None if cls.Output is None else tuple(f.alias or n for n, f in cls.Output.model_fields.items())
+        return None if cls.Output is None else tuple(cls.Output.fields())
 
     def secrets_for(self, params: P) -> tuple[str, ...]:
         """Secret values in these arguments, redacted before the arguments are recorded or shown.

@@ -187,7 +187,7 @@ class Registry:
 def _describe(name: str, cls: type[Action[Any]]) -> dict[str, Any]:
     from actions.base import can_undo
 
-    output = None if cls.Output is None else _fields(cls.Output.model_json_schema(by_alias=True))
+    output = None if cls.Output is None else _fields(cls.Output.model().model_json_schema(by_alias=True))
     return {"name": name, "effect": str(cls.effect), "summary": cls.summary,
             "arguments": _fields(cls.Params.model_json_schema(by_alias=True)), "output": output,
             "read_only_flag": cls.read_only_flag, "undo": can_undo(cls)}

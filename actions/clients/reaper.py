@@ -55,8 +55,8 @@ def main(control: socket.socket) -> None:
         elif what == b"started" and int(key) in watched and fds:
             command = watched[int(key)]
             command.pid, command.pidfd = int(numbers[0]), fds.pop()
-        elif what == b"done" and (command := watched.pop(int(key), None)) is not None:
-            if command.pidfd >= 0:
+        elif what == b"done" and int(key) in watched:
+            if (command := watched.pop(int(key))).pidfd >= 0:
                 os.close(command.pidfd)
         for fd in fds:
             os.close(fd)

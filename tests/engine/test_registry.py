@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic.fields import FieldInfo
 
 from actions.base import Action, ActionContext, ActionResult, Effect, Params
 from actions.registry import BUILTIN, Registry, UnknownAction
@@ -162,11 +163,13 @@ def test_each_builtin_declares_its_output_fields_with_descriptions() -> None:
         if name == "runbook.run":
             continue  # its output is the called runbook's `outputs:`, declared there (engine.calls)
         cls = registry.get(name)
-        assert cls.Output is not None, f"{name}: declare its output fields (an Output model)"
-        fields = cls.Output.model_fields
+        assert cls.Output is not None, f"{name}: declare its output fields (an Output declaration)"
+        fields = cls.Output.fields()
         assert fields, name
         for field_name, field in fields.items():
-            assert field.description, f"{name}: output field {field_name} has no description"
+            assert isinstance(field, FieldInfo) and field.description, \
+                f"{name}: output field {field_name} has no description"
+        assert list(cls.Output.model().model_fields) == list(fields), name  # the docs' types: the same fields
 
 
 def test_an_undeclared_output_is_open_ended() -> None:
