@@ -10,16 +10,14 @@ gated in a live run.
 
 from __future__ import annotations
 
-import smtplib
 import socket
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import AliasChoices, Field, model_validator
 
@@ -29,6 +27,9 @@ from actions.base import Action, ActionContext, ActionResult, Effect, Output, Pa
 from actions.clients.address import FORMS, parse_address
 from actions.clients.dns import DnsFailure, Resolver
 from engine.errors import ActionError
+
+if TYPE_CHECKING:
+    import ssl
 
 T = TypeVar("T")
 
@@ -88,9 +89,15 @@ class Probe:
             "code": None,
             "text": None,
         }
+        # smtplib and ssl here, not at the top: validating a runbook imports this module, and needs neither.
+        import smtplib
+
         self.smtp = smtplib.SMTP(timeout=params.timeout)
 
     def stage(self, name: str, step: Callable[[], T]) -> T:
+        import smtplib
+        import ssl
+
         started = time.perf_counter()
         try:
             value = step()
@@ -187,6 +194,8 @@ class Probe:
         self.report["sent"] = {"to": message["To"], "message_id": message["Message-ID"]}
 
     def _quit(self) -> None:
+        import smtplib
+
         try:
             if self.smtp.sock is not None:
                 self.smtp.quit()
@@ -195,6 +204,8 @@ class Probe:
 
 
 def _describe(exc: BaseException) -> str:
+    import smtplib
+
     # smtplib reports a read timeout as SMTPServerDisconnected raised while handling the TimeoutError.
     if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
         return "timed out"
@@ -204,6 +215,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    import ssl
+
     if not verify:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False

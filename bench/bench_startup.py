@@ -88,16 +88,20 @@ def _first_step(directory: Path) -> Path:
 BIGGEST = Path(__file__).resolve().parent.parent / "runbooks" / "dns-failover.yaml"
 
 
-def _median(cmd: list[str], runs: int, env: dict[str, str]) -> float:
-    subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm the page cache
-    times = []
+def _medians(commands: list[list[str]], runs: int, env: dict[str, str]) -> list[float]:
+    """Median wall time of each command over ``runs`` rounds. Each round runs every command once, in turn:
+    on a shared host whose speed changes from minute to minute, all commands then see the same minutes."""
+    for cmd in commands:
+        subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm the page cache
+    times: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
-        times.append(time.perf_counter() - start)
-        if proc.returncode not in (0,):
-            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr.decode()}")
-    return statistics.median(times)
+        for cmd, seen in zip(commands, times, strict=True):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
+            seen.append(time.perf_counter() - start)
+            if proc.returncode not in (0,):
+                raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr.decode()}")
+    return [statistics.median(seen) for seen in times]
 
 
 def _package_dirs() -> list[Path]:
@@ -148,10 +152,11 @@ def main() -> None:
             ("breakglass show dns-failover", [script, "show", str(BIGGEST)], CHECKING),
             ("breakglass run (to its first step)", [script, "run", str(first), "--dry-run"], CHECKING),
         ]
-        results = [(label, _median(cmd, args.runs, env), target) for label, cmd, target in commands]
+        medians = _medians([cmd for _, cmd, _ in commands], args.runs, env)
+        results = [(label, median, target) for (label, _, target), median in zip(commands, medians, strict=True)]
     base = results[0][1]
     load = os.getloadavg()[0]
-    print(f"median of {args.runs} runs on {os.cpu_count()} CPUs, load {load:.2f}; {sys.executable}; {bytecode}")
+    print(f"median of {args.runs} interleaved rounds on {os.cpu_count()} CPUs, load {load:.2f}; {sys.executable}; {bytecode}")
     print(f"{'command':<40} {'median':>9} {'vs python':>10} {'target':>8}")
     for label, seconds, target in results:
         verdict = "" if target is None else f"{target * 1000:>6.0f}ms{'' if seconds <= target else ' OVER'}"

@@ -8,7 +8,6 @@ actions does) stays cheap. Nothing here raises on a misbehaving server: fetches 
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import os
@@ -24,6 +23,8 @@ from urllib.parse import quote, urlsplit
 from engine.errors import ActionError
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 IANA_DNS_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
@@ -145,6 +146,8 @@ class ServerGate:
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
+        import asyncio  # here, not at the top: validating a runbook imports this module
+
         semaphore = self._slots.setdefault(host, asyncio.Semaphore(self.per_server))
         async with semaphore:
             while (wait := self._not_before.get(host, 0.0) - time.monotonic()) > 0:
@@ -187,6 +190,8 @@ def retry_after(value: str | None, default: float) -> float:
 
 async def fetch_rdap(client: httpx.AsyncClient, url: str, policy: FetchPolicy, gate: ServerGate) -> Fetched:
     """GET an RDAP object, retrying 5xx, timeouts and 429 (after its Retry-After, up to the cap)."""
+    import asyncio
+
     host = urlsplit(url).netloc
     outcome = Fetched("unreachable", url, message="no attempt made")
     for attempt in range(1, policy.retries + 2):

@@ -17,14 +17,15 @@ OCSP: the stdlib's ``ssl`` cannot ask for or read a stapled OCSP response, so a 
 
 from __future__ import annotations
 
-import _ssl
 import socket
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from actions.clients.http_tls import certificate_fields, ssl_context
+
+if TYPE_CHECKING:
+    import ssl
 
 StartTls = Literal["none", "smtp", "imap"]
 
@@ -136,6 +137,8 @@ def _connect(endpoint: Endpoint, ctx: ssl.SSLContext, timeout: float) -> ssl.SSL
 
 
 def _served_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    import _ssl
+
     # public from Python 3.13; the same method on the C object before that (3.10+)
     getter = getattr(tls, "get_unverified_chain", None) or tls._sslobj.get_unverified_chain  # type: ignore[attr-defined]
     return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in getter() or []]
@@ -206,6 +209,8 @@ def _missing_issuer(chain: list[bytes], anchors: set[str]) -> str | None:
 def inspect(endpoint: Endpoint, *, ca_file: str | None = None, timeout: float = 10.0, min_days: int = 0,
             read_hsts: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """What ``endpoint`` presents and what is wrong with it; a connection that fails is ``status: error``."""
+    import ssl  # here, not at the top: validating a runbook imports this module, and needs no TLS
+
     verifying = ssl_context(True, ca_file)
     verify_error: str | None = None
     try:

@@ -11,7 +11,6 @@ answered in ISO-2022-JP, which a UTF-8 decode would turn into escape-sequence ga
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -70,6 +69,8 @@ def server_for(domain: str, explicit: str | None) -> tuple[str, int] | None:
 
 async def query(host: str, port: int, domain: str, timeout: float) -> str:
     """Send one query line, read until the server closes (RFC 3912 section 2)."""
+    import asyncio  # here, not at the top: validating a runbook imports this module
+
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
         writer.write(domain.encode("idna") + b"\r\n")
