@@ -9,10 +9,12 @@ such guarantee.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import os
-import selectors
+import math
+import select
 import signal
 import socket
 import subprocess
@@ -45,19 +47,19 @@ def run(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], stdin: 
         return _run_directly(argv, cwd, env, stdin, timeout)
     reaper = _reaper()
     deadline = None if timeout is None else time.monotonic() + timeout
-    in_r, in_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
+    in_r, in_w = os.pipe() if stdin is not None else (os.dup(_devnull(os.getpid())), -1)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     key = next(reaper.keys)
     try:
         # Told before the spawn: were the engine killed right after it, the reaper still finds the command.
-        reaper.tell(f"watch {key} {os.fstat(out_r).st_ino}")
+        reaper.tell(f"watch {key} {os.fstat(out_r).st_ino}{reaper.reaped()}")
         pid = _spawn(argv, cwd, env, in_r, out_w, err_w)
     except OSError as exc:
         for fd in (in_w, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
-        reaper.tell(f"done {key}", quiet=True)
+        reaper.forget(key)
         error = exc.strerror or str(exc)
         return Finished(None, b"", b"", error=error if reaper.alive() else f"the command helper is gone ({error})")
     finally:
@@ -72,7 +74,7 @@ def run(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str], stdin: 
         raise
     finally:
         os.close(pidfd)
-        reaper.tell(f"done {key}", quiet=True)
+        reaper.forget(key)
 
 
 def _spawn(argv: Sequence[str], cwd: str | None, env: Mapping[str, str], stdin: int, stdout: int,
@@ -103,7 +105,9 @@ class Reaper:
                 [sys.executable, "-I", "-S", str(REAPER), str(theirs.fileno())], pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
         self.control = ours
-        self.keys = itertools.count(1)  # next() is atomic under the GIL: threads running commands share it
+        # Shared by the threads that run commands: next() and the deque's ends are atomic under the GIL.
+        self.keys = itertools.count(1)
+        self.done: collections.deque[int] = collections.deque()
 
     def tell(self, message: str, fds: Sequence[int] = (), quiet: bool = False) -> None:
         """One message, sent whole (SOCK_SEQPACKET) even with other threads sending; OSError unless
@@ -114,6 +118,21 @@ class Reaper:
             if not quiet:
                 raise
 
+    def forget(self, key: int) -> None:
+        """Command ``key`` is reaped. The reaper hears it with the next command's ``watch``, a message less
+        per command: until then it keeps the pidfd, which says the command has ended, so it is not killed."""
+        self.done.append(key)
+
+    def reaped(self) -> str:
+        """The commands reaped since the last ``watch``, as that message's tail."""
+        keys = []
+        while self.done:
+            try:
+                keys.append(self.done.popleft())
+            except IndexError:  # another thread took the last one
+                break
+        return "".join(f" {k}" for k in keys)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -123,47 +142,50 @@ def _communicate(pid: int, pidfd: int, in_w: int, out_r: int, err_r: int, data: 
     """Feed stdin and read stdout and stderr to their end, then reap the command. Past ``deadline`` its
     group is killed: it is not reaped yet, so the pid is still its own."""
     outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    sel = selectors.DefaultSelector()
+    poller = select.poll()  # not epoll: no descriptor of its own to make and close for every command
+    watching = set(outputs)
     for fd in outputs:
-        sel.register(fd, selectors.EVENT_READ)
+        poller.register(fd, select.POLLIN)
     if in_w >= 0 and data:
         os.set_blocking(in_w, False)
-        sel.register(in_w, selectors.EVENT_WRITE)
+        poller.register(in_w, select.POLLOUT)
+        watching.add(in_w)
     elif in_w >= 0:
         os.close(in_w)
         in_w = -1
     pending, timed_out, ended = memoryview(data), False, None
     try:
         while True:
-            watching = sel.get_map()
             if out_r not in watching and err_r not in watching:  # stdin left unread does not keep us waiting
                 ended = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
                 if ended is not None:
                     break
                 if pidfd not in watching:  # its outputs are closed and it goes on: the deadline still holds
-                    sel.register(pidfd, selectors.EVENT_READ)
+                    poller.register(pidfd, select.POLLIN)
+                    watching.add(pidfd)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 timed_out, deadline, left = True, None, None
                 _kill_group(pid)
-            for key, _ in sel.select(left):
-                if key.fd == in_w:
+            for fd, _ in poller.poll(None if left is None else math.ceil(left * 1000)):
+                if fd == in_w:
                     try:
                         pending = pending[os.write(in_w, pending[:65536]):]
                     except BrokenPipeError:
                         pending = pending[:0]
                     if not pending:
-                        sel.unregister(in_w)
+                        poller.unregister(in_w)
+                        watching.discard(in_w)
                         os.close(in_w)
                         in_w = -1
-                elif key.fd in outputs:
-                    chunk = os.read(key.fd, 65536)
+                elif fd in outputs:
+                    chunk = os.read(fd, 65536)
                     if chunk:
-                        outputs[key.fd].append(chunk)
+                        outputs[fd].append(chunk)
                     else:
-                        sel.unregister(key.fd)
+                        poller.unregister(fd)
+                        watching.discard(fd)
     finally:
-        sel.close()
         for fd in (in_w, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
@@ -184,6 +206,12 @@ def _end(pid: int, pidfd: int) -> None:
             os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
     except ChildProcessError:
         pass  # reaped already
+
+
+@functools.lru_cache(maxsize=1)
+def _devnull(pid: int) -> int:
+    """This process's /dev/null, opened once (kept open, as stdin for every command that is given none)."""
+    return os.open(os.devnull, os.O_RDONLY)
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,11 +13,12 @@ The engine starts and reaps its commands itself (a spawn here would add two proc
 command); this process only watches. Per command the engine sends, on one ``SOCK_SEQPACKET`` socket (one
 message per datagram, delivered in order, words separated by spaces):
 
-- ``watch KEY INODE`` before it spawns: the inode of the command's stdout pipe, by which the command is
-  found in /proc should the engine die before it could say more;
+- ``watch KEY INODE [DONE...]`` before it spawns: the inode of the command's stdout pipe, by which the
+  command is found in /proc should the engine die before it could say more; then the keys of the commands
+  the engine has reaped since its last ``watch`` (their pidfds already say they ended: nothing is lost by
+  hearing it late);
 - ``started KEY PID`` with the command's pidfd, taken while the engine had not reaped it, so it is that
-  process and no other;
-- ``done KEY`` once it has reaped it.
+  process and no other.
 """
 
 from __future__ import annotations
@@ -49,15 +50,15 @@ def main(control: socket.socket) -> None:
             for command in watched.values():
                 _kill(command)
             return
-        what, key, *numbers = msg.split()
+        what, key, number, *done = msg.split()
         if what == b"watch":
-            watched[int(key)] = Command(int(numbers[0]))
+            watched[int(key)] = Command(int(number))
+            for reaped in map(int, done):
+                if reaped in watched and (command := watched.pop(reaped)).pidfd >= 0:
+                    os.close(command.pidfd)
         elif what == b"started" and int(key) in watched and fds:
             command = watched[int(key)]
-            command.pid, command.pidfd = int(numbers[0]), fds.pop()
-        elif what == b"done" and int(key) in watched:
-            if (command := watched.pop(int(key))).pidfd >= 0:
-                os.close(command.pidfd)
+            command.pid, command.pidfd = int(number), fds.pop()
         for fd in fds:
             os.close(fd)
 
