@@ -11,7 +11,7 @@
   to another origin (none of the runbook's headers), and which header and URL parts are credentials.
 - ``ssh_session``, ``ssh_hostkeys``, ``ssh_transfer``: one SSH connection with host-key checking and a jump
   host, and verified SFTP copies.
-- ``commands``: local commands (``shell.run``), started by ``reaper``, a small helper process per engine that
+- ``commands``: local commands (``shell.run``), watched by ``reaper``, a small helper process per engine that
   kills every command's process group when the engine dies.
 
 Everything in actions/ outside this package is an action (plus the interface, base.py, and the registry).
