@@ -156,7 +156,8 @@ def main() -> None:
         results = [(label, median, target) for (label, _, target), median in zip(commands, medians, strict=True)]
     base = results[0][1]
     load = os.getloadavg()[0]
-    print(f"median of {args.runs} interleaved rounds on {os.cpu_count()} CPUs, load {load:.2f}; {sys.executable}; {bytecode}")
+    print(f"median of {args.runs} interleaved rounds on {os.cpu_count()} CPUs, load {load:.2f}; {sys.executable}; "
+          f"{bytecode}")
     print(f"{'command':<40} {'median':>9} {'vs python':>10} {'target':>8}")
     for label, seconds, target in results:
         verdict = "" if target is None else f"{target * 1000:>6.0f}ms{'' if seconds <= target else ' OVER'}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import os
 import math
+import os
 import select
 import signal
 import socket
