@@ -155,3 +155,26 @@ def test_reaper_finds_a_command_the_engine_died_before_naming(tmp_path: Path) ->
     finally:
         os.close(out_r)
         os.close(out_w)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the command helper (actions/clients/reaper.py) is Linux-only")
+def test_concurrent_commands_each_get_their_own_end_and_the_helper_keeps_no_descriptors() -> None:
+    """A loop runs its items' commands from many threads at once: each gets its own output and exit code,
+    and the helper lets go of every command's pidfd once the engine has reaped it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actions.clients import commands
+
+    def one(i: int) -> commands.Finished:
+        return commands.run(["/bin/sh", "-c", f"echo {i}; exit {i % 7}"], cwd=None, env=dict(os.environ),
+                            stdin=None, timeout=30)
+
+    with ThreadPoolExecutor(16) as pool:
+        done = list(pool.map(one, range(200)))
+    assert [(d.stdout, d.exit_code) for d in done] == [(f"{i}\n".encode(), i % 7) for i in range(200)]
+    one(0)  # its `watch` carries the last reaped keys to the helper
+    helper = commands._reaper().process.pid
+    deadline = time.monotonic() + 5
+    while len(os.listdir(f"/proc/{helper}/fd")) > 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(f"/proc/{helper}/fd")) <= 8, os.listdir(f"/proc/{helper}/fd")
