@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
@@ -101,21 +101,27 @@ class Output:
     @classmethod
     def fields(cls) -> dict[str, Any]:
         """Each field's name and its ``Field(...)``, a base class's first, in the order written."""
-        found: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            for name in vars(klass).get("__annotations__", {}):
-                found[name] = vars(klass).get(name)
-        return found
+        return {name: declared for name, _, declared in cls._declared()}
 
     @classmethod
     def model(cls) -> type[BaseModel]:
         """This declaration as a pydantic model: its JSON Schema gives each field's type for the docs."""
-        annotations: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            annotations.update(vars(klass).get("__annotations__", {}))
+        declared = list(cls._declared())
         # Built in the declaring module, where its annotations (strings) name their types.
-        return type(cls.__name__, (BaseModel,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
-                                                 "__annotations__": annotations, **cls.fields()})
+        return type(cls.__name__, (BaseModel,), {
+            "__module__": cls.__module__, "__doc__": cls.__doc__,
+            "__annotations__": {name: annotation for name, annotation, _ in declared},
+            **{name: info for name, _, info in declared}})
+
+    @classmethod
+    def _declared(cls) -> Iterator[tuple[str, Any, Any]]:
+        """(name, annotation, Field) of each field, a base class's first, each name once."""
+        seen: dict[str, tuple[Any, Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                seen[name] = (annotation, vars(klass).get(name))
+        for name, (annotation, info) in seen.items():
+            yield name, annotation, info
 
 
 # The output key through which an action leaves something for after the run (a legal deadline, a renewal
