@@ -235,6 +235,14 @@ class Action(Generic[P]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("Output")
+        if isinstance(declared, type) and issubclass(declared, BaseModel):
+            # An output written as a pydantic model (third-party actions before Output became a declaration):
+            # the same fields, declared.
+            fields = {info.alias or name: info for name, info in declared.model_fields.items()}
+            cls.Output = type(declared.__name__, (OutputModel,), {
+                "__module__": declared.__module__, "__doc__": declared.__doc__,
+                "__annotations__": {name: info.annotation for name, info in fields.items()}, **fields})
         if "Params" in cls.__dict__:
             return
         for base in cls.__dict__.get("__orig_bases__", ()):
