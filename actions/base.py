@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
@@ -101,27 +101,30 @@ class Output:
     @classmethod
     def fields(cls) -> dict[str, Any]:
         """Each field's name and its ``Field(...)``, a base class's first, in the order written."""
-        return {name: declared for name, _, declared in cls._declared()}
+        return {name: info for name, (_, info) in cls._declared().items()}
 
     @classmethod
     def model(cls) -> type[BaseModel]:
         """This declaration as a pydantic model: its JSON Schema gives each field's type for the docs."""
-        declared = list(cls._declared())
-        # Built in the declaring module, where its annotations (strings) name their types.
-        return type(cls.__name__, (BaseModel,), {
-            "__module__": cls.__module__, "__doc__": cls.__doc__,
-            "__annotations__": {name: annotation for name, annotation, _ in declared},
-            **{name: info for name, _, info in declared}})
+        return _with_fields(BaseModel, cls, cls._declared())
 
     @classmethod
-    def _declared(cls) -> Iterator[tuple[str, Any, Any]]:
-        """(name, annotation, Field) of each field, a base class's first, each name once."""
-        seen: dict[str, tuple[Any, Any]] = {}
+    def _declared(cls) -> dict[str, tuple[Any, Any]]:
+        """Each field's name, annotation and ``Field(...)``, a base class's first."""
+        declared: dict[str, tuple[Any, Any]] = {}
         for klass in reversed(cls.__mro__):
             for name, annotation in vars(klass).get("__annotations__", {}).items():
-                seen[name] = (annotation, vars(klass).get(name))
-        for name, (annotation, info) in seen.items():
-            yield name, annotation, info
+                declared[name] = (annotation, vars(klass).get(name))
+        return declared
+
+
+def _with_fields(base: type[Any], like: type[Any], fields: Mapping[str, tuple[Any, Any]]) -> type[Any]:
+    """A subclass of ``base`` named and documented as ``like`` and in its module (where annotations written as
+    strings name their types), with ``fields``: name → (annotation, ``Field(...)``)."""
+    return type(like.__name__, (base,), {
+        "__module__": like.__module__, "__doc__": like.__doc__,
+        "__annotations__": {name: annotation for name, (annotation, _) in fields.items()},
+        **{name: info for name, (_, info) in fields.items()}})
 
 
 # The output key through which an action leaves something for after the run (a legal deadline, a renewal
@@ -239,10 +242,8 @@ class Action(Generic[P]):
         if isinstance(declared, type) and issubclass(declared, BaseModel):
             # An output written as a pydantic model (third-party actions before Output became a declaration):
             # the same fields, declared.
-            fields = {info.alias or name: info for name, info in declared.model_fields.items()}
-            cls.Output = type(declared.__name__, (OutputModel,), {
-                "__module__": declared.__module__, "__doc__": declared.__doc__,
-                "__annotations__": {name: info.annotation for name, info in fields.items()}, **fields})
+            cls.Output = _with_fields(OutputModel, declared, {
+                info.alias or name: (info.annotation, info) for name, info in declared.model_fields.items()})
         if "Params" in cls.__dict__:
             return
         for base in cls.__dict__.get("__orig_bases__", ()):

@@ -234,4 +234,3 @@ def test_actions_reach_the_engine_only_through_errors() -> None:
             crossing += [f"{path.relative_to(root.parent)}:{node.lineno} imports {name}" for name in names
                          if name.startswith("engine") and name != "engine.errors"]
     assert not crossing, "\n".join(crossing)
-
