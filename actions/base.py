@@ -46,6 +46,10 @@ class Params(BaseModel):
     A renamed argument keeps its old name as an accepted alias, written as the field's
     ``validation_alias=AliasChoices(new, old, ...)``: runbooks written before the rename still run, and
     ``deprecations()`` says what to write instead.
+
+    An empty list or mapping is written ``Field(default=[])``: pydantic copies a mutable default for each
+    instance, while ``default_factory=list`` has it read a builtin's signature (Python tokenizes its text
+    signature), which costs `validate` and `run` ~5 ms.
     """
 
     # defer_build: validating a runbook needs only the field names; the validator is built on first use.

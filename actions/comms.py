@@ -38,7 +38,7 @@ class CommsPostParams(Params):
     languages: list[Lang] = Field(default_factory=lambda: list[Lang](["en", "ja"]),
                                   description="The languages to send (default both).")
     templates: dict[str, str] = Field(
-        default_factory=dict,
+        default={},
         description="Filled by the engine from the runbook's `comms.templates.<kind>` (en, ja): not written.")
     cadence_minutes: int | None = Field(
         None, description="Filled from `comms.cadence`: when the next update is promised.")

@@ -167,7 +167,7 @@ class DnsUpdateParams(Params):
         description="replace: the RRset becomes `records` (empty = delete it); add: add `records`; "
         "delete: remove `records`, or the whole RRset when `records` is empty.",
     )
-    records: list[str] = Field(default_factory=list, description="Record values in zone-file form.")
+    records: list[str] = Field(default=[], description="Record values in zone-file form.")
     ttl: int | None = Field(
         None,
         ge=0,

@@ -350,7 +350,7 @@ class DomainStatusOutput(Output):
     locks: dict[str, Any] = Field(description="Which transfer, update and delete locks are set.")
     findings: list[str] = Field(description="What an operator should know, most important first.")
     unknown: list[str] = Field(
-        default_factory=list,
+        default=[],
         description="Fields the registry's answer did not give: statuses, expires, registrar.",
     )
     registrant: str | None = Field(None, description="The registrant, where the registry publishes it (JPRS).")

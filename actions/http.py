@@ -43,7 +43,7 @@ class HttpTarget(Params):
 
     url: str = Field(description="http:// or https:// URL.")
     headers: dict[str, str] = Field(
-        default_factory=dict,
+        default={},
         description="Request headers; credentials (Authorization, *token*, *key*) are redacted, and none of "
         "these headers is sent to another origin a redirect leads to.",
     )

@@ -35,7 +35,7 @@ NAMESERVERS = "resolvers 'ip[:port]' ('[v6]:port'), one or a list, asked in orde
 class MailAuthRecordsParams(Params):
     domain: str = Field(description="mail domain to inspect, e.g. example.com")
     dkim_selectors: list[str] = Field(
-        default_factory=list, description="DKIM selectors to look up (<selector>._domainkey.<domain>)"
+        default=[], description="DKIM selectors to look up (<selector>._domainkey.<domain>)"
     )
     sending_ip: str | None = Field(
         default=None, description="outbound IP whose PTR and forward-confirmed reverse DNS to check"

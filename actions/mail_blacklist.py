@@ -48,8 +48,8 @@ class ZoneSpec(BaseModel):
     ipv6: bool = Field(default=False, description="the list publishes IPv6 entries (RFC 5782 section 2.4)")
     delist: str = Field(default="", description="URL where a listed owner requests removal")
     procedure: str = Field(default="", description="how this list's removal works, in one or two sentences")
-    codes: dict[str, CodeMeaning] = Field(default_factory=dict, description="A answer -> meaning")
-    bits: dict[int, str] = Field(default_factory=dict, description="bitmask lists: last-octet bit -> meaning")
+    codes: dict[str, CodeMeaning] = Field(default={}, description="A answer -> meaning")
+    bits: dict[int, str] = Field(default={}, description="bitmask lists: last-octet bit -> meaning")
     refused_range: str | None = Field(
         default=REFUSED_RANGE, description="answers in this CIDR are query refusals; null when none are"
     )

@@ -30,7 +30,7 @@ class Receiver(BaseModel):
     id: str
     name: str
     patterns: list[str]
-    codes: dict[str, str] = Field(default_factory=dict)
+    codes: dict[str, str] = Field(default={})
     procedure: str
     url: str
 

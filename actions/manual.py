@@ -16,8 +16,8 @@ from actions.base import Action, ActionContext, ActionResult, OperatorTerminal, 
 
 class ManualParams(Params):
     instructions: str = Field("", description="What to do, in markdown (templates allowed).")
-    checklist: list[str] = Field(default_factory=list, description="Items the operator confirms one by one.")
-    ask: list[str] = Field(default_factory=list, description="Questions whose typed answers become the output "
+    checklist: list[str] = Field(default=[], description="Items the operator confirms one by one.")
+    ask: list[str] = Field(default=[], description="Questions whose typed answers become the output "
                            "(e.g. 'Registrar ticket number').")
     required: bool = Field(True, description="Fail the step if any checklist item is answered no.")
 

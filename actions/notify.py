@@ -28,11 +28,11 @@ class NotifyWebhookParams(Params):
         "json: {text, run_id, runbook_id, step_id, operator, mode}.",
     )
     extra: dict[str, Any] = Field(
-        default_factory=dict, description='More payload fields (e.g. {"channel": "#incident"}).'
+        default={}, description='More payload fields (e.g. {"channel": "#incident"}).'
     )
     include_run_info: bool = Field(True, description="Add run id, runbook, step, operator and mode.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers; credentials redacted."
+        default={}, description="Extra request headers; credentials redacted."
     )
     verify_tls: bool = Field(True, description="Verify the webhook's TLS certificate.")
     ca_file: str | None = Field(

@@ -18,7 +18,7 @@ from engine.errors import ActionError
 class RunbookRunParams(Params):
     runbook: str = Field(description="The id of the runbook to run (written out, not a template); looked up next "
                          "to this runbook first, then where `breakglass list` looks.")
-    inputs: dict[str, Any] = Field(default_factory=dict,
+    inputs: dict[str, Any] = Field(default={},
                                    description="Its inputs; templates over this runbook's inputs and steps.")
 
 

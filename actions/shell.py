@@ -22,7 +22,7 @@ class ShellRunParams(Params):
         "would split words (no pipes, redirections or variables: there is no shell)."
     )
     cwd: str | None = Field(None, description="Working directory.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: dict[str, str] = Field(default={}, description="Extra environment variables.")
     stdin: str | None = Field(None, description="Text fed to the command's standard input.")
     read_only: bool = Field(False, strict=True, description="true marks a diagnostic: it runs in dry-runs and is not "
                             "gated. Written as a literal true or false, never a template.")

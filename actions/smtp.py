@@ -55,7 +55,7 @@ class SmtpProbeParams(Params):
     mail_from: str | None = Field(default=None, description="envelope sender; default postmaster@helo_name")
     subject: str = Field(default="breakglass SMTP probe", description="subject of the test message")
     attachments: list[AttachmentKind] = Field(
-        default_factory=list,
+        default=[],
         description="send one numbered test message per kind instead (needs send_to), to find which kinds are "
         "lost: " + ", ".join(KINDS) + " (harmless samples made in memory)",
     )

@@ -23,6 +23,7 @@ class Frozen(BaseModel):
     # strict: a runbook says what it means. `attempts: "3"` or `required: "yes"` is a mistake to report, and
     # strict types are what the generated JSON Schema tells editors. Fields are read by their alias only: a
     # file writes `with`, never the Python name `with_`. defer_build: `list` and `--help` never validate.
+    # Empty defaults are `default=[]`, not `default_factory=list`: see actions.base.Params.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
@@ -58,7 +59,7 @@ class Announce(Frozen):
 
     action: str = Field(description="A notify action, e.g. notify.webhook.")
     with_: dict[str, Any] = Field(
-        default_factory=dict, alias="with",
+        default={}, alias="with",
         description="Its arguments. Templates may also use `gate`: run, step, digest, needed, approvers, "
                     "seconds (its timeout) and approve, the exact `breakglass approve RUN STEP --digest HASH`.",
     )
@@ -77,7 +78,7 @@ class Gate(Frozen):
         description="How many distinct people other than the operator must approve (signed with their SSH keys).",
     )
     approvers: list[Annotated[str, Field(pattern=APPROVER)]] = Field(
-        default_factory=list,
+        default=[],
         description="Who may approve: names or @groups of the team's allowed_signers file (needs `approvals`).",
     )
     timeout: float | None = Field(
@@ -135,7 +136,7 @@ class Rollback(Frozen):
 
     title: str | None = Field(None, description="What the rollback does, for the operator.")
     action: str = Field(description="A registered action's name.")
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's arguments.")
+    with_: dict[str, Any] = Field(default={}, alias="with", description="The action's arguments.")
     confirm: Confirm | None = Field(
         None, description="Gate for the rollback itself; mutating rollbacks are gated unless false."
     )
@@ -171,7 +172,7 @@ class Step(Frozen):
     description: str = Field("", description="Markdown instructions shown to the operator.")
     action: str = Field(description="A registered action's name, e.g. dns.lookup (see `breakglass actions`).")
     with_: dict[str, Any] = Field(
-        default_factory=dict, alias="with", description="The action's arguments; strings are templates."
+        default={}, alias="with", description="The action's arguments; strings are templates."
     )
     when: str | bool | None = Field(None, description="Skip the step unless this expression is true.")
     confirm: Confirm | None = Field(
@@ -268,19 +269,19 @@ class Runbook(Frozen):
     severity: Literal["critical", "high", "medium", "low"] = Field(
         "high", description="How bad the outage this runbook handles usually is."
     )
-    tags: list[str] = Field(default_factory=list, description="Free-form labels for `breakglass list`.")
-    inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters of the run.")
+    tags: list[str] = Field(default=[], description="Free-form labels for `breakglass list`.")
+    inputs: dict[str, InputSpec] = Field(default={}, description="Typed parameters of the run.")
     comms: Comms | None = Field(
         None, description="Status-page and customer-notice templates (en, ja) and the update cadence; "
         "`comms.post` steps send them and the run reminds the operator when an update is due.")
     defaults: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
+        default={},
         description="Arguments per action ({dns.update: {server: ..., zone: ...}}), merged under the `with` of "
         "every step and rollback of that action; the step's own arguments win. Templates may read inputs and run.",
     )
     steps: list[StepOrGroup] = Field(min_length=1, description="The ordered steps; `parallel` groups among them.")
     outputs: dict[str, Any] = Field(
-        default_factory=dict,
+        default={},
         description="What this runbook gives a runbook that calls it (`action: runbook.run`): names to templates "
         "over its inputs and steps, rendered after its last step; the call step's output.",
     )

@@ -325,7 +325,7 @@ def test_actions_say_which_can_undo_themselves() -> None:
     code, out, _ = _invoke("actions", "shell.run")
     assert "Rollback: write one by hand (`rollback: auto` does not work" in out
     code, out, _ = _invoke("actions", "runbook.run")
-    assert code == 0 and "runbook (string, required)" in out and "inputs (mapping, optional)" in out
+    assert code == 0 and "runbook (string, required)" in out and "inputs (mapping, default {})" in out
 
 
 def test_console_script_starts_without_the_collector_and_gets_it_back() -> None:
