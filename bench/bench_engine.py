@@ -185,7 +185,8 @@ def main() -> int:
     t_med, t_wall = results["trivial"]
     s_med, s_wall = results["shell"]
     print(f"audit append+fsync (same disk)        median {fsync_ms:6.3f} ms")
-    print(f"spawn /bin/true (posix_spawn, reaped) median {spawn_ms:6.3f} ms   (the two added: {fsync_ms + spawn_ms:.3f} ms)")
+    print(f"spawn /bin/true (posix_spawn, reaped) median {spawn_ms:6.3f} ms   "
+          f"(the two added: {fsync_ms + spawn_ms:.3f} ms)")
     print(f"spawn, then append+fsync, in turn     median {floor_ms:6.3f} ms   (a shell step's floor: what it must do, "
           f"nothing else)")
     print(f"trivial step, in-process ({n_t} steps)  median {t_med:6.3f} ms/step   "

@@ -2,12 +2,13 @@
 
     python bench/bench_startup.py [--runs N]
 
-Prints the median wall time of ``python -c pass``, of the libraries ``validate`` needs imported with nothing
-of breakglass (typer, pydantic with one model built, Jinja2's sandbox, PyYAML), ``breakglass --help``, ``breakglass list``,
-``breakglass validate ONE_RUNBOOK`` (a sample using core actions, plus a dns.lookup step when that action
-exists, and the largest shipped runbook), ``breakglass show`` and the start of ``breakglass run`` (a dry-run
-of the sample up to its first step, in a fresh home), each one's ratio to the bare interpreter, breakglass's own share of ``validate``, ``show`` and ``run`` (their
-time beyond the libraries alone) and the target.
+Prints the median wall time of ``python -c pass``, of the libraries ``validate`` needs imported with
+nothing of breakglass (typer, pydantic with one model built, Jinja2's sandbox, PyYAML), ``breakglass
+--help``, ``breakglass list``, ``breakglass validate ONE_RUNBOOK`` (a sample using core actions, plus a
+dns.lookup step when that action exists, and the largest shipped runbook), ``breakglass show`` and the start
+of ``breakglass run`` (a dry-run of the sample up to its first step, in a fresh home); for each, its ratio
+to the bare interpreter, breakglass's own share of ``validate``, ``show`` and ``run`` (their time beyond
+the libraries alone) and the target.
 Every validation is a full one: nothing is cached between runs (only Python's bytecode is, as in any
 installed copy; ``--source-only`` measures without it). ``validate``, ``show`` and ``run`` check the
 file with the pydantic model, the one runbook contract. Targets on the project's 2-core machine: ``--help``

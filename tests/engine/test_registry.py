@@ -67,8 +67,9 @@ def test_every_builtin_resolves_to_an_action_with_documented_arguments() -> None
 def test_no_model_field_makes_pydantic_read_a_builtin_signature() -> None:
     """`default_factory=list` costs validate ~5 ms (Python tokenizes the builtin's text signature);
     the argument models and the runbook model write empty defaults as `default=[]` (actions.base.Params)."""
-    import engine.model
     from pydantic import BaseModel
+
+    import engine.model
 
     registry = Registry()
     models = [registry.get(name).Params for name in BUILTIN]
