@@ -4,9 +4,9 @@
 
 Runs in-process through ``engine.session.start`` (a 1,000-step runbook of ``log.note`` and ``assert`` steps,
 and a 300-step runbook of ``shell.run /bin/true`` with ``read_only: true``), once end to end through the CLI,
-and next to each run the floor of a shell step: one audit append + fsync on the same disk, and one spawn of
-/bin/true. Per-step figures are medians of the gaps between consecutive ``step.succeeded`` records, so the
-run's start-up is not spread over the steps.
+and next to each run the floor of a shell step: a spawn of /bin/true, then one audit append + fsync on the
+same disk, in turn (each also measured alone). Per-step figures are medians of the gaps between consecutive
+``step.succeeded`` records, so the run's start-up is not spread over the steps.
 Targets on the project's 2-core VM (issue 15): ≤ 1 ms per trivial step, ≤ 1.5 ms per shell step.
 """
 
@@ -109,11 +109,11 @@ def fsync_cost_ms(directory: Path, n: int = 200) -> float:
 
 
 def spawn_cost_ms(n: int = 200, durable: Path | None = None) -> float:
-    """The floor of a shell step: spawning /bin/true in a session of its own, reading its stdout and stderr
-    to their end and reaping it, with nothing around it (posix_spawn, as the engine does; subprocess.run
-    adds about 0.2 ms of its own). With ``durable``, each spawn is followed by one append + fsync of a record
-    to that file, in turn, as a step does them: an fsync right after a spawn costs more than one of a tight
-    loop of fsyncs (the CPU has slept while the command ran), and the step pays that one."""
+    """Spawning /bin/true in a session of its own, reading its stdout and stderr to their end and reaping it,
+    with nothing around it (posix_spawn, as the engine does; subprocess.run adds about 0.2 ms of its own).
+    With ``durable``, each spawn is followed by one append + fsync of a record to that file, as a step does
+    them: the floor of a shell step. An fsync right after a spawn costs more than one of a tight loop of
+    fsyncs (the CPU has slept while the command ran), and the step pays that one."""
     env = dict(os.environ)
     fd = os.open(durable, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if durable else -1
     costs = []
@@ -169,8 +169,9 @@ def main() -> int:
         home = root / "home"
         trivial = write_runbook(root, "bench-trivial", trivial_runbook(args.trivial))
         shell = write_runbook(root, "bench-shell", shell_runbook(args.shell))
-        # Each repeat measures the floor (an fsync, a spawn) next to its runs: the host's speed changes from
-        # minute to minute, so a step is compared with the floor of the same minute. The best repeat is shown.
+        # Each repeat measures the floor (an fsync, a spawn, the two in turn) next to its runs: the host's speed
+        # changes from minute to minute, so a step is compared with the floor of the same minute. The best
+        # repeat is shown.
         repeats = []
         for i in range(args.repeat):
             floor = (fsync_cost_ms(root), spawn_cost_ms(), spawn_cost_ms(durable=root / "floor-probe"))
